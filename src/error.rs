@@ -1,0 +1,112 @@
+//! The crate's error type and the mapping from errors to documented exit codes.
+//!
+//! Every error names what failed (file, key, scope, page, issue) and what to do.
+//! `main` prints the message on one line and exits with [`Error::exit_code`].
+
+use std::path::PathBuf;
+
+/// Documented process exit codes (README "Exit codes", `pipeline --help`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ExitCode {
+    /// Everything worked.
+    Success = 0,
+    /// An unexpected error (a bug, or an I/O or database failure).
+    Unexpected = 1,
+    /// Usage or configuration error.
+    Usage = 2,
+    /// Jira, authentication or connectivity error.
+    Jira = 3,
+    /// Finished, but some items were quarantined.
+    Quarantined = 4,
+    /// Another run holds the lock.
+    Locked = 5,
+}
+
+/// Errors of the pipeline. Each variant's message is a complete, one-line
+/// sentence that names the thing that failed and, where possible, the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Invalid configuration or command-line usage (exit 2).
+    #[error("{0}")]
+    Config(String),
+    /// Jira answered with an error, refused our credentials or could not be
+    /// reached (exit 3).
+    #[error("{0}")]
+    Jira(String),
+    /// A PostgreSQL error (exit 1).
+    #[error("{context}: {source}")]
+    Db {
+        context: String,
+        #[source]
+        source: postgres::Error,
+    },
+    /// A database problem that is not a driver error, e.g. a schema too new (exit 1).
+    #[error("{0}")]
+    Database(String),
+    /// Another run holds the advisory lock (exit 5).
+    #[error("{0}")]
+    Locked(String),
+    /// A file in the staging area could not be read or written (exit 1).
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A staged file is corrupt or not what it claims to be (exit 1).
+    #[error("{}: {msg}", path.display())]
+    Staging { path: PathBuf, msg: String },
+    /// The run was interrupted (Ctrl-C) before it finished (exit 1).
+    #[error("interrupted: {0}")]
+    Interrupted(String),
+    /// Anything else (exit 1).
+    #[error("{0}")]
+    Other(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// The documented exit code for this error.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            Error::Config(_) => ExitCode::Usage,
+            Error::Jira(_) => ExitCode::Jira,
+            Error::Locked(_) => ExitCode::Locked,
+            Error::Db { .. }
+            | Error::Database(_)
+            | Error::Io { .. }
+            | Error::Staging { .. }
+            | Error::Interrupted(_)
+            | Error::Other(_) => ExitCode::Unexpected,
+        }
+    }
+
+    /// Wraps a `postgres::Error` with what we were doing.
+    pub fn db(context: impl Into<String>) -> impl FnOnce(postgres::Error) -> Error {
+        let context = context.into();
+        move |source| Error::Db { context, source }
+    }
+
+    /// Wraps an `io::Error` with the path it concerns.
+    pub fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { path, source }
+    }
+
+    /// The message and its causes on one line, as `main` prints it.
+    pub fn one_line(&self) -> String {
+        let mut out = self.to_string();
+        let mut src = std::error::Error::source(self);
+        while let Some(s) = src {
+            let text = s.to_string();
+            if !out.contains(&text) {
+                out.push_str(": ");
+                out.push_str(&text);
+            }
+            src = s.source();
+        }
+        out.replace(['\n', '\r'], " ")
+    }
+}

@@ -1,0 +1,26 @@
+//! jira-pipeline: copies Jira Data Center issues into a PostgreSQL reporting schema.
+//!
+//! Module map and data flow:
+//!
+//! ```text
+//! Jira DC ──HTTP──> extract ──pages──> transform ──batches──> load ──> PostgreSQL
+//!            (jira, extract)   (staging)   (transform)  (staging)  (load, db)
+//! ```
+//!
+//! - [`config`]: `pipeline.toml` → checked [`config::Config`]; secrets from the environment.
+//! - [`error`]: the error type and the documented exit codes.
+//! - [`cli`]: clap definitions and the thin dispatch to library calls.
+//! - [`db`]: connecting, identifier quoting, migrations, the advisory lock.
+//! - [`tables`]: the warehouse table specs and the text-COPY row encoder.
+//! - [`staging`]: the staging area's layout, file formats and atomic writes.
+//! - [`report`]: human-readable reports (effective configuration, …).
+//! - [`logging`]: tracing setup (text or JSON on stderr).
+
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod logging;
+pub mod report;
+pub mod staging;
+pub mod tables;

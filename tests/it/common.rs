@@ -1,0 +1,126 @@
+//! Helpers shared by every integration test: a fresh, randomly named schema on
+//! the real PostgreSQL (dropped afterwards), a temp working directory with a
+//! config, and the built `pipeline` binary via assert_cmd.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The test database URL: `TEST_DATABASE_URL`, else the local default.
+pub fn database_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
+}
+
+/// A connection to the test database; panics with how to start one.
+pub fn connect() -> postgres::Client {
+    let url = database_url();
+    postgres::Client::connect(&url, postgres::NoTls).unwrap_or_else(|e| {
+        panic!(
+            "cannot reach the test database at {url} ({e}). Start PostgreSQL with \
+             `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start` \
+             (or run `bash .ci/run`), or point TEST_DATABASE_URL at one."
+        )
+    })
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A unique lower-case name with the given prefix.
+pub fn unique_name(prefix: &str) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+    );
+    h.write_u32(std::process::id());
+    format!("{prefix}_{:016x}", h.finish())
+}
+
+/// A randomly named schema, dropped (CASCADE) when this value is dropped.
+pub struct TestSchema {
+    pub name: String,
+    pub client: postgres::Client,
+}
+
+impl TestSchema {
+    /// A name only; the schema is created by whoever runs `db init`.
+    pub fn new() -> Self {
+        let client = connect();
+        TestSchema {
+            name: unique_name("t"),
+            client,
+        }
+    }
+
+    /// A schema initialised with every migration.
+    pub fn initialised() -> Self {
+        let mut s = Self::new();
+        jira_pipeline::db::init(&mut s.client, &s.name).expect("db init");
+        s
+    }
+
+    /// `SELECT count(*) FROM schema.table`.
+    pub fn count(&mut self, table: &str) -> i64 {
+        self.client
+            .query_one(
+                &format!("SELECT count(*) FROM \"{}\".{table}", self.name),
+                &[],
+            )
+            .unwrap()
+            .get(0)
+    }
+}
+
+impl Drop for TestSchema {
+    fn drop(&mut self) {
+        let _ = self
+            .client
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.name));
+    }
+}
+
+/// A temp working directory holding a `pipeline.toml`.
+pub struct Workdir {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workdir {
+    /// Writes `config` as `pipeline.toml` in a fresh temp directory.
+    pub fn new(config: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pipeline.toml"), config).unwrap();
+        Workdir { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("pipeline.toml")
+    }
+
+    /// The `pipeline` binary, run in this directory with a clean environment:
+    /// no JIRA_PAT, DATABASE_URL set to the test database.
+    pub fn cmd(&self) -> assert_cmd::Command {
+        let mut c = assert_cmd::Command::cargo_bin("pipeline").unwrap();
+        c.current_dir(self.path())
+            .env_remove("JIRA_PAT")
+            .env_remove("RUST_LOG")
+            .env("DATABASE_URL", database_url());
+        c
+    }
+}
+
+/// A minimal valid config using `schema`, plus extra TOML appended.
+pub fn config_with(schema: &str, extra: &str) -> String {
+    format!(
+        "[database]\nschema = \"{schema}\"\n\n[[scope]]\nname = \"demo\"\nproject = \"DEMO\"\n{extra}"
+    )
+}
