@@ -12,10 +12,12 @@
 //! - [`cli`]: clap definitions and the thin dispatch to library calls.
 //! - [`db`]: connecting, identifier quoting, migrations, the advisory lock.
 //! - [`tables`]: the warehouse table specs and the text-COPY row encoder.
+//! - [`batch`]: table batches (transform → load), in memory and on disk.
 //! - [`staging`]: the staging area's layout, file formats and atomic writes.
 //! - [`report`]: human-readable reports (effective configuration, …).
 //! - [`logging`]: tracing setup (text or JSON on stderr).
 
+pub mod batch;
 pub mod cli;
 pub mod config;
 pub mod db;

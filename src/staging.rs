@@ -193,6 +193,38 @@ impl Staging {
     }
 }
 
+/// A page that is ready for the next stage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRef {
+    pub scope: String,
+    pub page: String,
+}
+
+impl Staging {
+    /// Moves a loaded page to the archive (idempotent: a page already archived
+    /// is fine).
+    pub fn archive_page(&self, scope: &str, page: &str) -> Result<()> {
+        let from = self.page_path(scope, page);
+        let to = self.archive_dir(scope).join(format!("{page}{PAGE_EXT}"));
+        if !from.exists() {
+            return Ok(());
+        }
+        move_file(&from, &to)
+    }
+
+    /// Moves a bad page to the quarantine with a reason file next to it.
+    pub fn quarantine_page(&self, scope: &str, page: &str, reason: &str) -> Result<PathBuf> {
+        let from = self.page_path(scope, page);
+        let dir = self.quarantine_dir(scope);
+        let to = dir.join(format!("{page}{PAGE_EXT}"));
+        write_atomic(&dir.join(format!("{page}.reason.txt")), reason.as_bytes())?;
+        if from.exists() {
+            move_file(&from, &to)?;
+        }
+        Ok(to)
+    }
+}
+
 /// Reads a page file: its metadata and the raw body.
 pub fn read_page(path: &Path) -> Result<(PageMeta, Vec<u8>)> {
     let raw = read_zstd(path)?;
