@@ -61,6 +61,42 @@ pub enum Command {
     /// Configuration checks.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Per scope: checkpoint, last run, pages waiting per stage, quarantined items, archive size.
+    Status(StatusArgs),
+    /// Staging area maintenance: disk use and archive pruning.
+    #[command(subcommand)]
+    Staging(StagingCommand),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StagingCommand {
+    /// Disk use of each part of the staging area.
+    Usage {
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
+    /// Prune the archive by age and size (defaults from [staging] in the config).
+    Gc {
+        /// Remove archived pages older than this many days (0 keeps all).
+        #[arg(long)]
+        max_age_days: Option<u32>,
+        /// Then remove the oldest until the archive fits in this many MiB (0 = no limit).
+        #[arg(long)]
+        max_mib: Option<u64>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -117,10 +153,68 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::Success)
         }
+        Command::Status(args) => {
+            let cfg = Config::load(&cli.config)?;
+            let (mut client, db_error) = match config::database_url()
+                .and_then(|url| crate::db::connect(&url, &cfg.database))
+            {
+                Ok(c) => (Some(c), None),
+                Err(e) => (None, Some(e.one_line())),
+            };
+            let s = crate::status::status(&cfg, client.as_mut(), db_error)?;
+            match args.format {
+                OutputFormat::Text => print!("{}", crate::status::render_text(&s)),
+                OutputFormat::Json => println!("{}", to_json(&s)?),
+            }
+            Ok(ExitCode::Success)
+        }
+        Command::Staging(cmd) => {
+            let cfg = Config::load(&cli.config)?;
+            let st = crate::staging::Staging::new(&cfg.staging.dir, cfg.staging.compression_level);
+            match cmd {
+                StagingCommand::Usage { format } => {
+                    let u = crate::status::usage(&st);
+                    match format {
+                        OutputFormat::Text => {
+                            for (part, bytes) in &u.parts {
+                                println!("{part:<11} {}", crate::status::human_bytes(*bytes));
+                            }
+                            println!("{:<11} {}", "total", crate::status::human_bytes(u.total));
+                        }
+                        OutputFormat::Json => println!("{}", to_json(&u)?),
+                    }
+                }
+                StagingCommand::Gc {
+                    max_age_days,
+                    max_mib,
+                } => {
+                    let days = max_age_days.unwrap_or(cfg.staging.archive_max_age_days);
+                    let mib = max_mib.unwrap_or(cfg.staging.archive_max_mib);
+                    let r = crate::status::gc(
+                        &st,
+                        (days > 0).then(|| std::time::Duration::from_secs(u64::from(days) * 86400)),
+                        (mib > 0).then_some(mib * 1024 * 1024),
+                        std::time::SystemTime::now(),
+                    )?;
+                    println!(
+                        "removed {} files ({}), kept {} files ({})",
+                        r.removed_files,
+                        crate::status::human_bytes(r.removed_bytes),
+                        r.kept_files,
+                        crate::status::human_bytes(r.kept_bytes)
+                    );
+                }
+            }
+            Ok(ExitCode::Success)
+        }
         Command::Config(ConfigCommand::Check) => {
             let cfg = Config::load(&cli.config)?;
             print!("{}", crate::report::effective_config(&cfg));
             Ok(ExitCode::Success)
         }
     }
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string_pretty(v).map_err(|e| crate::error::Error::Other(e.to_string()))
 }

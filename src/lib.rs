@@ -14,6 +14,7 @@
 //! - [`tables`]: the warehouse table specs and the text-COPY row encoder.
 //! - [`batch`]: table batches (transform → load), in memory and on disk.
 //! - [`staging`]: the staging area's layout, file formats and atomic writes.
+//! - [`status`]: `pipeline status` and `staging usage|gc`.
 //! - [`report`]: human-readable reports (effective configuration, …).
 //! - [`logging`]: tracing setup (text or JSON on stderr).
 
@@ -25,4 +26,5 @@ pub mod error;
 pub mod logging;
 pub mod report;
 pub mod staging;
+pub mod status;
 pub mod tables;

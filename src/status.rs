@@ -1,0 +1,479 @@
+//! `pipeline status` and `pipeline staging usage|gc`: what is where — per scope
+//! the checkpoint, the last run, pages waiting per stage, quarantined items and
+//! the archive — and pruning of the archive by age and size.
+
+use std::fs;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::db::Ident;
+use crate::error::{Error, Result};
+use crate::staging::{self, PAGE_EXT, Staging};
+
+/// Staging counts of one scope.
+#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
+pub struct ScopeStaging {
+    /// Pages staged and not yet transformed.
+    pub pages_waiting_transform: u64,
+    /// Batches transformed and not yet loaded.
+    pub batches_waiting_load: u64,
+    pub pages_quarantined: u64,
+    pub archived_pages: u64,
+    pub archive_bytes: u64,
+    pub pending_bytes: u64,
+}
+
+/// A quarantined page with its reason.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct QuarantinedPage {
+    pub page: String,
+    pub reason: String,
+}
+
+/// A quarantined issue recorded by the loader.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct QuarantinedIssueRow {
+    pub page: String,
+    pub issue_key: String,
+    pub reason: String,
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// The last run recorded in `run_history`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LastRun {
+    pub command: String,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub outcome: Option<String>,
+    pub summary: Option<serde_json::Value>,
+}
+
+/// Everything `status` shows for one scope.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ScopeStatus {
+    pub scope: String,
+    pub project: String,
+    pub checkpoint: Option<DateTime<Utc>>,
+    pub loaded_pages: Option<i64>,
+    pub issues_in_warehouse: Option<i64>,
+    pub staging: ScopeStaging,
+    pub quarantined_pages: Vec<QuarantinedPage>,
+    pub quarantined_issues: Vec<QuarantinedIssueRow>,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Status {
+    pub schema: String,
+    pub staging_dir: String,
+    /// Why the database part is missing, if it is.
+    pub database_error: Option<String>,
+    pub last_run: Option<LastRun>,
+    pub scopes: Vec<ScopeStatus>,
+}
+
+/// Counts what is staged for a scope.
+pub fn scope_staging(st: &Staging, scope: &str) -> Result<ScopeStaging> {
+    let pages = st.list_pages(scope)?;
+    let batches = st.list_batches(scope)?;
+    let waiting_transform = pages
+        .iter()
+        .filter(|p| batches.binary_search(p).is_err())
+        .count() as u64;
+    let quarantined = count_ext(&st.quarantine_dir(scope), PAGE_EXT);
+    let archived = st.list_archived(scope)?.len() as u64;
+    Ok(ScopeStaging {
+        pages_waiting_transform: waiting_transform,
+        batches_waiting_load: batches.len() as u64,
+        pages_quarantined: quarantined,
+        archived_pages: archived,
+        archive_bytes: staging::dir_size(&st.archive_dir(scope)),
+        pending_bytes: staging::dir_size(&st.pages_dir(scope))
+            + staging::dir_size(&st.batches_dir(scope)),
+    })
+}
+
+fn count_ext(dir: &Path, ext: &str) -> u64 {
+    fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(ext))
+                .count() as u64
+        })
+        .unwrap_or(0)
+}
+
+/// Quarantined pages of a scope with their reason files.
+pub fn quarantined_pages(st: &Staging, scope: &str) -> Vec<QuarantinedPage> {
+    let dir = st.quarantine_dir(scope);
+    let mut out: Vec<QuarantinedPage> = fs::read_dir(&dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let page = name.strip_suffix(".reason.txt")?.to_string();
+                    let reason = fs::read_to_string(e.path())
+                        .unwrap_or_default()
+                        .trim()
+                        .to_string();
+                    Some(QuarantinedPage { page, reason })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort_by(|a, b| a.page.cmp(&b.page));
+    out
+}
+
+/// Builds the status report. The database part is optional: without a
+/// reachable database, the staging part is still shown.
+pub fn status(
+    cfg: &Config,
+    client: Option<&mut postgres::Client>,
+    db_error: Option<String>,
+) -> Result<Status> {
+    let st = Staging::new(&cfg.staging.dir, cfg.staging.compression_level);
+    let schema = Ident::new(&cfg.database.schema);
+    let mut scopes = Vec::new();
+    let mut last_run = None;
+    let mut database_error = db_error;
+    let mut client = client;
+    if let Some(c) = client.as_deref_mut() {
+        match crate::db::check_schema(c, &cfg.database.schema) {
+            Ok(()) => {
+                last_run = c
+                    .query_opt(
+                        &format!(
+                            "SELECT command, started_at, ended_at, outcome, summary FROM {schema}.run_history ORDER BY run_id DESC LIMIT 1"
+                        ),
+                        &[],
+                    )
+                    .map_err(Error::db("status: reading run_history"))?
+                    .map(|r| LastRun {
+                        command: r.get(0),
+                        started_at: r.get(1),
+                        ended_at: r.get(2),
+                        outcome: r.get(3),
+                        summary: r.get(4),
+                    });
+            }
+            Err(e) => {
+                database_error = Some(e.one_line());
+                client = None;
+            }
+        }
+    }
+    for sc in &cfg.scopes {
+        let mut s = ScopeStatus {
+            scope: sc.name.clone(),
+            project: sc.project.clone(),
+            checkpoint: None,
+            loaded_pages: None,
+            issues_in_warehouse: None,
+            staging: scope_staging(&st, &sc.name)?,
+            quarantined_pages: quarantined_pages(&st, &sc.name),
+            quarantined_issues: Vec::new(),
+        };
+        if let Some(c) = client.as_deref_mut() {
+            s.checkpoint = c
+                .query_opt(
+                    &format!("SELECT cursor FROM {schema}.checkpoint WHERE scope = $1"),
+                    &[&sc.name],
+                )
+                .map_err(Error::db("status: reading checkpoint"))?
+                .map(|r| r.get(0));
+            s.loaded_pages = Some(
+                c.query_one(
+                    &format!("SELECT count(*) FROM {schema}.page_ledger WHERE scope = $1"),
+                    &[&sc.name],
+                )
+                .map_err(Error::db("status: reading page_ledger"))?
+                .get(0),
+            );
+            s.issues_in_warehouse = Some(
+                c.query_one(
+                    &format!("SELECT count(*) FROM {schema}.issue WHERE project_key = $1 AND deleted_at IS NULL"),
+                    &[&sc.project],
+                )
+                .map_err(Error::db("status: counting issues"))?
+                .get(0),
+            );
+            s.quarantined_issues = c
+                .query(
+                    &format!(
+                        "SELECT page, issue_key, reason, recorded_at FROM {schema}.quarantine WHERE scope = $1 ORDER BY recorded_at DESC LIMIT 50"
+                    ),
+                    &[&sc.name],
+                )
+                .map_err(Error::db("status: reading quarantine"))?
+                .iter()
+                .map(|r| QuarantinedIssueRow {
+                    page: r.get(0),
+                    issue_key: r.get(1),
+                    reason: r.get(2),
+                    recorded_at: r.get(3),
+                })
+                .collect();
+        }
+        scopes.push(s);
+    }
+    Ok(Status {
+        schema: cfg.database.schema.clone(),
+        staging_dir: cfg.staging.dir.display().to_string(),
+        database_error,
+        last_run,
+        scopes,
+    })
+}
+
+/// Bytes as a short human string.
+pub fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// The status report as text.
+pub fn render_text(s: &Status) -> String {
+    use std::fmt::Write as _;
+    let mut o = String::new();
+    let _ = writeln!(o, "schema {:?}, staging {}", s.schema, s.staging_dir);
+    if let Some(e) = &s.database_error {
+        let _ = writeln!(o, "database: unavailable ({e})");
+    }
+    match &s.last_run {
+        Some(r) => {
+            let _ = writeln!(
+                o,
+                "last run: {} started {} ended {} outcome {}",
+                r.command,
+                r.started_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                r.ended_at
+                    .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                    .unwrap_or_else(|| "-".into()),
+                r.outcome.as_deref().unwrap_or("running or killed")
+            );
+            if let Some(sum) = &r.summary {
+                let _ = writeln!(o, "  summary: {sum}");
+            }
+        }
+        None => {
+            let _ = writeln!(o, "last run: none recorded");
+        }
+    }
+    for sc in &s.scopes {
+        let _ = writeln!(o, "scope {} (project {})", sc.scope, sc.project);
+        let _ = writeln!(
+            o,
+            "  checkpoint: {}",
+            sc.checkpoint
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_else(|| "none (next run is a backfill)".into())
+        );
+        if let (Some(p), Some(i)) = (sc.loaded_pages, sc.issues_in_warehouse) {
+            let _ = writeln!(o, "  warehouse: {i} issues, {p} pages loaded");
+        }
+        let st = &sc.staging;
+        let _ = writeln!(
+            o,
+            "  waiting: {} pages for transform, {} batches for load ({})",
+            st.pages_waiting_transform,
+            st.batches_waiting_load,
+            human_bytes(st.pending_bytes)
+        );
+        let _ = writeln!(
+            o,
+            "  archive: {} pages, {}",
+            st.archived_pages,
+            human_bytes(st.archive_bytes)
+        );
+        let _ = writeln!(
+            o,
+            "  quarantined: {} pages, {} issues",
+            sc.quarantined_pages.len(),
+            sc.quarantined_issues.len()
+        );
+        for q in &sc.quarantined_pages {
+            let _ = writeln!(o, "    page {}: {}", q.page, q.reason);
+        }
+        for q in &sc.quarantined_issues {
+            let _ = writeln!(
+                o,
+                "    issue {} (page {}): {}",
+                q.issue_key, q.page, q.reason
+            );
+        }
+    }
+    o
+}
+
+/// Disk use of each part of the staging area.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Usage {
+    pub parts: Vec<(String, u64)>,
+    pub total: u64,
+}
+
+pub fn usage(st: &Staging) -> Usage {
+    let parts: Vec<(String, u64)> = [
+        "pages",
+        "batches",
+        "archive",
+        "quarantine",
+        "catalog",
+        "state",
+    ]
+    .iter()
+    .map(|p| (p.to_string(), staging::dir_size(&st.root.join(p))))
+    .collect();
+    let total = parts.iter().map(|(_, b)| b).sum();
+    Usage { parts, total }
+}
+
+/// What `staging gc` removed.
+#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
+pub struct GcReport {
+    pub removed_files: u64,
+    pub removed_bytes: u64,
+    pub kept_files: u64,
+    pub kept_bytes: u64,
+}
+
+/// Prunes the archive: files older than `max_age` (if set), then the oldest
+/// until the archive fits in `max_bytes` (if set). Also removes leftover
+/// temporary files (`.tmp-*`) of crashed writers older than an hour.
+pub fn gc(
+    st: &Staging,
+    max_age: Option<Duration>,
+    max_bytes: Option<u64>,
+    now: SystemTime,
+) -> Result<GcReport> {
+    let archive = st.root.join("archive");
+    let mut files: Vec<(SystemTime, u64, std::path::PathBuf)> = Vec::new();
+    collect_files(&archive, &mut files)?;
+    files.sort();
+    let mut report = GcReport::default();
+    let mut total: u64 = files.iter().map(|f| f.1).sum();
+    for (mtime, size, path) in files {
+        let too_old = max_age
+            .map(|age| now.duration_since(mtime).unwrap_or_default() > age)
+            .unwrap_or(false);
+        let too_big = max_bytes.map(|m| total > m).unwrap_or(false);
+        if too_old || too_big {
+            fs::remove_file(&path).map_err(Error::io(&path))?;
+            report.removed_files += 1;
+            report.removed_bytes += size;
+            total -= size;
+        } else {
+            report.kept_files += 1;
+            report.kept_bytes += size;
+        }
+    }
+    // Temp files of writers killed mid-write.
+    let mut tmp = Vec::new();
+    collect_files(&st.root, &mut tmp)?;
+    for (mtime, size, path) in tmp {
+        let is_tmp = path
+            .file_name()
+            .map(|n| n.to_string_lossy().starts_with(".tmp-"))
+            .unwrap_or(false);
+        if is_tmp && now.duration_since(mtime).unwrap_or_default() > Duration::from_secs(3600) {
+            fs::remove_file(&path).map_err(Error::io(&path))?;
+            report.removed_files += 1;
+            report.removed_bytes += size;
+        }
+    }
+    Ok(report)
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<(SystemTime, u64, std::path::PathBuf)>) -> Result<()> {
+    let rd = match fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(dir)(e)),
+    };
+    for e in rd.flatten() {
+        let Ok(m) = e.metadata() else { continue };
+        if m.is_dir() {
+            collect_files(&e.path(), out)?;
+        } else {
+            out.push((
+                m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                m.len(),
+                e.path(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gc_prunes_by_size_oldest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = Staging::new(dir.path(), 3);
+        let a = st.archive_dir("s");
+        fs::create_dir_all(&a).unwrap();
+        for i in 0..4 {
+            let p = a.join(format!("p{i}{PAGE_EXT}"));
+            fs::write(&p, vec![0u8; 100]).unwrap();
+            let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000 + i * 10);
+            fs::File::options()
+                .write(true)
+                .open(&p)
+                .unwrap()
+                .set_modified(t)
+                .unwrap();
+        }
+        let r = gc(&st, None, Some(250), SystemTime::now()).unwrap();
+        assert_eq!(r.removed_files, 2);
+        assert_eq!(r.kept_bytes, 200);
+        assert!(!a.join(format!("p0{PAGE_EXT}")).exists());
+        assert!(a.join(format!("p3{PAGE_EXT}")).exists());
+    }
+
+    #[test]
+    fn gc_prunes_by_age() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = Staging::new(dir.path(), 3);
+        let a = st.archive_dir("s");
+        fs::create_dir_all(&a).unwrap();
+        let old = a.join(format!("old{PAGE_EXT}"));
+        let new = a.join(format!("new{PAGE_EXT}"));
+        fs::write(&old, b"x").unwrap();
+        fs::write(&new, b"y").unwrap();
+        let now = SystemTime::now();
+        fs::File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(now - Duration::from_secs(10 * 86400))
+            .unwrap();
+        let r = gc(&st, Some(Duration::from_secs(86400)), None, now).unwrap();
+        assert_eq!(r.removed_files, 1);
+        assert!(!old.exists() && new.exists());
+    }
+
+    #[test]
+    fn human_bytes_units() {
+        assert_eq!(human_bytes(10), "10 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+    }
+}
