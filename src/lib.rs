@@ -16,6 +16,8 @@
 //! - [`staging`]: the staging area's layout, file formats and atomic writes.
 //! - [`status`]: `pipeline status` and `staging usage|gc`.
 //! - [`report`]: human-readable reports (effective configuration, …).
+//! - [`runlog`]: the `run_history` table.
+//! - [`shutdown`]: Ctrl-C / SIGTERM handling.
 //! - [`logging`]: tracing setup (text or JSON on stderr).
 
 pub mod batch;
@@ -25,6 +27,8 @@ pub mod db;
 pub mod error;
 pub mod logging;
 pub mod report;
+pub mod runlog;
+pub mod shutdown;
 pub mod staging;
 pub mod status;
 pub mod tables;
