@@ -18,6 +18,7 @@
 //! - [`report`]: human-readable reports (effective configuration, …).
 //! - [`runlog`]: the `run_history` table.
 //! - [`shutdown`]: Ctrl-C / SIGTERM handling.
+//! - [`metrics`]: counters and gauges, rendered as OpenMetrics text.
 //! - [`logging`]: tracing setup (text or JSON on stderr).
 
 pub mod batch;
@@ -26,6 +27,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod logging;
+pub mod metrics;
 pub mod report;
 pub mod runlog;
 pub mod shutdown;
