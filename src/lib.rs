@@ -19,6 +19,7 @@
 //! - [`runlog`]: the `run_history` table.
 //! - [`shutdown`]: Ctrl-C / SIGTERM handling.
 //! - [`metrics`]: counters and gauges, rendered as OpenMetrics text.
+//! - [`progress`]: per-stage progress lines (TTY) or periodic log lines.
 //! - [`logging`]: tracing setup (text or JSON on stderr).
 
 pub mod batch;
@@ -28,6 +29,7 @@ pub mod db;
 pub mod error;
 pub mod logging;
 pub mod metrics;
+pub mod progress;
 pub mod report;
 pub mod runlog;
 pub mod shutdown;
