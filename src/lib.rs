@@ -20,6 +20,7 @@
 //! - [`shutdown`]: Ctrl-C / SIGTERM handling.
 //! - [`metrics`]: counters and gauges, rendered as OpenMetrics text.
 //! - [`progress`]: per-stage progress lines (TTY) or periodic log lines.
+//! - [`replay`]: selecting archived pages and printing the rows they produce.
 //! - [`logging`]: tracing setup (text or JSON on stderr).
 
 pub mod batch;
@@ -30,6 +31,7 @@ pub mod error;
 pub mod logging;
 pub mod metrics;
 pub mod progress;
+pub mod replay;
 pub mod report;
 pub mod runlog;
 pub mod shutdown;
