@@ -14,6 +14,7 @@
 //! - [`tables`]: the warehouse table specs and the text-COPY row encoder.
 //! - [`batch`]: table batches (transform → load), in memory and on disk.
 //! - [`staging`]: the staging area's layout, file formats and atomic writes.
+//! - [`transform`]: staged pages → table batches (rayon + simd-json); `run --stage transform`.
 //! - [`report`]: human-readable reports (effective configuration, …).
 //! - [`logging`]: tracing setup (text or JSON on stderr).
 
@@ -26,3 +27,4 @@ pub mod logging;
 pub mod report;
 pub mod staging;
 pub mod tables;
+pub mod transform;
