@@ -324,7 +324,7 @@ fn synth_issue(i: usize) -> Json {
     let components: Vec<Json> = (0..r.below(3))
         .map(|k| json!({"self": format!("{BASE}/rest/api/2/component/{}", 10_000 + k), "id": (10_000 + k).to_string(), "name": format!("Component {k}")}))
         .collect();
-    let version = |k: u64| json!({"self": format!("{BASE}/rest/api/2/version/{}", 10_100 + k), "id": (10_100 + k).to_string(), "description": "", "name": format!("1.{k}"), "archived": false, "released": k % 2 == 0, "releaseDate": format!("2021-0{}-15", 1 + k % 9)});
+    let version = |k: u64| json!({"self": format!("{BASE}/rest/api/2/version/{}", 10_100 + k), "id": (10_100 + k).to_string(), "description": "", "name": format!("1.{k}"), "archived": false, "released": k.is_multiple_of(2), "releaseDate": format!("2021-0{}-15", 1 + k % 9)});
     let links: Vec<Json> = (0..r.below(3))
         .map(|k| {
             let other = 10_000 + ((i as i64 + 1 + k as i64 * 13) % 100_000);

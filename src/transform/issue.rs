@@ -56,7 +56,7 @@ impl Out {
     }
 
     /// `(table, rows)` for every table with rows, in `tables::ALL` order.
-    pub fn into_data(self) -> (Vec<(&'static str, Vec<u8>)>, Vec<(&'static str, u64)>) {
+    pub fn into_data(self) -> (TableData, Vec<(&'static str, u64)>) {
         let mut data = Vec::new();
         let mut counts = Vec::new();
         for (i, buf) in self.bufs.into_iter().enumerate() {
@@ -68,6 +68,9 @@ impl Out {
         (data, counts)
     }
 }
+
+/// Text-COPY bytes per table, as in [`crate::batch::Batch::data`].
+pub type TableData = Vec<(&'static str, Vec<u8>)>;
 
 /// Where the buffers stood before an issue, to roll it back.
 struct Mark {
@@ -272,18 +275,10 @@ fn write_issue<'t, 'i>(
                 "fixVersions" => s.fix_versions = Some(v),
                 "versions" => s.versions = Some(v),
                 "issuelinks" => s.issuelinks = Some(v),
-                k if k.starts_with("customfield_") => {
-                    if !v.is_null() && typing.wants(k) {
-                        let ty = typing.type_of(k);
-                        out.counts[T_FIELD_VALUE] += write_custom(
-                            &mut out.bufs[T_FIELD_VALUE],
-                            &mut out.scratch,
-                            id,
-                            k,
-                            ty,
-                            v,
-                        );
-                    }
+                k if k.starts_with("customfield_") && !v.is_null() && typing.wants(k) => {
+                    let ty = typing.type_of(k);
+                    out.counts[T_FIELD_VALUE] +=
+                        write_custom(&mut out.bufs[T_FIELD_VALUE], &mut out.scratch, id, k, ty, v);
                 }
                 _ => {}
             }
