@@ -66,6 +66,11 @@ pub enum Command {
     /// Staging area maintenance: disk use and archive pruning.
     #[command(subcommand)]
     Staging(StagingCommand),
+    /// Run the pipeline, or one stage of it, over the configured scopes.
+    Run(RunArgs),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(BenchCommand),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -97,6 +102,35 @@ pub enum StagingCommand {
         #[arg(long)]
         max_mib: Option<u64>,
     },
+}
+
+/// Which stage(s) `run` executes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Stage {
+    /// Jira → staged pages.
+    Extract,
+    /// Staged pages → table batches.
+    Transform,
+    /// Table batches → PostgreSQL.
+    Load,
+    /// All three, connected by bounded channels.
+    All,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The stage to run; `all` runs extract, transform and load together.
+    #[arg(long, value_enum, default_value_t = Stage::All)]
+    pub stage: Stage,
+    /// Only this scope (repeatable); default: every configured scope.
+    #[arg(long = "scope", value_name = "NAME")]
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Transform throughput vs a bare simd-json parse of the same bytes.
+    Transform(crate::transform::bench::BenchTransformArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -207,6 +241,20 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::Success)
         }
+        Command::Run(args) => {
+            let cfg = Config::load(&cli.config)?;
+            match args.stage {
+                Stage::Transform => crate::transform::exec_run(&cfg, &args.scopes),
+                other => Err(crate::error::Error::Config(format!(
+                    "stage {} is not available yet",
+                    other
+                        .to_possible_value()
+                        .map(|v| v.get_name().to_string())
+                        .unwrap_or_default()
+                ))),
+            }
+        }
+        Command::Bench(BenchCommand::Transform(args)) => crate::transform::bench::exec(&args),
         Command::Config(ConfigCommand::Check) => {
             let cfg = Config::load(&cli.config)?;
             print!("{}", crate::report::effective_config(&cfg));

@@ -15,6 +15,7 @@
 //! - [`batch`]: table batches (transform → load), in memory and on disk.
 //! - [`staging`]: the staging area's layout, file formats and atomic writes.
 //! - [`status`]: `pipeline status` and `staging usage|gc`.
+//! - [`transform`]: staged pages → table batches (rayon + simd-json); `run --stage transform`.
 //! - [`report`]: human-readable reports (effective configuration, …).
 //! - [`runlog`]: the `run_history` table.
 //! - [`shutdown`]: Ctrl-C / SIGTERM handling.
@@ -38,3 +39,4 @@ pub mod shutdown;
 pub mod staging;
 pub mod status;
 pub mod tables;
+pub mod transform;

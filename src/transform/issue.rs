@@ -1,0 +1,524 @@
+//! One issue of a search response → rows of `issue`, `issue_label`,
+//! `issue_component`, `issue_version`, `issue_link`, `changelog`,
+//! `changelog_item` and `issue_field_value`, written straight into the page's
+//! text-COPY buffers in `tables::ALL` column order.
+//!
+//! An issue is all-or-nothing: if it turns out malformed half-way (no numeric
+//! id, an unparsable timestamp, a history without id, …) every row written for
+//! it is rolled back and the issue is reported as quarantined.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use super::fields::{Typing, write_custom};
+use super::tape::V;
+use super::time::{parse_date, parse_datetime, put_date, put_ts};
+use crate::batch::{IssueVersion, QuarantinedIssue};
+use crate::tables::{self, CopyRow};
+
+/// Index of each table in [`tables::ALL`] (checked by a test).
+pub const T_FIELD: usize = 0;
+pub const T_ISSUE: usize = 1;
+pub const T_LABEL: usize = 2;
+pub const T_COMPONENT: usize = 3;
+pub const T_VERSION: usize = 4;
+pub const T_LINK: usize = 5;
+pub const T_CHANGELOG: usize = 6;
+pub const T_ITEM: usize = 7;
+pub const T_FIELD_VALUE: usize = 8;
+pub const N_TABLES: usize = 9;
+
+/// The rows of one page being built.
+pub struct Out {
+    pub bufs: [Vec<u8>; N_TABLES],
+    pub counts: [u64; N_TABLES],
+    /// Links already written for this page (a link between two issues of the
+    /// same page appears in both; the normalised rows are identical).
+    links: HashSet<i64>,
+    scratch: String,
+}
+
+impl Default for Out {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Out {
+    pub fn new() -> Self {
+        Out {
+            bufs: Default::default(),
+            counts: [0; N_TABLES],
+            links: HashSet::new(),
+            scratch: String::new(),
+        }
+    }
+
+    /// `(table, rows)` for every table with rows, in `tables::ALL` order.
+    pub fn into_data(self) -> (TableData, Vec<(&'static str, u64)>) {
+        let mut data = Vec::new();
+        let mut counts = Vec::new();
+        for (i, buf) in self.bufs.into_iter().enumerate() {
+            if self.counts[i] > 0 {
+                data.push((tables::ALL[i].name, buf));
+                counts.push((tables::ALL[i].name, self.counts[i]));
+            }
+        }
+        (data, counts)
+    }
+}
+
+/// Text-COPY bytes per table, as in [`crate::batch::Batch::data`].
+pub type TableData = Vec<(&'static str, Vec<u8>)>;
+
+/// Where the buffers stood before an issue, to roll it back.
+struct Mark {
+    lens: [usize; N_TABLES],
+    counts: [u64; N_TABLES],
+}
+
+/// The scalar members of `fields` the issue row needs.
+#[derive(Default)]
+struct Slots<'t, 'i> {
+    summary: Option<V<'t, 'i>>,
+    description: Option<V<'t, 'i>>,
+    issuetype: Option<V<'t, 'i>>,
+    status: Option<V<'t, 'i>>,
+    priority: Option<V<'t, 'i>>,
+    resolution: Option<V<'t, 'i>>,
+    assignee: Option<V<'t, 'i>>,
+    reporter: Option<V<'t, 'i>>,
+    creator: Option<V<'t, 'i>>,
+    created: Option<V<'t, 'i>>,
+    updated: Option<V<'t, 'i>>,
+    resolutiondate: Option<V<'t, 'i>>,
+    duedate: Option<V<'t, 'i>>,
+    project: Option<V<'t, 'i>>,
+    parent: Option<V<'t, 'i>>,
+    labels: Option<V<'t, 'i>>,
+    components: Option<V<'t, 'i>>,
+    fix_versions: Option<V<'t, 'i>>,
+    versions: Option<V<'t, 'i>>,
+    issuelinks: Option<V<'t, 'i>>,
+}
+
+/// Text of a value that is a string, or an object's `name` (issue type, status, …).
+fn named<'i>(v: Option<V<'_, 'i>>) -> Option<&'i str> {
+    let v = v?;
+    v.str().or_else(|| v.get_str("name"))
+}
+
+/// A user column: the DC user `name`, else `key`, else `displayName`.
+pub fn user<'i>(v: Option<V<'_, 'i>>) -> Option<&'i str> {
+    let v = v?;
+    if let Some(s) = v.str() {
+        return Some(s);
+    }
+    v.get_str("name")
+        .or_else(|| v.get_str("key"))
+        .or_else(|| v.get_str("displayName"))
+}
+
+type Bad = String;
+
+fn opt_datetime(v: Option<V<'_, '_>>, what: &str) -> Result<Option<DateTime<Utc>>, Bad> {
+    match v {
+        None => Ok(None),
+        Some(v) if v.is_null() => Ok(None),
+        Some(v) => match v.str().and_then(parse_datetime) {
+            Some(t) => Ok(Some(t)),
+            None => Err(format!(
+                "{what} {} is not a timestamp with an offset",
+                v.to_json()
+            )),
+        },
+    }
+}
+
+fn opt_date(v: Option<V<'_, '_>>, what: &str) -> Result<Option<NaiveDate>, Bad> {
+    match v {
+        None => Ok(None),
+        Some(v) if v.is_null() => Ok(None),
+        Some(v) => match v.str().and_then(parse_date) {
+            Some(d) => Ok(Some(d)),
+            None => Err(format!("{what} {} is not a YYYY-MM-DD date", v.to_json())),
+        },
+    }
+}
+
+/// The issue id of an element of `issues`, if it has a usable one.
+pub fn issue_id(issue: V<'_, '_>) -> Option<i64> {
+    issue.get("id").and_then(|v| v.id())
+}
+
+/// `fields.updated` of an issue, parsed (for choosing among duplicates).
+pub fn issue_updated(issue: V<'_, '_>) -> Option<DateTime<Utc>> {
+    issue
+        .get("fields")?
+        .get_str("updated")
+        .and_then(parse_datetime)
+}
+
+/// Transforms one issue into `out`; on error nothing of it stays in `out`.
+pub fn transform_issue<'t, 'i>(
+    out: &mut Out,
+    typing: &Typing<'_, 't, 'i>,
+    issue: V<'t, 'i>,
+    index: usize,
+) -> Result<IssueVersion, QuarantinedIssue> {
+    let mark = Mark {
+        lens: std::array::from_fn(|i| out.bufs[i].len()),
+        counts: out.counts,
+    };
+    let mut added_links = Vec::new();
+    let mut id = None;
+    let mut key = None;
+    let mut fields = None;
+    let mut changelog = None;
+    if let Some(obj) = issue.obj() {
+        for (k, v) in obj {
+            match k {
+                "id" => id = Some(v),
+                "key" => key = v.str(),
+                "fields" => fields = Some(v),
+                "changelog" => changelog = Some(v),
+                _ => {}
+            }
+        }
+    }
+    let id_num = id.and_then(|v| v.id());
+    let quarantine = |reason: String| QuarantinedIssue {
+        key: key.map_or_else(|| format!("#{index}"), str::to_owned),
+        id: id_num,
+        reason,
+    };
+    if !issue.is_object() {
+        return Err(quarantine(format!(
+            "issues[{index}] is not an object: {}",
+            truncate(&issue.to_json(), 80)
+        )));
+    }
+    let Some(id_num) = id_num else {
+        return Err(quarantine(match id {
+            None => "the issue has no id".into(),
+            Some(v) => format!("the issue id {} is not a number", v.to_json()),
+        }));
+    };
+    let Some(key_str) = key else {
+        return Err(quarantine("the issue has no key".into()));
+    };
+    match write_issue(
+        out,
+        typing,
+        id_num,
+        key_str,
+        fields,
+        changelog,
+        &mut added_links,
+    ) {
+        Ok(updated) => Ok(IssueVersion {
+            id: id_num,
+            key: key_str.to_owned(),
+            updated,
+        }),
+        Err(reason) => {
+            for (i, len) in mark.lens.iter().enumerate() {
+                out.bufs[i].truncate(*len);
+            }
+            out.counts = mark.counts;
+            for l in added_links {
+                out.links.remove(&l);
+            }
+            Err(quarantine(reason))
+        }
+    }
+}
+
+fn truncate(s: &str, n: usize) -> &str {
+    match s.char_indices().nth(n) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+fn write_issue<'t, 'i>(
+    out: &mut Out,
+    typing: &Typing<'_, 't, 'i>,
+    id: i64,
+    key: &'i str,
+    fields: Option<V<'t, 'i>>,
+    changelog: Option<V<'t, 'i>>,
+    added_links: &mut Vec<i64>,
+) -> Result<Option<DateTime<Utc>>, Bad> {
+    let mut s = Slots::default();
+    if let Some(obj) = fields.and_then(|f| f.obj()) {
+        for (k, v) in obj {
+            match k {
+                "summary" => s.summary = Some(v),
+                "description" => s.description = Some(v),
+                "issuetype" => s.issuetype = Some(v),
+                "status" => s.status = Some(v),
+                "priority" => s.priority = Some(v),
+                "resolution" => s.resolution = Some(v),
+                "assignee" => s.assignee = Some(v),
+                "reporter" => s.reporter = Some(v),
+                "creator" => s.creator = Some(v),
+                "created" => s.created = Some(v),
+                "updated" => s.updated = Some(v),
+                "resolutiondate" => s.resolutiondate = Some(v),
+                "duedate" => s.duedate = Some(v),
+                "project" => s.project = Some(v),
+                "parent" => s.parent = Some(v),
+                "labels" => s.labels = Some(v),
+                "components" => s.components = Some(v),
+                "fixVersions" => s.fix_versions = Some(v),
+                "versions" => s.versions = Some(v),
+                "issuelinks" => s.issuelinks = Some(v),
+                k if k.starts_with("customfield_") && !v.is_null() && typing.wants(k) => {
+                    let ty = typing.type_of(k);
+                    out.counts[T_FIELD_VALUE] +=
+                        write_custom(&mut out.bufs[T_FIELD_VALUE], &mut out.scratch, id, k, ty, v);
+                }
+                _ => {}
+            }
+        }
+    } else if let Some(f) = fields.filter(|f| !f.is_null()) {
+        return Err(format!(
+            "fields is not an object: {}",
+            truncate(&f.to_json(), 80)
+        ));
+    }
+
+    let created = opt_datetime(s.created, "created")?;
+    let updated = opt_datetime(s.updated, "updated")?;
+    let resolved = opt_datetime(s.resolutiondate, "resolutiondate")?;
+    let due = opt_date(s.duedate, "duedate")?;
+
+    // issue
+    {
+        let status_category = s.status.and_then(|st| {
+            let c = st.get("statusCategory")?;
+            c.get_str("key").or_else(|| c.get_str("name"))
+        });
+        let project_id = s.project.and_then(|p| p.get("id")).and_then(|v| v.id());
+        let project_key = s.project.and_then(|p| p.get_str("key"));
+        let parent_id = s.parent.and_then(|p| p.get("id")).and_then(|v| v.id());
+        let mut row = CopyRow::new(&mut out.bufs[T_ISSUE]);
+        row.i64(id)
+            .text(key)
+            .opt_i64(project_id)
+            .opt_text(project_key)
+            .opt_text(named(s.issuetype))
+            .opt_text(named(s.status))
+            .opt_text(status_category)
+            .opt_text(named(s.priority))
+            .opt_text(named(s.resolution))
+            .opt_text(s.summary.and_then(|v| v.str()))
+            .opt_text(s.description.and_then(|v| v.str()));
+        row.opt_text(user(s.assignee))
+            .opt_text(user(s.reporter))
+            .opt_text(user(s.creator));
+        put_ts(&mut row, created);
+        put_ts(&mut row, updated);
+        put_ts(&mut row, resolved);
+        put_date(&mut row, due);
+        row.opt_i64(parent_id).null().end();
+        out.counts[T_ISSUE] += 1;
+    }
+
+    // issue_label (a set: duplicates written once)
+    if let Some(labels) = s.labels.and_then(|l| l.arr()) {
+        let mut seen: Vec<std::borrow::Cow<'i, str>> = Vec::new();
+        for l in labels {
+            let text = match l.str() {
+                Some(t) => std::borrow::Cow::Borrowed(t),
+                None if l.is_null() => continue,
+                None => std::borrow::Cow::Owned(l.to_json()),
+            };
+            if seen.contains(&text) {
+                continue;
+            }
+            CopyRow::new(&mut out.bufs[T_LABEL])
+                .i64(id)
+                .text(&text)
+                .end();
+            out.counts[T_LABEL] += 1;
+            seen.push(text);
+        }
+    }
+
+    // issue_component
+    if let Some(comps) = s.components.and_then(|c| c.arr()) {
+        let mut seen: Vec<i64> = Vec::new();
+        for (i, c) in comps.enumerate() {
+            let cid = c
+                .get("id")
+                .and_then(|v| v.id())
+                .ok_or_else(|| format!("components[{i}] has no numeric id"))?;
+            if seen.contains(&cid) {
+                continue;
+            }
+            seen.push(cid);
+            CopyRow::new(&mut out.bufs[T_COMPONENT])
+                .i64(id)
+                .i64(cid)
+                .opt_text(c.get_str("name"))
+                .end();
+            out.counts[T_COMPONENT] += 1;
+        }
+    }
+
+    // issue_version
+    for (list, relation, what) in [
+        (s.fix_versions, "fix", "fixVersions"),
+        (s.versions, "affects", "versions"),
+    ] {
+        let Some(items) = list.and_then(|l| l.arr()) else {
+            continue;
+        };
+        let mut seen: Vec<i64> = Vec::new();
+        for (i, v) in items.enumerate() {
+            let vid = v
+                .get("id")
+                .and_then(|x| x.id())
+                .ok_or_else(|| format!("{what}[{i}] has no numeric id"))?;
+            if seen.contains(&vid) {
+                continue;
+            }
+            seen.push(vid);
+            let release = opt_date(v.get("releaseDate"), &format!("{what}[{i}].releaseDate"))?;
+            let mut row = CopyRow::new(&mut out.bufs[T_VERSION]);
+            row.i64(id)
+                .i64(vid)
+                .text(relation)
+                .opt_text(v.get_str("name"))
+                .opt_bool(v.get("released").and_then(|b| b.bool()));
+            put_date(&mut row, release);
+            row.end();
+            out.counts[T_VERSION] += 1;
+        }
+    }
+
+    // issue_link: normalised to source --outward--> target
+    if let Some(links) = s.issuelinks.and_then(|l| l.arr()) {
+        for (i, l) in links.enumerate() {
+            let lid = l
+                .get("id")
+                .and_then(|x| x.id())
+                .ok_or_else(|| format!("issuelinks[{i}] has no numeric id"))?;
+            let ty = l.get("type");
+            let (other, this_is_source) =
+                match (l.get_some("outwardIssue"), l.get_some("inwardIssue")) {
+                    (Some(o), _) => (o, true),
+                    (None, Some(o)) => (o, false),
+                    (None, None) => {
+                        return Err(format!(
+                            "issuelinks[{i}] (id {lid}) has neither outwardIssue nor inwardIssue"
+                        ));
+                    }
+                };
+            let other_id = other.get("id").and_then(|x| x.id()).ok_or_else(|| {
+                format!("issuelinks[{i}] (id {lid}): the linked issue has no numeric id")
+            })?;
+            if !out.links.insert(lid) {
+                continue;
+            }
+            added_links.push(lid);
+            let other_key = other.get_str("key");
+            let ((src, src_key), (dst, dst_key)) = if this_is_source {
+                ((id, Some(key)), (other_id, other_key))
+            } else {
+                ((other_id, other_key), (id, Some(key)))
+            };
+            CopyRow::new(&mut out.bufs[T_LINK])
+                .i64(lid)
+                .i64(src)
+                .i64(dst)
+                .opt_text(src_key)
+                .opt_text(dst_key)
+                .opt_text(ty.and_then(|t| t.get_str("name")))
+                .opt_text(ty.and_then(|t| t.get_str("outward")))
+                .opt_text(ty.and_then(|t| t.get_str("inward")))
+                .end();
+            out.counts[T_LINK] += 1;
+        }
+    }
+
+    // changelog, changelog_item
+    if let Some(histories) = changelog
+        .and_then(|c| c.get("histories"))
+        .and_then(|h| h.arr())
+    {
+        for (hi, h) in histories.enumerate() {
+            let hid = h
+                .get("id")
+                .and_then(|x| x.id())
+                .ok_or_else(|| format!("changelog history [{hi}] has no numeric id"))?;
+            let created = opt_datetime(h.get("created"), &format!("history {hid} created"))?;
+            let mut row = CopyRow::new(&mut out.bufs[T_CHANGELOG]);
+            row.i64(hid)
+                .i64(id)
+                .opt_text(user(h.get("author").filter(|a| !a.is_null())));
+            put_ts(&mut row, created);
+            row.end();
+            out.counts[T_CHANGELOG] += 1;
+            let Some(items) = h.get("items").and_then(|x| x.arr()) else {
+                continue;
+            };
+            for (seq, it) in items.enumerate() {
+                let mut slot: [Option<V<'t, 'i>>; 7] = [None; 7];
+                if let Some(obj) = it.obj() {
+                    for (k, v) in obj {
+                        let i = match k {
+                            "field" => 0,
+                            "fieldtype" => 1,
+                            "fieldId" => 2,
+                            "from" => 3,
+                            "fromString" => 4,
+                            "to" => 5,
+                            "toString" => 6,
+                            _ => continue,
+                        };
+                        slot[i] = Some(v);
+                    }
+                }
+                let buf = &mut out.bufs[T_ITEM];
+                let scratch = &mut out.scratch;
+                let mut row = CopyRow::new(buf);
+                row.i64(hid).i64(seq as i64).i64(id);
+                for v in slot {
+                    let text = v.and_then(|v| v.scalar_text(scratch));
+                    row.opt_text(text);
+                }
+                row.end();
+                out.counts[T_ITEM] += 1;
+            }
+        }
+    }
+    Ok(updated)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_indices_match_tables_all() {
+        let expect = [
+            (T_FIELD, "field"),
+            (T_ISSUE, "issue"),
+            (T_LABEL, "issue_label"),
+            (T_COMPONENT, "issue_component"),
+            (T_VERSION, "issue_version"),
+            (T_LINK, "issue_link"),
+            (T_CHANGELOG, "changelog"),
+            (T_ITEM, "changelog_item"),
+            (T_FIELD_VALUE, "issue_field_value"),
+        ];
+        assert_eq!(tables::ALL.len(), N_TABLES);
+        for (i, name) in expect {
+            assert_eq!(tables::ALL[i].name, name);
+        }
+    }
+}

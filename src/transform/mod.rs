@@ -1,0 +1,567 @@
+//! The transform stage: staged pages → table batches, on a rayon pool, with
+//! simd-json.
+//!
+//! - [`transform_page`]: one page in memory → one [`Batch`] (pure, no I/O,
+//!   deterministic: the same page gives byte-identical batches). Used by
+//!   [`run_stage`], by the orchestrator (`run --stage all`) and by `replay --dry-run`.
+//! - [`run_stage`]: `pipeline run --stage transform`: every staged page of the
+//!   selected scopes that has no batch yet is transformed and its batch written
+//!   atomically; bad pages are quarantined, counted, and the neighbours go on.
+//!   Rerunning after a kill -9 finishes the job with identical batches.
+//!
+//! Submodules: [`issue`] (issue → rows), [`fields`] (field catalogue and
+//! custom-field typing), [`time`] (Jira timestamps), [`tape`] (walking the
+//! simd-json tape), [`bench`] (`pipeline bench transform`).
+
+pub mod bench;
+pub mod fields;
+pub mod issue;
+pub mod tape;
+pub mod time;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+
+use crate::batch::{self, Batch, BatchMeta, TableCount};
+use crate::config::{Config, Scope};
+use crate::error::{Error, ExitCode, Result};
+use crate::staging::{self, PageKind, PageMeta, Staging};
+pub use fields::{Catalog, Selection};
+use issue::{Out, T_FIELD};
+use tape::V;
+
+/// Format version of the batches this module writes.
+pub const BATCH_FORMAT: u32 = 1;
+
+/// Why a page cannot be transformed; the page goes to the quarantine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadPage {
+    pub reason: String,
+}
+
+impl fmt::Display for BadPage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl std::error::Error for BadPage {}
+
+fn bad(reason: impl Into<String>) -> BadPage {
+    BadPage {
+        reason: reason.into(),
+    }
+}
+
+/// A printable preview of the first bytes of a body.
+fn preview(body: &[u8]) -> String {
+    let s = String::from_utf8_lossy(&body[..body.len().min(60)]);
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
+/// Transforms one page in memory. `body` is parsed in place (simd-json) and
+/// left clobbered. `catalog` is the page's run's field catalogue (empty if the
+/// run staged none); `scope` selects the custom fields.
+pub fn transform_page(
+    meta: &PageMeta,
+    body: &mut [u8],
+    catalog: &Catalog,
+    scope: &Scope,
+) -> std::result::Result<Batch, BadPage> {
+    let selection = Selection::resolve(scope, catalog);
+    transform_page_with(meta, body, catalog, &selection)
+}
+
+/// [`transform_page`] with the scope's field selection already resolved.
+pub fn transform_page_with(
+    meta: &PageMeta,
+    body: &mut [u8],
+    catalog: &Catalog,
+    selection: &Selection,
+) -> std::result::Result<Batch, BadPage> {
+    let source_bytes = body.len() as u64;
+    let mut out = Out::new();
+    let mut issues = Vec::new();
+    let mut quarantined = Vec::new();
+    match meta.kind {
+        PageKind::End => {
+            out.counts[T_FIELD] = catalog.write_field_rows(&mut out.bufs[T_FIELD]);
+        }
+        PageKind::Search => {
+            let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
+            match first {
+                None => return Err(bad("the page body is empty (expected a search response)")),
+                Some(b'<') => {
+                    return Err(bad(format!(
+                        "the page holds an HTML page, not JSON (starts with {:?}); Jira or a proxy answered with an error page",
+                        preview(body)
+                    )));
+                }
+                Some(b'{') => {}
+                Some(_) => {
+                    return Err(bad(format!(
+                        "the page body is not a JSON object (starts with {:?})",
+                        preview(body)
+                    )));
+                }
+            }
+            let head = preview(body);
+            let tape = simd_json::to_tape(body).map_err(|e| {
+                bad(format!(
+                    "the page body is not valid JSON ({e}); it may be truncated (starts with {head:?})"
+                ))
+            })?;
+            let root = V::root(&tape).ok_or_else(|| bad("the page body is empty"))?;
+            let (mut issues_v, mut schema, mut names, mut errors) = (None, None, None, None);
+            if let Some(obj) = root.obj() {
+                for (k, v) in obj {
+                    match k {
+                        "issues" => issues_v = Some(v),
+                        "schema" => schema = Some(v),
+                        "names" => names = Some(v),
+                        "errorMessages" => errors = Some(v),
+                        _ => {}
+                    }
+                }
+            }
+            let Some(list) = issues_v.and_then(|v| v.arr()) else {
+                return Err(bad(match errors {
+                    Some(e) => format!(
+                        "the page holds a Jira error response, not a search result: {}",
+                        e.to_json()
+                    ),
+                    None => "the page is not a /rest/api/2/search response (no \"issues\" array)"
+                        .to_string(),
+                }));
+            };
+            let typing = fields::Typing::new(catalog, selection, schema, names);
+            let all: Vec<V<'_, '_>> = list.collect();
+            let skip = superseded(&all);
+            for (index, item) in all.iter().enumerate() {
+                if skip.get(index).copied().unwrap_or(false) {
+                    continue;
+                }
+                match issue::transform_issue(&mut out, &typing, *item, index) {
+                    Ok(v) => issues.push(v),
+                    Err(q) => quarantined.push(q),
+                }
+            }
+        }
+    }
+    let (data, counts) = out.into_data();
+    Ok(Batch {
+        meta: BatchMeta {
+            format: BATCH_FORMAT,
+            scope: meta.scope.clone(),
+            page: meta.page_name(),
+            run_id: meta.run_id.clone(),
+            kind: meta.kind,
+            issues,
+            tables: counts
+                .into_iter()
+                .map(|(t, rows)| TableCount {
+                    table: t.to_string(),
+                    rows,
+                })
+                .collect(),
+            checkpoint: if meta.kind == PageKind::End {
+                meta.checkpoint
+            } else {
+                None
+            },
+            pages_in_run: if meta.kind == PageKind::End {
+                meta.pages_in_run
+            } else {
+                None
+            },
+            quarantined,
+            source_bytes,
+        },
+        data,
+    })
+}
+
+/// Marks issues that appear more than once in a page and are not the version
+/// to keep (latest `updated`; on a tie the last one), so a batch never holds
+/// two rows with the same key.
+fn superseded(issues: &[V<'_, '_>]) -> Vec<bool> {
+    let ids: Vec<Option<i64>> = issues.iter().map(|i| issue::issue_id(*i)).collect();
+    let mut first: HashMap<i64, usize> = HashMap::with_capacity(ids.len());
+    let mut dup = false;
+    for (i, id) in ids.iter().enumerate() {
+        if let Some(id) = id
+            && first.insert(*id, i).is_some()
+        {
+            dup = true;
+        }
+    }
+    let mut skip = vec![false; issues.len()];
+    if !dup {
+        return skip;
+    }
+    let mut best: HashMap<i64, (usize, Option<chrono::DateTime<chrono::Utc>>)> = HashMap::new();
+    for (i, id) in ids.iter().enumerate() {
+        let Some(id) = id else { continue };
+        let upd = issue::issue_updated(issues[i]);
+        match best.get(id) {
+            Some((_, u)) if *u > upd => skip[i] = true,
+            Some((j, _)) => {
+                skip[*j] = true;
+                best.insert(*id, (i, upd));
+            }
+            None => {
+                best.insert(*id, (i, upd));
+            }
+        }
+    }
+    skip
+}
+
+/// What `run --stage transform` did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TransformReport {
+    /// Pages that had no batch when the run started.
+    pub pages_todo: u64,
+    pub pages_transformed: u64,
+    /// Pages that already had a batch (left alone).
+    pub pages_already_done: u64,
+    pub pages_quarantined: u64,
+    pub issues: u64,
+    pub issues_quarantined: u64,
+    pub rows: u64,
+    /// Decompressed JSON bytes transformed.
+    pub source_bytes: u64,
+    pub elapsed: Duration,
+}
+
+impl TransformReport {
+    /// Exit code: 4 when anything was quarantined.
+    pub fn exit_code(&self) -> ExitCode {
+        if self.pages_quarantined > 0 || self.issues_quarantined > 0 {
+            ExitCode::Quarantined
+        } else {
+            ExitCode::Success
+        }
+    }
+}
+
+impl fmt::Display for TransformReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        write!(
+            f,
+            "transform: {} page(s) transformed ({} already done), {} issue(s), {} row(s), {:.1} MB of JSON in {:.2}s ({:.1} MB/s); quarantined: {} page(s), {} issue(s)",
+            self.pages_transformed,
+            self.pages_already_done,
+            self.issues,
+            self.rows,
+            self.source_bytes as f64 / 1e6,
+            secs,
+            self.source_bytes as f64 / 1e6 / secs,
+            self.pages_quarantined,
+            self.issues_quarantined,
+        )?;
+        if self.pages_quarantined > 0 || self.issues_quarantined > 0 {
+            write!(
+                f,
+                " (see staging/quarantine/ and `pipeline status`; fix the cause, then move pages back to staging/pages/ and rerun)"
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Field catalogues by run id, loaded once per run.
+#[derive(Default)]
+pub struct CatalogCache {
+    map: Mutex<HashMap<String, Arc<Catalog>>>,
+}
+
+impl CatalogCache {
+    /// The catalogue of `run_id` (empty when the run staged none).
+    pub fn get(&self, st: &Staging, run_id: &str) -> Result<Arc<Catalog>> {
+        let mut map = self
+            .map
+            .lock()
+            .map_err(|_| Error::Other("catalogue cache poisoned".into()))?;
+        if let Some(c) = map.get(run_id) {
+            return Ok(c.clone());
+        }
+        let path = st.catalog_path(run_id);
+        let cat = match Catalog::load(&path)? {
+            Some(c) => c,
+            None => {
+                tracing::warn!(
+                    run_id,
+                    path = %path.display(),
+                    "no field catalogue for this run; custom fields are typed from their values"
+                );
+                Catalog::default()
+            }
+        };
+        let cat = Arc::new(cat);
+        map.insert(run_id.to_string(), cat.clone());
+        Ok(cat)
+    }
+}
+
+enum Outcome {
+    Done {
+        issues: u64,
+        quarantined: u64,
+        rows: u64,
+        bytes: u64,
+    },
+    Quarantined,
+}
+
+/// Transforms one staged page file and writes its batch (or quarantines it).
+fn process_page(
+    st: &Staging,
+    cache: &CatalogCache,
+    scope: &Scope,
+    selections: &Mutex<HashMap<String, Arc<Selection>>>,
+    page: &str,
+) -> Result<Outcome> {
+    let path = st.page_path(&scope.name, page);
+    let quarantine = |reason: String| -> Result<Outcome> {
+        tracing::warn!(scope = %scope.name, page, %reason, "page quarantined");
+        st.quarantine_page(&scope.name, page, &format!("{reason}\n"))?;
+        Ok(Outcome::Quarantined)
+    };
+    let (meta, mut body) = match staging::read_page(&path) {
+        Ok(x) => x,
+        Err(e @ Error::Staging { .. }) => return quarantine(e.to_string()),
+        Err(e) => return Err(e),
+    };
+    if meta.scope != scope.name || meta.page_name() != page {
+        return quarantine(format!(
+            "{}: the page metadata names scope {:?} page {:?}, but the file is staged as scope {:?} page {:?}",
+            path.display(),
+            meta.scope,
+            meta.page_name(),
+            scope.name,
+            page
+        ));
+    }
+    let catalog = cache.get(st, &meta.run_id)?;
+    let selection = {
+        let mut m = selections
+            .lock()
+            .map_err(|_| Error::Other("selection cache poisoned".into()))?;
+        m.entry(meta.run_id.clone())
+            .or_insert_with(|| Arc::new(Selection::resolve(scope, &catalog)))
+            .clone()
+    };
+    let batch = match transform_page_with(&meta, &mut body, &catalog, &selection) {
+        Ok(b) => b,
+        Err(e) => return quarantine(format!("{}: {e}", path.display())),
+    };
+    for q in &batch.meta.quarantined {
+        tracing::warn!(scope = %scope.name, page, issue = %q.key, reason = %q.reason, "issue quarantined");
+    }
+    batch::write_batch(st, &batch)?;
+    Ok(Outcome::Done {
+        issues: batch.meta.issues.len() as u64,
+        quarantined: batch.meta.quarantined.len() as u64,
+        rows: batch.total_rows(),
+        bytes: batch.meta.source_bytes,
+    })
+}
+
+/// Removes half-built batch directories (`.tmp-*`) left by a killed run.
+fn remove_leftovers(st: &Staging, scope: &str) -> Result<()> {
+    let dir = st.batches_dir(scope);
+    let Ok(rd) = std::fs::read_dir(&dir) else {
+        return Ok(());
+    };
+    for e in rd.flatten() {
+        if e.file_name().to_string_lossy().starts_with(".tmp-") {
+            let p = e.path();
+            let r = if p.is_dir() {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+            r.map_err(Error::io(&p))?;
+        }
+    }
+    Ok(())
+}
+
+/// `pipeline run --stage transform`: transforms every staged page without a
+/// batch in the given scopes (all configured scopes when `scopes` is empty),
+/// on `threads` threads (0 = one per core). The caller holds the lock.
+pub fn run_stage(cfg: &Config, scopes: &[String], threads: usize) -> Result<TransformReport> {
+    let started = Instant::now();
+    let st = Staging::new(&cfg.staging.dir, cfg.staging.compression_level);
+    let selected: Vec<&Scope> = if scopes.is_empty() {
+        cfg.scopes.iter().collect()
+    } else {
+        scopes.iter().map(|s| cfg.scope(s)).collect::<Result<_>>()?
+    };
+    let mut report = TransformReport::default();
+    let mut todo: Vec<(&Scope, String)> = Vec::new();
+    for scope in &selected {
+        remove_leftovers(&st, &scope.name)?;
+        let done: std::collections::HashSet<String> =
+            st.list_batches(&scope.name)?.into_iter().collect();
+        for page in st.list_pages(&scope.name)? {
+            if done.contains(&page) {
+                report.pages_already_done += 1;
+            } else {
+                todo.push((scope, page));
+            }
+        }
+    }
+    report.pages_todo = todo.len() as u64;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("transform-{i}"))
+        .build()
+        .map_err(|e| Error::Other(format!("cannot start the transform threads: {e}")))?;
+    let cache = CatalogCache::default();
+    let selections: HashMap<String, Mutex<HashMap<String, Arc<Selection>>>> = selected
+        .iter()
+        .map(|s| (s.name.clone(), Mutex::new(HashMap::new())))
+        .collect();
+    let counters: [AtomicU64; 6] = Default::default();
+    let first_error: Mutex<Option<Error>> = Mutex::new(None);
+    // One page per worker at a time: peak memory is threads × one page,
+    // whatever the number of pages.
+    pool.install(|| {
+        todo.par_iter().with_max_len(1).for_each(|(scope, page)| {
+            if first_error.lock().map(|e| e.is_some()).unwrap_or(true) {
+                return;
+            }
+            let Some(sel) = selections.get(&scope.name) else {
+                return;
+            };
+            match process_page(&st, &cache, scope, sel, page) {
+                Ok(Outcome::Done {
+                    issues,
+                    quarantined,
+                    rows,
+                    bytes,
+                }) => {
+                    counters[0].fetch_add(1, Ordering::Relaxed);
+                    counters[1].fetch_add(issues, Ordering::Relaxed);
+                    counters[2].fetch_add(quarantined, Ordering::Relaxed);
+                    counters[3].fetch_add(rows, Ordering::Relaxed);
+                    counters[4].fetch_add(bytes, Ordering::Relaxed);
+                }
+                Ok(Outcome::Quarantined) => {
+                    counters[5].fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    if let Ok(mut slot) = first_error.lock()
+                        && slot.is_none()
+                    {
+                        *slot = Some(e);
+                    }
+                }
+            }
+        });
+    });
+    if let Some(e) = first_error.into_inner().ok().flatten() {
+        return Err(e);
+    }
+    report.pages_transformed = counters[0].load(Ordering::Relaxed);
+    report.issues = counters[1].load(Ordering::Relaxed);
+    report.issues_quarantined = counters[2].load(Ordering::Relaxed);
+    report.rows = counters[3].load(Ordering::Relaxed);
+    report.source_bytes = counters[4].load(Ordering::Relaxed);
+    report.pages_quarantined = counters[5].load(Ordering::Relaxed);
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+/// CLI entry for `run --stage transform`: takes the schema's lock, runs the
+/// stage, prints the summary; exit code 4 when anything was quarantined.
+pub fn exec_run(cfg: &Config, scopes: &[String]) -> Result<ExitCode> {
+    let url = crate::config::database_url()?;
+    let mut client = crate::db::connect(&url, &cfg.database)?;
+    crate::db::try_lock(&mut client, &cfg.database.schema)?;
+    let report = run_stage(cfg, scopes, 0)?;
+    println!("{report}");
+    drop(client);
+    Ok(report.exit_code())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(kind: PageKind) -> PageMeta {
+        PageMeta {
+            format: 1,
+            kind,
+            scope: "s".into(),
+            run_id: "20240101T000000000Z".into(),
+            mode: "backfill".into(),
+            slice: 0,
+            seq: 0,
+            jql: String::new(),
+            start_at: 0,
+            max_results: 100,
+            issue_count: 0,
+            total: None,
+            first_updated: None,
+            last_updated: None,
+            fetched_at: chrono::Utc::now(),
+            request_id: None,
+            http_status: 200,
+            checkpoint: None,
+            pages_in_run: None,
+        }
+    }
+
+    #[test]
+    fn bad_bodies_are_named() {
+        let m = meta(PageKind::Search);
+        let cat = Catalog::default();
+        let sel = Selection::all();
+        for (body, want) in [
+            (&b""[..], "empty"),
+            (b"<html><body>502 Bad Gateway</body></html>", "HTML"),
+            (b"{\"issues\":[{\"id\":\"1\"", "not valid JSON"),
+            (b"{\"errorMessages\":[\"no\"]}", "error response"),
+            (b"{\"values\":[]}", "no \"issues\" array"),
+            (b"[1,2]", "not a JSON object"),
+        ] {
+            let mut b = body.to_vec();
+            let e = transform_page_with(&m, &mut b, &cat, &sel).unwrap_err();
+            assert!(e.reason.contains(want), "{want}: {e}");
+        }
+    }
+
+    #[test]
+    fn duplicate_issue_in_page_keeps_latest() {
+        let body = br#"{"issues":[
+            {"id":"1","key":"A-1","fields":{"updated":"2024-01-02T00:00:00.000+0000","summary":"new","labels":["x"]}},
+            {"id":"1","key":"A-1","fields":{"updated":"2024-01-01T00:00:00.000+0000","summary":"old","labels":["x"]}}
+        ]}"#;
+        let mut b = body.to_vec();
+        let batch = transform_page_with(
+            &meta(PageKind::Search),
+            &mut b,
+            &Catalog::default(),
+            &Selection::all(),
+        )
+        .unwrap();
+        assert_eq!(batch.meta.issues.len(), 1);
+        assert_eq!(batch.row_count("issue"), 1);
+        assert_eq!(batch.row_count("issue_label"), 1);
+        let rows = crate::tables::decode_rows(batch.rows("issue"));
+        assert_eq!(rows[0][9].as_deref(), Some("new"));
+    }
+}
