@@ -61,6 +61,36 @@ pub enum Command {
     /// Configuration checks.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Run pipeline stages (`--stage load` loads what transform staged).
+    Run(RunArgs),
+    /// Benchmarks that print throughput figures.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// Which stage(s) `pipeline run` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Stage {
+    Extract,
+    Transform,
+    Load,
+    All,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The stage to run.
+    #[arg(long, value_enum, default_value_t = Stage::All)]
+    pub stage: Stage,
+    /// Only this scope (repeatable); default: every configured scope.
+    #[arg(long = "scope", value_name = "NAME")]
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Load throughput: merge vs plain COPY vs row-by-row upsert.
+    Load(crate::load::BenchLoadArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -117,6 +147,14 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::Success)
         }
+        Command::Run(args) if args.stage == Stage::Load => {
+            crate::load::exec_run(&cli.config, &args.scopes)
+        }
+        Command::Run(args) => Err(crate::error::Error::Config(format!(
+            "`run --stage {:?}` is not available in this build; use --stage load",
+            args.stage
+        ))),
+        Command::Bench(BenchCommand::Load(args)) => crate::load::bench::exec(&cli.config, &args),
         Command::Config(ConfigCommand::Check) => {
             let cfg = Config::load(&cli.config)?;
             print!("{}", crate::report::effective_config(&cfg));

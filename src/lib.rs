@@ -14,6 +14,7 @@
 //! - [`tables`]: the warehouse table specs and the text-COPY row encoder.
 //! - [`batch`]: table batches (transform → load), in memory and on disk.
 //! - [`staging`]: the staging area's layout, file formats and atomic writes.
+//! - [`load`]: batches → PostgreSQL (COPY, merge, ledger, checkpoint; one transaction per unit).
 //! - [`report`]: human-readable reports (effective configuration, …).
 //! - [`logging`]: tracing setup (text or JSON on stderr).
 
@@ -22,6 +23,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod load;
 pub mod logging;
 pub mod report;
 pub mod staging;
