@@ -409,7 +409,10 @@ impl LoadReport {
             ));
         }
         for (scope, c) in &self.checkpoints {
-            s.push_str(&format!("\n  checkpoint of scope {scope}: {}", c.to_rfc3339()));
+            s.push_str(&format!(
+                "\n  checkpoint of scope {scope}: {}",
+                c.to_rfc3339()
+            ));
         }
         if t.quarantined > 0 {
             s.push_str(&format!(

@@ -94,7 +94,10 @@ pub(crate) fn run(
 
     // Staging tables, then one COPY per table carrying every batch of the unit.
     tx.batch_execute(&sql.create_temps)
-        .map_err(Error::db(format!("{}: creating staging tables", unit_pages())))?;
+        .map_err(Error::db(format!(
+            "{}: creating staging tables",
+            unit_pages()
+        )))?;
     let mut buf = Vec::new();
     let mut analyze = Vec::new();
     for (spec, copy_sql, _) in &sql.tables {
@@ -117,9 +120,8 @@ pub(crate) fn run(
         }
         let ctx = || format!("{}: COPY into staging table {}", unit_pages(), spec.name);
         let mut w = tx.copy_in(copy_sql.as_str()).map_err(Error::db(ctx()))?;
-        w.write_all(&buf).map_err(|e| {
-            Error::Other(format!("{}: {e}", ctx()))
-        })?;
+        w.write_all(&buf)
+            .map_err(|e| Error::Other(format!("{}: {e}", ctx())))?;
         let copied = w.finish().map_err(Error::db(ctx()))?;
         if copied != expected {
             return Err(Error::Other(format!(
@@ -132,12 +134,17 @@ pub(crate) fn run(
     hook(HookPoint::AfterCopy);
     if !analyze.is_empty() {
         tx.batch_execute(&format!("ANALYZE {}", analyze.join(", ")))
-            .map_err(Error::db(format!("{}: ANALYZE staging tables", unit_pages())))?;
+            .map_err(Error::db(format!(
+                "{}: ANALYZE staging tables",
+                unit_pages()
+            )))?;
     }
 
     // Which incoming issues win (newest version, not older than stored).
-    tx.batch_execute(&sql.accepted)
-        .map_err(Error::db(format!("{}: selecting accepted issues", unit_pages())))?;
+    tx.batch_execute(&sql.accepted).map_err(Error::db(format!(
+        "{}: selecting accepted issues",
+        unit_pages()
+    )))?;
     let counts = tx
         .query_one(
             &format!(
@@ -147,7 +154,10 @@ pub(crate) fn run(
             ),
             &[],
         )
-        .map_err(Error::db(format!("{}: counting accepted issues", unit_pages())))?;
+        .map_err(Error::db(format!(
+            "{}: counting accepted issues",
+            unit_pages()
+        )))?;
     let acc: i64 = counts.get(0);
     let distinct_in: i64 = counts.get(1);
     tx.batch_execute(&format!("ANALYZE {}", merge::ACCEPTED))
@@ -163,7 +173,11 @@ pub(crate) fn run(
         }
         let row = tx
             .query_one(merge_sql.as_str(), &[])
-            .map_err(Error::db(format!("{}: merging table {}", unit_pages(), spec.name)))?;
+            .map_err(Error::db(format!(
+                "{}: merging table {}",
+                unit_pages(),
+                spec.name
+            )))?;
         let c = TableCounts {
             deleted: row.get::<_, i64>(0) as u64,
             inserted: row.get::<_, i64>(1) as u64,
@@ -190,7 +204,9 @@ pub(crate) fn run(
             .map(|b| i64::try_from(b.total_rows()).unwrap_or(i64::MAX))
             .collect();
         tx.execute(&sql.ledger_insert, &[&scope, &p, &r, &i, &n])
-            .map_err(Error::db(format!("scope {scope}: recording pages in the ledger")))?;
+            .map_err(Error::db(format!(
+                "scope {scope}: recording pages in the ledger"
+            )))?;
         Ok(())
     };
     for b in todo.iter().filter(|b| b.meta.kind == PageKind::Search) {
@@ -205,7 +221,10 @@ pub(crate) fn run(
         let m = &b.meta;
         let loaded: i64 = tx
             .query_one(&sql.ledger_run_count, &[&scope, &m.run_id, &m.page])
-            .map_err(Error::db(format!("scope {scope}: counting pages of run {}", m.run_id)))?
+            .map_err(Error::db(format!(
+                "scope {scope}: counting pages of run {}",
+                m.run_id
+            )))?
             .get(0);
         let need = m.pages_in_run.unwrap_or(0);
         let current: Option<DateTime<Utc>> = tx
@@ -257,7 +276,9 @@ pub(crate) fn run(
     }
     if !qp.is_empty() {
         tx.execute(&sql.quarantine_insert, &[&scope, &qp, &qk, &qr])
-            .map_err(Error::db(format!("scope {scope}: recording quarantined issues")))?;
+            .map_err(Error::db(format!(
+                "scope {scope}: recording quarantined issues"
+            )))?;
         out.report.quarantined += qp.len() as u64;
     }
 

@@ -326,13 +326,18 @@ fn load_fills_every_table_and_round_trips_values() {
     ] {
         assert_eq!(e.count(table), n, "{table}");
     }
-    let row = &e.q("SELECT summary, description, updated, due_date::text FROM S.issue WHERE issue_id = 1")[0];
+    let row = &e
+        .q("SELECT summary, description, updated, due_date::text FROM S.issue WHERE issue_id = 1")
+        [0];
     assert_eq!(row.get::<_, String>(0), a.summary);
     assert_eq!(row.get::<_, Option<String>>(1), None);
     assert_eq!(row.get::<_, DateTime<Utc>>(2), t(10));
     assert_eq!(row.get::<_, String>(3), "2024-04-01");
     let labels = e.strings("SELECT label FROM S.issue_label WHERE issue_id = 2 ORDER BY label");
-    assert_eq!(labels, vec!["back\\slash".to_string(), "naïve 😀".to_string()]);
+    assert_eq!(
+        labels,
+        vec!["back\\slash".to_string(), "naïve 😀".to_string()]
+    );
     assert_eq!(e.checkpoint(), Some(t(100)));
 }
 
@@ -400,7 +405,11 @@ fn older_page_after_newer_changes_nothing() {
     );
     assert_eq!(e.count("issue_component"), 1);
     assert_eq!(e.tuples(), before);
-    assert_eq!(e.count("page_ledger"), 2, "the old page is recorded as loaded");
+    assert_eq!(
+        e.count("page_ledger"),
+        2,
+        "the old page is recorded as loaded"
+    );
 }
 
 #[test]
@@ -422,7 +431,10 @@ fn child_sets_are_replaced_and_unchanged_children_untouched() {
         &mut e,
         "SELECT label || xmin::text FROM S.issue_label WHERE issue_id = 1 AND label IN ('a','b') ORDER BY 1",
     );
-    let keep_before = xmin(&mut e, "SELECT xmin::text FROM S.issue_label WHERE issue_id = 2");
+    let keep_before = xmin(
+        &mut e,
+        "SELECT xmin::text FROM S.issue_label WHERE issue_id = 2",
+    );
 
     let mut v2 = v1.clone();
     v2.updated = t(20);
@@ -462,7 +474,10 @@ fn child_sets_are_replaced_and_unchanged_children_untouched() {
         "unchanged labels are not rewritten"
     );
     assert_eq!(
-        xmin(&mut e, "SELECT xmin::text FROM S.issue_label WHERE issue_id = 2"),
+        xmin(
+            &mut e,
+            "SELECT xmin::text FROM S.issue_label WHERE issue_id = 2"
+        ),
         keep_before,
         "issues not in the batch are untouched"
     );
@@ -484,7 +499,10 @@ fn a_link_belongs_to_its_source_and_its_target() {
     b.links = vec![];
     let r = l.load_unit(&[page(RUN1, 1, &[b])]).unwrap();
     assert_eq!(r.table("issue_link").deleted, 1);
-    assert_eq!(e.strings("SELECT link_id::text FROM S.issue_link"), vec!["501"]);
+    assert_eq!(
+        e.strings("SELECT link_id::text FROM S.issue_link"),
+        vec!["501"]
+    );
     // Issue 1 (the target of 501, whose source 3 is not loaded) drops it too.
     a.updated = t(30);
     a.links = vec![];
@@ -517,7 +535,8 @@ fn changelog_is_inserted_once() {
     let mut e = Env::new();
     let a = iss(1, 10);
     let mut l = e.loader();
-    l.load_unit(&[page(RUN1, 0, &[a.clone()])]).unwrap();
+    l.load_unit(&[page(RUN1, 0, std::slice::from_ref(&a))])
+        .unwrap();
     let before = e.tuples();
     let mut a2 = a.clone();
     a2.updated = t(20);
@@ -577,7 +596,10 @@ fn duplicate_issue_in_one_unit_latest_updated_wins() {
         assert_eq!(r.table("issue").inserted, 1);
         assert_eq!(e.strings("SELECT summary FROM S.issue"), vec!["new"]);
         assert_eq!(e.strings("SELECT label FROM S.issue_label"), vec!["n"]);
-        assert_eq!(e.strings("SELECT link_id::text FROM S.issue_link"), vec!["500"]);
+        assert_eq!(
+            e.strings("SELECT link_id::text FROM S.issue_link"),
+            vec!["500"]
+        );
     }
 }
 
@@ -642,7 +664,14 @@ fn write_page_file(st: &Staging, b: &Batch) {
         run_id: b.meta.run_id.clone(),
         mode: "backfill".into(),
         slice: 0,
-        seq: b.meta.page.rsplit("-p").next().unwrap().parse().unwrap_or(0),
+        seq: b
+            .meta
+            .page
+            .rsplit("-p")
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap_or(0),
         jql: String::new(),
         start_at: 0,
         max_results: 100,
@@ -689,7 +718,11 @@ fn connection_killed_before_commit_moves_neither_data_nor_checkpoint() {
     assert_eq!(e.count("issue"), 0);
     assert_eq!(e.count("page_ledger"), 0);
     assert_eq!(e.checkpoint(), None);
-    assert_eq!(st.list_batches(SCOPE).unwrap().len(), 2, "batches stay staged");
+    assert_eq!(
+        st.list_batches(SCOPE).unwrap().len(),
+        2,
+        "batches stay staged"
+    );
     assert_eq!(st.list_pages(SCOPE).unwrap().len(), 2, "pages not archived");
 }
 
@@ -781,10 +814,7 @@ fn row_count_mismatch_is_refused() {
 }
 
 fn stage_config(schema: &str) -> String {
-    config_with(schema, "").replace(
-        "[database]",
-        "[staging]\ndir = \"staging\"\n\n[database]",
-    )
+    config_with(schema, "").replace("[database]", "[staging]\ndir = \"staging\"\n\n[database]")
 }
 
 #[test]
