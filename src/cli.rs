@@ -131,6 +131,8 @@ pub struct RunArgs {
 pub enum BenchCommand {
     /// Transform throughput vs a bare simd-json parse of the same bytes.
     Transform(crate::transform::bench::BenchTransformArgs),
+    /// Load throughput: merge vs plain COPY vs row-by-row upsert.
+    Load(crate::load::BenchLoadArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -245,6 +247,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             let cfg = Config::load(&cli.config)?;
             match args.stage {
                 Stage::Transform => crate::transform::exec_run(&cfg, &args.scopes),
+                Stage::Load => crate::load::exec_run(&cli.config, &args.scopes),
                 other => Err(crate::error::Error::Config(format!(
                     "stage {} is not available yet",
                     other
@@ -255,6 +258,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Bench(BenchCommand::Transform(args)) => crate::transform::bench::exec(&args),
+        Command::Bench(BenchCommand::Load(args)) => crate::load::bench::exec(&cli.config, &args),
         Command::Config(ConfigCommand::Check) => {
             let cfg = Config::load(&cli.config)?;
             print!("{}", crate::report::effective_config(&cfg));

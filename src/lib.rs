@@ -16,6 +16,7 @@
 //! - [`staging`]: the staging area's layout, file formats and atomic writes.
 //! - [`status`]: `pipeline status` and `staging usage|gc`.
 //! - [`transform`]: staged pages → table batches (rayon + simd-json); `run --stage transform`.
+//! - [`load`]: batches → PostgreSQL (COPY, merge, ledger, checkpoint; one transaction per unit).
 //! - [`report`]: human-readable reports (effective configuration, …).
 //! - [`runlog`]: the `run_history` table.
 //! - [`shutdown`]: Ctrl-C / SIGTERM handling.
@@ -29,6 +30,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod load;
 pub mod logging;
 pub mod metrics;
 pub mod progress;

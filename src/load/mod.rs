@@ -1,0 +1,549 @@
+//! The load stage: table batches → the PostgreSQL warehouse.
+//!
+//! - [`Loader`]: a synchronous loader over one `postgres::Client`. Its
+//!   [`Loader::load_unit`] loads one *unit* (one or more batches of one scope,
+//!   in page order) in one transaction (see [`unit`]): COPY into `ON COMMIT
+//!   DROP` staging tables, merge with SQL generated from the table specs (see
+//!   [`merge`]), record the pages in the ledger, move the scope's checkpoint
+//!   when an End page closes a complete run, record quarantined issues, COMMIT;
+//!   then archive the pages and remove their batch directories. A lost
+//!   connection or a server restart rolls the unit back; the loader reconnects
+//!   with backoff and redoes it.
+//! - [`run_stage`]: `pipeline run --stage load` — takes the advisory lock and
+//!   loads every staged batch not loaded yet, per scope, in page order, grouped
+//!   into units of a target size.
+//! - [`bench`]: `pipeline bench load`.
+//!
+//! The `postgres` client is synchronous and must never run inside a tokio
+//! runtime: the orchestrator gives the loader a thread of its own.
+
+pub mod bench;
+pub mod merge;
+mod unit;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use clap::Args;
+use postgres::Client;
+
+use crate::batch::{self, Batch};
+use crate::config::{self, Config, DatabaseConfig, Secret};
+use crate::db;
+use crate::error::{Error, ExitCode, Result};
+use crate::staging::Staging;
+
+/// Points inside a unit's transaction where a fault-injection hook runs (tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookPoint {
+    /// Every table is in its staging table.
+    AfterCopy,
+    /// Every table is merged; ledger and checkpoint not yet written.
+    AfterMerge,
+    /// Everything is written; the next statement is COMMIT.
+    BeforeCommit,
+}
+
+/// Rows a unit changed in one table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TableCounts {
+    pub inserted: u64,
+    pub updated: u64,
+    pub deleted: u64,
+}
+
+impl TableCounts {
+    pub fn total(&self) -> u64 {
+        self.inserted + self.updated + self.deleted
+    }
+}
+
+/// What one unit (or a whole run, summed) did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UnitReport {
+    /// Per table, in [`crate::tables::ALL`] order (tables with no merge run are absent).
+    pub tables: Vec<(&'static str, TableCounts)>,
+    /// Pages merged and recorded in the ledger now.
+    pub pages_loaded: u64,
+    /// Pages found in the ledger (loaded before): not merged again.
+    pub pages_skipped: u64,
+    /// End pages of an incomplete run: merged, but not recorded; they stay staged.
+    pub pages_deferred: u64,
+    /// Incoming issues whose version was taken (new, newer, or identical).
+    pub issues_accepted: u64,
+    /// Incoming issues older than the stored row: nothing of them was written.
+    pub issues_rejected_older: u64,
+    /// Quarantined issues recorded.
+    pub quarantined: u64,
+    /// Rows COPYed into the staging tables.
+    pub rows_in: u64,
+    /// Times the unit was redone after a lost connection.
+    pub retries: u64,
+    /// The checkpoint after the unit, when it moved (or was confirmed).
+    pub checkpoint: Option<DateTime<Utc>>,
+}
+
+impl UnitReport {
+    fn add(&mut self, table: &'static str, c: TableCounts) {
+        match self.tables.iter_mut().find(|(t, _)| *t == table) {
+            Some((_, e)) => {
+                e.inserted += c.inserted;
+                e.updated += c.updated;
+                e.deleted += c.deleted;
+            }
+            None => self.tables.push((table, c)),
+        }
+    }
+
+    /// The counts of one table (zero if untouched).
+    pub fn table(&self, name: &str) -> TableCounts {
+        self.tables
+            .iter()
+            .find(|(t, _)| *t == name)
+            .map(|(_, c)| *c)
+            .unwrap_or_default()
+    }
+
+    /// Rows written (inserted + updated + deleted) over every table.
+    pub fn rows_written(&self) -> u64 {
+        self.tables.iter().map(|(_, c)| c.total()).sum()
+    }
+
+    /// Adds another report into this one.
+    pub fn absorb(&mut self, o: &UnitReport) {
+        for (t, c) in &o.tables {
+            self.add(t, *c);
+        }
+        self.pages_loaded += o.pages_loaded;
+        self.pages_skipped += o.pages_skipped;
+        self.pages_deferred += o.pages_deferred;
+        self.issues_accepted += o.issues_accepted;
+        self.issues_rejected_older += o.issues_rejected_older;
+        self.quarantined += o.quarantined;
+        self.rows_in += o.rows_in;
+        self.retries += o.retries;
+        if o.checkpoint.is_some() {
+            self.checkpoint = o.checkpoint;
+        }
+    }
+}
+
+/// Tuning of the loader.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// A unit is closed once it holds this many rows (over every table)…
+    pub unit_rows: u64,
+    /// …or this many pages.
+    pub unit_pages: usize,
+    /// Attempts per unit, including the first, when the connection is lost.
+    pub max_attempts: u32,
+    /// First reconnect delay; doubles per attempt up to `backoff_max`.
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            unit_rows: 20_000,
+            unit_pages: 16,
+            max_attempts: 8,
+            backoff_base: Duration::from_millis(200),
+            backoff_max: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Opens a new connection for the loader after the old one was lost.
+pub trait Connect: Send {
+    fn connect(&mut self) -> Result<Client>;
+}
+
+impl<F: FnMut() -> Result<Client> + Send> Connect for F {
+    fn connect(&mut self) -> Result<Client> {
+        self()
+    }
+}
+
+/// Connects with the configured settings, checks the schema version and takes
+/// the schema's advisory lock on the new connection (so the lock lives exactly
+/// as long as the connection that writes).
+pub struct LockedConnector {
+    pub url: Secret,
+    pub db: DatabaseConfig,
+    pub schema: String,
+}
+
+impl Connect for LockedConnector {
+    fn connect(&mut self) -> Result<Client> {
+        let mut c = db::connect(&self.url, &self.db)?;
+        db::check_schema(&mut c, &self.schema)?;
+        db::try_lock(&mut c, &self.schema)?;
+        Ok(c)
+    }
+}
+
+type Hook = Box<dyn FnMut(HookPoint, i32, u32) + Send>;
+
+/// The synchronous loader. See the module docs.
+pub struct Loader {
+    client: Option<Client>,
+    schema: String,
+    staging: Staging,
+    sql: merge::UnitSql,
+    opts: LoadOptions,
+    connector: Option<Box<dyn Connect>>,
+    hook: Option<Hook>,
+    session_ready: bool,
+}
+
+/// Whether a failed unit may be redone on a new connection: the connection is
+/// gone, the server is shutting down or restarting, or a serialization
+/// failure / deadlock. Data errors and timeouts are not retried.
+pub fn is_retryable(e: &Error) -> bool {
+    match e {
+        Error::Db { source, .. } => {
+            if source.is_closed() {
+                return true;
+            }
+            match source.code() {
+                Some(code) => {
+                    let c = code.code();
+                    c.starts_with("08")
+                        || matches!(c, "57P01" | "57P02" | "57P03" | "40001" | "40P01")
+                }
+                // No SQLSTATE: an I/O error on the socket.
+                None => source.as_db_error().is_none(),
+            }
+        }
+        _ => false,
+    }
+}
+
+impl Loader {
+    /// A loader writing into `schema` over `client`; pages and batches are
+    /// archived/removed in `staging`. Without [`Loader::with_reconnect`] a lost
+    /// connection is an error.
+    pub fn new(client: Client, schema: &str, staging: Staging) -> Self {
+        Loader {
+            client: Some(client),
+            schema: schema.to_string(),
+            staging,
+            sql: merge::UnitSql::new(schema),
+            opts: LoadOptions::default(),
+            connector: None,
+            hook: None,
+            session_ready: false,
+        }
+    }
+
+    pub fn with_options(mut self, opts: LoadOptions) -> Self {
+        self.opts = opts;
+        self
+    }
+
+    /// How to reconnect after a lost connection (e.g. [`LockedConnector`]).
+    pub fn with_reconnect(mut self, c: impl Connect + 'static) -> Self {
+        self.connector = Some(Box::new(c));
+        self
+    }
+
+    /// Fault injection for tests: called at each [`HookPoint`] with the
+    /// loader's backend pid and the attempt number (1-based).
+    pub fn set_hook(&mut self, hook: impl FnMut(HookPoint, i32, u32) + Send + 'static) {
+        self.hook = Some(Box::new(hook));
+    }
+
+    pub fn options(&self) -> &LoadOptions {
+        &self.opts
+    }
+
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    /// Loads one unit: batches of one scope (sorted into page order here).
+    pub fn load_unit(&mut self, batches: &[Batch]) -> Result<UnitReport> {
+        let Some(first) = batches.first() else {
+            return Ok(UnitReport::default());
+        };
+        let scope = first.meta.scope.clone();
+        if let Some(b) = batches.iter().find(|b| b.meta.scope != scope) {
+            return Err(Error::Other(format!(
+                "a load unit mixes scopes {scope:?} and {:?} (page {}); this is a bug in the caller",
+                b.meta.scope, b.meta.page
+            )));
+        }
+        let mut sorted: Vec<&Batch> = batches.iter().collect();
+        sorted.sort_by(|a, b| a.meta.page.cmp(&b.meta.page));
+        sorted.dedup_by(|a, b| a.meta.page == b.meta.page);
+        let rows_in: u64 = sorted.iter().map(|b| b.total_rows()).sum();
+
+        let mut attempt: u32 = 0;
+        let outcome = loop {
+            attempt += 1;
+            match self.attempt(&sorted, attempt) {
+                Ok(o) => break o,
+                Err(e) => {
+                    let lost = self.client.as_ref().is_none_or(|c| c.is_closed());
+                    let retry = (is_retryable(&e) || (lost && !is_final(&e)))
+                        && self.connector.is_some()
+                        && attempt < self.opts.max_attempts;
+                    if lost || is_retryable(&e) {
+                        self.client = None;
+                    }
+                    if !retry {
+                        return Err(e);
+                    }
+                    let delay = self.backoff(attempt);
+                    tracing::warn!(
+                        scope = %scope, attempt, delay_ms = delay.as_millis() as u64,
+                        "load unit failed ({}); it was rolled back, reconnecting and redoing it",
+                        e.one_line()
+                    );
+                    std::thread::sleep(delay);
+                }
+            }
+        };
+        let mut report = outcome.report;
+        report.retries = u64::from(attempt - 1);
+        report.rows_in = rows_in;
+        // After COMMIT: the pages leave the staging area. A crash here is
+        // harmless: the rerun finds them in the ledger and only archives them.
+        for page in &outcome.done_pages {
+            self.staging.archive_page(&scope, page)?;
+            batch::remove_batch(&self.staging, &scope, page)?;
+        }
+        Ok(report)
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let f = 1u32 << (attempt.saturating_sub(1)).min(16);
+        (self.opts.backoff_base * f).min(self.opts.backoff_max)
+    }
+
+    fn attempt(&mut self, batches: &[&Batch], attempt: u32) -> Result<unit::Outcome> {
+        if self.client.as_ref().is_none_or(|c| c.is_closed()) {
+            self.client = None;
+            self.session_ready = false;
+            let Some(conn) = self.connector.as_mut() else {
+                return Err(Error::Database(format!(
+                    "the connection to PostgreSQL was lost while loading scope {}; rerun `pipeline run --stage load`",
+                    batches[0].meta.scope
+                )));
+            };
+            self.client = Some(conn.connect()?);
+        }
+        let Some(client) = self.client.as_mut() else {
+            return Err(Error::Other("loader has no connection".into()));
+        };
+        let mut pid = 0;
+        if !self.session_ready {
+            // Staging tables live in temp buffers; the default 8MB spills a
+            // large unit to disk. Only settable before the session's first
+            // temp table, so a failure is harmless.
+            let _ = client.batch_execute("SET temp_buffers = '64MB'");
+            self.session_ready = true;
+        }
+        if self.hook.is_some() {
+            pid = client
+                .query_one("SELECT pg_backend_pid()", &[])
+                .map_err(Error::db("reading the backend pid"))?
+                .get(0);
+        }
+        let hook = &mut self.hook;
+        let mut h = |p: HookPoint| {
+            if let Some(h) = hook.as_mut() {
+                h(p, pid, attempt)
+            }
+        };
+        unit::run(client, &self.sql, batches, &mut h)
+    }
+}
+
+/// Errors that a new connection cannot fix.
+fn is_final(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Locked(_) | Error::Config(_) | Error::Staging { .. } | Error::Io { .. }
+    )
+}
+
+/// What `run --stage load` did.
+#[derive(Debug, Clone, Default)]
+pub struct LoadReport {
+    pub units: u64,
+    pub totals: UnitReport,
+    /// Per scope whose checkpoint moved: the new cursor.
+    pub checkpoints: Vec<(String, DateTime<Utc>)>,
+    pub elapsed: Duration,
+}
+
+impl LoadReport {
+    /// A short human-readable summary.
+    pub fn summary(&self) -> String {
+        let t = &self.totals;
+        let mut s = format!(
+            "load: {} unit(s), {} page(s) loaded, {} already loaded, {} End page(s) waiting for missing pages; {} rows in, {} rows written in {:.1}s",
+            self.units,
+            t.pages_loaded,
+            t.pages_skipped,
+            t.pages_deferred,
+            t.rows_in,
+            t.rows_written(),
+            self.elapsed.as_secs_f64()
+        );
+        for (table, c) in &t.tables {
+            if c.total() > 0 {
+                s.push_str(&format!(
+                    "\n  {table:<18} +{} ~{} -{}",
+                    c.inserted, c.updated, c.deleted
+                ));
+            }
+        }
+        if t.issues_rejected_older > 0 {
+            s.push_str(&format!(
+                "\n  {} incoming issue version(s) older than the warehouse's were ignored",
+                t.issues_rejected_older
+            ));
+        }
+        for (scope, c) in &self.checkpoints {
+            s.push_str(&format!(
+                "\n  checkpoint of scope {scope}: {}",
+                c.to_rfc3339()
+            ));
+        }
+        if t.quarantined > 0 {
+            s.push_str(&format!(
+                "\n  {} issue(s) were quarantined by transform; see `pipeline status`",
+                t.quarantined
+            ));
+        }
+        if t.retries > 0 {
+            s.push_str(&format!(
+                "\n  {} unit(s) redone after a lost connection",
+                t.retries
+            ));
+        }
+        s
+    }
+}
+
+/// `pipeline run --stage load`: loads every transformed, not yet loaded batch of
+/// the given scopes (all configured scopes when empty), in page order per
+/// scope, grouped into units. Takes the schema's advisory lock for the run.
+pub fn run_stage(cfg: &Config, db_url: &Secret, scopes: &[String]) -> Result<LoadReport> {
+    run_stage_with(cfg, db_url, scopes, LoadOptions::default())
+}
+
+/// [`run_stage`] with explicit options.
+pub fn run_stage_with(
+    cfg: &Config,
+    db_url: &Secret,
+    scopes: &[String],
+    opts: LoadOptions,
+) -> Result<LoadReport> {
+    let started = Instant::now();
+    let names: Vec<String> = if scopes.is_empty() {
+        cfg.scopes.iter().map(|s| s.name.clone()).collect()
+    } else {
+        for s in scopes {
+            cfg.scope(s)?;
+        }
+        scopes.to_vec()
+    };
+    let staging = Staging::new(&cfg.staging.dir, cfg.staging.compression_level);
+    let schema = cfg.database.schema.clone();
+    let mut connector = LockedConnector {
+        url: db_url.clone(),
+        db: cfg.database.clone(),
+        schema: schema.clone(),
+    };
+    let client = connector.connect()?;
+    let mut loader = Loader::new(client, &schema, staging.clone())
+        .with_options(opts)
+        .with_reconnect(connector);
+    let mut report = LoadReport::default();
+    for scope in &names {
+        let pages = staging.list_batches(scope)?;
+        if pages.is_empty() {
+            tracing::info!(scope = %scope, "no transformed batches waiting to be loaded");
+            continue;
+        }
+        tracing::info!(scope = %scope, batches = pages.len(), "loading");
+        let (max_rows, max_pages) = (loader.opts.unit_rows, loader.opts.unit_pages.max(1));
+        let mut unit: Vec<Batch> = Vec::new();
+        let mut unit_rows = 0u64;
+        let mut checkpoint = None;
+        for page in &pages {
+            let b = batch::read_batch(&staging, scope, page)?;
+            unit_rows += b.total_rows();
+            unit.push(b);
+            if unit_rows >= max_rows || unit.len() >= max_pages {
+                flush(&mut loader, &mut unit, &mut report, &mut checkpoint)?;
+                unit_rows = 0;
+            }
+        }
+        flush(&mut loader, &mut unit, &mut report, &mut checkpoint)?;
+        if let Some(c) = checkpoint {
+            report.checkpoints.push((scope.clone(), c));
+        }
+    }
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+fn flush(
+    loader: &mut Loader,
+    unit: &mut Vec<Batch>,
+    report: &mut LoadReport,
+    checkpoint: &mut Option<DateTime<Utc>>,
+) -> Result<()> {
+    if unit.is_empty() {
+        return Ok(());
+    }
+    let r = loader.load_unit(unit)?;
+    tracing::debug!(
+        scope = %unit[0].meta.scope, pages = unit.len(), rows = r.rows_in, written = r.rows_written(),
+        "unit loaded"
+    );
+    if r.checkpoint.is_some() {
+        *checkpoint = r.checkpoint;
+    }
+    report.units += 1;
+    report.totals.absorb(&r);
+    unit.clear();
+    Ok(())
+}
+
+/// `pipeline run --stage load`: loads, prints the summary; exit 4 when the
+/// loaded batches carried quarantined issues.
+pub fn exec_run(config_path: &Path, scopes: &[String]) -> Result<ExitCode> {
+    let cfg = Config::load(config_path)?;
+    let url = config::database_url()?;
+    let report = run_stage(&cfg, &url, scopes)?;
+    println!("{}", report.summary());
+    if report.totals.quarantined > 0 {
+        Ok(ExitCode::Quarantined)
+    } else {
+        Ok(ExitCode::Success)
+    }
+}
+
+/// `pipeline bench load` arguments.
+#[derive(Debug, Clone, Args)]
+pub struct BenchLoadArgs {
+    /// Simulated issues to load.
+    #[arg(long, default_value_t = 20_000)]
+    pub issues: u64,
+    /// Issues in the row-by-row upsert baseline sample (its rate is extrapolated).
+    #[arg(long, default_value_t = 1_000)]
+    pub baseline_issues: u64,
+    /// Schema to create for the run (default: a fresh random one, dropped afterwards).
+    #[arg(long)]
+    pub schema: Option<String>,
+    /// Keep the bench schema instead of dropping it.
+    #[arg(long)]
+    pub keep: bool,
+}
