@@ -13,6 +13,8 @@
 //! - [`db`]: connecting, identifier quoting, migrations, the advisory lock.
 //! - [`tables`]: the warehouse table specs and the text-COPY row encoder.
 //! - [`batch`]: table batches (transform → load), in memory and on disk.
+//! - [`jira`]: the shared Jira HTTP client (retries, rate limits), JQL building, REST calls.
+//! - [`extract`]: scopes → sliced searches → staged pages, resume state, End pages.
 //! - [`staging`]: the staging area's layout, file formats and atomic writes.
 //! - [`report`]: human-readable reports (effective configuration, …).
 //! - [`logging`]: tracing setup (text or JSON on stderr).
@@ -22,6 +24,8 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod extract;
+pub mod jira;
 pub mod logging;
 pub mod report;
 pub mod staging;
