@@ -61,6 +61,34 @@ pub enum Command {
     /// Configuration checks.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Run the pipeline, or one stage of it, over the configured scopes.
+    Run(RunArgs),
+}
+
+/// Which stage(s) `run` executes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Stage {
+    /// Jira → staged pages.
+    Extract,
+    /// Staged pages → table batches.
+    Transform,
+    /// Table batches → PostgreSQL.
+    Load,
+    /// All three, connected by bounded channels.
+    All,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The stage to run; `all` runs extract, transform and load together.
+    #[arg(long, value_enum, default_value_t = Stage::All)]
+    pub stage: Stage,
+    /// Only this scope (repeatable); default: every configured scope.
+    #[arg(long = "scope", value_name = "NAME")]
+    pub scopes: Vec<String>,
+    /// Extract: backfill from sync.backfill_start even where a checkpoint exists.
+    #[arg(long)]
+    pub full: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -116,6 +144,19 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
                 );
             }
             Ok(ExitCode::Success)
+        }
+        Command::Run(args) => {
+            let cfg = Config::load(&cli.config)?;
+            match args.stage {
+                Stage::Extract => crate::extract::exec_run(&cfg, &args.scopes, args.full),
+                other => Err(crate::error::Error::Config(format!(
+                    "stage {} is not available yet",
+                    other
+                        .to_possible_value()
+                        .map(|v| v.get_name().to_string())
+                        .unwrap_or_default()
+                ))),
+            }
         }
         Command::Config(ConfigCommand::Check) => {
             let cfg = Config::load(&cli.config)?;
