@@ -69,10 +69,11 @@ struct Piece {
     count: u64,
 }
 
-/// Splits `[lo, hi)` of `field` (under the `fixed` ranges) at minute
-/// midpoints, learning counts with `maxResults=0` queries, until every piece
-/// holds at most `target` issues and there are at least `min_pieces` pieces
-/// worth running in parallel. `span` bounds open ends for the midpoints.
+/// Splits `[lo, hi)` of `field` (under the `fixed` ranges) into pieces,
+/// learning counts with `maxResults=0` queries (each round's counts in
+/// parallel), until every piece holds at most `target` issues and at least
+/// `min_pieces` pieces are worth running in parallel. `span` is where the
+/// issues are (it bounds open ends for the cut points).
 #[allow(clippy::too_many_arguments)]
 async fn plan_pieces(
     ctx: &ScopeCtx,
@@ -86,57 +87,115 @@ async fn plan_pieces(
 ) -> Result<Vec<Piece>> {
     let target = ctx.target();
     let small = 4 * u64::from(ctx.page_size);
-    let mut pieces = vec![Piece {
+    let whole = Piece {
         lo,
         hi,
         count: total,
-    }];
-    let midpoint = |p: &Piece| -> Option<DateTime<Utc>> {
-        let a = p.lo.unwrap_or(span.0).max(span.0);
-        let b = p.hi.unwrap_or(span.1).min(span.1);
-        if b - a < Duration::minutes(2) {
-            return None;
-        }
-        let mid = floor_minute(a + (b - a) / 2);
-        (mid > a && mid < b).then_some(mid)
     };
-    for _ in 0..256 {
-        let wanted = |p: &Piece| p.count > target || (pieces.len() < min_pieces && p.count > small);
-        let Some((i, mid)) = pieces
+    if total <= small.min(target) {
+        return Ok(vec![whole]);
+    }
+    let bounds = |p: &Piece| -> (DateTime<Utc>, DateTime<Utc>) {
+        (
+            p.lo.unwrap_or(span.0).max(span.0),
+            p.hi.unwrap_or(span.1).min(span.1),
+        )
+    };
+    // Cut points strictly inside the piece, on whole minutes.
+    let cuts = |p: &Piece, n: usize| -> Vec<DateTime<Utc>> {
+        let (a, b) = bounds(p);
+        let mut out: Vec<DateTime<Utc>> = Vec::new();
+        if b - a < Duration::minutes(2) {
+            return out;
+        }
+        for k in 1..n {
+            let c = floor_minute(a + (b - a) * k as i32 / n as i32);
+            if c > a && c < b && out.last().is_none_or(|l| c > *l) {
+                out.push(c);
+            }
+        }
+        out
+    };
+    let split = |p: &Piece, points: &[DateTime<Utc>]| -> Vec<Piece> {
+        let mut out = Vec::with_capacity(points.len() + 1);
+        let mut from = p.lo;
+        for c in points {
+            out.push(Piece {
+                lo: from,
+                hi: Some(*c),
+                count: 0,
+            });
+            from = Some(*c);
+        }
+        out.push(Piece {
+            lo: from,
+            hi: p.hi,
+            count: 0,
+        });
+        out
+    };
+    // Round 0: equal widths; later rounds: halve what is still too big.
+    let first_n = min_pieces
+        .max(2)
+        .max((total / target.max(1)) as usize + 1)
+        .min(64);
+    let mut pieces = vec![whole];
+    let mut plan: Vec<(usize, Vec<DateTime<Utc>>)> = vec![(0, cuts(&whole, first_n))];
+    for _round in 0..40 {
+        plan.retain(|(_, c)| !c.is_empty());
+        if plan.is_empty() {
+            break;
+        }
+        let mut next: Vec<Piece> = Vec::new();
+        let mut todo: Vec<Piece> = Vec::new();
+        let mut slots: Vec<usize> = Vec::new();
+        for (i, p) in pieces.iter().enumerate() {
+            match plan.iter().find(|(j, _)| *j == i) {
+                Some((_, c)) => {
+                    for q in split(p, c) {
+                        slots.push(next.len());
+                        next.push(q);
+                        todo.push(q);
+                    }
+                }
+                None => next.push(*p),
+            }
+        }
+        let counts = futures::future::try_join_all(todo.iter().map(|q| {
+            let mut ranges = fixed.to_vec();
+            ranges.extend(range_of(field, q));
+            async move { ctx.count(&ranges).await }
+        }))
+        .await?;
+        for (slot, c) in slots.into_iter().zip(counts) {
+            next[slot].count = c;
+        }
+        pieces = next;
+        let busy = pieces.iter().filter(|p| p.count > 0).count();
+        plan = pieces
             .iter()
             .enumerate()
-            .filter(|(_, p)| wanted(p))
-            .filter_map(|(i, p)| midpoint(p).map(|m| (i, m)))
-            .max_by_key(|(i, _)| pieces[*i].count)
-        else {
-            break;
-        };
-        let p = pieces[i];
-        let mut ranges = fixed.to_vec();
-        ranges.push(Range {
-            field,
-            lo: p.lo,
-            hi: Some(mid),
-        });
-        let left = ctx.count(&ranges).await?;
-        let left = left.min(p.count);
-        pieces[i] = Piece {
-            lo: p.lo,
-            hi: Some(mid),
-            count: left,
-        };
-        pieces.insert(
-            i + 1,
-            Piece {
-                lo: Some(mid),
-                hi: p.hi,
-                count: p.count - left,
-            },
-        );
+            .filter(|(_, p)| p.count > target || (busy < min_pieces && p.count > small))
+            .map(|(i, p)| (i, cuts(p, 2)))
+            .collect();
     }
-    // Pieces counted empty are kept: a count is a snapshot (and the right
-    // half's only an estimate), and an empty slice costs one request.
+    // Pieces counted empty are kept: a count is only a snapshot, and an
+    // empty slice costs one request.
     Ok(pieces)
+}
+
+/// The earliest value of `field` among the issues matching `ranges`.
+async fn first_value(
+    ctx: &ScopeCtx,
+    ranges: &[Range],
+    field: DateField,
+) -> Result<Option<DateTime<Utc>>> {
+    let jql = search_jql(&ctx.base, ranges, field, ctx.tz);
+    let page = ctx.client.search(&jql, 0, 1).await?;
+    Ok(page.issues.first().map(|i| match field {
+        DateField::Created => i.created,
+        DateField::Updated => i.updated,
+    }))
 }
 
 fn range_of(field: DateField, p: &Piece) -> Option<Range> {
@@ -150,10 +209,8 @@ fn range_of(field: DateField, p: &Piece) -> Option<Range> {
 /// Plans the run's slices (counts only; nothing staged) and records them.
 pub async fn plan_run(ctx: &ScopeCtx) -> Result<()> {
     let st = ctx.store.snapshot();
-    let span = (
-        ctx.domain_start.min(st.from),
-        st.started_at + Duration::minutes(1),
-    );
+    let end = st.started_at + Duration::minutes(1);
+    let small = 4 * u64::from(ctx.page_size);
     let mut slices = Vec::new();
     match st.mode {
         Mode::Backfill => {
@@ -164,17 +221,28 @@ pub async fn plan_run(ctx: &ScopeCtx) -> Result<()> {
                 hi: None,
             }];
             let total = ctx.count(&r).await?;
-            let pieces = plan_pieces(
-                ctx,
-                &[],
-                DateField::Created,
-                lo,
-                None,
-                span,
-                total,
-                ctx.concurrency,
-            )
-            .await?;
+            let pieces = if total <= small {
+                vec![Piece {
+                    lo,
+                    hi: None,
+                    count: total,
+                }]
+            } else {
+                // Cut where the issues are, not from a backfill start decades back.
+                let first = first_value(ctx, &r, DateField::Created).await?;
+                let span = (floor_minute(first.unwrap_or(st.from).max(st.from)), end);
+                plan_pieces(
+                    ctx,
+                    &[],
+                    DateField::Created,
+                    lo,
+                    None,
+                    span,
+                    total,
+                    ctx.concurrency,
+                )
+                .await?
+            };
             for (i, p) in pieces.iter().enumerate() {
                 let ranges = range_of(DateField::Created, p).into_iter().collect();
                 slices.push(SliceState::new(
@@ -193,17 +261,27 @@ pub async fn plan_run(ctx: &ScopeCtx) -> Result<()> {
                 hi: None,
             }];
             let total = ctx.count(&fixed).await?;
-            let pieces = plan_pieces(
-                ctx,
-                &fixed,
-                DateField::Created,
-                None,
-                None,
-                span,
-                total,
-                ctx.concurrency,
-            )
-            .await?;
+            let pieces = if total <= small {
+                vec![Piece {
+                    lo: None,
+                    hi: None,
+                    count: total,
+                }]
+            } else {
+                let first = first_value(ctx, &fixed, DateField::Created).await?;
+                let span = (floor_minute(first.unwrap_or(ctx.domain_start)), end);
+                plan_pieces(
+                    ctx,
+                    &fixed,
+                    DateField::Created,
+                    None,
+                    None,
+                    span,
+                    total,
+                    ctx.concurrency,
+                )
+                .await?
+            };
             for (i, p) in pieces.iter().enumerate() {
                 let mut ranges = fixed.clone();
                 ranges.extend(range_of(DateField::Created, p));
