@@ -16,6 +16,7 @@
 //! - [`staging`]: the staging area's layout, file formats and atomic writes.
 //! - [`report`]: human-readable reports (effective configuration, …).
 //! - [`logging`]: tracing setup (text or JSON on stderr).
+//! - [`sim`]: the Jira Data Center simulator (`pipeline simulate`, tests, benches).
 
 pub mod batch;
 pub mod cli;
@@ -24,5 +25,6 @@ pub mod db;
 pub mod error;
 pub mod logging;
 pub mod report;
+pub mod sim;
 pub mod staging;
 pub mod tables;
