@@ -71,6 +71,8 @@ pub enum Command {
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Serve a simulated Jira Data Center on 127.0.0.1 (no config or database needed).
+    Simulate(crate::sim::SimulateArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -125,6 +127,9 @@ pub struct RunArgs {
     /// Only this scope (repeatable); default: every configured scope.
     #[arg(long = "scope", value_name = "NAME")]
     pub scopes: Vec<String>,
+    /// Extract: backfill from sync.backfill_start even where a checkpoint exists.
+    #[arg(long)]
+    pub full: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -246,6 +251,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Run(args) => {
             let cfg = Config::load(&cli.config)?;
             match args.stage {
+                Stage::Extract => crate::extract::exec_run(&cfg, &args.scopes, args.full),
                 Stage::Transform => crate::transform::exec_run(&cfg, &args.scopes),
                 Stage::Load => crate::load::exec_run(&cli.config, &args.scopes),
                 other => Err(crate::error::Error::Config(format!(
@@ -259,6 +265,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::Bench(BenchCommand::Transform(args)) => crate::transform::bench::exec(&args),
         Command::Bench(BenchCommand::Load(args)) => crate::load::bench::exec(&cli.config, &args),
+        Command::Simulate(args) => crate::sim::exec(&args),
         Command::Config(ConfigCommand::Check) => {
             let cfg = Config::load(&cli.config)?;
             print!("{}", crate::report::effective_config(&cfg));

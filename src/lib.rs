@@ -13,6 +13,8 @@
 //! - [`db`]: connecting, identifier quoting, migrations, the advisory lock.
 //! - [`tables`]: the warehouse table specs and the text-COPY row encoder.
 //! - [`batch`]: table batches (transform → load), in memory and on disk.
+//! - [`jira`]: the shared Jira HTTP client (retries, rate limits), JQL building, REST calls.
+//! - [`extract`]: scopes → sliced searches → staged pages, resume state, End pages.
 //! - [`staging`]: the staging area's layout, file formats and atomic writes.
 //! - [`status`]: `pipeline status` and `staging usage|gc`.
 //! - [`transform`]: staged pages → table batches (rayon + simd-json); `run --stage transform`.
@@ -24,12 +26,15 @@
 //! - [`progress`]: per-stage progress lines (TTY) or periodic log lines.
 //! - [`replay`]: selecting archived pages and printing the rows they produce.
 //! - [`logging`]: tracing setup (text or JSON on stderr).
+//! - [`sim`]: the Jira Data Center simulator (`pipeline simulate`, tests, benches).
 
 pub mod batch;
 pub mod cli;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod extract;
+pub mod jira;
 pub mod load;
 pub mod logging;
 pub mod metrics;
@@ -38,6 +43,7 @@ pub mod replay;
 pub mod report;
 pub mod runlog;
 pub mod shutdown;
+pub mod sim;
 pub mod staging;
 pub mod status;
 pub mod tables;

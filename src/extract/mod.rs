@@ -1,0 +1,449 @@
+//! The extract stage: scopes → JQL → sliced, resumable searches → staged
+//! pages, then one End page per scope run carrying the proposed checkpoint.
+//!
+//! - Backfill (no checkpoint): slices on `created` (which never changes),
+//!   each small enough for Jira's 10,000-result window, learnt from
+//!   `maxResults=0` counts; ordered `created ASC, key ASC`; run in parallel.
+//! - Incremental: `updated >= checkpoint − safety window` (a `>=` on the
+//!   minute, written in the Jira user's time zone), split on `created` when
+//!   large, each slice ordered `updated ASC, key ASC`.
+//! - Every slice pages by the number of issues received and repeats the last
+//!   issue seen at the head of the next page; when it is not there the result
+//!   shifted (issues updated, moved, deleted meanwhile) and the slice restarts
+//!   from that issue's minute instead of trusting `startAt`. Near the window
+//!   the query restarts from the last minute seen; a minute holding more
+//!   issues than the window is drained as its own slices on the other date
+//!   field. `total` is never trusted for completeness: a slice ends when a
+//!   page brings nothing past the last issue seen.
+//! - The run's start instant T (the earlier of our clock and Jira's
+//!   `serverTime`, taken before the first search) is the checkpoint it
+//!   proposes: every search happens after T, so every issue changed before T
+//!   is fetched at a version at least as new as at T (invariant 1).
+//!
+//! [`run_stage`] is the blocking entry point (`pipeline run --stage
+//! extract`), which owns its tokio runtime; [`extract`] is the async core,
+//! which takes the loaded checkpoints as input (no database) and can hand
+//! every staged page to the next stage over a bounded channel.
+
+pub mod progress;
+pub mod scope;
+pub mod state;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use chrono::{DateTime, Utc};
+use crossbeam_channel::Sender;
+
+use crate::config::{Config, Secret};
+use crate::db::Ident;
+use crate::error::{Error, ExitCode, Result};
+use crate::jira::JiraClient;
+use crate::jira::jql::scope_clause;
+use crate::staging::{PageKind, PageRef, Staging, read_page};
+use progress::{Display, ScopeProgress};
+use state::{Mode, RunState, StateStore, load, state_path};
+
+/// How an extraction runs.
+#[derive(Debug, Clone)]
+pub struct ExtractOptions {
+    /// Scope names to extract; empty means every configured scope.
+    pub scopes: Vec<String>,
+    /// Backfill even where a checkpoint exists.
+    pub full: bool,
+    /// Receives a [`PageRef`] for every staged page (End pages last per scope).
+    pub sink: Option<Sender<PageRef>>,
+    /// Raised to stop between requests (Ctrl-C).
+    pub stop: Arc<AtomicBool>,
+    pub display: Display,
+}
+
+impl Default for ExtractOptions {
+    fn default() -> Self {
+        ExtractOptions {
+            scopes: Vec::new(),
+            full: false,
+            sink: None,
+            stop: Arc::new(AtomicBool::new(false)),
+            display: Display::Auto,
+        }
+    }
+}
+
+/// What one scope's run did.
+#[derive(Debug, Clone)]
+pub struct ScopeReport {
+    pub scope: String,
+    pub run_id: String,
+    pub mode: Mode,
+    /// True when this continued a run interrupted earlier.
+    pub resumed: bool,
+    /// Where the run started reading (backfill start or cursor − window).
+    pub from: DateTime<Utc>,
+    /// The checkpoint proposed in the End page.
+    pub checkpoint: DateTime<Utc>,
+    /// Search pages staged by the whole run (including before a resume).
+    pub pages: u64,
+    pub issues: u64,
+    pub slices: usize,
+}
+
+/// What an extraction did.
+#[derive(Debug, Clone, Default)]
+pub struct ExtractReport {
+    pub user: String,
+    pub time_zone: String,
+    pub server_version: String,
+    pub scopes: Vec<ScopeReport>,
+    pub requests: u64,
+    pub retries: u64,
+    pub throttled: u64,
+    pub body_bytes: u64,
+}
+
+/// The newest checkpoint proposed by a finished run whose End page is still
+/// waiting in `pages/` (staged, not yet loaded): those pages will be loaded
+/// before anything this run stages, so the next run may start from there.
+pub fn staged_checkpoint(staging: &Staging, scope: &str) -> Result<Option<DateTime<Utc>>> {
+    let mut best = None;
+    for name in staging.list_pages(scope)? {
+        if !name.ends_with("-zend") {
+            continue;
+        }
+        let (meta, _) = read_page(&staging.page_path(scope, &name))?;
+        if meta.kind == PageKind::End {
+            best = best.max(meta.checkpoint);
+        }
+    }
+    Ok(best)
+}
+
+/// The async core. `checkpoints` holds the loaded cursor of each scope that
+/// has one (from PostgreSQL, see [`read_checkpoints`]); a scope without one
+/// is backfilled.
+pub async fn extract(
+    cfg: &Config,
+    token: &Secret,
+    checkpoints: &HashMap<String, DateTime<Utc>>,
+    opts: ExtractOptions,
+) -> Result<ExtractReport> {
+    let selected: Vec<&crate::config::Scope> = if opts.scopes.is_empty() {
+        cfg.scopes.iter().collect()
+    } else {
+        opts.scopes
+            .iter()
+            .map(|n| cfg.scope(n))
+            .collect::<Result<_>>()?
+    };
+    let client = JiraClient::new(&cfg.jira, token, opts.stop.clone())?;
+    let me = client.myself().await?;
+    let info = client.server_info().await?;
+    let now = Utc::now();
+    let started = match info.server_time {
+        Some(st) if st < now => {
+            if now - st > chrono::Duration::seconds(60) {
+                tracing::warn!(
+                    skew_secs = (now - st).num_seconds(),
+                    "Jira's clock is behind this machine's; using Jira's time for the checkpoint"
+                );
+            }
+            st
+        }
+        _ => now,
+    };
+    let started = DateTime::from_timestamp_millis(started.timestamp_millis()).unwrap_or(started);
+    tracing::info!(
+        user = %me.name,
+        time_zone = %me.tz,
+        server = %info.version,
+        deployment = %info.deployment_type,
+        "connected to Jira"
+    );
+    let staging = Staging::new(&cfg.staging.dir, cfg.staging.compression_level);
+    let new_run_id = crate::staging::run_id(started);
+
+    let mut ctxs = Vec::new();
+    let mut resumed_flags = Vec::new();
+    for sc in &selected {
+        let base = scope_clause(sc)?;
+        let path = state_path(&staging.state_dir(), &sc.name);
+        let existing = load(&path)?;
+        let resumable = existing.filter(|s| {
+            let ok = !s.finished && s.base_jql == base && !(opts.full && s.mode == Mode::Incremental);
+            if !s.finished && !ok {
+                tracing::warn!(
+                    scope = %sc.name,
+                    run = %s.run_id,
+                    "not resuming the interrupted run (the scope's query changed or --full was given); starting a new run"
+                );
+            }
+            ok
+        });
+        let resumed = resumable.is_some();
+        let st = match resumable {
+            Some(s) => {
+                tracing::info!(scope = %sc.name, run = %s.run_id, mode = s.mode.as_str(), "resuming the interrupted run");
+                s
+            }
+            None => {
+                let cursor = if opts.full {
+                    None
+                } else {
+                    checkpoints
+                        .get(&sc.name)
+                        .copied()
+                        .max(staged_checkpoint(&staging, &sc.name)?)
+                };
+                let (mode, from) = match cursor {
+                    None => (Mode::Backfill, cfg.sync.backfill_start),
+                    Some(c) => (
+                        Mode::Incremental,
+                        c - chrono::Duration::from_std(cfg.sync.safety_window).unwrap_or_default(),
+                    ),
+                };
+                RunState {
+                    format: 1,
+                    scope: sc.name.clone(),
+                    run_id: new_run_id.clone(),
+                    mode,
+                    started_at: started,
+                    from,
+                    base_jql: base.clone(),
+                    time_zone: me.tz.to_string(),
+                    planned: false,
+                    slices: Vec::new(),
+                    finished: false,
+                }
+            }
+        };
+        let store = Arc::new(StateStore::new(path, st));
+        // Recorded before the first search, so a crash during planning
+        // resumes the same run (same start instant).
+        let s2 = store.clone();
+        tokio::task::spawn_blocking(move || s2.update(|_| ()))
+            .await
+            .map_err(|e| Error::Other(e.to_string()))??;
+        resumed_flags.push(resumed);
+        ctxs.push(Arc::new(scope::ScopeCtx {
+            client: client.clone(),
+            staging: staging.clone(),
+            scope: sc.name.clone(),
+            base,
+            tz: me.tz,
+            page_size: cfg.jira.page_size,
+            concurrency: cfg.jira.concurrency,
+            domain_start: cfg.sync.backfill_start,
+            store,
+            sink: opts.sink.clone(),
+            progress: ScopeProgress::new(&sc.name),
+        }));
+    }
+
+    // The field catalogue of every run that lacks one.
+    let mut need: Vec<String> = ctxs
+        .iter()
+        .map(|c| c.store.snapshot().run_id)
+        .filter(|r| !staging.catalog_path(r).is_file())
+        .collect();
+    need.sort();
+    need.dedup();
+    if !need.is_empty() {
+        let body = client.fields().await?;
+        for r in need {
+            let st = staging.clone();
+            let body = body.clone();
+            tokio::task::spawn_blocking(move || st.write_compressed(&st.catalog_path(&r), &body))
+                .await
+                .map_err(|e| Error::Other(e.to_string()))??;
+        }
+    }
+
+    let finished = Arc::new(AtomicBool::new(false));
+    let reporter = progress::spawn_reporter(
+        ctxs.iter().map(|c| c.progress.clone()).collect(),
+        opts.display,
+        finished.clone(),
+    );
+    let results = futures::future::join_all(ctxs.iter().map(|c| run_scope(c.clone()))).await;
+    finished.store(true, Ordering::Relaxed);
+    if let Some(h) = reporter {
+        let _ = h.join();
+    }
+
+    let mut report = ExtractReport {
+        user: me.name.clone(),
+        time_zone: me.tz.to_string(),
+        server_version: info.version.clone(),
+        ..Default::default()
+    };
+    let mut first_err = None;
+    for ((r, c), resumed) in results.into_iter().zip(&ctxs).zip(resumed_flags) {
+        match r {
+            Ok(st) => report.scopes.push(ScopeReport {
+                scope: c.scope.clone(),
+                run_id: st.run_id.clone(),
+                mode: st.mode,
+                resumed,
+                from: st.from,
+                checkpoint: st.started_at,
+                pages: st.pages(),
+                issues: st.slices.iter().map(|s| s.issues).sum(),
+                slices: st.slices.len(),
+            }),
+            Err(e) => {
+                tracing::error!(scope = %c.scope, "{}", e.one_line());
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    let s = client.stats();
+    report.requests = s.requests.load(Ordering::Relaxed);
+    report.retries = s.retries.load(Ordering::Relaxed);
+    report.throttled = s.throttled.load(Ordering::Relaxed);
+    report.body_bytes = s.body_bytes.load(Ordering::Relaxed);
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(report),
+    }
+}
+
+async fn run_scope(ctx: Arc<scope::ScopeCtx>) -> Result<RunState> {
+    if !ctx.store.snapshot().planned {
+        scope::plan_run(&ctx).await?;
+    } else {
+        let st = ctx.store.snapshot();
+        ctx.progress.expected.store(
+            st.slices.iter().map(|s| s.estimate).sum(),
+            Ordering::Relaxed,
+        );
+    }
+    scope::run_slices(ctx.clone()).await?;
+    let st = scope::finish_run(&ctx).await?;
+    tracing::info!(
+        scope = %ctx.scope,
+        run = %st.run_id,
+        mode = st.mode.as_str(),
+        pages = st.pages(),
+        checkpoint = %st.started_at,
+        "extract run complete"
+    );
+    Ok(st)
+}
+
+/// Runs [`extract`] on a runtime of its own (blocking). Must not be called
+/// from inside a tokio runtime.
+pub fn extract_blocking(
+    cfg: &Config,
+    token: &Secret,
+    checkpoints: &HashMap<String, DateTime<Utc>>,
+    opts: ExtractOptions,
+) -> Result<ExtractReport> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("extract")
+        .build()
+        .map_err(|e| Error::Other(format!("cannot start the async runtime: {e}")))?;
+    rt.block_on(extract(cfg, token, checkpoints, opts))
+}
+
+/// The loaded checkpoints of `scopes` from the warehouse's `checkpoint` table.
+pub fn read_checkpoints(
+    client: &mut postgres::Client,
+    schema: &str,
+    scopes: &[String],
+) -> Result<HashMap<String, DateTime<Utc>>> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT scope, cursor FROM {}.checkpoint WHERE scope = ANY($1)",
+                Ident::new(schema)
+            ),
+            &[&scopes],
+        )
+        .map_err(Error::db("reading the extract checkpoints"))?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get::<_, String>(0), r.get::<_, DateTime<Utc>>(1)))
+        .collect())
+}
+
+/// `pipeline run --stage extract`: takes the schema's lock, reads the
+/// checkpoints, extracts, prints a summary.
+pub fn exec_run(cfg: &Config, scopes: &[String], full: bool) -> Result<ExitCode> {
+    let token = crate::config::jira_pat()?;
+    let names: Vec<String> = if scopes.is_empty() {
+        cfg.scopes.iter().map(|s| s.name.clone()).collect()
+    } else {
+        for s in scopes {
+            cfg.scope(s)?;
+        }
+        scopes.to_vec()
+    };
+    let url = crate::config::database_url()?;
+    let mut db = crate::db::connect(&url, &cfg.database)?;
+    crate::db::check_schema(&mut db, &cfg.database.schema)?;
+    crate::db::try_lock(&mut db, &cfg.database.schema)?;
+    let checkpoints = read_checkpoints(&mut db, &cfg.database.schema, &names)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let opts = ExtractOptions {
+        scopes: names,
+        full,
+        sink: None,
+        stop: stop.clone(),
+        display: Display::Auto,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("extract")
+        .build()
+        .map_err(|e| Error::Other(format!("cannot start the async runtime: {e}")))?;
+    let report = rt.block_on(async {
+        let s = stop.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                tracing::warn!("Ctrl-C: stopping after the requests in flight; rerun to continue");
+                s.store(true, Ordering::Relaxed);
+            }
+        });
+        extract(cfg, &token, &checkpoints, opts).await
+    })?;
+    drop(db);
+    print!("{}", summary(&report));
+    Ok(ExitCode::Success)
+}
+
+/// The summary `run --stage extract` prints.
+pub fn summary(r: &ExtractReport) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "extracted as {} (time zone {}, Jira {}): {} requests, {} retries, {} throttled, {:.1} MiB",
+        r.user,
+        r.time_zone,
+        r.server_version,
+        r.requests,
+        r.retries,
+        r.throttled,
+        r.body_bytes as f64 / 1048576.0
+    );
+    for sc in &r.scopes {
+        let _ = writeln!(
+            s,
+            "scope {}: {} run {}{} from {} — {} pages, {} issues in {} slices; proposed checkpoint {}",
+            sc.scope,
+            sc.mode.as_str(),
+            sc.run_id,
+            if sc.resumed { " (resumed)" } else { "" },
+            sc.from.to_rfc3339(),
+            sc.pages,
+            sc.issues,
+            sc.slices,
+            sc.checkpoint.to_rfc3339()
+        );
+    }
+    s
+}

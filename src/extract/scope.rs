@@ -1,0 +1,695 @@
+//! One scope's extract run: planning slices from `maxResults=0` counts,
+//! running every slice under the client's global limit of requests in
+//! flight, staging each page (and updating the resume state), draining a
+//! crowded minute as its own bounded slices, and closing the run with the
+//! End page that proposes the checkpoint.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
+use crossbeam_channel::Sender;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use super::progress::ScopeProgress;
+use super::state::{
+    Mode, RunState, SEARCH_WINDOW, SliceState, StateStore, Step, WindowStep, advance, window_step,
+};
+use crate::error::{Error, Result};
+use crate::jira::api::check_search;
+use crate::jira::client::Response;
+use crate::jira::jql::{DateField, Range, count_jql, floor_minute, search_jql};
+use crate::jira::{JiraClient, SearchPage};
+use crate::staging::{PageKind, PageMeta, PageRef, Staging, read_page};
+
+/// Everything a scope's slices share.
+pub struct ScopeCtx {
+    pub client: JiraClient,
+    pub staging: Staging,
+    pub scope: String,
+    pub base: String,
+    pub tz: Tz,
+    pub page_size: u32,
+    pub concurrency: usize,
+    /// Lowest instant slicing considers (the configured backfill start).
+    pub domain_start: DateTime<Utc>,
+    pub store: Arc<StateStore>,
+    pub sink: Option<Sender<PageRef>>,
+    pub progress: Arc<ScopeProgress>,
+}
+
+impl ScopeCtx {
+    fn run_id(&self) -> String {
+        self.store.snapshot().run_id
+    }
+
+    /// Issues a slice should hold at most: well inside the search window.
+    fn target(&self) -> u64 {
+        SEARCH_WINDOW
+            .saturating_sub(2 * u64::from(self.page_size))
+            .max(1)
+            * 4
+            / 5
+    }
+
+    async fn count(&self, ranges: &[Range]) -> Result<u64> {
+        self.client
+            .count(&count_jql(&self.base, ranges, self.tz))
+            .await
+    }
+}
+
+/// A piece of a range being planned.
+#[derive(Debug, Clone, Copy)]
+struct Piece {
+    lo: Option<DateTime<Utc>>,
+    hi: Option<DateTime<Utc>>,
+    count: u64,
+}
+
+/// Splits `[lo, hi)` of `field` (under the `fixed` ranges) into pieces,
+/// learning counts with `maxResults=0` queries (each round's counts in
+/// parallel), until every piece holds at most `target` issues and at least
+/// `min_pieces` pieces are worth running in parallel. `span` is where the
+/// issues are (it bounds open ends for the cut points).
+#[allow(clippy::too_many_arguments)]
+async fn plan_pieces(
+    ctx: &ScopeCtx,
+    fixed: &[Range],
+    field: DateField,
+    lo: Option<DateTime<Utc>>,
+    hi: Option<DateTime<Utc>>,
+    span: (DateTime<Utc>, DateTime<Utc>),
+    total: u64,
+    min_pieces: usize,
+) -> Result<Vec<Piece>> {
+    let target = ctx.target();
+    let small = 4 * u64::from(ctx.page_size);
+    let whole = Piece {
+        lo,
+        hi,
+        count: total,
+    };
+    if total <= small.min(target) {
+        return Ok(vec![whole]);
+    }
+    let bounds = |p: &Piece| -> (DateTime<Utc>, DateTime<Utc>) {
+        (
+            p.lo.unwrap_or(span.0).max(span.0),
+            p.hi.unwrap_or(span.1).min(span.1),
+        )
+    };
+    // Cut points strictly inside the piece, on whole minutes.
+    let cuts = |p: &Piece, n: usize| -> Vec<DateTime<Utc>> {
+        let (a, b) = bounds(p);
+        let mut out: Vec<DateTime<Utc>> = Vec::new();
+        if b - a < Duration::minutes(2) {
+            return out;
+        }
+        for k in 1..n {
+            let c = floor_minute(a + (b - a) * k as i32 / n as i32);
+            if c > a && c < b && out.last().is_none_or(|l| c > *l) {
+                out.push(c);
+            }
+        }
+        out
+    };
+    let split = |p: &Piece, points: &[DateTime<Utc>]| -> Vec<Piece> {
+        let mut out = Vec::with_capacity(points.len() + 1);
+        let mut from = p.lo;
+        for c in points {
+            out.push(Piece {
+                lo: from,
+                hi: Some(*c),
+                count: 0,
+            });
+            from = Some(*c);
+        }
+        out.push(Piece {
+            lo: from,
+            hi: p.hi,
+            count: 0,
+        });
+        out
+    };
+    // Round 0: equal widths; later rounds: halve what is still too big.
+    let first_n = min_pieces
+        .max(2)
+        .max((total / target.max(1)) as usize + 1)
+        .min(64);
+    let mut pieces = vec![whole];
+    let mut plan: Vec<(usize, Vec<DateTime<Utc>>)> = vec![(0, cuts(&whole, first_n))];
+    for _round in 0..40 {
+        plan.retain(|(_, c)| !c.is_empty());
+        if plan.is_empty() {
+            break;
+        }
+        let mut next: Vec<Piece> = Vec::new();
+        let mut todo: Vec<Piece> = Vec::new();
+        let mut slots: Vec<usize> = Vec::new();
+        for (i, p) in pieces.iter().enumerate() {
+            match plan.iter().find(|(j, _)| *j == i) {
+                Some((_, c)) => {
+                    for q in split(p, c) {
+                        slots.push(next.len());
+                        next.push(q);
+                        todo.push(q);
+                    }
+                }
+                None => next.push(*p),
+            }
+        }
+        let counts = futures::future::try_join_all(todo.iter().map(|q| {
+            let mut ranges = fixed.to_vec();
+            ranges.extend(range_of(field, q));
+            async move { ctx.count(&ranges).await }
+        }))
+        .await?;
+        for (slot, c) in slots.into_iter().zip(counts) {
+            next[slot].count = c;
+        }
+        pieces = next;
+        let busy = pieces.iter().filter(|p| p.count > 0).count();
+        plan = pieces
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.count > target || (busy < min_pieces && p.count > small))
+            .map(|(i, p)| (i, cuts(p, 2)))
+            .collect();
+    }
+    // Pieces counted empty are kept: a count is only a snapshot, and an
+    // empty slice costs one request.
+    Ok(pieces)
+}
+
+/// The earliest value of `field` among the issues matching `ranges`.
+async fn first_value(
+    ctx: &ScopeCtx,
+    ranges: &[Range],
+    field: DateField,
+) -> Result<Option<DateTime<Utc>>> {
+    let jql = search_jql(&ctx.base, ranges, field, ctx.tz);
+    let page = ctx.client.search(&jql, 0, 1).await?;
+    Ok(page.issues.first().map(|i| match field {
+        DateField::Created => i.created,
+        DateField::Updated => i.updated,
+    }))
+}
+
+fn range_of(field: DateField, p: &Piece) -> Option<Range> {
+    (p.lo.is_some() || p.hi.is_some()).then_some(Range {
+        field,
+        lo: p.lo,
+        hi: p.hi,
+    })
+}
+
+/// Plans the run's slices (counts only; nothing staged) and records them.
+pub async fn plan_run(ctx: &ScopeCtx) -> Result<()> {
+    let st = ctx.store.snapshot();
+    let end = st.started_at + Duration::minutes(1);
+    let small = 4 * u64::from(ctx.page_size);
+    let mut slices = Vec::new();
+    match st.mode {
+        Mode::Backfill => {
+            let lo = Some(floor_minute(st.from));
+            let r = [Range {
+                field: DateField::Created,
+                lo,
+                hi: None,
+            }];
+            let total = ctx.count(&r).await?;
+            let pieces = if total <= small {
+                vec![Piece {
+                    lo,
+                    hi: None,
+                    count: total,
+                }]
+            } else {
+                // Cut where the issues are, not from a backfill start decades back.
+                let first = first_value(ctx, &r, DateField::Created).await?;
+                let span = (floor_minute(first.unwrap_or(st.from).max(st.from)), end);
+                plan_pieces(
+                    ctx,
+                    &[],
+                    DateField::Created,
+                    lo,
+                    None,
+                    span,
+                    total,
+                    ctx.concurrency,
+                )
+                .await?
+            };
+            for (i, p) in pieces.iter().enumerate() {
+                let ranges = range_of(DateField::Created, p).into_iter().collect();
+                slices.push(SliceState::new(
+                    i as u32,
+                    ranges,
+                    DateField::Created,
+                    p.count,
+                    0,
+                ));
+            }
+        }
+        Mode::Incremental => {
+            let fixed = vec![Range {
+                field: DateField::Updated,
+                lo: Some(floor_minute(st.from)),
+                hi: None,
+            }];
+            let total = ctx.count(&fixed).await?;
+            let pieces = if total <= small {
+                vec![Piece {
+                    lo: None,
+                    hi: None,
+                    count: total,
+                }]
+            } else {
+                let first = first_value(ctx, &fixed, DateField::Created).await?;
+                let span = (floor_minute(first.unwrap_or(ctx.domain_start)), end);
+                plan_pieces(
+                    ctx,
+                    &fixed,
+                    DateField::Created,
+                    None,
+                    None,
+                    span,
+                    total,
+                    ctx.concurrency,
+                )
+                .await?
+            };
+            for (i, p) in pieces.iter().enumerate() {
+                let mut ranges = fixed.clone();
+                ranges.extend(range_of(DateField::Created, p));
+                slices.push(SliceState::new(
+                    i as u32,
+                    ranges,
+                    DateField::Updated,
+                    p.count,
+                    0,
+                ));
+            }
+        }
+    }
+    if slices.is_empty() {
+        // Nothing matched when counting: one open slice still checks, so an
+        // issue that appeared meanwhile is not missed.
+        let ranges = match st.mode {
+            Mode::Backfill => vec![Range {
+                field: DateField::Created,
+                lo: Some(floor_minute(st.from)),
+                hi: None,
+            }],
+            Mode::Incremental => vec![Range {
+                field: DateField::Updated,
+                lo: Some(floor_minute(st.from)),
+                hi: None,
+            }],
+        };
+        let order = match st.mode {
+            Mode::Backfill => DateField::Created,
+            Mode::Incremental => DateField::Updated,
+        };
+        slices.push(SliceState::new(0, ranges, order, 0, 0));
+    }
+    let n = slices.len();
+    let expected: u64 = slices.iter().map(|s| s.estimate).sum();
+    let store = ctx.store.clone();
+    blocking(move || {
+        store.update(|s| {
+            s.slices = slices;
+            s.planned = true;
+        })
+    })
+    .await??;
+    ctx.progress.expected.store(expected, Ordering::Relaxed);
+    tracing::info!(scope = %ctx.scope, slices = n, expected, "planned");
+    Ok(())
+}
+
+async fn blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> Result<R> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Other(format!("a staging task failed: {e}")))
+}
+
+/// Runs every unfinished slice of the scope's run, starting the slices that
+/// drain crowded minutes as they appear.
+pub async fn run_slices(ctx: Arc<ScopeCtx>) -> Result<()> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<u32>();
+    for s in ctx.store.snapshot().slices.iter().filter(|s| !s.done) {
+        let _ = tx.send(s.id);
+    }
+    let mut set: JoinSet<Result<()>> = JoinSet::new();
+    loop {
+        if set.is_empty() {
+            match rx.try_recv() {
+                Ok(id) => {
+                    set.spawn(run_slice(ctx.clone(), id, tx.clone()));
+                    continue;
+                }
+                Err(_) => break,
+            }
+        }
+        tokio::select! {
+            Some(id) = rx.recv() => {
+                set.spawn(run_slice(ctx.clone(), id, tx.clone()));
+            }
+            joined = set.join_next() => {
+                match joined {
+                    Some(Ok(Ok(()))) | None => {}
+                    Some(Ok(Err(e))) => {
+                        set.abort_all();
+                        return Err(e);
+                    }
+                    Some(Err(e)) => {
+                        set.abort_all();
+                        return Err(Error::Other(format!("scope {}: a slice task failed: {e}", ctx.scope)));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A page already staged for (slice, seq) by a run that was killed before
+/// recording it: used instead of fetching it again.
+fn staged_page(ctx: &ScopeCtx, name: &str, jql: &str, start_at: u64) -> Option<(SearchPage, bool)> {
+    let live = ctx.staging.page_path(&ctx.scope, name);
+    let archived = ctx
+        .staging
+        .archive_dir(&ctx.scope)
+        .join(format!("{name}{}", crate::staging::PAGE_EXT));
+    let (path, in_pages) = if live.is_file() {
+        (live, true)
+    } else if archived.is_file() {
+        (archived, false)
+    } else {
+        return None;
+    };
+    let (meta, body) = read_page(&path).ok()?;
+    if meta.kind != PageKind::Search || meta.jql != jql || meta.start_at != start_at {
+        return None;
+    }
+    let resp = Response {
+        status: meta.http_status,
+        body: body.into(),
+        headers: Default::default(),
+        fetched_at: meta.fetched_at,
+    };
+    let mut page = check_search(resp, true).ok()?;
+    page.request_id = meta.request_id;
+    Some((page, in_pages))
+}
+
+async fn run_slice(ctx: Arc<ScopeCtx>, id: u32, spawn: mpsc::UnboundedSender<u32>) -> Result<()> {
+    let run_id = ctx.run_id();
+    let mode = ctx.store.snapshot().mode;
+    loop {
+        if ctx.client.stopped() {
+            return Err(Error::Interrupted(format!(
+                "scope {}: extraction stopped; rerun to continue where it stopped",
+                ctx.scope
+            )));
+        }
+        let Some(s) = ctx.store.slice(id) else {
+            return Ok(());
+        };
+        if s.done {
+            return Ok(());
+        }
+        match window_step(&s, ctx.page_size) {
+            WindowStep::Fetch => {}
+            WindowStep::Restart(m) => {
+                let crowded = ctx.count(&s.minute_ranges(m)).await?;
+                if crowded + 2 * u64::from(ctx.page_size) > SEARCH_WINDOW {
+                    drain_crowded_minute(&ctx, &s, m, crowded, &spawn).await?;
+                } else {
+                    let store = ctx.store.clone();
+                    blocking(move || {
+                        store.update(|st| {
+                            if let Some(x) = st.slice_mut(id) {
+                                x.lo = Some(m);
+                                x.start_at = 0;
+                                x.last = None;
+                            }
+                        })
+                    })
+                    .await??;
+                }
+                continue;
+            }
+            WindowStep::Crowded(m) => {
+                let crowded = ctx.count(&s.minute_ranges(m)).await?;
+                drain_crowded_minute(&ctx, &s, m, crowded, &spawn).await?;
+                continue;
+            }
+        }
+        let jql = search_jql(&ctx.base, &s.query_ranges(), s.order, ctx.tz);
+        let name = crate::staging::page_name(&run_id, s.id, s.next_seq);
+        let (page, already) = match staged_page(&ctx, &name, &jql, s.start_at) {
+            Some((p, in_pages)) => {
+                tracing::debug!(scope = %ctx.scope, page = %name, "resuming from a page staged before the interruption");
+                (p, Some(in_pages))
+            }
+            None => (
+                ctx.client.search(&jql, s.start_at, ctx.page_size).await?,
+                None,
+            ),
+        };
+        let ctx2 = ctx.clone();
+        let run_id2 = run_id.clone();
+        let step =
+            blocking(move || stage_and_record(&ctx2, &run_id2, mode, id, &s, &jql, page, already))
+                .await??;
+        if step == Step::Done {
+            tracing::debug!(scope = %ctx.scope, slice = id, "slice complete");
+            return Ok(());
+        }
+    }
+}
+
+/// Stages a fetched page (unless it only repeats the last issue), records the
+/// slice's new position, then hands the page to the next stage.
+#[allow(clippy::too_many_arguments)]
+fn stage_and_record(
+    ctx: &ScopeCtx,
+    run_id: &str,
+    mode: Mode,
+    id: u32,
+    before: &SliceState,
+    jql: &str,
+    page: SearchPage,
+    already: Option<bool>,
+) -> Result<Step> {
+    let mut probe = before.clone();
+    let step = advance(&mut probe, before.start_at, &page.issues);
+    let stage = step != Step::Done && !page.issues.is_empty();
+    let mut sent = None;
+    if stage {
+        let meta = PageMeta {
+            format: 1,
+            kind: PageKind::Search,
+            scope: ctx.scope.clone(),
+            run_id: run_id.to_string(),
+            mode: mode.as_str().into(),
+            slice: id,
+            seq: before.next_seq,
+            jql: jql.to_string(),
+            start_at: before.start_at,
+            max_results: ctx.page_size,
+            issue_count: page.issues.len() as u32,
+            total: page.total,
+            first_updated: page.issues.first().map(|i| i.updated_raw.clone()),
+            last_updated: page.issues.last().map(|i| i.updated_raw.clone()),
+            fetched_at: page.fetched_at,
+            request_id: page.request_id.clone(),
+            http_status: page.status,
+            checkpoint: None,
+            pages_in_run: None,
+        };
+        if already.is_none() {
+            ctx.staging.write_page(&meta, &page.body)?;
+        }
+        if already != Some(false) {
+            sent = Some(PageRef {
+                scope: ctx.scope.clone(),
+                page: meta.page_name(),
+            });
+        }
+    }
+    let n = page.issues.len() as u64;
+    ctx.store.update(|st| {
+        if let Some(x) = st.slice_mut(id) {
+            let seq = x.next_seq;
+            *x = probe.clone();
+            x.next_seq = seq;
+            if stage {
+                x.next_seq += 1;
+                x.pages += 1;
+                x.issues += n;
+            }
+        }
+    })?;
+    if stage {
+        ctx.progress.add_page(n, page.body.len() as u64);
+    }
+    if let Some(r) = sent {
+        send(ctx, r)?;
+    }
+    Ok(step)
+}
+
+/// Hands a page to the next stage; waits while the channel is full, but
+/// gives up when the stop flag is raised or the receiver is gone.
+fn send(ctx: &ScopeCtx, r: PageRef) -> Result<()> {
+    let Some(tx) = &ctx.sink else { return Ok(()) };
+    let mut r = r;
+    loop {
+        match tx.send_timeout(r, std::time::Duration::from_millis(200)) {
+            Ok(()) => return Ok(()),
+            Err(crossbeam_channel::SendTimeoutError::Timeout(back)) => {
+                if ctx.client.stopped() {
+                    return Err(Error::Interrupted(format!(
+                        "scope {}: stopped while handing pages to transform",
+                        ctx.scope
+                    )));
+                }
+                r = back;
+            }
+            Err(crossbeam_channel::SendTimeoutError::Disconnected(_)) => {
+                return Err(Error::Other(format!(
+                    "scope {}: the transform stage stopped taking pages; the pages stay staged for a rerun",
+                    ctx.scope
+                )));
+            }
+        }
+    }
+}
+
+/// More issues share minute `m` of the slice's order field than the search
+/// window can page: they get their own slices, split on the other date
+/// field, and the slice goes on after that minute.
+async fn drain_crowded_minute(
+    ctx: &ScopeCtx,
+    s: &SliceState,
+    m: DateTime<Utc>,
+    count: u64,
+    spawn: &mpsc::UnboundedSender<u32>,
+) -> Result<()> {
+    if s.depth > 0 {
+        return Err(Error::Jira(format!(
+            "scope {}: more than {} issues share one {} minute ({m}) and one {} minute too; they cannot be paged inside Jira's 10,000-result search window — narrow the scope with issue_types or jql",
+            ctx.scope,
+            SEARCH_WINDOW,
+            s.order.other().name(),
+            s.order.name()
+        )));
+    }
+    let other = s.order.other();
+    let fixed = s.minute_ranges(m);
+    let fixed_no_other: Vec<Range> = fixed.iter().filter(|r| r.field != other).copied().collect();
+    let existing = fixed.iter().find(|r| r.field == other).copied();
+    let (lo, hi) = existing.map_or((None, None), |r| (r.lo, r.hi));
+    let started = ctx.store.snapshot().started_at;
+    // created <= updated: the other field's useful span is bounded by the minute.
+    let span = match other {
+        DateField::Created => (ctx.domain_start.min(m), m + Duration::minutes(1)),
+        DateField::Updated => (m, started + Duration::minutes(1)),
+    };
+    tracing::info!(
+        scope = %ctx.scope,
+        minute = %m,
+        field = s.order.name(),
+        issues = count,
+        "more issues share one minute than the search window holds; draining that minute by {}",
+        other.name()
+    );
+    let pieces = plan_pieces(
+        ctx,
+        &fixed_no_other,
+        other,
+        lo,
+        hi,
+        span,
+        count,
+        ctx.concurrency,
+    )
+    .await?;
+    let id = s.id;
+    let store = ctx.store.clone();
+    let new_ids = blocking(move || {
+        store.update(|st| {
+            let first = st.next_slice_id();
+            let mut ids = Vec::new();
+            for (next, p) in (first..).zip(pieces.iter()) {
+                let mut ranges = fixed_no_other.clone();
+                ranges.extend(range_of(other, p));
+                st.slices
+                    .push(SliceState::new(next, ranges, other, p.count, 1));
+                ids.push(next);
+            }
+            if let Some(x) = st.slice_mut(id) {
+                x.lo = Some(m + Duration::minutes(1));
+                x.start_at = 0;
+                x.last = None;
+            }
+            ids
+        })
+    })
+    .await??;
+    ctx.progress.expected.fetch_add(count, Ordering::Relaxed);
+    for i in new_ids {
+        let _ = spawn.send(i);
+    }
+    Ok(())
+}
+
+/// Stages the End page of a finished run and marks the run finished.
+pub async fn finish_run(ctx: &ScopeCtx) -> Result<RunState> {
+    let store = ctx.store.clone();
+    let staging = ctx.staging.clone();
+    let scope = ctx.scope.clone();
+    let (st, name) = blocking(move || -> Result<(RunState, String)> {
+        let st = store.snapshot();
+        let meta = PageMeta {
+            format: 1,
+            kind: PageKind::End,
+            scope: scope.clone(),
+            run_id: st.run_id.clone(),
+            mode: st.mode.as_str().into(),
+            slice: 0,
+            seq: 0,
+            jql: st.base_jql.clone(),
+            start_at: 0,
+            max_results: 0,
+            issue_count: 0,
+            total: None,
+            first_updated: None,
+            last_updated: None,
+            fetched_at: Utc::now(),
+            request_id: None,
+            http_status: 200,
+            checkpoint: Some(st.started_at),
+            pages_in_run: Some(st.pages()),
+        };
+        staging.write_page(&meta, b"")?;
+        store.update(|s| s.finished = true)?;
+        Ok((store.snapshot(), meta.page_name()))
+    })
+    .await??;
+    send(
+        ctx,
+        PageRef {
+            scope: ctx.scope.clone(),
+            page: name,
+        },
+    )?;
+    ctx.progress.done.store(true, Ordering::Relaxed);
+    Ok(st)
+}

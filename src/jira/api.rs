@@ -1,0 +1,370 @@
+//! The Jira REST calls the extractor makes: `/myself` (who we are, the
+//! profile time zone), `/serverInfo`, `/field`, and `/search` (pages and
+//! `maxResults=0` counts), each with the response checks that decide whether
+//! an answer is usable.
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde::Deserialize;
+
+use super::client::{JiraClient, Req, Response, parse_json};
+use super::error::Failure;
+use super::jql::parse_jira_time;
+use crate::error::{Error, Result};
+
+/// `GET /rest/api/2/myself`, reduced to what we use.
+#[derive(Debug, Clone)]
+pub struct Myself {
+    pub name: String,
+    pub display_name: String,
+    /// The profile time zone as Jira sent it.
+    pub time_zone: Option<String>,
+    /// The zone JQL dates are read in (UTC when Jira sent none or an unknown one).
+    pub tz: Tz,
+}
+
+/// `GET /rest/api/2/serverInfo`, reduced to what we use.
+#[derive(Debug, Clone, Default)]
+pub struct ServerInfo {
+    pub version: String,
+    pub deployment_type: String,
+    pub server_time: Option<DateTime<Utc>>,
+}
+
+/// One issue of a search page: what paging needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssueHead {
+    pub id: u64,
+    pub key: String,
+    pub created: DateTime<Utc>,
+    pub updated: DateTime<Utc>,
+    pub updated_raw: String,
+}
+
+/// A search response: the raw body plus what paging needs from it.
+#[derive(Debug, Clone)]
+pub struct SearchPage {
+    pub body: Bytes,
+    pub status: u16,
+    pub start_at: u64,
+    /// `maxResults` as the server reports it (it may cap what we asked).
+    pub max_results: Option<u64>,
+    /// `total` as reported (never trusted for completeness).
+    pub total: Option<u64>,
+    pub issues: Vec<IssueHead>,
+    pub request_id: Option<String>,
+    pub fetched_at: DateTime<Utc>,
+}
+
+#[derive(Deserialize)]
+struct RawMyself {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default, rename = "displayName")]
+    display_name: Option<String>,
+    #[serde(default, rename = "timeZone")]
+    time_zone: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawServerInfo {
+    #[serde(default)]
+    version: Option<String>,
+    #[serde(default, rename = "deploymentType")]
+    deployment_type: Option<String>,
+    #[serde(default, rename = "serverTime")]
+    server_time: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawPage {
+    #[serde(default, rename = "startAt")]
+    start_at: Option<u64>,
+    #[serde(default, rename = "maxResults")]
+    max_results: Option<u64>,
+    #[serde(default)]
+    total: Option<u64>,
+    #[serde(default)]
+    issues: Option<Vec<RawIssue>>,
+}
+
+#[derive(Deserialize)]
+struct RawIssue {
+    id: serde_json::Value,
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
+    fields: Option<RawFields>,
+}
+
+#[derive(Deserialize)]
+struct RawFields {
+    #[serde(default)]
+    created: Option<String>,
+    #[serde(default)]
+    updated: Option<String>,
+}
+
+/// Checks a `/myself` answer: an empty body, or a user with no name, is an
+/// authentication failure (Jira answers some anonymous requests with 200).
+pub fn check_myself(resp: Response) -> std::result::Result<Myself, Failure> {
+    if resp.body.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(Failure::Anonymous {
+            detail: "an empty 200 answer to /myself".into(),
+        });
+    }
+    let raw: RawMyself = parse_json(&resp)?;
+    let name = raw
+        .name
+        .or(raw.key)
+        .filter(|n| !n.trim().is_empty())
+        .ok_or_else(|| Failure::Anonymous {
+            detail: "/myself named no user".into(),
+        })?;
+    if name.eq_ignore_ascii_case("anonymous") {
+        return Err(Failure::Anonymous {
+            detail: "/myself answered for the anonymous user".into(),
+        });
+    }
+    let tz = match raw.time_zone.as_deref() {
+        Some(z) => z.parse::<Tz>().unwrap_or_else(|_| {
+            tracing::warn!(
+                zone = z,
+                "Jira sent a time zone this build does not know; reading JQL dates as UTC"
+            );
+            chrono_tz::UTC
+        }),
+        None => chrono_tz::UTC,
+    };
+    Ok(Myself {
+        display_name: raw.display_name.unwrap_or_else(|| name.clone()),
+        name,
+        time_zone: raw.time_zone,
+        tz,
+    })
+}
+
+/// Checks a search answer and extracts the issue heads.
+pub fn check_search(resp: Response, want_issues: bool) -> std::result::Result<SearchPage, Failure> {
+    let raw: RawPage = parse_json(&resp)?;
+    let issues_raw = match raw.issues {
+        Some(v) => v,
+        None if !want_issues => Vec::new(),
+        None => {
+            return Err(Failure::BadBody {
+                detail: "a search answer without an \"issues\" array".into(),
+                snippet: super::error::snippet(&resp.body, 80),
+            });
+        }
+    };
+    if !want_issues && raw.total.is_none() {
+        return Err(Failure::BadBody {
+            detail: "a count answer without \"total\"".into(),
+            snippet: super::error::snippet(&resp.body, 80),
+        });
+    }
+    let mut issues = Vec::with_capacity(issues_raw.len());
+    for (i, r) in issues_raw.into_iter().enumerate() {
+        let id = match &r.id {
+            serde_json::Value::String(s) => s.parse::<u64>().ok(),
+            serde_json::Value::Number(n) => n.as_u64(),
+            _ => None,
+        };
+        let key = r.key.unwrap_or_default();
+        let who = if key.is_empty() {
+            format!("issue #{i} of the page")
+        } else {
+            format!("issue {key}")
+        };
+        let id = id.ok_or_else(|| Failure::Unusable {
+            detail: format!("{who} has no numeric \"id\""),
+        })?;
+        let f = r.fields.ok_or_else(|| Failure::Unusable {
+            detail: format!("{who} has no \"fields\""),
+        })?;
+        let updated_raw = f.updated.unwrap_or_default();
+        let updated = parse_jira_time(&updated_raw).ok_or_else(|| Failure::Unusable {
+            detail: format!("{who} has no readable \"updated\" ({updated_raw:?})"),
+        })?;
+        let created_raw = f.created.unwrap_or_default();
+        let created = parse_jira_time(&created_raw).ok_or_else(|| Failure::Unusable {
+            detail: format!("{who} has no readable \"created\" ({created_raw:?})"),
+        })?;
+        issues.push(IssueHead {
+            id,
+            key,
+            created,
+            updated,
+            updated_raw,
+        });
+    }
+    Ok(SearchPage {
+        request_id: resp.request_id(),
+        status: resp.status,
+        start_at: raw.start_at.unwrap_or(0),
+        max_results: raw.max_results,
+        total: raw.total,
+        issues,
+        fetched_at: resp.fetched_at,
+        body: resp.body,
+    })
+}
+
+/// Fields and expansions every search asks for.
+pub const SEARCH_FIELDS: &str = "*all";
+pub const SEARCH_EXPAND: &str = "changelog";
+
+impl JiraClient {
+    /// `GET /rest/api/2/myself`.
+    pub async fn myself(&self) -> Result<Myself> {
+        self.execute(&Req::get("/rest/api/2/myself"), check_myself)
+            .await
+    }
+
+    /// `GET /rest/api/2/serverInfo`.
+    pub async fn server_info(&self) -> Result<ServerInfo> {
+        self.execute(&Req::get("/rest/api/2/serverInfo"), |resp| {
+            let raw: RawServerInfo = parse_json(&resp)?;
+            Ok(ServerInfo {
+                version: raw.version.unwrap_or_default(),
+                deployment_type: raw.deployment_type.unwrap_or_default(),
+                server_time: raw.server_time.as_deref().and_then(parse_jira_time),
+            })
+        })
+        .await
+    }
+
+    /// `GET /rest/api/2/field`: the raw body (checked to be a JSON array).
+    pub async fn fields(&self) -> Result<Bytes> {
+        self.execute(&Req::get("/rest/api/2/field"), |resp| {
+            let v: Vec<serde::de::IgnoredAny> = parse_json(&resp)?;
+            let _ = v;
+            Ok(resp.body)
+        })
+        .await
+    }
+
+    /// `POST /rest/api/2/search` for one page.
+    pub async fn search(&self, jql: &str, start_at: u64, max_results: u32) -> Result<SearchPage> {
+        let req = Req {
+            post: true,
+            path: "/rest/api/2/search".into(),
+            query: Vec::new(),
+            json: Some(serde_json::json!({
+                "jql": jql,
+                "startAt": start_at,
+                "maxResults": max_results,
+                "fields": [SEARCH_FIELDS],
+                "expand": [SEARCH_EXPAND],
+            })),
+            jql: Some(jql.to_string()),
+        };
+        self.execute(&req, |resp| check_search(resp, true)).await
+    }
+
+    /// How many issues match `jql` (`maxResults=0`; only for planning).
+    pub async fn count(&self, jql: &str) -> Result<u64> {
+        let req = Req {
+            post: true,
+            path: "/rest/api/2/search".into(),
+            query: Vec::new(),
+            json: Some(serde_json::json!({
+                "jql": jql,
+                "startAt": 0,
+                "maxResults": 0,
+                "fields": ["id"],
+            })),
+            jql: Some(jql.to_string()),
+        };
+        let page = self.execute(&req, |resp| check_search(resp, false)).await?;
+        page.total
+            .ok_or_else(|| Error::Jira(format!("count query gave no total (JQL: {jql})")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resp(body: &str) -> Response {
+        Response {
+            status: 200,
+            body: Bytes::from(body.to_string()),
+            headers: Default::default(),
+            fetched_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn myself_parses_real_shape_and_zone() {
+        let fixture = ["../shared", "../../shared", "/work/shared"]
+            .iter()
+            .map(|d| {
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join(d)
+                    .join("fixtures/jira-real/jrjc-server5_user-with-timezone.json")
+            })
+            .find_map(|p| std::fs::read_to_string(p).ok());
+        if let Some(body) = fixture {
+            let m = check_myself(resp(&body)).unwrap();
+            assert!(!m.name.is_empty());
+            assert!(m.time_zone.is_some());
+        }
+        let m = check_myself(resp(r#"{"name":"bob","timeZone":"America/New_York"}"#)).unwrap();
+        assert_eq!(m.tz, chrono_tz::America::New_York);
+    }
+
+    #[test]
+    fn anonymous_or_empty_myself_is_auth_failure() {
+        for body in ["", "  ", "{}", r#"{"name":"anonymous"}"#] {
+            let f = check_myself(resp(body)).unwrap_err();
+            assert!(matches!(f, Failure::Anonymous { .. }), "{body:?}: {f:?}");
+            assert!(!f.is_retryable());
+        }
+        assert!(
+            check_myself(resp("<html>login</html>"))
+                .unwrap_err()
+                .is_retryable()
+        );
+    }
+
+    #[test]
+    fn search_page_heads_and_bad_bodies() {
+        let p = check_search(
+            resp(r#"{"startAt":0,"maxResults":100,"total":1,"issues":[{"id":"10001","key":"A-1","fields":{"created":"2024-01-01T10:00:00.000+0100","updated":"2024-01-02T10:00:00.000+0100"}}]}"#),
+            true,
+        )
+        .unwrap();
+        assert_eq!(p.issues[0].id, 10001);
+        assert_eq!(p.issues[0].updated_raw, "2024-01-02T10:00:00.000+0100");
+        assert_eq!(p.total, Some(1));
+        assert!(
+            check_search(resp(r#"{"startAt":0,"issues":[{"id":"1"#), true)
+                .unwrap_err()
+                .is_retryable()
+        );
+        assert!(
+            check_search(resp("<html>502</html>"), true)
+                .unwrap_err()
+                .is_retryable()
+        );
+        assert!(
+            check_search(resp(r#"{"total":3}"#), true)
+                .unwrap_err()
+                .is_retryable()
+        );
+        assert_eq!(
+            check_search(resp(r#"{"total":3}"#), false).unwrap().total,
+            Some(3)
+        );
+        let f = check_search(
+            resp(r#"{"issues":[{"id":"1","key":"A-1","fields":{}}]}"#),
+            true,
+        )
+        .unwrap_err();
+        assert!(!f.is_retryable() && f.short().contains("A-1"), "{f:?}");
+    }
+}

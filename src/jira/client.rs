@@ -1,0 +1,370 @@
+//! The one HTTP client for Jira: bearer-token auth, TLS (system roots plus an
+//! optional CA bundle), gzip, timeouts, a bounded pool, one global limit of
+//! requests in flight, the shared [`Limiter`], and the retry loop that asks
+//! [`Failure::is_retryable`] and nothing else.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
+use tokio::sync::Semaphore;
+
+use super::error::{Failure, TransportKind, jira_messages, snippet};
+use super::limiter::{Limiter, backoff, parse_retry_after};
+use crate::config::{JiraConfig, RetryPolicy, Secret};
+use crate::error::{Error, Result};
+
+/// Counters over the client's life (for reports, tests and benches).
+#[derive(Debug, Default)]
+pub struct ClientStats {
+    /// HTTP exchanges attempted (every attempt counts).
+    pub requests: AtomicU64,
+    /// Attempts that were retried.
+    pub retries: AtomicU64,
+    /// 429 answers received.
+    pub throttled: AtomicU64,
+    /// Response body bytes received (after gzip decoding).
+    pub body_bytes: AtomicU64,
+    /// Milliseconds spent waiting in the limiter or backing off.
+    pub waited_ms: AtomicU64,
+}
+
+/// A request to make.
+#[derive(Debug, Clone)]
+pub struct Req {
+    pub post: bool,
+    /// Path under the base URL, e.g. `/rest/api/2/search`.
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    pub json: Option<serde_json::Value>,
+    /// The JQL, for error messages.
+    pub jql: Option<String>,
+}
+
+impl Req {
+    pub fn get(path: &str) -> Self {
+        Req {
+            post: false,
+            path: path.into(),
+            query: Vec::new(),
+            json: None,
+            jql: None,
+        }
+    }
+    /// `GET /path` as shown in messages (query strings are left out).
+    pub fn what(&self) -> String {
+        format!("{} {}", if self.post { "POST" } else { "GET" }, self.path)
+    }
+}
+
+/// A complete response (status 2xx, whole body read).
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub body: Bytes,
+    pub headers: HeaderMap,
+    pub fetched_at: DateTime<Utc>,
+}
+
+impl Response {
+    /// Jira's `X-AREQUESTID`.
+    pub fn request_id(&self) -> Option<String> {
+        self.headers
+            .get("x-arequestid")
+            .and_then(|v| v.to_str().ok())
+            .map(String::from)
+    }
+}
+
+/// The shared Jira client. Cheap to clone.
+#[derive(Clone)]
+pub struct JiraClient {
+    http: reqwest::Client,
+    base: String,
+    auth: HeaderValue,
+    retry: RetryPolicy,
+    limiter: Arc<Limiter>,
+    permits: Arc<Semaphore>,
+    stop: Arc<AtomicBool>,
+    stats: Arc<ClientStats>,
+}
+
+impl std::fmt::Debug for JiraClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JiraClient")
+            .field("base", &self.base)
+            .field("auth", &"***")
+            .finish()
+    }
+}
+
+impl JiraClient {
+    /// Builds the client from the checked `[jira]` settings and the token.
+    pub fn new(cfg: &JiraConfig, token: &Secret, stop: Arc<AtomicBool>) -> Result<JiraClient> {
+        let mut auth = HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
+            Error::Config(
+                "JIRA_PAT contains characters that cannot go in an HTTP header; paste the token again".into(),
+            )
+        })?;
+        auth.set_sensitive(true);
+        let mut b = reqwest::Client::builder()
+            .user_agent(concat!("jira-pipeline/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(cfg.connect_timeout)
+            .read_timeout(cfg.request_timeout)
+            .timeout(cfg.request_timeout)
+            .pool_max_idle_per_host(cfg.concurrency.max(1))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .gzip(true)
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(path) = &cfg.ca_bundle {
+            for der in crate::db::read_pem_certs(path)? {
+                let cert = reqwest::Certificate::from_der(der.as_ref()).map_err(|e| {
+                    Error::Config(format!(
+                        "{}: jira.ca_bundle holds a certificate that cannot be used ({e})",
+                        path.display()
+                    ))
+                })?;
+                b = b.add_root_certificate(cert);
+            }
+        }
+        if cfg.danger_accept_invalid_certs {
+            tracing::warn!(
+                "TLS CERTIFICATE VERIFICATION IS OFF (jira.danger_accept_invalid_certs = true): anyone on the network path can read the token and the data; configure jira.ca_bundle instead"
+            );
+            b = b.danger_accept_invalid_certs(true);
+        }
+        let http = b
+            .build()
+            .map_err(|e| Error::Config(format!("cannot set up the HTTP client ({e})")))?;
+        Ok(JiraClient {
+            http,
+            base: cfg.base_url.trim_end_matches('/').to_string(),
+            auth,
+            retry: cfg.retry.clone(),
+            limiter: Arc::new(Limiter::default()),
+            permits: Arc::new(Semaphore::new(cfg.concurrency.max(1))),
+            stop,
+            stats: Arc::new(ClientStats::default()),
+        })
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+    pub fn stats(&self) -> &ClientStats {
+        &self.stats
+    }
+    pub fn stop_flag(&self) -> &Arc<AtomicBool> {
+        &self.stop
+    }
+    pub fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// One attempt: wait for a slot and the limiter, send, read the whole body.
+    async fn attempt(&self, req: &Req) -> std::result::Result<Response, Failure> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| Failure::Interrupted)?;
+        let waited = self
+            .limiter
+            .acquire(&self.stop)
+            .await
+            .ok_or(Failure::Interrupted)?;
+        self.stats
+            .waited_ms
+            .fetch_add(waited.as_millis() as u64, Ordering::Relaxed);
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let url = format!("{}{}", self.base, req.path);
+        let mut rb = if req.post {
+            self.http.post(&url)
+        } else {
+            self.http.get(&url)
+        };
+        rb = rb
+            .header(AUTHORIZATION, self.auth.clone())
+            .header(reqwest::header::ACCEPT, "application/json");
+        if !req.query.is_empty() {
+            rb = rb.query(&req.query);
+        }
+        if let Some(j) = &req.json {
+            let body = serde_json::to_vec(j).map_err(|e| Failure::Unusable {
+                detail: format!("cannot encode the request ({e})"),
+            })?;
+            rb = rb
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body);
+        }
+        let resp = rb.send().await.map_err(transport)?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        self.limiter.observe(&headers);
+        let body = resp.bytes().await.map_err(transport)?;
+        self.stats
+            .body_bytes
+            .fetch_add(body.len() as u64, Ordering::Relaxed);
+        if (200..300).contains(&status) {
+            if headers
+                .get("x-ausername")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|u| u.eq_ignore_ascii_case("anonymous"))
+            {
+                return Err(Failure::Anonymous {
+                    detail: "X-AUSERNAME: anonymous".into(),
+                });
+            }
+            return Ok(Response {
+                status,
+                body,
+                headers,
+                fetched_at: Utc::now(),
+            });
+        }
+        let retry_after = headers
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        let header_says_captcha = headers
+            .get("x-authentication-denied-reason")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.to_ascii_uppercase().contains("CAPTCHA"));
+        let body_says_captcha = String::from_utf8_lossy(&body[..body.len().min(4096)])
+            .to_ascii_uppercase()
+            .contains("CAPTCHA_CHALLENGE");
+        Err(Failure::Http {
+            status,
+            retry_after,
+            messages: jira_messages(&body),
+            snippet: snippet(&body, 200),
+            captcha: header_says_captcha || (status == 403 && body_says_captcha),
+        })
+    }
+
+    /// Runs `req` with retries; `check` turns a 2xx response into a value or
+    /// a [`Failure`] (e.g. a body that is not JSON), which is retried like
+    /// any other failure if [`Failure::is_retryable`] says so.
+    pub async fn execute<T, F>(&self, req: &Req, check: F) -> Result<T>
+    where
+        F: Fn(Response) -> std::result::Result<T, Failure> + Send + Sync + Clone + 'static,
+        T: Send + 'static,
+    {
+        let attempts = self.retry.attempts.max(1);
+        let what = req.what();
+        let mut n = 0;
+        loop {
+            n += 1;
+            if self.stopped() {
+                return Err(Failure::Interrupted.into_error(&what, req.jql.as_deref(), n));
+            }
+            let result = match self.attempt(req).await {
+                Ok(resp) => {
+                    let check = check.clone();
+                    // Parsing a large body is CPU work: keep it off the async workers.
+                    match tokio::task::spawn_blocking(move || check(resp)).await {
+                        Ok(r) => r,
+                        Err(e) => Err(Failure::Unusable {
+                            detail: format!("checking the response failed ({e})"),
+                        }),
+                    }
+                }
+                Err(f) => Err(f),
+            };
+            let failure = match result {
+                Ok(v) => return Ok(v),
+                Err(f) => f,
+            };
+            if !failure.is_retryable() || n >= attempts {
+                if failure.is_retryable() {
+                    tracing::error!(request = %what, attempts = n, "giving up: {}", failure.short());
+                }
+                return Err(failure.into_error(&what, req.jql.as_deref(), n));
+            }
+            if failure.is_throttle() {
+                self.stats.throttled.fetch_add(1, Ordering::Relaxed);
+            }
+            self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            let delay = match failure.retry_after() {
+                Some(ra) => {
+                    // Honour Retry-After for everyone, not just this request.
+                    self.limiter.pause(ra);
+                    ra
+                }
+                None => backoff(&self.retry, n),
+            };
+            tracing::warn!(
+                request = %what,
+                attempt = n,
+                of = attempts,
+                delay_ms = delay.as_millis() as u64,
+                "retrying: {}",
+                failure.short()
+            );
+            if !self.sleep(delay).await {
+                return Err(Failure::Interrupted.into_error(&what, req.jql.as_deref(), n));
+            }
+        }
+    }
+
+    /// Sleeps `d` in short steps, returning false if the stop flag is raised.
+    async fn sleep(&self, d: Duration) -> bool {
+        let until = Instant::now() + d;
+        loop {
+            if self.stopped() {
+                return false;
+            }
+            let now = Instant::now();
+            if now >= until {
+                self.stats
+                    .waited_ms
+                    .fetch_add(d.as_millis() as u64, Ordering::Relaxed);
+                return true;
+            }
+            tokio::time::sleep((until - now).min(Duration::from_millis(200))).await;
+        }
+    }
+}
+
+fn transport(e: reqwest::Error) -> Failure {
+    let kind = if e.is_timeout() {
+        TransportKind::Timeout
+    } else if e.is_connect() {
+        TransportKind::Connect
+    } else if e.is_body() || e.is_request() || e.is_decode() {
+        TransportKind::Reset
+    } else {
+        TransportKind::Other
+    };
+    // reqwest's Display names the URL (no credentials in it) and the cause.
+    let mut detail = e.to_string();
+    let mut src = std::error::Error::source(&e);
+    while let Some(s) = src {
+        let t = s.to_string();
+        if !detail.contains(&t) {
+            detail.push_str(": ");
+            detail.push_str(&t);
+        }
+        src = s.source();
+    }
+    Failure::Transport { kind, detail }
+}
+
+/// Parses a body as JSON of type `T`; anything else is a (retryable) bad body.
+pub fn parse_json<T: serde::de::DeserializeOwned>(
+    resp: &Response,
+) -> std::result::Result<T, Failure> {
+    if resp.body.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(Failure::BadBody {
+            detail: format!("HTTP {} with an empty body", resp.status),
+            snippet: String::new(),
+        });
+    }
+    serde_json::from_slice(&resp.body).map_err(|e| Failure::BadBody {
+        detail: format!("not valid JSON ({e})"),
+        snippet: snippet(&resp.body, 80),
+    })
+}

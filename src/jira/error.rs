@@ -1,0 +1,331 @@
+//! What can go wrong with one HTTP request to Jira, and the one place that
+//! decides whether it is worth retrying ([`Failure::is_retryable`]).
+//!
+//! The retry loop in [`super::client`] only asks this module; after the last
+//! attempt, or at once for a failure that must not be retried, the failure
+//! becomes a one-line [`crate::error::Error::Jira`] (exit code 3) naming the
+//! request and what to do.
+
+use std::time::Duration;
+
+use crate::error::Error;
+
+/// How a transport-level failure happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportKind {
+    /// The TCP/TLS connection could not be made.
+    Connect,
+    /// The request or the body did not finish in time.
+    Timeout,
+    /// The connection was reset or closed before the response was complete.
+    Reset,
+    /// Anything else the HTTP client reported.
+    Other,
+}
+
+/// One failed attempt of one request.
+#[derive(Debug, Clone)]
+pub enum Failure {
+    /// No complete HTTP response (connect error, reset, timeout, cut body).
+    Transport { kind: TransportKind, detail: String },
+    /// A non-success HTTP status.
+    Http {
+        status: u16,
+        /// `Retry-After`, when the server sent one.
+        retry_after: Option<Duration>,
+        /// Jira's `errorMessages` / `errors`, when the body had them.
+        messages: Vec<String>,
+        /// The start of the body, one line, for messages.
+        snippet: String,
+        /// `X-Authentication-Denied-Reason: CAPTCHA_CHALLENGE` (or the body says so).
+        captcha: bool,
+    },
+    /// A 200 whose body is not the JSON we expect (an HTML page, a truncated
+    /// or empty body).
+    BadBody { detail: String, snippet: String },
+    /// A 200 that says we are nobody: the token was not accepted.
+    Anonymous { detail: String },
+    /// Well-formed JSON, but not something we can use (e.g. an issue with no
+    /// `updated`): retrying would give the same answer.
+    Unusable { detail: String },
+    /// The stop flag was raised (Ctrl-C).
+    Interrupted,
+}
+
+/// Jira DC 10 answers `startAt + maxResults > 10000` with HTTP 500 and this text.
+fn is_search_limit(messages: &[String], snippet: &str) -> bool {
+    let hit = |s: &str| {
+        let l = s.to_ascii_lowercase();
+        l.contains("search limit")
+            || (l.contains("10000") || l.contains("10,000")) && l.contains("limit")
+    };
+    messages.iter().any(|m| hit(m)) || hit(snippet)
+}
+
+impl Failure {
+    /// The one retry decision: transient failures (throttling, gateway errors,
+    /// server errors other than the search limit, resets, timeouts, cut or
+    /// non-JSON bodies) are retried; authentication, permission, CAPTCHA, bad
+    /// JQL and the search-window limit never are.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Failure::Transport { .. } | Failure::BadBody { .. } => true,
+            Failure::Http {
+                status,
+                messages,
+                snippet,
+                captcha,
+                ..
+            } => {
+                if *captcha {
+                    return false;
+                }
+                match status {
+                    408 | 429 | 502 | 503 | 504 => true,
+                    500 => !is_search_limit(messages, snippet),
+                    _ => false,
+                }
+            }
+            Failure::Anonymous { .. } | Failure::Unusable { .. } | Failure::Interrupted => false,
+        }
+    }
+
+    /// How long the server asked us to wait before the next attempt.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Failure::Http { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// True for a 429 (the shared limiter slows every request down).
+    pub fn is_throttle(&self) -> bool {
+        matches!(self, Failure::Http { status: 429, .. })
+    }
+
+    /// A short description for a log line about a retry.
+    pub fn short(&self) -> String {
+        match self {
+            Failure::Transport { kind, detail } => format!("{kind:?}: {detail}"),
+            Failure::Http {
+                status, snippet, ..
+            } => format!("HTTP {status} {snippet}"),
+            Failure::BadBody { detail, .. } => detail.clone(),
+            Failure::Anonymous { detail } => detail.clone(),
+            Failure::Unusable { detail } => detail.clone(),
+            Failure::Interrupted => "interrupted".into(),
+        }
+    }
+
+    /// The final error for `what` (e.g. `POST /rest/api/2/search`) after
+    /// `attempts` attempts; `jql` is shown for a bad query.
+    pub fn into_error(self, what: &str, jql: Option<&str>, attempts: u32) -> Error {
+        let jql_part = jql.map(|q| format!(" (JQL: {q})")).unwrap_or_default();
+        match self {
+            Failure::Interrupted => Error::Interrupted(format!("stopped before {what} finished")),
+            Failure::Http { status: 401, .. } => Error::Jira(format!(
+                "{what}: Jira refused the token (HTTP 401); check JIRA_PAT (a personal access token of a user who can browse the projects) — not retried"
+            )),
+            Failure::Http { captcha: true, .. } => Error::Jira(format!(
+                "{what}: Jira demands a CAPTCHA for this user (HTTP 403 CAPTCHA_CHALLENGE) — stopped at once, because retrying deepens the lockout; log in once in a browser to clear it, then check JIRA_PAT"
+            )),
+            Failure::Http {
+                status: 403,
+                messages,
+                snippet,
+                ..
+            } => Error::Jira(format!(
+                "{what}: Jira refused access (HTTP 403: {}); the token's user needs Browse permission on the project — not retried",
+                detail_of(&messages, &snippet)
+            )),
+            Failure::Http {
+                status: 400,
+                messages,
+                snippet,
+                ..
+            } => Error::Jira(format!(
+                "{what}: Jira rejected the query (HTTP 400: {}){jql_part}; check the scope's project, issue_types and jql in the configuration",
+                detail_of(&messages, &snippet)
+            )),
+            Failure::Http {
+                status: 404,
+                snippet,
+                ..
+            } => Error::Jira(format!(
+                "{what}: not found (HTTP 404: {snippet}); check jira.base_url (it must be the Jira base, without /rest/...)"
+            )),
+            Failure::Http {
+                status: 500,
+                ref messages,
+                ref snippet,
+                ..
+            } if is_search_limit(messages, snippet) => Error::Jira(format!(
+                "{what}: Jira refused to page past its 10,000-result search window (HTTP 500 \"Search limit exceeded\"){jql_part}; this is a bug in the extractor's paging, which must never ask for it — please report it"
+            )),
+            Failure::Http {
+                status,
+                messages,
+                snippet,
+                ..
+            } => Error::Jira(format!(
+                "{what}: HTTP {status} ({}) after {attempts} attempt(s){jql_part}; Jira is failing or overloaded — try again later or raise jira.retry.attempts",
+                detail_of(&messages, &snippet)
+            )),
+            Failure::Transport { kind, detail } => {
+                let hint = match kind {
+                    TransportKind::Connect => {
+                        "check jira.base_url, the network and TLS settings (jira.ca_bundle)"
+                    }
+                    TransportKind::Timeout => {
+                        "Jira is slow; raise jira.request_timeout_secs or lower jira.page_size"
+                    }
+                    _ => "the connection is unreliable; try again later",
+                };
+                Error::Jira(format!(
+                    "{what}: {detail} after {attempts} attempt(s){jql_part}; {hint}"
+                ))
+            }
+            Failure::BadBody { detail, snippet } => Error::Jira(format!(
+                "{what}: the response was not the JSON Jira sends ({detail}; starts with {snippet:?}) after {attempts} attempt(s); a proxy or error page is in the way — check jira.base_url"
+            )),
+            Failure::Anonymous { detail } => Error::Jira(format!(
+                "{what}: Jira answered as an anonymous user ({detail}), so the token was not accepted; check JIRA_PAT"
+            )),
+            Failure::Unusable { detail } => Error::Jira(format!("{what}: {detail}{jql_part}")),
+        }
+    }
+}
+
+fn detail_of(messages: &[String], snippet: &str) -> String {
+    if messages.is_empty() {
+        snippet.to_string()
+    } else {
+        messages.join("; ")
+    }
+}
+
+/// The start of a body as one printable line (at most `max` characters).
+pub fn snippet(body: &[u8], max: usize) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(max * 4)]);
+    let one: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(max)
+        .collect();
+    let mut s = one.split_whitespace().collect::<Vec<_>>().join(" ");
+    if text.chars().count() > max {
+        s.push('…');
+    }
+    s
+}
+
+/// Jira's error JSON: `{"errorMessages": [...], "errors": {"field": "msg"}}`.
+pub fn jira_messages(body: &[u8]) -> Vec<String> {
+    #[derive(serde::Deserialize)]
+    struct E {
+        #[serde(default, rename = "errorMessages")]
+        error_messages: Vec<String>,
+        #[serde(default)]
+        errors: std::collections::BTreeMap<String, serde_json::Value>,
+        #[serde(default)]
+        message: Option<String>,
+    }
+    match serde_json::from_slice::<E>(body) {
+        Ok(e) => {
+            let mut out = e.error_messages;
+            for (k, v) in e.errors {
+                match v {
+                    serde_json::Value::String(s) => out.push(format!("{k}: {s}")),
+                    other => out.push(format!("{k}: {other}")),
+                }
+            }
+            if let Some(m) = e.message {
+                out.push(m);
+            }
+            out
+        }
+        Err(_) => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn http(status: u16, snippet: &str) -> Failure {
+        Failure::Http {
+            status,
+            retry_after: None,
+            messages: jira_messages(snippet.as_bytes()),
+            snippet: snippet.into(),
+            captcha: false,
+        }
+    }
+
+    #[test]
+    fn retry_decisions() {
+        for s in [429, 502, 503, 504, 500, 408] {
+            assert!(http(s, "oops").is_retryable(), "{s}");
+        }
+        for s in [400, 401, 403, 404, 405] {
+            assert!(!http(s, "no").is_retryable(), "{s}");
+        }
+        let limit = http(
+            500,
+            r#"{"errorMessages":["Search limit exceeded. startAt + maxResults must be at most 10000"]}"#,
+        );
+        assert!(!limit.is_retryable());
+        let e = limit.into_error("POST /rest/api/2/search", Some("project = \"A\""), 1);
+        assert!(e.to_string().contains("10,000"), "{e}");
+        let captcha = Failure::Http {
+            status: 403,
+            retry_after: None,
+            messages: vec![],
+            snippet: String::new(),
+            captcha: true,
+        };
+        assert!(!captcha.is_retryable());
+        assert!(
+            captcha
+                .into_error("GET /x", None, 1)
+                .to_string()
+                .contains("CAPTCHA")
+        );
+        assert!(
+            Failure::Transport {
+                kind: TransportKind::Reset,
+                detail: "reset".into()
+            }
+            .is_retryable()
+        );
+        assert!(
+            Failure::BadBody {
+                detail: "html".into(),
+                snippet: "<html>".into()
+            }
+            .is_retryable()
+        );
+        assert!(!Failure::Anonymous { detail: "x".into() }.is_retryable());
+    }
+
+    #[test]
+    fn bad_request_shows_messages_and_jql() {
+        let e = http(400, r#"{"errorMessages":["The value 'X' does not exist for the field 'project'."],"errors":{}}"#)
+            .into_error("POST /rest/api/2/search", Some("project = \"X\""), 1);
+        let m = e.to_string();
+        assert!(
+            m.contains("does not exist") && m.contains("project = \"X\""),
+            "{m}"
+        );
+        assert_eq!(e.exit_code(), crate::error::ExitCode::Jira);
+    }
+
+    #[test]
+    fn snippet_is_one_line() {
+        assert_eq!(
+            snippet(b"<html>\n<body>Bad\tgateway</body>", 100),
+            "<html> <body>Bad gateway</body>"
+        );
+        assert!(snippet(&[b'a'; 500], 10).ends_with('…'));
+    }
+}
