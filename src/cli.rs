@@ -68,6 +68,11 @@ pub enum Command {
     Staging(StagingCommand),
     /// Run the pipeline, or one stage of it, over the configured scopes.
     Run(RunArgs),
+    /// The everyday incremental job: `run --stage all` from each scope's checkpoint
+    /// (a scope without one is backfilled).
+    Sync(SyncArgs),
+    /// Full copy: `run --stage all --full` (re-reads every issue from sync.backfill_start).
+    Backfill(SyncArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -130,6 +135,19 @@ pub struct RunArgs {
     /// Extract: backfill from sync.backfill_start even where a checkpoint exists.
     #[arg(long)]
     pub full: bool,
+    /// Write run metrics as OpenMetrics text to this file (rewritten every 5 s and at the end).
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// Only this scope (repeatable); default: every configured scope.
+    #[arg(long = "scope", value_name = "NAME")]
+    pub scopes: Vec<String>,
+    /// Write run metrics as OpenMetrics text to this file (rewritten every 5 s and at the end).
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -248,19 +266,15 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::Success)
         }
+        Command::Sync(a) => everyday(&cli.config, a, false, cli.quiet > 0),
+        Command::Backfill(a) => everyday(&cli.config, a, true, cli.quiet > 0),
         Command::Run(args) => {
             let cfg = Config::load(&cli.config)?;
             match args.stage {
                 Stage::Extract => crate::extract::exec_run(&cfg, &args.scopes, args.full),
                 Stage::Transform => crate::transform::exec_run(&cfg, &args.scopes),
                 Stage::Load => crate::load::exec_run(&cli.config, &args.scopes),
-                other => Err(crate::error::Error::Config(format!(
-                    "stage {} is not available yet",
-                    other
-                        .to_possible_value()
-                        .map(|v| v.get_name().to_string())
-                        .unwrap_or_default()
-                ))),
+                Stage::All => crate::pipeline::exec_run(&cfg, &args, "run", cli.quiet > 0),
             }
         }
         Command::Bench(BenchCommand::Transform(args)) => crate::transform::bench::exec(&args),
@@ -276,4 +290,16 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
 
 fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
     serde_json::to_string_pretty(v).map_err(|e| crate::error::Error::Other(e.to_string()))
+}
+
+/// `sync` and `backfill`: `run --stage all`, incremental or full.
+fn everyday(config: &std::path::Path, a: SyncArgs, full: bool, quiet: bool) -> Result<ExitCode> {
+    let cfg = Config::load(config)?;
+    let args = RunArgs {
+        stage: Stage::All,
+        scopes: a.scopes,
+        full,
+        metrics_file: a.metrics_file,
+    };
+    crate::pipeline::exec_run(&cfg, &args, if full { "backfill" } else { "sync" }, quiet)
 }

@@ -23,6 +23,7 @@
 //! - [`runlog`]: the `run_history` table.
 //! - [`shutdown`]: Ctrl-C / SIGTERM handling.
 //! - [`metrics`]: counters and gauges, rendered as OpenMetrics text.
+//! - [`pipeline`]: `run --stage all` / `sync` / `backfill`: the stages over bounded channels.
 //! - [`progress`]: per-stage progress lines (TTY) or periodic log lines.
 //! - [`replay`]: selecting archived pages and printing the rows they produce.
 //! - [`logging`]: tracing setup (text or JSON on stderr).
@@ -38,6 +39,7 @@ pub mod jira;
 pub mod load;
 pub mod logging;
 pub mod metrics;
+pub mod pipeline;
 pub mod progress;
 pub mod replay;
 pub mod report;

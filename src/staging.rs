@@ -263,7 +263,7 @@ pub fn read_zstd(path: &Path) -> Result<Vec<u8>> {
 /// Writes `data` to `path` atomically: temp file in the same directory, fsync,
 /// rename, fsync of the directory. Mode 0600.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir = parent_dir(path);
     fs::create_dir_all(dir).map_err(Error::io(dir))?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")
@@ -275,6 +275,14 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     sync_dir(dir)
 }
 
+/// The directory holding `path` (`.` for a bare file name).
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
 /// fsyncs a directory so a rename in it is durable.
 pub fn sync_dir(dir: &Path) -> Result<()> {
     let d = fs::File::open(dir).map_err(Error::io(dir))?;
@@ -283,7 +291,7 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 
 /// Moves a file, creating the destination directory; durable.
 pub fn move_file(from: &Path, to: &Path) -> Result<()> {
-    let dir = to.parent().unwrap_or(Path::new("."));
+    let dir = parent_dir(to);
     fs::create_dir_all(dir).map_err(Error::io(dir))?;
     fs::rename(from, to).map_err(Error::io(from))?;
     sync_dir(dir)
