@@ -76,6 +76,8 @@ pub enum Command {
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Quick start: simulator → full pipeline → fresh schema `jira_demo` of DATABASE_URL, then a summary.
+    Demo(crate::demo::DemoArgs),
     /// Serve a simulated Jira Data Center on 127.0.0.1 (no config or database needed).
     Simulate(crate::sim::SimulateArgs),
 }
@@ -279,6 +281,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::Bench(BenchCommand::Transform(args)) => crate::transform::bench::exec(&args),
         Command::Bench(BenchCommand::Load(args)) => crate::load::bench::exec(&cli.config, &args),
+        Command::Demo(args) => crate::demo::exec(&args, cli.quiet > 0),
         Command::Simulate(args) => crate::sim::exec(&args),
         Command::Config(ConfigCommand::Check) => {
             let cfg = Config::load(&cli.config)?;

@@ -23,6 +23,17 @@ pub enum ExitCode {
     Locked = 5,
 }
 
+impl ExitCode {
+    /// The more severe of two outcomes (for commands that run several jobs).
+    pub fn max_with(self, other: ExitCode) -> ExitCode {
+        if (other as u8) > (self as u8) {
+            other
+        } else {
+            self
+        }
+    }
+}
+
 /// Errors of the pipeline. Each variant's message is a complete, one-line
 /// sentence that names the thing that failed and, where possible, the fix.
 #[derive(Debug, thiserror::Error)]

@@ -23,6 +23,7 @@
 //! - [`runlog`]: the `run_history` table.
 //! - [`shutdown`]: Ctrl-C / SIGTERM handling.
 //! - [`metrics`]: counters and gauges, rendered as OpenMetrics text.
+//! - [`demo`]: `pipeline demo`, the quick start against the built-in simulator.
 //! - [`pipeline`]: `run --stage all` / `sync` / `backfill`: the stages over bounded channels.
 //! - [`progress`]: per-stage progress lines (TTY) or periodic log lines.
 //! - [`replay`]: selecting archived pages and printing the rows they produce.
@@ -33,6 +34,7 @@ pub mod batch;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod demo;
 pub mod error;
 pub mod extract;
 pub mod jira;

@@ -1,0 +1,163 @@
+//! `pipeline demo`: the quick start. Starts the Jira simulator in-process with
+//! a modest dataset, copies it into a fresh schema (`jira_demo`) of
+//! `DATABASE_URL` with the full pipeline (backfill), edits a few issues in the
+//! simulator, runs an incremental sync, and prints a summary and example
+//! queries. Needs no config file and no Jira.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::config::{self, Config, RawConfig, Secret};
+use crate::db::Ident;
+use crate::error::{Error, ExitCode, Result};
+use crate::pipeline::{RunOptions, run_all};
+use crate::sim::{IssueUpdate, SimConfig, Simulator};
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Issues in the simulated Jira (over projects DEMO, ALPHA, BETA).
+    #[arg(long, default_value_t = 3000)]
+    pub issues: u32,
+    /// Schema to (re)create for the demo; it is dropped first.
+    #[arg(long, default_value = "jira_demo")]
+    pub schema: String,
+    /// Staging directory (default: a temporary directory removed at the end).
+    #[arg(long, value_name = "DIR")]
+    pub staging: Option<PathBuf>,
+}
+
+/// Runs the demo; prints what it did.
+pub fn exec(args: &DemoArgs, quiet: bool) -> Result<ExitCode> {
+    if !config::is_valid_schema_name(&args.schema) {
+        return Err(Error::Config(format!(
+            "--schema {:?} is not a valid schema name; use lower-case letters, digits and _",
+            args.schema
+        )));
+    }
+    let db_url = config::database_url()?;
+    let sim = Simulator::start(SimConfig::default().issues(args.issues).projects(3).port(0))?;
+    let tmp;
+    let staging_dir = match &args.staging {
+        Some(d) => d.clone(),
+        None => {
+            tmp = tempfile::tempdir().map_err(Error::io(std::env::temp_dir()))?;
+            tmp.path().to_path_buf()
+        }
+    };
+    let cfg = demo_config(sim.url(), &args.schema, &staging_dir)?;
+    println!(
+        "simulated Jira Data Center at {} ({} issues in DEMO, ALPHA, BETA)",
+        sim.url(),
+        args.issues
+    );
+
+    let mut client = crate::db::connect(&db_url, &cfg.database)?;
+    client
+        .batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS {} CASCADE",
+            Ident::new(&args.schema)
+        ))
+        .map_err(Error::db(format!("dropping the demo schema {}", args.schema)))?;
+    crate::db::init(&mut client, &args.schema)?;
+    println!("created schema {:?}", args.schema);
+
+    let token = Secret::new(sim.token());
+    let stop = crate::shutdown::install()?;
+    let opts = |command: &str| RunOptions {
+        command: command.into(),
+        quiet,
+        ..Default::default()
+    };
+    println!("\n1. backfill: every issue of scopes demo (DEMO) and alpha-bugs (ALPHA, Bug and Story)");
+    let first = run_all(&cfg, &token, &db_url, &opts("demo backfill"), &stop)?;
+    print!("{}", first.render());
+
+    // Edit a few issues the way people do, then sync.
+    let ids = sim.ids_in_project("DEMO");
+    let edited: Vec<u64> = ids.iter().step_by(40).take(25).copied().collect();
+    for (i, id) in edited.iter().enumerate() {
+        let upd = IssueUpdate::new()
+            .status(if i % 2 == 0 { "Done" } else { "In Review" })
+            .clear_labels()
+            .add_label("demo-edited");
+        sim.update_issue(*id, &upd).map_err(Error::Other)?;
+    }
+    let moved = ids.get(7).copied();
+    let new_key = match moved {
+        Some(id) => Some(sim.move_issue(id, "ALPHA").map_err(Error::Other)?),
+        None => None,
+    };
+    println!(
+        "\n2. in the simulator: edited {} DEMO issues (status, labels replaced by 'demo-edited'){}",
+        edited.len(),
+        new_key
+            .as_ref()
+            .map(|k| format!(", moved one issue to ALPHA as {k}"))
+            .unwrap_or_default()
+    );
+    println!("\n3. incremental sync from the checkpoint");
+    let second = run_all(&cfg, &token, &db_url, &opts("demo sync"), &stop)?;
+    print!("{}", second.render());
+
+    let s = Ident::new(&args.schema);
+    println!("\nwarehouse {:?} now holds:", args.schema);
+    for t in crate::tables::ALL {
+        let n: i64 = client
+            .query_one(&format!("SELECT count(*) FROM {s}.{}", t.name), &[])
+            .map_err(Error::db(format!("counting {}", t.name)))?
+            .get(0);
+        println!("  {:<18} {n:>8} rows", t.name);
+    }
+    let edited_now: i64 = client
+        .query_one(
+            &format!("SELECT count(DISTINCT issue_id) FROM {s}.issue_label WHERE label = 'demo-edited'"),
+            &[],
+        )
+        .map_err(Error::db("checking the edited issues"))?
+        .get(0);
+    println!("  issues carrying the 'demo-edited' label: {edited_now} (edited in the simulator: {})", edited.len());
+
+    let sch = &args.schema;
+    println!("\nTry these (psql \"$DATABASE_URL\"):");
+    println!("  -- issues per status category and status");
+    println!(
+        "  SELECT status_category, status, count(*) FROM {sch}.issue GROUP BY 1, 2 ORDER BY 3 DESC;"
+    );
+    println!("  -- time from creation to the first move to Done, per issue type");
+    println!(
+        "  SELECT i.issue_type, avg(c.created - i.created) AS to_done FROM {sch}.issue i JOIN {sch}.changelog c USING (issue_id) JOIN {sch}.changelog_item ci USING (history_id) WHERE ci.field = 'status' AND ci.to_string = 'Done' GROUP BY 1;"
+    );
+    println!("  -- the most used labels");
+    println!(
+        "  SELECT label, count(*) FROM {sch}.issue_label GROUP BY 1 ORDER BY 2 DESC LIMIT 10;"
+    );
+    Ok(first.exit_code().max_with(second.exit_code()))
+}
+
+fn demo_config(base_url: &str, schema: &str, staging: &std::path::Path) -> Result<Config> {
+    let text = format!(
+        r#"
+[jira]
+base_url = "{base_url}"
+concurrency = 8
+[jira.retry]
+base_delay_ms = 50
+max_delay_ms = 2000
+[staging]
+dir = {staging:?}
+[database]
+schema = "{schema}"
+[[scope]]
+name = "demo"
+project = "DEMO"
+[[scope]]
+name = "alpha-bugs"
+project = "ALPHA"
+issue_types = ["Bug", "Story"]
+"#,
+        staging = staging.display().to_string()
+    );
+    let path = std::path::Path::new("(demo configuration)");
+    RawConfig::parse(&text, path)?.validate(path)
+}
