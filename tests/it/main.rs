@@ -1,4 +1,5 @@
 //! Integration tests: one binary, shared helpers in `common`.
 
 mod common;
+mod extract;
 mod foundation;
