@@ -13,6 +13,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use super::fields::{Typing, write_custom};
 use super::tape::V;
+use super::time::RowExt as _;
 use super::time::{parse_date, parse_datetime, put_date, put_ts};
 use crate::batch::{IssueVersion, QuarantinedIssue};
 use crate::tables::{self, CopyRow};
@@ -52,6 +53,17 @@ impl Out {
             counts: [0; N_TABLES],
             links: HashSet::new(),
             scratch: String::new(),
+        }
+    }
+
+    /// Reserves room for the rows of a page of `len` JSON bytes, so buffers
+    /// rarely grow (and copy) while rows are written.
+    pub fn reserve_for(&mut self, len: usize) {
+        const SHARE: [usize; N_TABLES] = [0, 16, 256, 256, 128, 64, 32, 8, 16];
+        for (b, share) in self.bufs.iter_mut().zip(SHARE) {
+            if let Some(n) = len.checked_div(share) {
+                b.reserve(n);
+            }
         }
     }
 
@@ -122,27 +134,38 @@ pub fn user<'i>(v: Option<V<'_, 'i>>) -> Option<&'i str> {
 
 type Bad = String;
 
-fn opt_datetime(v: Option<V<'_, '_>>, what: &str) -> Result<Option<DateTime<Utc>>, Bad> {
+fn opt_datetime<W: std::fmt::Display>(
+    v: Option<V<'_, '_>>,
+    what: impl FnOnce() -> W,
+) -> Result<Option<DateTime<Utc>>, Bad> {
     match v {
         None => Ok(None),
         Some(v) if v.is_null() => Ok(None),
         Some(v) => match v.str().and_then(parse_datetime) {
             Some(t) => Ok(Some(t)),
             None => Err(format!(
-                "{what} {} is not a timestamp with an offset",
+                "{} {} is not a timestamp with an offset",
+                what(),
                 v.to_json()
             )),
         },
     }
 }
 
-fn opt_date(v: Option<V<'_, '_>>, what: &str) -> Result<Option<NaiveDate>, Bad> {
+fn opt_date<W: std::fmt::Display>(
+    v: Option<V<'_, '_>>,
+    what: impl FnOnce() -> W,
+) -> Result<Option<NaiveDate>, Bad> {
     match v {
         None => Ok(None),
         Some(v) if v.is_null() => Ok(None),
         Some(v) => match v.str().and_then(parse_date) {
             Some(d) => Ok(Some(d)),
-            None => Err(format!("{what} {} is not a YYYY-MM-DD date", v.to_json())),
+            None => Err(format!(
+                "{} {} is not a YYYY-MM-DD date",
+                what(),
+                v.to_json()
+            )),
         },
     }
 }
@@ -290,10 +313,10 @@ fn write_issue<'t, 'i>(
         ));
     }
 
-    let created = opt_datetime(s.created, "created")?;
-    let updated = opt_datetime(s.updated, "updated")?;
-    let resolved = opt_datetime(s.resolutiondate, "resolutiondate")?;
-    let due = opt_date(s.duedate, "duedate")?;
+    let created = opt_datetime(s.created, || "created")?;
+    let updated = opt_datetime(s.updated, || "updated")?;
+    let resolved = opt_datetime(s.resolutiondate, || "resolutiondate")?;
+    let due = opt_date(s.duedate, || "duedate")?;
 
     // issue
     {
@@ -305,9 +328,9 @@ fn write_issue<'t, 'i>(
         let project_key = s.project.and_then(|p| p.get_str("key"));
         let parent_id = s.parent.and_then(|p| p.get("id")).and_then(|v| v.id());
         let mut row = CopyRow::new(&mut out.bufs[T_ISSUE]);
-        row.i64(id)
+        row.int(id)
             .text(key)
-            .opt_i64(project_id)
+            .opt_int(project_id)
             .opt_text(project_key)
             .opt_text(named(s.issuetype))
             .opt_text(named(s.status))
@@ -323,7 +346,7 @@ fn write_issue<'t, 'i>(
         put_ts(&mut row, updated);
         put_ts(&mut row, resolved);
         put_date(&mut row, due);
-        row.opt_i64(parent_id).null().end();
+        row.opt_int(parent_id).null().end();
         out.counts[T_ISSUE] += 1;
     }
 
@@ -340,7 +363,7 @@ fn write_issue<'t, 'i>(
                 continue;
             }
             CopyRow::new(&mut out.bufs[T_LABEL])
-                .i64(id)
+                .int(id)
                 .text(&text)
                 .end();
             out.counts[T_LABEL] += 1;
@@ -361,8 +384,8 @@ fn write_issue<'t, 'i>(
             }
             seen.push(cid);
             CopyRow::new(&mut out.bufs[T_COMPONENT])
-                .i64(id)
-                .i64(cid)
+                .int(id)
+                .int(cid)
                 .opt_text(c.get_str("name"))
                 .end();
             out.counts[T_COMPONENT] += 1;
@@ -387,10 +410,10 @@ fn write_issue<'t, 'i>(
                 continue;
             }
             seen.push(vid);
-            let release = opt_date(v.get("releaseDate"), &format!("{what}[{i}].releaseDate"))?;
+            let release = opt_date(v.get("releaseDate"), || format!("{what}[{i}].releaseDate"))?;
             let mut row = CopyRow::new(&mut out.bufs[T_VERSION]);
-            row.i64(id)
-                .i64(vid)
+            row.int(id)
+                .int(vid)
                 .text(relation)
                 .opt_text(v.get_str("name"))
                 .opt_bool(v.get("released").and_then(|b| b.bool()));
@@ -432,9 +455,9 @@ fn write_issue<'t, 'i>(
                 ((other_id, other_key), (id, Some(key)))
             };
             CopyRow::new(&mut out.bufs[T_LINK])
-                .i64(lid)
-                .i64(src)
-                .i64(dst)
+                .int(lid)
+                .int(src)
+                .int(dst)
                 .opt_text(src_key)
                 .opt_text(dst_key)
                 .opt_text(ty.and_then(|t| t.get_str("name")))
@@ -455,10 +478,10 @@ fn write_issue<'t, 'i>(
                 .get("id")
                 .and_then(|x| x.id())
                 .ok_or_else(|| format!("changelog history [{hi}] has no numeric id"))?;
-            let created = opt_datetime(h.get("created"), &format!("history {hid} created"))?;
+            let created = opt_datetime(h.get("created"), || format!("history {hid} created"))?;
             let mut row = CopyRow::new(&mut out.bufs[T_CHANGELOG]);
-            row.i64(hid)
-                .i64(id)
+            row.int(hid)
+                .int(id)
                 .opt_text(user(h.get("author").filter(|a| !a.is_null())));
             put_ts(&mut row, created);
             row.end();
@@ -486,7 +509,7 @@ fn write_issue<'t, 'i>(
                 let buf = &mut out.bufs[T_ITEM];
                 let scratch = &mut out.scratch;
                 let mut row = CopyRow::new(buf);
-                row.i64(hid).i64(seq as i64).i64(id);
+                row.int(hid).int(seq as i64).int(id);
                 for v in slot {
                     let text = v.and_then(|v| v.scalar_text(scratch));
                     row.opt_text(text);
