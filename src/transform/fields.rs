@@ -13,7 +13,7 @@ use std::path::Path;
 use serde_json::Value as Json;
 
 use super::tape::V;
-use super::time::{RowExt as _, parse_date, parse_datetime, put_date, put_ts};
+use super::time::{parse_date, parse_datetime, put_date, put_ts};
 use crate::config::Scope;
 use crate::error::{Error, Result};
 use crate::tables::CopyRow;
@@ -468,15 +468,15 @@ fn write_elem(
         }
     };
     let mut row = CopyRow::new(out);
-    row.int(issue_id)
+    row.i64(issue_id)
         .text(field_id)
-        .int(ordinal as i64)
+        .i64(ordinal as i64)
         .text(fv.kind)
         .opt_text(fv.text)
         .opt_f64(fv.number);
     put_ts(&mut row, fv.ts);
     put_date(&mut row, fv.date);
-    row.opt_int(fv.option_id)
+    row.opt_i64(fv.option_id)
         .opt_text(fv.user_key)
         .opt_text(fv.sprint_state)
         .opt_text(fv.json)

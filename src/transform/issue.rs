@@ -13,7 +13,6 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use super::fields::{Typing, write_custom};
 use super::tape::V;
-use super::time::RowExt as _;
 use super::time::{parse_date, parse_datetime, put_date, put_ts};
 use crate::batch::{IssueVersion, QuarantinedIssue};
 use crate::tables::{self, CopyRow};
@@ -328,9 +327,9 @@ fn write_issue<'t, 'i>(
         let project_key = s.project.and_then(|p| p.get_str("key"));
         let parent_id = s.parent.and_then(|p| p.get("id")).and_then(|v| v.id());
         let mut row = CopyRow::new(&mut out.bufs[T_ISSUE]);
-        row.int(id)
+        row.i64(id)
             .text(key)
-            .opt_int(project_id)
+            .opt_i64(project_id)
             .opt_text(project_key)
             .opt_text(named(s.issuetype))
             .opt_text(named(s.status))
@@ -346,7 +345,7 @@ fn write_issue<'t, 'i>(
         put_ts(&mut row, updated);
         put_ts(&mut row, resolved);
         put_date(&mut row, due);
-        row.opt_int(parent_id).null().end();
+        row.opt_i64(parent_id).null().end();
         out.counts[T_ISSUE] += 1;
     }
 
@@ -363,7 +362,7 @@ fn write_issue<'t, 'i>(
                 continue;
             }
             CopyRow::new(&mut out.bufs[T_LABEL])
-                .int(id)
+                .i64(id)
                 .text(&text)
                 .end();
             out.counts[T_LABEL] += 1;
@@ -384,8 +383,8 @@ fn write_issue<'t, 'i>(
             }
             seen.push(cid);
             CopyRow::new(&mut out.bufs[T_COMPONENT])
-                .int(id)
-                .int(cid)
+                .i64(id)
+                .i64(cid)
                 .opt_text(c.get_str("name"))
                 .end();
             out.counts[T_COMPONENT] += 1;
@@ -412,8 +411,8 @@ fn write_issue<'t, 'i>(
             seen.push(vid);
             let release = opt_date(v.get("releaseDate"), || format!("{what}[{i}].releaseDate"))?;
             let mut row = CopyRow::new(&mut out.bufs[T_VERSION]);
-            row.int(id)
-                .int(vid)
+            row.i64(id)
+                .i64(vid)
                 .text(relation)
                 .opt_text(v.get_str("name"))
                 .opt_bool(v.get("released").and_then(|b| b.bool()));
@@ -455,9 +454,9 @@ fn write_issue<'t, 'i>(
                 ((other_id, other_key), (id, Some(key)))
             };
             CopyRow::new(&mut out.bufs[T_LINK])
-                .int(lid)
-                .int(src)
-                .int(dst)
+                .i64(lid)
+                .i64(src)
+                .i64(dst)
                 .opt_text(src_key)
                 .opt_text(dst_key)
                 .opt_text(ty.and_then(|t| t.get_str("name")))
@@ -480,8 +479,8 @@ fn write_issue<'t, 'i>(
                 .ok_or_else(|| format!("changelog history [{hi}] has no numeric id"))?;
             let created = opt_datetime(h.get("created"), || format!("history {hid} created"))?;
             let mut row = CopyRow::new(&mut out.bufs[T_CHANGELOG]);
-            row.int(hid)
-                .int(id)
+            row.i64(hid)
+                .i64(id)
                 .opt_text(user(h.get("author").filter(|a| !a.is_null())));
             put_ts(&mut row, created);
             row.end();
@@ -509,7 +508,7 @@ fn write_issue<'t, 'i>(
                 let buf = &mut out.bufs[T_ITEM];
                 let scratch = &mut out.scratch;
                 let mut row = CopyRow::new(buf);
-                row.int(hid).int(seq as i64).int(id);
+                row.i64(hid).i64(seq as i64).i64(id);
                 for v in slot {
                     let text = v.and_then(|v| v.scalar_text(scratch));
                     row.opt_text(text);

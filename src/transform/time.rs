@@ -200,46 +200,6 @@ pub fn date_text(d: NaiveDate) -> Option<Stamp> {
     Some(s)
 }
 
-/// Fast integer columns for [`CopyRow`] (same text as `CopyRow::i64`, without
-/// going through `fmt`).
-pub trait RowExt {
-    fn int(&mut self, v: i64) -> &mut Self;
-    fn opt_int(&mut self, v: Option<i64>) -> &mut Self;
-}
-
-impl RowExt for crate::tables::CopyRow<'_> {
-    #[inline]
-    fn int(&mut self, v: i64) -> &mut Self {
-        let mut s = Stamp::new();
-        let mut u = v.unsigned_abs();
-        let mut tmp = [0u8; 20];
-        let mut n = 0;
-        loop {
-            tmp[n] = b'0' + (u % 10) as u8;
-            n += 1;
-            u /= 10;
-            if u == 0 {
-                break;
-            }
-        }
-        if v < 0 {
-            s.push(b'-');
-        }
-        for i in (0..n).rev() {
-            s.push(tmp[i]);
-        }
-        self.text(s.as_str())
-    }
-
-    #[inline]
-    fn opt_int(&mut self, v: Option<i64>) -> &mut Self {
-        match v {
-            Some(v) => self.int(v),
-            None => self.null(),
-        }
-    }
-}
-
 /// Writes an optional timestamp column through the fast path.
 pub fn put_ts(row: &mut crate::tables::CopyRow<'_>, t: Option<DateTime<Utc>>) {
     match t {
@@ -346,17 +306,6 @@ mod tests {
             assert_eq!(parse_datetime(s), None, "{s}");
         }
         assert!(parse_datetime("2024-02-29T00:00:00Z").is_some());
-    }
-
-    #[test]
-    fn fast_ints_equal_copyrow() {
-        for v in [0, 7, -1, 10010, i64::MAX, i64::MIN] {
-            let mut a = Vec::new();
-            CopyRow::new(&mut a).i64(v).i64(v);
-            let mut b = Vec::new();
-            CopyRow::new(&mut b).int(v).opt_int(Some(v));
-            assert_eq!(a, b);
-        }
     }
 
     #[test]
