@@ -61,6 +61,8 @@ pub enum Command {
     /// Configuration checks.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Serve a simulated Jira Data Center on 127.0.0.1 (no config or database needed).
+    Simulate(crate::sim::SimulateArgs),
     /// Run the pipeline, or one stage of it, over the configured scopes.
     Run(RunArgs),
     /// Benchmarks.
@@ -165,6 +167,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Bench(BenchCommand::Transform(args)) => crate::transform::bench::exec(&args),
+        Command::Simulate(args) => crate::sim::exec(&args),
         Command::Config(ConfigCommand::Check) => {
             let cfg = Config::load(&cli.config)?;
             print!("{}", crate::report::effective_config(&cfg));

@@ -17,6 +17,7 @@
 //! - [`transform`]: staged pages → table batches (rayon + simd-json); `run --stage transform`.
 //! - [`report`]: human-readable reports (effective configuration, …).
 //! - [`logging`]: tracing setup (text or JSON on stderr).
+//! - [`sim`]: the Jira Data Center simulator (`pipeline simulate`, tests, benches).
 
 pub mod batch;
 pub mod cli;
@@ -25,6 +26,7 @@ pub mod db;
 pub mod error;
 pub mod logging;
 pub mod report;
+pub mod sim;
 pub mod staging;
 pub mod tables;
 pub mod transform;
