@@ -308,7 +308,22 @@ impl<'a> CopyRow<'a> {
 
     pub fn i64(&mut self, v: i64) -> &mut Self {
         self.sep();
-        let _ = std::io::Write::write_fmt(self.buf, format_args!("{v}"));
+        // Digits by hand: the transform writes millions of ids, and `fmt` is slow.
+        let mut tmp = [0u8; 20];
+        let mut n = tmp.len();
+        let mut u = v.unsigned_abs();
+        loop {
+            n -= 1;
+            tmp[n] = b'0' + (u % 10) as u8;
+            u /= 10;
+            if u == 0 {
+                break;
+            }
+        }
+        if v < 0 {
+            self.buf.push(b'-');
+        }
+        self.buf.extend_from_slice(&tmp[n..]);
         self
     }
 
@@ -385,11 +400,34 @@ impl<'a> CopyRow<'a> {
     }
 }
 
+/// True if any byte of `x` is below 0x0e (NUL, \\b, \\t, \\n, \\v, \\f, \\r) or a backslash.
+#[inline]
+fn word_needs_escape(x: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let below = x.wrapping_sub(ONES * 0x0e) & !x & HIGH;
+    let y = x ^ (ONES * u64::from(b'\\'));
+    let backslash = y.wrapping_sub(ONES) & !y & HIGH;
+    (below | backslash) != 0
+}
+
 /// Appends `s` escaped for text COPY; NUL becomes U+FFFD.
 pub fn escape_into(buf: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    let mut i = 0;
+    while i < bytes.len() {
+        // Skip clean 8-byte words at once (most text needs no escaping).
+        if let Some(w) = bytes.get(i..i + 8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(w);
+            if !word_needs_escape(u64::from_le_bytes(word)) {
+                i += 8;
+                continue;
+            }
+        }
+        let b = bytes[i];
+        i += 1;
         let rep: &[u8] = match b {
             b'\\' => b"\\\\",
             b'\t' => b"\\t",
@@ -401,9 +439,9 @@ pub fn escape_into(buf: &mut Vec<u8>, s: &str) {
             0 => "\u{FFFD}".as_bytes(),
             _ => continue,
         };
-        buf.extend_from_slice(&bytes[start..i]);
+        buf.extend_from_slice(&bytes[start..i - 1]);
         buf.extend_from_slice(rep);
-        start = i + 1;
+        start = i;
     }
     buf.extend_from_slice(&bytes[start..]);
 }
@@ -473,6 +511,40 @@ mod tests {
         let rows = decode_rows(&buf);
         assert_eq!(rows[0][1], None);
         assert_eq!(rows[0][2].as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn escape_finds_specials_at_every_position() {
+        for len in 0..20 {
+            for pos in 0..len {
+                for special in ['\\', '\t', '\n', '\r', '\u{0}', '\u{8}', '\u{b}', '\u{c}'] {
+                    let mut s: String = "x".repeat(len);
+                    s.replace_range(pos..pos + 1, &special.to_string());
+                    let mut buf = Vec::new();
+                    escape_into(&mut buf, &s);
+                    assert_eq!(
+                        unescape_field(&buf).unwrap(),
+                        s.replace('\u{0}', "\u{FFFD}"),
+                        "{s:?}"
+                    );
+                    assert!(!buf.contains(&b'\t') && !buf.contains(&b'\n') && !buf.contains(&0));
+                }
+            }
+        }
+        let mut buf = Vec::new();
+        escape_into(&mut buf, "é\u{e}\u{1f}\u{7f}~😀");
+        assert_eq!(buf, "é\u{e}\u{1f}\u{7f}~😀".as_bytes());
+        let mut buf = Vec::new();
+        CopyRow::new(&mut buf)
+            .i64(i64::MIN)
+            .i64(0)
+            .i64(-7)
+            .i64(i64::MAX)
+            .end();
+        assert_eq!(
+            buf,
+            format!("{}\t0\t-7\t{}\n", i64::MIN, i64::MAX).as_bytes()
+        );
     }
 
     #[test]

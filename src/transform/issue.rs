@@ -55,6 +55,17 @@ impl Out {
         }
     }
 
+    /// Reserves room for the rows of a page of `len` JSON bytes, so buffers
+    /// rarely grow (and copy) while rows are written.
+    pub fn reserve_for(&mut self, len: usize) {
+        const SHARE: [usize; N_TABLES] = [0, 16, 256, 256, 128, 64, 32, 8, 16];
+        for (b, share) in self.bufs.iter_mut().zip(SHARE) {
+            if let Some(n) = len.checked_div(share) {
+                b.reserve(n);
+            }
+        }
+    }
+
     /// `(table, rows)` for every table with rows, in `tables::ALL` order.
     pub fn into_data(self) -> (TableData, Vec<(&'static str, u64)>) {
         let mut data = Vec::new();
@@ -122,27 +133,38 @@ pub fn user<'i>(v: Option<V<'_, 'i>>) -> Option<&'i str> {
 
 type Bad = String;
 
-fn opt_datetime(v: Option<V<'_, '_>>, what: &str) -> Result<Option<DateTime<Utc>>, Bad> {
+fn opt_datetime<W: std::fmt::Display>(
+    v: Option<V<'_, '_>>,
+    what: impl FnOnce() -> W,
+) -> Result<Option<DateTime<Utc>>, Bad> {
     match v {
         None => Ok(None),
         Some(v) if v.is_null() => Ok(None),
         Some(v) => match v.str().and_then(parse_datetime) {
             Some(t) => Ok(Some(t)),
             None => Err(format!(
-                "{what} {} is not a timestamp with an offset",
+                "{} {} is not a timestamp with an offset",
+                what(),
                 v.to_json()
             )),
         },
     }
 }
 
-fn opt_date(v: Option<V<'_, '_>>, what: &str) -> Result<Option<NaiveDate>, Bad> {
+fn opt_date<W: std::fmt::Display>(
+    v: Option<V<'_, '_>>,
+    what: impl FnOnce() -> W,
+) -> Result<Option<NaiveDate>, Bad> {
     match v {
         None => Ok(None),
         Some(v) if v.is_null() => Ok(None),
         Some(v) => match v.str().and_then(parse_date) {
             Some(d) => Ok(Some(d)),
-            None => Err(format!("{what} {} is not a YYYY-MM-DD date", v.to_json())),
+            None => Err(format!(
+                "{} {} is not a YYYY-MM-DD date",
+                what(),
+                v.to_json()
+            )),
         },
     }
 }
@@ -290,10 +312,10 @@ fn write_issue<'t, 'i>(
         ));
     }
 
-    let created = opt_datetime(s.created, "created")?;
-    let updated = opt_datetime(s.updated, "updated")?;
-    let resolved = opt_datetime(s.resolutiondate, "resolutiondate")?;
-    let due = opt_date(s.duedate, "duedate")?;
+    let created = opt_datetime(s.created, || "created")?;
+    let updated = opt_datetime(s.updated, || "updated")?;
+    let resolved = opt_datetime(s.resolutiondate, || "resolutiondate")?;
+    let due = opt_date(s.duedate, || "duedate")?;
 
     // issue
     {
@@ -387,7 +409,7 @@ fn write_issue<'t, 'i>(
                 continue;
             }
             seen.push(vid);
-            let release = opt_date(v.get("releaseDate"), &format!("{what}[{i}].releaseDate"))?;
+            let release = opt_date(v.get("releaseDate"), || format!("{what}[{i}].releaseDate"))?;
             let mut row = CopyRow::new(&mut out.bufs[T_VERSION]);
             row.i64(id)
                 .i64(vid)
@@ -455,7 +477,7 @@ fn write_issue<'t, 'i>(
                 .get("id")
                 .and_then(|x| x.id())
                 .ok_or_else(|| format!("changelog history [{hi}] has no numeric id"))?;
-            let created = opt_datetime(h.get("created"), &format!("history {hid} created"))?;
+            let created = opt_datetime(h.get("created"), || format!("history {hid} created"))?;
             let mut row = CopyRow::new(&mut out.bufs[T_CHANGELOG]);
             row.i64(hid)
                 .i64(id)

@@ -69,11 +69,11 @@ fn preview(body: &[u8]) -> String {
 }
 
 /// Transforms one page in memory. `body` is parsed in place (simd-json) and
-/// left clobbered. `catalog` is the page's run's field catalogue (empty if the
+/// left clobbered (same length; its spare capacity is used as parser padding). `catalog` is the page's run's field catalogue (empty if the
 /// run staged none); `scope` selects the custom fields.
 pub fn transform_page(
     meta: &PageMeta,
-    body: &mut [u8],
+    body: &mut Vec<u8>,
     catalog: &Catalog,
     scope: &Scope,
 ) -> std::result::Result<Batch, BadPage> {
@@ -84,7 +84,7 @@ pub fn transform_page(
 /// [`transform_page`] with the scope's field selection already resolved.
 pub fn transform_page_with(
     meta: &PageMeta,
-    body: &mut [u8],
+    body: &mut Vec<u8>,
     catalog: &Catalog,
     selection: &Selection,
 ) -> std::result::Result<Batch, BadPage> {
@@ -114,47 +114,23 @@ pub fn transform_page_with(
                     )));
                 }
             }
+            out.reserve_for(body.len());
             let head = preview(body);
-            let tape = simd_json::to_tape(body).map_err(|e| {
-                bad(format!(
-                    "the page body is not valid JSON ({e}); it may be truncated (starts with {head:?})"
-                ))
+            with_tape(body, |tape| {
+                let tape = tape.map_err(|e| {
+                    bad(format!(
+                        "the page body is not valid JSON ({e}); it may be truncated (starts with {head:?})"
+                    ))
+                })?;
+                search_rows(
+                    tape,
+                    catalog,
+                    selection,
+                    &mut out,
+                    &mut issues,
+                    &mut quarantined,
+                )
             })?;
-            let root = V::root(&tape).ok_or_else(|| bad("the page body is empty"))?;
-            let (mut issues_v, mut schema, mut names, mut errors) = (None, None, None, None);
-            if let Some(obj) = root.obj() {
-                for (k, v) in obj {
-                    match k {
-                        "issues" => issues_v = Some(v),
-                        "schema" => schema = Some(v),
-                        "names" => names = Some(v),
-                        "errorMessages" => errors = Some(v),
-                        _ => {}
-                    }
-                }
-            }
-            let Some(list) = issues_v.and_then(|v| v.arr()) else {
-                return Err(bad(match errors {
-                    Some(e) => format!(
-                        "the page holds a Jira error response, not a search result: {}",
-                        e.to_json()
-                    ),
-                    None => "the page is not a /rest/api/2/search response (no \"issues\" array)"
-                        .to_string(),
-                }));
-            };
-            let typing = fields::Typing::new(catalog, selection, schema, names);
-            let all: Vec<V<'_, '_>> = list.collect();
-            let skip = superseded(&all);
-            for (index, item) in all.iter().enumerate() {
-                if skip.get(index).copied().unwrap_or(false) {
-                    continue;
-                }
-                match issue::transform_issue(&mut out, &typing, *item, index) {
-                    Ok(v) => issues.push(v),
-                    Err(q) => quarantined.push(q),
-                }
-            }
         }
     }
     let (data, counts) = out.into_data();
@@ -188,6 +164,91 @@ pub fn transform_page_with(
         },
         data,
     })
+}
+
+/// Rows of every issue of a parsed search response.
+fn search_rows(
+    tape: &simd_json::tape::Tape<'_>,
+    catalog: &Catalog,
+    selection: &Selection,
+    out: &mut Out,
+    issues: &mut Vec<crate::batch::IssueVersion>,
+    quarantined: &mut Vec<crate::batch::QuarantinedIssue>,
+) -> std::result::Result<(), BadPage> {
+    let root = V::root(tape).ok_or_else(|| bad("the page body is empty"))?;
+    let (mut issues_v, mut schema, mut names, mut errors) = (None, None, None, None);
+    if let Some(obj) = root.obj() {
+        for (k, v) in obj {
+            match k {
+                "issues" => issues_v = Some(v),
+                "schema" => schema = Some(v),
+                "names" => names = Some(v),
+                "errorMessages" => errors = Some(v),
+                _ => {}
+            }
+        }
+    }
+    let Some(list) = issues_v.and_then(|v| v.arr()) else {
+        return Err(bad(match errors {
+            Some(e) => format!(
+                "the page holds a Jira error response, not a search result: {}",
+                e.to_json()
+            ),
+            None => {
+                "the page is not a /rest/api/2/search response (no \"issues\" array)".to_string()
+            }
+        }));
+    };
+    let typing = fields::Typing::new(catalog, selection, schema, names);
+    let all: Vec<V<'_, '_>> = list.collect();
+    let skip = superseded(&all);
+    for (index, item) in all.iter().enumerate() {
+        if skip.get(index).copied().unwrap_or(false) {
+            continue;
+        }
+        match issue::transform_issue(out, &typing, *item, index) {
+            Ok(v) => issues.push(v),
+            Err(q) => quarantined.push(q),
+        }
+    }
+    Ok(())
+}
+
+thread_local! {
+    /// simd-json's buffers and tape, reused by every page a thread parses.
+    static PARSER: std::cell::RefCell<Option<(simd_json::Buffers, simd_json::tape::Tape<'static>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Parses `body` in place with this thread's reused simd-json buffers, using
+/// the Vec's spare capacity as the parser's padding (no copy of the input),
+/// and hands the tape to `f`.
+fn with_tape<R>(
+    body: &mut Vec<u8>,
+    f: impl FnOnce(std::result::Result<&simd_json::tape::Tape<'_>, simd_json::Error>) -> R,
+) -> R {
+    let (mut buffers, tape) = PARSER.with(|p| p.borrow_mut().take()).unwrap_or_else(|| {
+        (
+            simd_json::Buffers::new(body.len()),
+            simd_json::tape::Tape::null(),
+        )
+    });
+    let len = body.len();
+    body.resize(len + simd_json::INPUT_PADDING, 0);
+    let mut tape = tape.reset();
+    let parsed = simd_json::fill_tape_padded(body, len, &mut buffers, &mut tape);
+    let r = f(parsed.map(|()| &tape));
+    let tape = tape.reset();
+    body.truncate(len);
+    PARSER.with(|p| *p.borrow_mut() = Some((buffers, tape)));
+    r
+}
+
+/// Parses `body` exactly as [`transform_page`] does (reused buffers, in
+/// place) and does nothing else; returns the tape's node count. A reference
+/// point for benchmarks.
+pub fn parse_only(body: &mut Vec<u8>) -> usize {
+    with_tape(body, |t| t.map(|t| t.0.len()).unwrap_or(0))
 }
 
 /// Marks issues that appear more than once in a page and are not the version

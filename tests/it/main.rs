@@ -6,3 +6,4 @@ mod foundation;
 mod load;
 mod sim;
 mod status;
+mod transform;
