@@ -125,134 +125,141 @@ pub fn accepted(schema: &Ident, issue: &TableSpec) -> String {
     )
 }
 
-/// The upsert tail shared by the modes: `chg` = rows of `src` that are new or
-/// differ from the stored row; `up` = their upsert, returning `ins`.
-fn upsert_ctes(schema: &Ident, spec: &TableSpec, guard: Option<&str>) -> String {
-    let t = target(schema, spec);
-    let cols = all_cols(spec);
-    let nk = nonkey(spec);
-    let key = spec.key.join(", ");
-    let same = if nk.is_empty() {
-        String::new()
-    } else {
-        format!(
-            " AND ({}) IS NOT DISTINCT FROM ({})",
-            list("t.", &nk),
-            list("src.", &nk)
-        )
-    };
-    let action = if nk.is_empty() {
-        "DO NOTHING".to_string()
-    } else {
-        let set = nk
-            .iter()
-            .map(|c| format!("{c} = EXCLUDED.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        match guard {
-            Some(g) => format!("DO UPDATE SET {set} WHERE {g}"),
-            None => format!("DO UPDATE SET {set}"),
-        }
-    };
-    format!(
-        "chg AS (
-           SELECT * FROM src WHERE NOT EXISTS (
-             SELECT 1 FROM {t} t WHERE {keq}{same})
-         ), up AS (
-           INSERT INTO {t} AS t ({cl}) SELECT {cl} FROM chg
-           ON CONFLICT ({key}) {action}
-           RETURNING (t.xmax = 0) AS ins
-         )",
-        keq = key_eq(spec, "t", "src"),
-        cl = list("", &cols),
-    )
+/// Which rows of a unit a merge reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Path {
+    /// Every incoming issue is accepted and appears once in the unit: the
+    /// staging table is the incoming set as it is (links, which both ends
+    /// carry, are still deduplicated by key).
+    Fast,
+    /// Some issue is older than the stored row or appears on two pages: rows
+    /// are taken only from each accepted issue's winning batch, and
+    /// deduplicated by key (latest `updated`, then latest page).
+    Full,
 }
 
-const COUNTS: &str = "count(*) FILTER (WHERE ins), count(*) FILTER (WHERE NOT ins) FROM up";
-
-/// The merge statement of a table. It returns one row of three `bigint`s:
-/// rows deleted, inserted, updated.
-pub fn merge(schema: &Ident, spec: &TableSpec) -> String {
+/// The incoming rows of a table, one per key, as a `SELECT` of the spec's columns.
+fn source(spec: &TableSpec, path: Path) -> String {
     let cols = all_cols(spec);
-    let key = spec.key.join(", ");
     let st = stg(spec);
-    match spec.merge {
-        MergeMode::IssueUpsert => {
+    let scols = list("s.", &cols);
+    let skey = list("s.", spec.key);
+    let latest_batch =
+        format!("SELECT DISTINCT ON ({skey}) {scols} FROM {st} s ORDER BY {skey}, s.{ORD} DESC");
+    match (spec.merge, path) {
+        (MergeMode::IssueUpsert, Path::Fast) | (MergeMode::InsertOnce, Path::Fast) => {
+            format!("SELECT {scols} FROM {st} s")
+        }
+        (MergeMode::IssueUpsert, Path::Full) => {
             let k = spec.key[0];
             format!(
-                "WITH src AS (
-                   SELECT DISTINCT ON (s.{k}) {scols} FROM {st} s
-                     JOIN {ACCEPTED} a ON a.issue_id = s.{k} AND a.{ORD} = s.{ORD}
-                    ORDER BY s.{k}
-                 ), {ups}
-                 SELECT 0::bigint, {COUNTS}",
-                scols = list("s.", &cols),
-                ups = upsert_ctes(
-                    schema,
-                    spec,
-                    Some(&format!(
-                        "t.{UPDATED} IS NULL OR EXCLUDED.{UPDATED} >= t.{UPDATED}"
-                    ))
-                ),
+                "SELECT DISTINCT ON (s.{k}) {scols} FROM {st} s
+                   JOIN {ACCEPTED} a ON a.issue_id = s.{k} AND a.{ORD} = s.{ORD}
+                  ORDER BY s.{k}"
             )
         }
-        MergeMode::ReplacePerIssue => {
-            let owners = owner_columns(spec);
-            let owned = owners
+        (MergeMode::ReplacePerIssue, Path::Fast) => {
+            if owner_columns(spec) == ["issue_id"] {
+                format!("SELECT {scols} FROM {st} s")
+            } else {
+                latest_batch
+            }
+        }
+        (MergeMode::ReplacePerIssue, Path::Full) => {
+            let owned = owner_columns(spec)
                 .iter()
                 .map(|o| {
                     format!(
                         "SELECT {scols}, s.{ORD}, a.{UPDATED} AS _ou FROM {st} s
-                           JOIN {ACCEPTED} a ON a.issue_id = s.{o} AND a.{ORD} = s.{ORD}",
-                        scols = list("s.", &cols)
+                           JOIN {ACCEPTED} a ON a.issue_id = s.{o} AND a.{ORD} = s.{ORD}"
                     )
                 })
                 .collect::<Vec<_>>()
                 .join(" UNION ALL ");
-            let owner_match = owners
-                .iter()
-                .map(|o| format!("d.{o} = a.issue_id"))
-                .collect::<Vec<_>>()
-                .join(" OR ");
             format!(
-                "WITH src AS (
-                   SELECT DISTINCT ON ({xkey}) {xcols} FROM ({owned}) x
-                    ORDER BY {xkey}, x._ou DESC NULLS LAST, x.{ORD} DESC
-                 ), del AS (
-                   DELETE FROM {t} d USING {ACCEPTED} a
-                    WHERE ({owner_match})
-                      AND NOT EXISTS (SELECT 1 FROM src WHERE {keq})
-                   RETURNING 1
-                 ), {ups}
-                 SELECT (SELECT count(*) FROM del), {COUNTS}",
+                "SELECT DISTINCT ON ({xkey}) {xcols} FROM ({owned}) x
+                  ORDER BY {xkey}, x._ou DESC NULLS LAST, x.{ORD} DESC",
                 xkey = list("x.", spec.key),
                 xcols = list("x.", &cols),
-                t = target(schema, spec),
-                keq = key_eq(spec, "src", "d"),
-                ups = upsert_ctes(schema, spec, None),
             )
         }
-        MergeMode::InsertOnce => format!(
-            "WITH up AS (
-               INSERT INTO {t} ({cl}) SELECT {cl} FROM {st}
-               ON CONFLICT ({key}) DO NOTHING
-               RETURNING true AS ins
-             )
-             SELECT 0::bigint, {COUNTS}",
-            t = target(schema, spec),
-            cl = list("", &cols),
-        ),
-        MergeMode::Upsert => format!(
-            "WITH src AS (
-               SELECT DISTINCT ON ({skey}) {scols} FROM {st} s
-                ORDER BY {skey}, s.{ORD} DESC
-             ), {ups}
-             SELECT 0::bigint, {COUNTS}",
-            skey = list("s.", spec.key),
-            scols = list("s.", &cols),
-            ups = upsert_ctes(schema, spec, None),
-        ),
+        (MergeMode::InsertOnce, Path::Full) | (MergeMode::Upsert, _) => latest_batch,
     }
+}
+
+/// The merge statement of a table on a path. It returns one row of three
+/// `bigint`s: rows deleted, inserted, updated.
+///
+/// One probe of the target per incoming row (`j`: a LEFT JOIN on the key)
+/// classifies it as new, changed or identical; new rows are inserted (plain
+/// INSERT: the caller holds the schema's advisory lock, so no one else
+/// writes), changed rows are updated by `ctid`, identical rows are not
+/// touched. `ReplacePerIssue` also deletes the stored rows owned by an
+/// accepted issue whose key is not incoming.
+pub fn merge(schema: &Ident, spec: &TableSpec, path: Path) -> String {
+    let t = target(schema, spec);
+    let cols = all_cols(spec);
+    let nk = nonkey(spec);
+    let k0 = spec.key[0];
+    let changed = if nk.is_empty() || spec.merge == MergeMode::InsertOnce {
+        "false".to_string()
+    } else {
+        format!(
+            "t.{k0} IS NOT NULL AND ({}) IS DISTINCT FROM ({})",
+            list("t.", &nk),
+            list("src.", &nk)
+        )
+    };
+    let mut ctes = vec![
+        format!("src AS ({})", source(spec, path)),
+        format!(
+            "j AS MATERIALIZED (
+               SELECT src.*, t.ctid AS _tid, t.{k0} IS NULL AS _new, {changed} AS _chg
+                 FROM src LEFT JOIN {t} t ON {keq})",
+            keq = key_eq(spec, "t", "src")
+        ),
+        format!(
+            "ins AS (INSERT INTO {t} ({cl}) SELECT {cl} FROM j WHERE _new RETURNING 1)",
+            cl = list("", &cols)
+        ),
+    ];
+    let mut counts = [
+        "0::bigint".to_string(),
+        "(SELECT count(*) FROM ins)".to_string(),
+        "0::bigint".to_string(),
+    ];
+    if changed != "false" {
+        let set = nk
+            .iter()
+            .map(|c| format!("{c} = j.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        ctes.push(format!(
+            "upd AS (UPDATE {t} t SET {set} FROM j WHERE t.ctid = j._tid AND j._chg RETURNING 1)"
+        ));
+        counts[2] = "(SELECT count(*) FROM upd)".into();
+    }
+    if spec.merge == MergeMode::ReplacePerIssue {
+        let owner_match = owner_columns(spec)
+            .iter()
+            .map(|o| format!("d.{o} = a.issue_id"))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        // On the fast path the staging table is the incoming set.
+        let incoming = match path {
+            Path::Fast => stg(spec),
+            Path::Full => "src".to_string(),
+        };
+        ctes.push(format!(
+            "del AS (DELETE FROM {t} d USING {ACCEPTED} a
+                      WHERE ({owner_match})
+                        AND NOT EXISTS (SELECT 1 FROM {incoming} i WHERE {keq})
+                      RETURNING 1)",
+            keq = key_eq(spec, "i", "d")
+        ));
+        counts[0] = "(SELECT count(*) FROM del)".into();
+    }
+    format!("WITH {} SELECT {}", ctes.join(",\n"), counts.join(", "))
 }
 
 /// Every table's generated SQL, built once per loader.
@@ -261,8 +268,9 @@ pub struct UnitSql {
     /// All `CREATE TEMP TABLE` statements, `;`-separated.
     pub create_temps: String,
     pub accepted: String,
-    /// `(table, COPY statement, merge statement)` in [`crate::tables::ALL`] order.
-    pub tables: Vec<(&'static TableSpec, String, String)>,
+    /// `(table, COPY statement, fast-path merge, full-path merge)` in
+    /// [`crate::tables::ALL`] order.
+    pub tables: Vec<(&'static TableSpec, String, String, String)>,
     pub ledger_check: String,
     pub ledger_insert: String,
     pub ledger_run_count: String,
@@ -285,7 +293,7 @@ impl UnitSql {
             accepted: accepted(&s, &crate::tables::ISSUE),
             tables: crate::tables::ALL
                 .iter()
-                .map(|t| (*t, copy_in(t), merge(&s, t)))
+                .map(|t| (*t, copy_in(t), merge(&s, t, Path::Fast), merge(&s, t, Path::Full)))
                 .collect(),
             ledger_check: format!(
                 "SELECT page FROM {s}.page_ledger WHERE scope = $1 AND page = ANY($2)"
@@ -356,21 +364,35 @@ mod tests {
     #[test]
     fn schema_is_quoted_everywhere() {
         let sql = UnitSql::new("we\"ird");
-        for (_, _, m) in &sql.tables {
+        for (_, _, f, m) in &sql.tables {
             assert!(m.contains("\"we\"\"ird\"."), "{m}");
+            assert!(f.contains("\"we\"\"ird\"."), "{f}");
         }
         assert!(sql.accepted.contains("\"we\"\"ird\".\"issue\""));
     }
 
     #[test]
-    fn label_merge_does_nothing_on_conflict() {
-        let m = merge(&Ident::new("s"), &tables::ISSUE_LABEL);
-        assert!(m.contains("DO NOTHING"), "{m}");
+    fn merge_shapes() {
+        let m = merge(&Ident::new("s"), &tables::ISSUE_LABEL, Path::Full);
+        assert!(!m.contains("upd AS"), "{m}");
         assert!(m.contains("DELETE FROM \"s\".\"issue_label\""), "{m}");
-        let l = merge(&Ident::new("s"), &tables::ISSUE_LINK);
+        let l = merge(&Ident::new("s"), &tables::ISSUE_LINK, Path::Fast);
         assert!(
             l.contains("d.source_issue_id = a.issue_id OR d.target_issue_id = a.issue_id"),
             "{l}"
         );
+    }
+}
+#[cfg(test)]
+mod dump {
+    #[test]
+    #[ignore]
+    fn dump_sql() {
+        let s = super::UnitSql::new("by");
+        println!("{};", s.create_temps);
+        println!("{};", s.accepted);
+        for (_, c, f, m) in &s.tables {
+            println!("-- {c}\n{f};\n-- full\n{m};");
+        }
     }
 }

@@ -82,6 +82,8 @@ pub struct UnitReport {
     pub retries: u64,
     /// The checkpoint after the unit, when it moved (or was confirmed).
     pub checkpoint: Option<DateTime<Utc>>,
+    /// Per table: rows COPYed in, and time spent on its COPY and merge.
+    pub timings: Vec<(&'static str, u64, Duration)>,
 }
 
 impl UnitReport {
@@ -93,6 +95,16 @@ impl UnitReport {
                 e.deleted += c.deleted;
             }
             None => self.tables.push((table, c)),
+        }
+    }
+
+    fn add_time(&mut self, table: &'static str, rows: u64, d: Duration) {
+        match self.timings.iter_mut().find(|(t, _, _)| *t == table) {
+            Some((_, r, e)) => {
+                *r += rows;
+                *e += d;
+            }
+            None => self.timings.push((table, rows, d)),
         }
     }
 
@@ -114,6 +126,9 @@ impl UnitReport {
     pub fn absorb(&mut self, o: &UnitReport) {
         for (t, c) in &o.tables {
             self.add(t, *c);
+        }
+        for (t, r, d) in &o.timings {
+            self.add_time(t, *r, *d);
         }
         self.pages_loaded += o.pages_loaded;
         self.pages_skipped += o.pages_skipped;

@@ -9,6 +9,7 @@
 
 use std::collections::HashSet;
 use std::io::Write;
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use postgres::Client;
@@ -63,6 +64,9 @@ pub(crate) fn run(
     let mut tx = client
         .transaction()
         .map_err(Error::db(format!("scope {scope}: BEGIN of a load unit")))?;
+    // Sorts, hashes and the merges' materialised joins stay in memory.
+    tx.batch_execute("SET LOCAL work_mem = '64MB'")
+        .map_err(Error::db(format!("scope {scope}: SET work_mem")))?;
     let seen: HashSet<String> = tx
         .query(&sql.ledger_check, &[&scope, &pages])
         .map_err(Error::db(format!("scope {scope}: reading the page ledger")))?
@@ -75,7 +79,7 @@ pub(crate) fn run(
         .filter(|b| !seen.contains(&b.meta.page))
         .collect();
     for b in batches.iter().filter(|b| seen.contains(&b.meta.page)) {
-        tracing::info!(scope, page = %b.meta.page, "page already loaded (in the ledger); skipping it");
+        tracing::debug!(scope, page = %b.meta.page, "page already loaded (in the ledger); skipping it");
         out.report.pages_skipped += 1;
         out.done_pages.push(b.meta.page.clone());
     }
@@ -93,14 +97,16 @@ pub(crate) fn run(
     };
 
     // Staging tables, then one COPY per table carrying every batch of the unit.
+    let phase = Instant::now();
     tx.batch_execute(&sql.create_temps)
         .map_err(Error::db(format!(
             "{}: creating staging tables",
             unit_pages()
         )))?;
+    out.report.add_time("(setup)", 0, phase.elapsed());
     let mut buf = Vec::new();
-    let mut analyze = Vec::new();
-    for (spec, copy_sql, _) in &sql.tables {
+    let mut copied_tables = Vec::new();
+    for (spec, copy_sql, _, _) in &sql.tables {
         let mut expected = 0u64;
         buf.clear();
         for (ord, b) in todo.iter().enumerate() {
@@ -118,6 +124,7 @@ pub(crate) fn run(
         if expected == 0 {
             continue;
         }
+        let started = Instant::now();
         let ctx = || format!("{}: COPY into staging table {}", unit_pages(), spec.name);
         let mut w = tx.copy_in(copy_sql.as_str()).map_err(Error::db(ctx()))?;
         w.write_all(&buf)
@@ -129,18 +136,13 @@ pub(crate) fn run(
                 ctx()
             )));
         }
-        analyze.push(merge::stg(spec));
+        copied_tables.push(spec.name);
+        out.report.add_time(spec.name, copied, started.elapsed());
     }
     hook(HookPoint::AfterCopy);
-    if !analyze.is_empty() {
-        tx.batch_execute(&format!("ANALYZE {}", analyze.join(", ")))
-            .map_err(Error::db(format!(
-                "{}: ANALYZE staging tables",
-                unit_pages()
-            )))?;
-    }
 
     // Which incoming issues win (newest version, not older than stored).
+    let phase = Instant::now();
     tx.batch_execute(&sql.accepted).map_err(Error::db(format!(
         "{}: selecting accepted issues",
         unit_pages()
@@ -148,9 +150,9 @@ pub(crate) fn run(
     let counts = tx
         .query_one(
             &format!(
-                "SELECT (SELECT count(*) FROM {}), (SELECT count(DISTINCT issue_id) FROM {})",
-                merge::ACCEPTED,
-                merge::stg(&crate::tables::ISSUE)
+                "SELECT (SELECT count(*) FROM {a}), (SELECT count(DISTINCT issue_id) FROM {i}), (SELECT count(*) FROM {i})",
+                a = merge::ACCEPTED,
+                i = merge::stg(&crate::tables::ISSUE)
             ),
             &[],
         )
@@ -160,17 +162,27 @@ pub(crate) fn run(
         )))?;
     let acc: i64 = counts.get(0);
     let distinct_in: i64 = counts.get(1);
-    tx.batch_execute(&format!("ANALYZE {}", merge::ACCEPTED))
-        .map_err(Error::db(format!("{}: ANALYZE accepted", unit_pages())))?;
+    let issue_rows: i64 = counts.get(2);
+    let path = if acc == distinct_in && distinct_in == issue_rows {
+        merge::Path::Fast
+    } else {
+        merge::Path::Full
+    };
+    out.report.add_time("(accepted)", 0, phase.elapsed());
     out.report.issues_accepted = acc as u64;
     out.report.issues_rejected_older = (distinct_in - acc).max(0) as u64;
 
-    for (spec, _, merge_sql) in &sql.tables {
-        let skip = !analyze.contains(&merge::stg(spec))
+    for (spec, _, fast, full) in &sql.tables {
+        let merge_sql = match path {
+            merge::Path::Fast => fast,
+            merge::Path::Full => full,
+        };
+        let skip = !copied_tables.contains(&spec.name)
             && spec.merge != crate::tables::MergeMode::ReplacePerIssue;
         if skip {
             continue;
         }
+        let started = Instant::now();
         let row = tx
             .query_one(merge_sql.as_str(), &[])
             .map_err(Error::db(format!(
@@ -184,8 +196,10 @@ pub(crate) fn run(
             updated: row.get::<_, i64>(2) as u64,
         };
         out.report.add(spec.name, c);
+        out.report.add_time(spec.name, 0, started.elapsed());
     }
     hook(HookPoint::AfterMerge);
+    let phase = Instant::now();
 
     // Ledger: search pages first, so an End page in the same unit sees them.
     let mut ledger: Vec<&Batch> = Vec::new();
@@ -285,6 +299,7 @@ pub(crate) fn run(
     hook(HookPoint::BeforeCommit);
     tx.commit()
         .map_err(Error::db(format!("{}: COMMIT", unit_pages())))?;
+    out.report.add_time("(ledger+commit)", 0, phase.elapsed());
     Ok(out)
 }
 
