@@ -58,7 +58,10 @@ pub fn exec(args: &DemoArgs, quiet: bool) -> Result<ExitCode> {
             "DROP SCHEMA IF EXISTS {} CASCADE",
             Ident::new(&args.schema)
         ))
-        .map_err(Error::db(format!("dropping the demo schema {}", args.schema)))?;
+        .map_err(Error::db(format!(
+            "dropping the demo schema {}",
+            args.schema
+        )))?;
     crate::db::init(&mut client, &args.schema)?;
     println!("created schema {:?}", args.schema);
 
@@ -69,7 +72,9 @@ pub fn exec(args: &DemoArgs, quiet: bool) -> Result<ExitCode> {
         quiet,
         ..Default::default()
     };
-    println!("\n1. backfill: every issue of scopes demo (DEMO) and alpha-bugs (ALPHA, Bug and Story)");
+    println!(
+        "\n1. backfill: every issue of scopes demo (DEMO) and alpha-bugs (ALPHA, Bug and Story)"
+    );
     let first = run_all(&cfg, &token, &db_url, &opts("demo backfill"), &stop)?;
     print!("{}", first.render());
 
@@ -111,12 +116,17 @@ pub fn exec(args: &DemoArgs, quiet: bool) -> Result<ExitCode> {
     }
     let edited_now: i64 = client
         .query_one(
-            &format!("SELECT count(DISTINCT issue_id) FROM {s}.issue_label WHERE label = 'demo-edited'"),
+            &format!(
+                "SELECT count(DISTINCT issue_id) FROM {s}.issue_label WHERE label = 'demo-edited'"
+            ),
             &[],
         )
         .map_err(Error::db("checking the edited issues"))?
         .get(0);
-    println!("  issues carrying the 'demo-edited' label: {edited_now} (edited in the simulator: {})", edited.len());
+    println!(
+        "  issues carrying the 'demo-edited' label: {edited_now} (edited in the simulator: {})",
+        edited.len()
+    );
 
     let sch = &args.schema;
     println!("\nTry these (psql \"$DATABASE_URL\"):");
