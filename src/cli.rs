@@ -78,6 +78,8 @@ pub enum Command {
     Bench(BenchCommand),
     /// Quick start: simulator → full pipeline → fresh schema `jira_demo` of DATABASE_URL, then a summary.
     Demo(crate::demo::DemoArgs),
+    /// Re-feed archived pages through transform: print their rows (--dry-run) or load them again.
+    Replay(crate::replay::ReplayArgs),
     /// Serve a simulated Jira Data Center on 127.0.0.1 (no config or database needed).
     Simulate(crate::sim::SimulateArgs),
 }
@@ -281,6 +283,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::Bench(BenchCommand::Transform(args)) => crate::transform::bench::exec(&args),
         Command::Bench(BenchCommand::Load(args)) => crate::load::bench::exec(&cli.config, &args),
+        Command::Replay(args) => crate::replay::exec(&Config::load(&cli.config)?, &args),
         Command::Demo(args) => crate::demo::exec(&args, cli.quiet > 0),
         Command::Simulate(args) => crate::sim::exec(&args),
         Command::Config(ConfigCommand::Check) => {

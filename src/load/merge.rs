@@ -301,7 +301,8 @@ impl UnitSql {
             ledger_insert: format!(
                 "INSERT INTO {s}.page_ledger (scope, page, run_id, issue_count, row_count)
                  SELECT $1, p, r, i, n
-                   FROM unnest($2::text[], $3::text[], $4::int4[], $5::int8[]) AS u(p, r, i, n)"
+                   FROM unnest($2::text[], $3::text[], $4::int4[], $5::int8[]) AS u(p, r, i, n)
+                 ON CONFLICT (scope, page) DO NOTHING"
             ),
             ledger_run_count: format!(
                 "SELECT count(*) FROM {s}.page_ledger WHERE scope = $1 AND run_id = $2 AND page <> $3"

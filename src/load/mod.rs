@@ -156,6 +156,10 @@ pub struct LoadOptions {
     /// First reconnect delay; doubles per attempt up to `backoff_max`.
     pub backoff_base: Duration,
     pub backoff_max: Duration,
+    /// `pipeline replay`: merge pages even when the ledger says they were
+    /// loaded (the merge rules still refuse older versions); End pages are
+    /// ignored, so checkpoints never move.
+    pub replay: bool,
 }
 
 impl Default for LoadOptions {
@@ -166,6 +170,7 @@ impl Default for LoadOptions {
             max_attempts: 8,
             backoff_base: Duration::from_millis(200),
             backoff_max: Duration::from_secs(10),
+            replay: false,
         }
     }
 }
@@ -373,7 +378,7 @@ impl Loader {
                 h(p, pid, attempt)
             }
         };
-        unit::run(client, &self.sql, batches, &mut h)
+        unit::run(client, &self.sql, batches, self.opts.replay, &mut h)
     }
 }
 

@@ -52,6 +52,7 @@ pub(crate) fn run(
     client: &mut Client,
     sql: &UnitSql,
     batches: &[&Batch],
+    replay: bool,
     hook: &mut dyn FnMut(HookPoint),
 ) -> Result<Outcome> {
     let mut out = Outcome::default();
@@ -67,12 +68,15 @@ pub(crate) fn run(
     // Sorts, hashes and the merges' materialised joins stay in memory.
     tx.batch_execute("SET LOCAL work_mem = '64MB'")
         .map_err(Error::db(format!("scope {scope}: SET work_mem")))?;
-    let seen: HashSet<String> = tx
-        .query(&sql.ledger_check, &[&scope, &pages])
-        .map_err(Error::db(format!("scope {scope}: reading the page ledger")))?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let seen: HashSet<String> = if replay {
+        HashSet::new()
+    } else {
+        tx.query(&sql.ledger_check, &[&scope, &pages])
+            .map_err(Error::db(format!("scope {scope}: reading the page ledger")))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    };
     let todo: Vec<&Batch> = batches
         .iter()
         .copied()
@@ -231,7 +235,10 @@ pub(crate) fn run(
     out.done_pages
         .extend(ledger.iter().map(|b| b.meta.page.clone()));
 
-    for b in todo.iter().filter(|b| b.meta.kind == PageKind::End) {
+    for b in todo
+        .iter()
+        .filter(|b| b.meta.kind == PageKind::End && !replay)
+    {
         let m = &b.meta;
         let loaded: i64 = tx
             .query_one(&sql.ledger_run_count, &[&scope, &m.run_id, &m.page])
