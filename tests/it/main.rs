@@ -4,6 +4,7 @@ mod common;
 mod extract;
 mod foundation;
 mod load;
+mod pipeline;
 mod sim;
 mod status;
 mod transform;

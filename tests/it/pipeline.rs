@@ -1,0 +1,378 @@
+//! `run --stage all`, `sync`, the single stages, crash safety (kill -9 and
+//! Ctrl-C), the lock, metrics and the warehouse against the simulator's
+//! ground truth.
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+use jira_pipeline::sim::{IssueUpdate, SimConfig, SimHandle, Simulator};
+
+/// The contract tables compared between runs (state tables hold run times).
+const TABLES: &[(&str, &str)] = &[
+    ("issue", "issue_id"),
+    ("issue_label", "issue_id, label"),
+    ("issue_component", "issue_id, component_id"),
+    ("issue_version", "issue_id, version_id, relation"),
+    ("issue_link", "link_id"),
+    ("changelog", "history_id"),
+    ("changelog_item", "history_id, item_seq"),
+    ("issue_field_value", "issue_id, field_id, ordinal"),
+    ("field", "field_id"),
+];
+
+/// md5 of every row of every contract table, in key order.
+fn digest(s: &mut TestSchema) -> BTreeMap<String, (i64, String)> {
+    let mut out = BTreeMap::new();
+    for (t, key) in TABLES {
+        let row = s
+            .client
+            .query_one(
+                &format!(
+                    "SELECT count(*), coalesce(md5(string_agg(x::text, '|' ORDER BY {key})), '') FROM \"{}\".{t} x",
+                    s.name
+                ),
+                &[],
+            )
+            .unwrap();
+        out.insert(t.to_string(), (row.get(0), row.get(1)));
+    }
+    out
+}
+
+fn sim(issues: u32, latency_ms: u64) -> SimHandle {
+    Simulator::start(
+        SimConfig::default()
+            .issues(issues)
+            .projects(2)
+            .latency_ms(latency_ms)
+            .port(0),
+    )
+    .unwrap()
+}
+
+fn config(sim: &SimHandle, schema: &str, page_size: u32) -> String {
+    format!(
+        "[jira]\nbase_url = \"{}\"\npage_size = {page_size}\nconcurrency = 4\n[jira.retry]\nbase_delay_ms = 20\nmax_delay_ms = 500\n\
+         [database]\nschema = \"{schema}\"\n\
+         [[scope]]\nname = \"demo\"\nproject = \"DEMO\"\n\
+         [[scope]]\nname = \"alpha\"\nproject = \"ALPHA\"\nissue_types = [\"Bug\", \"Story\", \"Task\"]\n",
+        sim.url()
+    )
+}
+
+fn run_ok(w: &Workdir, sim: &SimHandle, args: &[&str]) -> String {
+    let out = w
+        .cmd()
+        .env("JIRA_PAT", sim.token())
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "pipeline {args:?} failed ({:?}): {stderr}",
+        out.status.code()
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn spawn(w: &Workdir, sim: &SimHandle, args: &[&str]) -> Child {
+    Command::new(assert_cmd::cargo::cargo_bin("pipeline"))
+        .current_dir(w.path())
+        .env("JIRA_PAT", sim.token())
+        .env("DATABASE_URL", database_url())
+        .env_remove("RUST_LOG")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn count_files(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".ndjson.zst"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Waits until `cond` holds or the child exits; true if it held while running.
+fn wait_for(child: &mut Child, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if cond() {
+            return child.try_wait().unwrap().is_none();
+        }
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    panic!("condition not reached within 60 s");
+}
+
+/// The reference: one uninterrupted `run` into a fresh schema.
+fn reference(sim: &SimHandle) -> BTreeMap<String, (i64, String)> {
+    let mut s = TestSchema::initialised();
+    let w = Workdir::new(&config(sim, &s.name, 50));
+    run_ok(&w, sim, &["run"]);
+    let d = digest(&mut s);
+    assert!(d["issue"].0 > 0, "the reference run loaded nothing");
+    d
+}
+
+#[test]
+fn stage_all_equals_the_stages_run_one_by_one() {
+    let sim = sim(1200, 0);
+    let expected = reference(&sim);
+
+    let mut s = TestSchema::initialised();
+    let w = Workdir::new(&config(&sim, &s.name, 50));
+    run_ok(&w, &sim, &["run", "--stage", "extract"]);
+    assert!(count_files(&w.path().join("staging/pages/demo")) > 0);
+    assert_eq!(s.count("issue"), 0, "extract alone loads nothing");
+    run_ok(&w, &sim, &["run", "--stage", "transform"]);
+    run_ok(&w, &sim, &["run", "--stage", "load"]);
+    assert_eq!(digest(&mut s), expected);
+    // Everything moved to the archive; checkpoints set for both scopes.
+    assert_eq!(count_files(&w.path().join("staging/pages/demo")), 0);
+    assert!(count_files(&w.path().join("staging/archive/demo")) > 0);
+    assert_eq!(s.count("checkpoint"), 2);
+    // A second full run changes nothing in the warehouse.
+    run_ok(&w, &sim, &["run"]);
+    assert_eq!(digest(&mut s), expected);
+}
+
+#[test]
+fn kill_9_at_three_points_then_rerun_equals_an_uninterrupted_run() {
+    let sim = sim(1500, 15);
+    let expected = reference(&sim);
+
+    let mut s = TestSchema::initialised();
+    let w = Workdir::new(&config(&sim, &s.name, 50));
+    let pages = w.path().join("staging/pages/demo");
+    let archive = w.path().join("staging/archive/demo");
+    let mut killed_mid_run = 0;
+    // 1: while extracting (first pages staged); 2: after some pages were
+    // loaded; 3: later still, during the other scope or the end.
+    let points: [Box<dyn Fn() -> bool>; 3] = [
+        Box::new(|| count_files(&pages) >= 2),
+        Box::new(|| count_files(&archive) >= 3),
+        Box::new(|| count_files(&archive) >= 12),
+    ];
+    for point in &points {
+        let mut child = spawn(&w, &sim, &["run"]);
+        if wait_for(&mut child, point) {
+            child.kill().unwrap(); // SIGKILL
+            killed_mid_run += 1;
+        }
+        let _ = child.wait();
+    }
+    assert!(
+        killed_mid_run >= 2,
+        "the run finished before it could be killed"
+    );
+    run_ok(&w, &sim, &["run"]);
+    assert_eq!(digest(&mut s), expected);
+    assert_eq!(count_files(&pages), 0, "pages left behind after the rerun");
+}
+
+#[test]
+fn ctrl_c_stops_cleanly_and_the_rerun_completes() {
+    let sim = sim(1200, 20);
+    let expected = reference(&sim);
+    let mut s = TestSchema::initialised();
+    let w = Workdir::new(&config(&sim, &s.name, 50));
+    let archive = w.path().join("staging/archive/demo");
+    let mut child = spawn(&w, &sim, &["run"]);
+    let running = wait_for(&mut child, || count_files(&archive) >= 2);
+    assert!(running, "the run ended before Ctrl-C could be sent");
+    let st = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    // Interrupted before the end: the checkpoint of at least one scope did not move.
+    assert!(s.count("checkpoint") < 2, "the run was not interrupted");
+    run_ok(&w, &sim, &["run"]);
+    assert_eq!(digest(&mut s), expected);
+}
+
+#[test]
+fn a_second_run_exits_5_at_once() {
+    let s = TestSchema::initialised();
+    let sim = sim(50, 0);
+    let w = Workdir::new(&config(&sim, &s.name, 50));
+    let mut holder = connect();
+    holder
+        .execute(
+            "SELECT pg_advisory_lock($1)",
+            &[&jira_pipeline::db::lock_key(&s.name)],
+        )
+        .unwrap();
+    for args in [
+        vec!["run"],
+        vec!["sync"],
+        vec!["run", "--stage", "load"],
+        vec!["run", "--stage", "extract"],
+    ] {
+        let out = w
+            .cmd()
+            .env("JIRA_PAT", sim.token())
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(5), "{args:?}: {err}");
+        assert!(err.contains("holds the lock"), "{err}");
+    }
+    assert_eq!(
+        sim.stats().endpoint_total("search"),
+        0,
+        "nothing was fetched"
+    );
+}
+
+#[test]
+fn sync_after_edits_matches_the_simulator_and_metrics_match_the_summary() {
+    let sim = sim(800, 0);
+    let mut s = TestSchema::initialised();
+    let w = Workdir::new(&config(&sim, &s.name, 50));
+    run_ok(&w, &sim, &["backfill"]);
+
+    // Edits: labels replaced, links removed, one issue moved to ALPHA.
+    let ids = sim.ids_in_project("DEMO");
+    for id in ids.iter().take(30) {
+        sim.update_issue(
+            *id,
+            &IssueUpdate::new()
+                .clear_labels()
+                .add_label("edited")
+                .remove_all_links()
+                .status("Done"),
+        )
+        .unwrap();
+    }
+    let moved = ids[40];
+    let new_key = sim.move_issue(moved, "ALPHA").unwrap();
+
+    let metrics = w.path().join("m.prom");
+    let out = run_ok(
+        &w,
+        &sim,
+        &["sync", "--metrics-file", metrics.to_str().unwrap()],
+    );
+    assert!(out.contains("run finished"), "{out}");
+
+    // Every issue of DEMO in the simulator is in the warehouse with the same
+    // updated instant, key and labels.
+    for issue in sim
+        .ground_truth()
+        .iter()
+        .filter(|i| i.project_key == "DEMO")
+    {
+        let row = s
+            .client
+            .query_one(
+                &format!(
+                    "SELECT issue_key, (extract(epoch FROM updated) * 1000)::bigint,
+                            coalesce((SELECT array_agg(label ORDER BY label) FROM \"{0}\".issue_label l WHERE l.issue_id = i.issue_id), '{{}}')
+                       FROM \"{0}\".issue i WHERE issue_id = $1",
+                    s.name
+                ),
+                &[&(issue.id as i64)],
+            )
+            .unwrap();
+        assert_eq!(row.get::<_, String>(0), issue.key);
+        assert_eq!(row.get::<_, i64>(1), issue.updated_ms, "{}", issue.key);
+        let mut labels = issue.labels.clone();
+        labels.sort();
+        assert_eq!(row.get::<_, Vec<String>>(2), labels, "{}", issue.key);
+    }
+    let n_links: i64 = s
+        .client
+        .query_one(
+            &format!(
+                "SELECT count(*) FROM \"{}\".issue_link WHERE source_issue_id = ANY($1) OR target_issue_id = ANY($1)",
+                s.name
+            ),
+            &[&ids.iter().take(30).map(|i| *i as i64).collect::<Vec<_>>()],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(n_links, 0, "removed links must disappear");
+    let moved_row = s
+        .client
+        .query_one(
+            &format!(
+                "SELECT issue_key, project_key FROM \"{}\".issue WHERE issue_id = $1",
+                s.name
+            ),
+            &[&(moved as i64)],
+        )
+        .unwrap();
+    let moved_type = sim.issue(moved).unwrap().issue_type_name().to_string();
+    if ["Bug", "Story", "Task"].contains(&moved_type.as_str()) {
+        assert_eq!(moved_row.get::<_, String>(0), new_key);
+        assert_eq!(moved_row.get::<_, String>(1), "ALPHA");
+    }
+
+    // Metrics: valid OpenMetrics text whose counters match the stored run summary.
+    let text = std::fs::read_to_string(&metrics).unwrap();
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    let mut typed = std::collections::HashSet::new();
+    let mut samples = BTreeMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut p = rest.split(' ');
+            let name = p.next().unwrap().to_string();
+            assert!(matches!(p.next(), Some("counter" | "gauge")), "{line}");
+            assert!(typed.insert(name), "family declared twice: {line}");
+        } else if line.starts_with('#') {
+            assert!(line.starts_with("# HELP ") || line == "# EOF", "{line}");
+        } else {
+            let (name_labels, value) = line.rsplit_once(' ').unwrap();
+            let v: f64 = value
+                .parse()
+                .unwrap_or_else(|_| panic!("bad value: {line}"));
+            let family = name_labels.split('{').next().unwrap();
+            let base = family.strip_suffix("_total").unwrap_or(family);
+            assert!(typed.contains(base), "sample before its TYPE: {line}");
+            assert!(family.starts_with("jira_pipeline_"), "{line}");
+            samples.insert(name_labels.to_string(), v);
+        }
+    }
+    let summary: serde_json::Value = s
+        .client
+        .query_one(
+            &format!("SELECT summary FROM \"{}\".run_history WHERE command = 'sync' ORDER BY run_id DESC LIMIT 1", s.name),
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let rows = summary["rows_by_table"].as_array().unwrap();
+    assert!(!rows.is_empty());
+    for r in rows {
+        let table = r[0].as_str().unwrap();
+        let n = r[1].as_f64().unwrap();
+        assert_eq!(
+            samples[&format!("jira_pipeline_rows_total{{table=\"{table}\"}}")],
+            n,
+            "{table}"
+        );
+    }
+    assert_eq!(
+        samples["jira_pipeline_pages_total{stage=\"load\"}"],
+        summary["load"]["pages"].as_f64().unwrap()
+    );
+    assert!(samples.contains_key("jira_pipeline_checkpoint_lag_seconds{scope=\"demo\"}"));
+}
