@@ -160,6 +160,8 @@ pub enum BenchCommand {
     Transform(crate::transform::bench::BenchTransformArgs),
     /// Load throughput: merge vs plain COPY vs row-by-row upsert.
     Load(crate::load::BenchLoadArgs),
+    /// Simulator → PostgreSQL with `run --stage all`, vs each stage alone on the same data.
+    E2e(crate::bench_e2e::BenchE2eArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -282,6 +284,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Bench(BenchCommand::Transform(args)) => crate::transform::bench::exec(&args),
+        Command::Bench(BenchCommand::E2e(args)) => crate::bench_e2e::exec(&args),
         Command::Bench(BenchCommand::Load(args)) => crate::load::bench::exec(&cli.config, &args),
         Command::Replay(args) => crate::replay::exec(&Config::load(&cli.config)?, &args),
         Command::Demo(args) => crate::demo::exec(&args, cli.quiet > 0),

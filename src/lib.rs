@@ -23,6 +23,7 @@
 //! - [`runlog`]: the `run_history` table.
 //! - [`shutdown`]: Ctrl-C / SIGTERM handling.
 //! - [`metrics`]: counters and gauges, rendered as OpenMetrics text.
+//! - [`bench_e2e`]: `pipeline bench e2e`, the whole pipeline vs each stage alone.
 //! - [`demo`]: `pipeline demo`, the quick start against the built-in simulator.
 //! - [`pipeline`]: `run --stage all` / `sync` / `backfill`: the stages over bounded channels.
 //! - [`progress`]: per-stage progress lines (TTY) or periodic log lines.
@@ -31,6 +32,7 @@
 //! - [`sim`]: the Jira Data Center simulator (`pipeline simulate`, tests, benches).
 
 pub mod batch;
+pub mod bench_e2e;
 pub mod cli;
 pub mod config;
 pub mod db;

@@ -179,6 +179,14 @@ impl JiraClient {
         self.stats
             .waited_ms
             .fetch_add(waited.as_millis() as u64, Ordering::Relaxed);
+        if !waited.is_zero() {
+            crate::metrics::add(
+                "jira_pipeline_rate_limit_wait_seconds",
+                &[],
+                waited.as_secs_f64(),
+            );
+        }
+        let endpoint = endpoint_label(&req.path);
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         let url = format!("{}{}", self.base, req.path);
         let mut rb = if req.post {
@@ -200,14 +208,28 @@ impl JiraClient {
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(body);
         }
-        let resp = rb.send().await.map_err(transport)?;
+        let resp = match rb.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                crate::metrics::inc(
+                    "jira_pipeline_requests",
+                    &[("endpoint", endpoint), ("status", "error")],
+                );
+                return Err(transport(e));
+            }
+        };
         let status = resp.status().as_u16();
+        crate::metrics::inc(
+            "jira_pipeline_requests",
+            &[("endpoint", endpoint), ("status", &status.to_string())],
+        );
         let headers = resp.headers().clone();
         self.limiter.observe(&headers);
         let body = resp.bytes().await.map_err(transport)?;
         self.stats
             .body_bytes
             .fetch_add(body.len() as u64, Ordering::Relaxed);
+        crate::metrics::add("jira_pipeline_response_bytes", &[], body.len() as f64);
         if (200..300).contains(&status) {
             if headers
                 .get("x-ausername")
@@ -288,6 +310,10 @@ impl JiraClient {
                 self.stats.throttled.fetch_add(1, Ordering::Relaxed);
             }
             self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            crate::metrics::inc(
+                "jira_pipeline_retries",
+                &[("endpoint", endpoint_label(&req.path))],
+            );
             let delay = match failure.retry_after() {
                 Some(ra) => {
                     // Honour Retry-After for everyone, not just this request.
@@ -296,6 +322,13 @@ impl JiraClient {
                 }
                 None => backoff(&self.retry, n),
             };
+            if failure.is_throttle() {
+                crate::metrics::add(
+                    "jira_pipeline_rate_limit_wait_seconds",
+                    &[],
+                    delay.as_secs_f64(),
+                );
+            }
             tracing::warn!(
                 request = %what,
                 attempt = n,
@@ -367,4 +400,22 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(
         detail: format!("not valid JSON ({e})"),
         snippet: snippet(&resp.body, 80),
     })
+}
+
+/// The metrics label of a REST path: `/rest/api/2/search` → `search`.
+fn endpoint_label(path: &str) -> &'static str {
+    let p = path.trim_start_matches("/rest/api/2/");
+    if p.starts_with("search") {
+        "search"
+    } else if p.starts_with("myself") {
+        "myself"
+    } else if p.starts_with("serverInfo") {
+        "serverInfo"
+    } else if p.starts_with("field") {
+        "field"
+    } else if p.starts_with("issue") {
+        "issue"
+    } else {
+        "other"
+    }
 }

@@ -376,3 +376,48 @@ fn sync_after_edits_matches_the_simulator_and_metrics_match_the_summary() {
     );
     assert!(samples.contains_key("jira_pipeline_checkpoint_lag_seconds{scope=\"demo\"}"));
 }
+
+/// The long crash loop: ≥ 30 kill -9 at pseudo-random points of `run`, then
+/// a rerun; the warehouse equals an uninterrupted run. Run with
+/// `cargo test --release --test it crash_loop -- --ignored`.
+#[test]
+#[ignore]
+fn crash_loop_30_kills() {
+    let sim = sim(6000, 10);
+    let expected = reference(&sim);
+    let mut s = TestSchema::initialised();
+    let w = Workdir::new(&config(&sim, &s.name, 50));
+    let root = w.path().join("staging");
+    let mut seed: u64 = 0x9e3779b97f4a7c15;
+    let mut kills = 0;
+    let mut attempts = 0;
+    while kills < 30 && attempts < 200 {
+        attempts += 1;
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        // Kill after a pseudo-random number of pages staged or archived since the start.
+        let target = 1 + (seed % 12) as usize;
+        let watch_archive = seed % 2 == 0;
+        let base = count_all(&root, watch_archive);
+        let mut child = spawn(&w, &sim, &["run"]);
+        if wait_for(&mut child, || {
+            count_all(&root, watch_archive) >= base + target
+        }) {
+            child.kill().unwrap();
+            kills += 1;
+        }
+        let _ = child.wait();
+    }
+    assert!(kills >= 30, "only {kills} kills landed mid-run");
+    run_ok(&w, &sim, &["run"]);
+    assert_eq!(digest(&mut s), expected);
+}
+
+fn count_all(root: &std::path::Path, archive: bool) -> usize {
+    let dir = root.join(if archive { "archive" } else { "pages" });
+    ["demo", "alpha"]
+        .iter()
+        .map(|s| count_files(&dir.join(s)))
+        .sum()
+}
