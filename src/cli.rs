@@ -63,6 +63,8 @@ pub enum Command {
     Config(ConfigCommand),
     /// Run the pipeline, or one stage of it, over the configured scopes.
     Run(RunArgs),
+    /// Serve a simulated Jira Data Center on 127.0.0.1 (no config or database needed).
+    Simulate(crate::sim::SimulateArgs),
 }
 
 /// Which stage(s) `run` executes.
@@ -158,6 +160,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
                 ))),
             }
         }
+        Command::Simulate(args) => crate::sim::exec(&args),
         Command::Config(ConfigCommand::Check) => {
             let cfg = Config::load(&cli.config)?;
             print!("{}", crate::report::effective_config(&cfg));

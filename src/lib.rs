@@ -18,6 +18,7 @@
 //! - [`staging`]: the staging area's layout, file formats and atomic writes.
 //! - [`report`]: human-readable reports (effective configuration, …).
 //! - [`logging`]: tracing setup (text or JSON on stderr).
+//! - [`sim`]: the Jira Data Center simulator (`pipeline simulate`, tests, benches).
 
 pub mod batch;
 pub mod cli;
@@ -28,5 +29,6 @@ pub mod extract;
 pub mod jira;
 pub mod logging;
 pub mod report;
+pub mod sim;
 pub mod staging;
 pub mod tables;

@@ -1,0 +1,462 @@
+//! The Jira Data Center simulator: a faithful fake Jira DC 10 for tests, demos
+//! and benchmarks (`pipeline simulate`, and [`Simulator::start`] in tests).
+//!
+//! - [`catalog`]: constant catalogues (types, statuses, users, custom fields).
+//! - [`data`]: the lazily generated, deterministic dataset and its ground truth.
+//! - [`render`]: Jira DC JSON (issues, search pages, fields, myself, serverInfo).
+//! - [`jql`]: the JQL parser, compiler and evaluator.
+//! - [`faults`]: fault kinds, probabilities and schedules.
+//! - [`state`]: mutations, hook, statistics, ground truth ([`SimControl`]).
+//! - [`server`]: the HTTP/1.1 server on its own thread and tokio runtime.
+
+pub mod catalog;
+pub mod data;
+pub mod faults;
+pub mod jql;
+pub mod render;
+pub mod server;
+pub mod state;
+
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+
+use chrono_tz::Tz;
+use clap::Args;
+
+pub use data::{CfValue, Dataset, History, HistoryItem, Issue, IssueLink};
+pub use faults::{Fault, FaultConfig, FaultScope};
+pub use render::FieldSel;
+pub use state::{IssueUpdate, SearchHook, SimControl, SimStats};
+
+use crate::error::{Error, ExitCode, Result};
+
+/// Settings of a simulated Jira instance. `Default` plus builder methods
+/// named like the fields.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Number of issues.
+    pub issues: u32,
+    /// Project keys; the first is `DEMO`.
+    pub projects: Vec<String>,
+    /// Seed of the generated data.
+    pub seed: u64,
+    /// The user's time zone (`/myself` `timeZone`), used to read JQL dates.
+    pub time_zone: String,
+    /// The zone timestamps are rendered in (the server JVM's); default = `time_zone`.
+    pub server_time_zone: Option<String>,
+    /// `maxResults` cap (DC's `jira.search.views.default.max`).
+    pub max_results: u32,
+    /// The personal access token accepted as `Authorization: Bearer`.
+    pub token: String,
+    /// Fixed latency added to every search response, milliseconds.
+    pub latency_ms: u64,
+    /// Port on 127.0.0.1 (0 = any free port).
+    pub port: u16,
+    /// Fault probabilities.
+    pub faults: FaultConfig,
+    /// Failed authentications before the CAPTCHA challenge (403).
+    pub captcha_after: u32,
+    /// Worker threads of the server's runtime.
+    pub threads: usize,
+    /// Cache of rendered search bodies, MiB.
+    pub cache_mib: usize,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            issues: 1000,
+            projects: catalog::project_keys(3),
+            seed: 42,
+            time_zone: "America/New_York".into(),
+            server_time_zone: None,
+            max_results: 100,
+            token: "sim-token".into(),
+            latency_ms: 0,
+            port: 0,
+            faults: FaultConfig::default(),
+            captcha_after: 3,
+            threads: 2,
+            cache_mib: 256,
+        }
+    }
+}
+
+impl SimConfig {
+    pub fn issues(mut self, n: u32) -> Self {
+        self.issues = n;
+        self
+    }
+    /// `n` projects: DEMO, ALPHA, BETA, ….
+    pub fn projects(mut self, n: usize) -> Self {
+        self.projects = catalog::project_keys(n.max(1));
+        self
+    }
+    pub fn project_keys(mut self, keys: &[&str]) -> Self {
+        self.projects = keys.iter().map(|k| k.to_string()).collect();
+        self
+    }
+    pub fn seed(mut self, s: u64) -> Self {
+        self.seed = s;
+        self
+    }
+    pub fn time_zone(mut self, tz: impl Into<String>) -> Self {
+        self.time_zone = tz.into();
+        self
+    }
+    pub fn server_time_zone(mut self, tz: impl Into<String>) -> Self {
+        self.server_time_zone = Some(tz.into());
+        self
+    }
+    pub fn max_results(mut self, cap: u32) -> Self {
+        self.max_results = cap;
+        self
+    }
+    pub fn token(mut self, t: impl Into<String>) -> Self {
+        self.token = t.into();
+        self
+    }
+    pub fn latency_ms(mut self, ms: u64) -> Self {
+        self.latency_ms = ms;
+        self
+    }
+    pub fn port(mut self, p: u16) -> Self {
+        self.port = p;
+        self
+    }
+    pub fn faults(mut self, f: FaultConfig) -> Self {
+        self.faults = f;
+        self
+    }
+    pub fn captcha_after(mut self, n: u32) -> Self {
+        self.captcha_after = n;
+        self
+    }
+    pub fn threads(mut self, n: usize) -> Self {
+        self.threads = n.max(1);
+        self
+    }
+
+    fn zone(name: &str) -> Result<Tz> {
+        name.parse::<Tz>().map_err(|_| {
+            Error::Config(format!(
+                "unknown time zone {name:?}; use an IANA name such as America/New_York"
+            ))
+        })
+    }
+
+    /// The dataset these settings describe (self URLs under `base_url`).
+    pub fn dataset(&self, base_url: &str) -> Result<Dataset> {
+        if self.projects.is_empty() {
+            return Err(Error::Config(
+                "the simulator needs at least one project".into(),
+            ));
+        }
+        let server_tz = Self::zone(self.server_time_zone.as_deref().unwrap_or(&self.time_zone))?;
+        Ok(Dataset::with_zone(
+            self.seed,
+            self.issues,
+            &self.projects,
+            server_tz,
+            base_url,
+        ))
+    }
+}
+
+/// Starts simulators.
+pub struct Simulator;
+
+impl Simulator {
+    /// Binds 127.0.0.1:`port` (0 = any), starts the server on its own thread
+    /// with its own tokio runtime, and returns a handle; dropping the handle
+    /// stops the server.
+    pub fn start(cfg: SimConfig) -> Result<SimHandle> {
+        let user_tz = SimConfig::zone(&cfg.time_zone)?;
+        if cfg.max_results == 0 {
+            return Err(Error::Config(
+                "the maxResults cap must be at least 1".into(),
+            ));
+        }
+        let listener = std::net::TcpListener::bind(("127.0.0.1", cfg.port)).map_err(|e| {
+            Error::Config(format!(
+                "cannot listen on 127.0.0.1:{}: {e}; choose another --port (0 picks a free one)",
+                cfg.port
+            ))
+        })?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| Error::Other(format!("simulator socket: {e}")))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::Other(format!("simulator socket: {e}")))?;
+        let url = format!("http://127.0.0.1:{}", addr.port());
+        let ds = cfg.dataset(&url)?;
+        let shared = Arc::new(state::Shared {
+            ds: RwLock::new(ds),
+            user_tz,
+            user_tz_name: cfg.time_zone.clone(),
+            cap: cfg.max_results,
+            token: cfg.token.clone(),
+            captcha_after: cfg.captcha_after,
+            latency_ms: AtomicU64::new(cfg.latency_ms),
+            faults: Mutex::new(faults::FaultState::new(cfg.faults.clone())),
+            stats: Mutex::new(SimStats::default()),
+            hook: Mutex::new(None),
+            auth_failures: AtomicU64::new(0),
+            searches: AtomicU64::new(0),
+            results: Mutex::new(Default::default()),
+            bodies: Mutex::new(state::BodyCache {
+                limit: cfg.cache_mib * 1024 * 1024,
+                ..Default::default()
+            }),
+        });
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(cfg.threads.max(1))
+            .thread_name("jira-sim")
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(|e| Error::Other(format!("simulator runtime: {e}")))?;
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let sh = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("jira-sim-main".into())
+            .spawn(move || {
+                rt.block_on(async move {
+                    match tokio::net::TcpListener::from_std(listener) {
+                        Ok(l) => server::serve(l, sh, rx).await,
+                        Err(e) => tracing::error!("simulator cannot use its socket: {e}"),
+                    }
+                });
+                rt.shutdown_timeout(std::time::Duration::from_millis(200));
+            })
+            .map_err(|e| Error::Other(format!("simulator thread: {e}")))?;
+        Ok(SimHandle {
+            control: SimControl { shared },
+            url,
+            token: cfg.token,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        })
+    }
+}
+
+/// A running simulator. Derefs to [`SimControl`]; stops on drop.
+pub struct SimHandle {
+    control: SimControl,
+    url: String,
+    token: String,
+    shutdown: Option<tokio::sync::watch::Sender<bool>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for SimHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimHandle").field("url", &self.url).finish()
+    }
+}
+
+impl SimHandle {
+    /// Base URL, e.g. `http://127.0.0.1:41234` (no trailing slash).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+    /// The accepted token (a test fixture, not a secret).
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+    /// A clonable control handle (for hooks and other threads).
+    pub fn control(&self) -> SimControl {
+        self.control.clone()
+    }
+}
+
+impl std::ops::Deref for SimHandle {
+    type Target = SimControl;
+    fn deref(&self) -> &SimControl {
+        &self.control
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(true);
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// `pipeline simulate`: serve a simulated Jira DC until Ctrl-C.
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Number of issues.
+    #[arg(long, default_value_t = 1000)]
+    pub issues: u32,
+    /// Number of projects (DEMO, ALPHA, BETA, …) or a comma-separated list of keys.
+    #[arg(long, default_value = "3")]
+    pub projects: String,
+    /// Seed of the generated data.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// The user's time zone (`/myself`), used to read JQL dates.
+    #[arg(long, default_value = "America/New_York")]
+    pub tz: String,
+    /// Zone timestamps are rendered in (default: --tz).
+    #[arg(long)]
+    pub server_tz: Option<String>,
+    /// maxResults cap.
+    #[arg(long, default_value_t = 100)]
+    pub cap: u32,
+    /// Fixed latency per search response, milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// The personal access token to accept (Authorization: Bearer …).
+    #[arg(long, default_value = "sim-token")]
+    pub token: String,
+    /// Probability of HTTP 429 per search request.
+    #[arg(long, default_value_t = 0.0)]
+    pub rate_429: f64,
+    /// Probability of HTTP 500.
+    #[arg(long, default_value_t = 0.0)]
+    pub rate_500: f64,
+    /// Probability of HTTP 502 (JSON body).
+    #[arg(long, default_value_t = 0.0)]
+    pub rate_502: f64,
+    /// Probability of HTTP 503.
+    #[arg(long, default_value_t = 0.0)]
+    pub rate_503: f64,
+    /// Probability of an HTML 502 page.
+    #[arg(long, default_value_t = 0.0)]
+    pub rate_html_502: f64,
+    /// Probability of a connection reset mid-body.
+    #[arg(long, default_value_t = 0.0)]
+    pub rate_reset: f64,
+    /// Probability of a truncated body with status 200.
+    #[arg(long, default_value_t = 0.0)]
+    pub rate_truncate: f64,
+    /// Probability of a slow first byte.
+    #[arg(long, default_value_t = 0.0)]
+    pub rate_slow: f64,
+    /// Delay of a slow first byte, milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    pub slow_ms: u64,
+    /// Retry-After of a 429, seconds.
+    #[arg(long, default_value_t = 1)]
+    pub retry_after: u64,
+    /// Seed of the fault draws.
+    #[arg(long, default_value_t = 0)]
+    pub fault_seed: u64,
+    /// Apply faults to every endpoint, not only search.
+    #[arg(long)]
+    pub faults_everywhere: bool,
+    /// Failed logins before the CAPTCHA challenge.
+    #[arg(long, default_value_t = 3)]
+    pub captcha_after: u32,
+}
+
+impl SimulateArgs {
+    /// The simulator settings these flags describe.
+    pub fn to_config(&self) -> Result<SimConfig> {
+        let projects: Vec<String> = match self.projects.trim().parse::<usize>() {
+            Ok(0) => return Err(Error::Config("--projects must be at least 1".into())),
+            Ok(n) => catalog::project_keys(n),
+            Err(_) => self
+                .projects
+                .split(',')
+                .map(|k| k.trim().to_ascii_uppercase())
+                .filter(|k| !k.is_empty())
+                .collect(),
+        };
+        if projects.is_empty()
+            || projects
+                .iter()
+                .any(|k| !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        {
+            return Err(Error::Config(format!(
+                "--projects {:?}: give a count or comma-separated keys like DEMO,ALPHA",
+                self.projects
+            )));
+        }
+        for (name, r) in [
+            ("--rate-429", self.rate_429),
+            ("--rate-500", self.rate_500),
+            ("--rate-502", self.rate_502),
+            ("--rate-503", self.rate_503),
+            ("--rate-html-502", self.rate_html_502),
+            ("--rate-reset", self.rate_reset),
+            ("--rate-truncate", self.rate_truncate),
+            ("--rate-slow", self.rate_slow),
+        ] {
+            if !(0.0..=1.0).contains(&r) {
+                return Err(Error::Config(format!("{name} {r} must be between 0 and 1")));
+            }
+        }
+        Ok(SimConfig {
+            issues: self.issues,
+            projects,
+            seed: self.seed,
+            time_zone: self.tz.clone(),
+            server_time_zone: self.server_tz.clone(),
+            max_results: self.cap,
+            token: self.token.clone(),
+            latency_ms: self.latency_ms,
+            port: self.port,
+            faults: FaultConfig {
+                seed: self.fault_seed,
+                rate_429: self.rate_429,
+                rate_500: self.rate_500,
+                rate_502: self.rate_502,
+                rate_503: self.rate_503,
+                rate_html_502: self.rate_html_502,
+                rate_reset: self.rate_reset,
+                rate_truncate: self.rate_truncate,
+                rate_close: 0.0,
+                rate_slow: self.rate_slow,
+                slow_ms: self.slow_ms,
+                retry_after_secs: self.retry_after,
+                scope: if self.faults_everywhere {
+                    FaultScope::All
+                } else {
+                    FaultScope::Search
+                },
+            },
+            captcha_after: self.captcha_after,
+            ..SimConfig::default()
+        })
+    }
+}
+
+/// Runs `pipeline simulate`: prints the URL and token, serves until Ctrl-C.
+pub fn exec(args: &SimulateArgs) -> Result<ExitCode> {
+    let cfg = args.to_config()?;
+    let (issues, projects) = (cfg.issues, cfg.projects.join(", "));
+    let handle = Simulator::start(cfg)?;
+    println!("Jira DC simulator listening on {}", handle.url());
+    println!("  {issues} issues in projects {projects}");
+    println!(
+        "  use: JIRA_PAT={} and base_url = \"{}\"",
+        handle.token(),
+        handle.url()
+    );
+    println!("Press Ctrl-C to stop.");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Other(format!("runtime: {e}")))?;
+    rt.block_on(tokio::signal::ctrl_c())
+        .map_err(|e| Error::Other(format!("waiting for Ctrl-C: {e}")))?;
+    let st = handle.stats();
+    drop(handle);
+    println!(
+        "stopped after {} requests ({} bytes of bodies sent)",
+        st.requests, st.bytes_sent
+    );
+    Ok(ExitCode::Success)
+}

@@ -1,0 +1,996 @@
+//! Rendering the simulated Jira's JSON exactly as Jira DC shapes it: issues
+//! (with field selection and `expand=changelog`), search pages, the field
+//! catalogue, `/myself` and `/serverInfo`. Hand-written writers into a byte
+//! buffer, so pages render fast enough for benchmarks.
+
+use chrono::TimeZone;
+
+use super::catalog::*;
+use super::data::{CfValue, Dataset, History, ID_BASE, Issue, format_ts, sprint_string};
+
+/// The system fields the simulator renders, in output order:
+/// (id, name, schema type, schema items, orderable, searchable, clause names).
+/// (id, name, schema type, schema items, orderable, searchable, clause names).
+pub type SystemField = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    bool,
+    bool,
+    &'static [&'static str],
+);
+
+pub static SYSTEM_FIELDS: [SystemField; 21] = [
+    (
+        "summary",
+        "Summary",
+        "string",
+        None,
+        true,
+        true,
+        &["summary"],
+    ),
+    (
+        "issuetype",
+        "Issue Type",
+        "issuetype",
+        None,
+        true,
+        true,
+        &["issuetype", "type"],
+    ),
+    (
+        "project",
+        "Project",
+        "project",
+        None,
+        false,
+        true,
+        &["project"],
+    ),
+    ("status", "Status", "status", None, false, true, &["status"]),
+    (
+        "priority",
+        "Priority",
+        "priority",
+        None,
+        true,
+        true,
+        &["priority"],
+    ),
+    (
+        "resolution",
+        "Resolution",
+        "resolution",
+        None,
+        true,
+        true,
+        &["resolution"],
+    ),
+    (
+        "resolutiondate",
+        "Resolved",
+        "datetime",
+        None,
+        false,
+        true,
+        &["resolutiondate", "resolved"],
+    ),
+    (
+        "created",
+        "Created",
+        "datetime",
+        None,
+        false,
+        true,
+        &["created", "createdDate"],
+    ),
+    (
+        "updated",
+        "Updated",
+        "datetime",
+        None,
+        false,
+        true,
+        &["updated", "updatedDate"],
+    ),
+    (
+        "duedate",
+        "Due Date",
+        "date",
+        None,
+        true,
+        true,
+        &["due", "duedate"],
+    ),
+    (
+        "assignee",
+        "Assignee",
+        "user",
+        None,
+        true,
+        true,
+        &["assignee"],
+    ),
+    (
+        "reporter",
+        "Reporter",
+        "user",
+        None,
+        true,
+        true,
+        &["reporter"],
+    ),
+    (
+        "creator",
+        "Creator",
+        "user",
+        None,
+        false,
+        true,
+        &["creator"],
+    ),
+    (
+        "description",
+        "Description",
+        "string",
+        None,
+        true,
+        true,
+        &["description"],
+    ),
+    (
+        "labels",
+        "Labels",
+        "array",
+        Some("string"),
+        true,
+        true,
+        &["labels"],
+    ),
+    (
+        "components",
+        "Component/s",
+        "array",
+        Some("component"),
+        true,
+        true,
+        &["component"],
+    ),
+    (
+        "fixVersions",
+        "Fix Version/s",
+        "array",
+        Some("version"),
+        true,
+        true,
+        &["fixVersion"],
+    ),
+    (
+        "versions",
+        "Affects Version/s",
+        "array",
+        Some("version"),
+        true,
+        true,
+        &["affectedVersion"],
+    ),
+    (
+        "issuelinks",
+        "Linked Issues",
+        "array",
+        Some("issuelinks"),
+        true,
+        true,
+        &["issueLink"],
+    ),
+    (
+        "subtasks",
+        "Sub-Tasks",
+        "array",
+        Some("issuelinks"),
+        false,
+        true,
+        &["subtasks"],
+    ),
+    (
+        "parent",
+        "Parent",
+        "issuelink",
+        None,
+        false,
+        true,
+        &["parent"],
+    ),
+];
+
+const F_SUMMARY: u32 = 0;
+const F_ISSUETYPE: u32 = 1;
+const F_PROJECT: u32 = 2;
+const F_STATUS: u32 = 3;
+const F_PRIORITY: u32 = 4;
+const F_RESOLUTION: u32 = 5;
+const F_RESOLUTIONDATE: u32 = 6;
+const F_CREATED: u32 = 7;
+const F_UPDATED: u32 = 8;
+const F_DUEDATE: u32 = 9;
+const F_ASSIGNEE: u32 = 10;
+const F_REPORTER: u32 = 11;
+const F_CREATOR: u32 = 12;
+const F_DESCRIPTION: u32 = 13;
+const F_LABELS: u32 = 14;
+const F_COMPONENTS: u32 = 15;
+const F_FIXVERSIONS: u32 = 16;
+const F_VERSIONS: u32 = 17;
+const F_ISSUELINKS: u32 = 18;
+const F_SUBTASKS: u32 = 19;
+const F_PARENT: u32 = 20;
+
+/// Which fields to render: bit masks over [`SYSTEM_FIELDS`] and [`CUSTOM_FIELDS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FieldSel {
+    pub sys: u32,
+    pub cf: u32,
+}
+
+impl FieldSel {
+    /// Every field (`*all`); in the simulator `*navigable` is the same set.
+    pub const ALL: FieldSel = FieldSel {
+        sys: (1 << SYSTEM_FIELDS.len()) - 1,
+        cf: (1 << CUSTOM_FIELDS.len()) - 1,
+    };
+    pub const NONE: FieldSel = FieldSel { sys: 0, cf: 0 };
+
+    /// Parses Jira's `fields` parameter items (`*all`, `*navigable`, `id`,
+    /// `-id`); with no positive item the default set is the start. Unknown ids
+    /// are ignored, as Jira does.
+    pub fn parse<S: AsRef<str>>(items: &[S], default: FieldSel) -> FieldSel {
+        let items: Vec<&str> = items
+            .iter()
+            .flat_map(|s| s.as_ref().split(','))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        let any_positive = items.iter().any(|s| !s.starts_with('-'));
+        let mut sel = if any_positive {
+            FieldSel::NONE
+        } else {
+            default
+        };
+        for item in items {
+            let (neg, name) = match item.strip_prefix('-') {
+                Some(n) => (true, n),
+                None => (false, item),
+            };
+            let bits = match name {
+                "*all" | "*navigable" => FieldSel::ALL,
+                _ => FieldSel::one(name),
+            };
+            if neg {
+                sel.sys &= !bits.sys;
+                sel.cf &= !bits.cf;
+            } else {
+                sel.sys |= bits.sys;
+                sel.cf |= bits.cf;
+            }
+        }
+        sel
+    }
+
+    fn one(name: &str) -> FieldSel {
+        if let Some(i) = SYSTEM_FIELDS.iter().position(|f| f.0 == name) {
+            return FieldSel { sys: 1 << i, cf: 0 };
+        }
+        if let Some(i) = CUSTOM_FIELDS.iter().position(|f| f.id() == name) {
+            return FieldSel { sys: 0, cf: 1 << i };
+        }
+        FieldSel::NONE
+    }
+
+    #[inline]
+    fn has(&self, f: u32) -> bool {
+        self.sys & (1 << f) != 0
+    }
+}
+
+/// Appends `s` as a JSON string literal (quotes included), escaping like Jackson.
+pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        if esc.is_empty() {
+            out.extend_from_slice(format!("\\u{:04x}", b).as_bytes());
+        } else {
+            out.extend_from_slice(esc);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+#[inline]
+fn raw(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn opt_str(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => write_json_str(out, s),
+        None => raw(out, "null"),
+    }
+}
+
+fn ts(ds: &Dataset, out: &mut Vec<u8>, ms: i64) {
+    out.push(b'"');
+    raw(out, &format_ts(ds.server_tz, ms));
+    out.push(b'"');
+}
+
+fn key_field(out: &mut Vec<u8>, key: &str) {
+    out.push(b'"');
+    raw(out, key);
+    raw(out, "\":");
+}
+
+/// A DC user object.
+pub(crate) fn write_user(ds: &Dataset, out: &mut Vec<u8>, u: &User) {
+    let b = &ds.base_url;
+    raw(out, "{\"self\":");
+    write_json_str(out, &format!("{b}/rest/api/2/user?username={}", u.name));
+    raw(out, ",\"name\":");
+    write_json_str(out, u.name);
+    raw(out, ",\"key\":");
+    write_json_str(out, u.key);
+    raw(out, ",\"emailAddress\":");
+    write_json_str(out, u.email);
+    raw(out, ",\"avatarUrls\":{");
+    for (i, (sz, q)) in [
+        ("48x48", ""),
+        ("24x24", "small"),
+        ("16x16", "xsmall"),
+        ("32x32", "medium"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        if i > 0 {
+            out.push(b',');
+        }
+        key_field(out, sz);
+        let sep = if q.is_empty() {
+            String::new()
+        } else {
+            format!("size={q}&")
+        };
+        write_json_str(
+            out,
+            &format!(
+                "{b}/secure/useravatar?{sep}ownerId={}&avatarId=10122",
+                u.key
+            ),
+        );
+    }
+    raw(out, "},\"displayName\":");
+    write_json_str(out, u.display_name);
+    raw(
+        out,
+        if u.active {
+            ",\"active\":true"
+        } else {
+            ",\"active\":false"
+        },
+    );
+    raw(out, ",\"timeZone\":");
+    write_json_str(out, u.time_zone);
+    out.push(b'}');
+}
+
+fn opt_user(ds: &Dataset, out: &mut Vec<u8>, u: Option<usize>) {
+    match u {
+        Some(u) => write_user(ds, out, &USERS[u]),
+        None => raw(out, "null"),
+    }
+}
+
+fn write_status(ds: &Dataset, out: &mut Vec<u8>, s: usize) {
+    let s = &STATUSES[s];
+    let b = &ds.base_url;
+    raw(
+        out,
+        &format!(
+            "{{\"self\":\"{b}/rest/api/2/status/{}\",\"description\":",
+            s.id
+        ),
+    );
+    write_json_str(out, s.description);
+    raw(
+        out,
+        &format!(
+            ",\"iconUrl\":\"{b}/images/icons/statuses/generic.png\",\"name\":\"{}\",\"id\":\"{}\",\"statusCategory\":{{\"self\":\"{b}/rest/api/2/statuscategory/{}\",\"id\":{},\"key\":\"{}\",\"colorName\":\"{}\",\"name\":\"{}\"}}}}",
+            s.name,
+            s.id,
+            s.category_id,
+            s.category_id,
+            s.category_key,
+            s.category_color,
+            s.category_name
+        ),
+    );
+}
+
+fn write_issuetype(ds: &Dataset, out: &mut Vec<u8>, t: usize) {
+    let t = &ISSUE_TYPES[t];
+    let b = &ds.base_url;
+    raw(
+        out,
+        &format!(
+            "{{\"self\":\"{b}/rest/api/2/issuetype/{}\",\"id\":\"{}\",\"description\":",
+            t.id, t.id
+        ),
+    );
+    write_json_str(out, t.description);
+    raw(
+        out,
+        &format!(
+            ",\"iconUrl\":\"{b}/images/icons/issuetypes/{}\",\"name\":\"{}\",\"subtask\":{}}}",
+            t.icon, t.name, t.subtask
+        ),
+    );
+}
+
+fn write_priority(ds: &Dataset, out: &mut Vec<u8>, p: Option<usize>) {
+    match p {
+        Some(p) => {
+            let p = &PRIORITIES[p];
+            raw(
+                out,
+                &format!(
+                    "{{\"self\":\"{b}/rest/api/2/priority/{id}\",\"iconUrl\":\"{b}/images/icons/priorities/{icon}\",\"name\":\"{name}\",\"id\":\"{id}\"}}",
+                    b = ds.base_url,
+                    id = p.id,
+                    icon = p.icon,
+                    name = p.name
+                ),
+            );
+        }
+        None => raw(out, "null"),
+    }
+}
+
+/// The `{id,key,self,fields:{summary,status,priority,issuetype}}` stub of another issue.
+fn write_issue_stub(ds: &Dataset, out: &mut Vec<u8>, j: u32) {
+    let c = ds.core(j);
+    let id = ID_BASE + j as u64;
+    raw(
+        out,
+        &format!(
+            "{{\"id\":\"{id}\",\"key\":\"{}\",\"self\":\"{}/rest/api/2/issue/{id}\",\"fields\":{{\"summary\":",
+            ds.key_of(j),
+            ds.base_url
+        ),
+    );
+    write_json_str(out, &ds.summary_of(j));
+    raw(out, ",\"status\":");
+    write_status(ds, out, c.status as usize);
+    raw(out, ",\"priority\":");
+    write_priority(ds, out, ds.priority_of(j));
+    raw(out, ",\"issuetype\":");
+    write_issuetype(ds, out, c.itype as usize);
+    raw(out, "}}");
+}
+
+fn write_option(ds: &Dataset, out: &mut Vec<u8>, id: u32) {
+    let value = SEVERITY_OPTIONS
+        .iter()
+        .chain(PLATFORM_OPTIONS.iter())
+        .find(|o| o.0 == id)
+        .map(|o| o.1)
+        .unwrap_or("?");
+    raw(
+        out,
+        &format!(
+            "{{\"self\":\"{}/rest/api/2/customFieldOption/{id}\",\"value\":",
+            ds.base_url
+        ),
+    );
+    write_json_str(out, value);
+    raw(out, &format!(",\"id\":\"{id}\",\"disabled\":false}}"));
+}
+
+/// A custom field value as Jira renders it in `fields`.
+pub(crate) fn write_cf_value(ds: &Dataset, out: &mut Vec<u8>, v: &CfValue) {
+    match v {
+        CfValue::Number(x) => raw(out, &format!("{x:?}")),
+        CfValue::Text(s) => write_json_str(out, s),
+        CfValue::Option(id) => write_option(ds, out, *id),
+        CfValue::Options(ids) => {
+            out.push(b'[');
+            for (i, id) in ids.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_option(ds, out, *id);
+            }
+            out.push(b']');
+        }
+        CfValue::User(u) => write_user(ds, out, &USERS[*u]),
+        CfValue::DateTime(ms) => ts(ds, out, *ms),
+        CfValue::Date(d) => raw(out, &format!("\"{}\"", d.format("%Y-%m-%d"))),
+        CfValue::Sprints(ids) => {
+            out.push(b'[');
+            for (i, id) in ids.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_json_str(out, &sprint_string(ds.server_tz, *id));
+            }
+            out.push(b']');
+        }
+        CfValue::EpicLink(e) => {
+            if ds.is_live(*e) {
+                write_json_str(out, &ds.key_of(*e))
+            } else {
+                raw(out, "null")
+            }
+        }
+        CfValue::Labels(l) => {
+            out.push(b'[');
+            for (i, s) in l.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_json_str(out, s);
+            }
+            out.push(b']');
+        }
+    }
+}
+
+fn write_histories(ds: &Dataset, out: &mut Vec<u8>, hs: &[History]) {
+    raw(
+        out,
+        &format!(
+            "{{\"startAt\":0,\"maxResults\":{n},\"total\":{n},\"histories\":[",
+            n = hs.len()
+        ),
+    );
+    for (i, h) in hs.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        raw(out, &format!("{{\"id\":\"{}\",", h.id));
+        if let Some(a) = h.author {
+            raw(out, "\"author\":");
+            write_user(ds, out, &USERS[a]);
+            out.push(b',');
+        }
+        raw(out, "\"created\":");
+        ts(ds, out, h.created_ms);
+        raw(out, ",\"items\":[");
+        for (k, it) in h.items.iter().enumerate() {
+            if k > 0 {
+                out.push(b',');
+            }
+            raw(out, "{\"field\":");
+            write_json_str(out, &it.field);
+            raw(out, ",\"fieldtype\":\"");
+            raw(out, it.fieldtype);
+            raw(out, "\",\"from\":");
+            opt_str(out, it.from.as_deref());
+            raw(out, ",\"fromString\":");
+            opt_str(out, it.from_string.as_deref());
+            raw(out, ",\"to\":");
+            opt_str(out, it.to.as_deref());
+            raw(out, ",\"toString\":");
+            opt_str(out, it.to_string.as_deref());
+            out.push(b'}');
+        }
+        raw(out, "]}");
+    }
+    raw(out, "]}");
+}
+
+fn write_versions(ds: &Dataset, out: &mut Vec<u8>, is: &Issue, vs: &[(u64, String)]) {
+    out.push(b'[');
+    for (i, (id, name)) in vs.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let def = ds.projects[is.project_index]
+            .versions
+            .iter()
+            .find(|v| v.id == *id);
+        raw(
+            out,
+            &format!(
+                "{{\"self\":\"{}/rest/api/2/version/{id}\",\"id\":\"{id}\",\"name\":",
+                ds.base_url
+            ),
+        );
+        write_json_str(out, name);
+        let released = def.map(|d| d.released).unwrap_or(false);
+        raw(out, &format!(",\"archived\":false,\"released\":{released}"));
+        if let Some(d) = def.and_then(|d| d.release_date) {
+            raw(
+                out,
+                &format!(",\"releaseDate\":\"{}\"", d.format("%Y-%m-%d")),
+            );
+        }
+        out.push(b'}');
+    }
+    out.push(b']');
+}
+
+/// One issue object as it appears in `issues[]` of a search (or from GET issue).
+pub fn write_issue(ds: &Dataset, out: &mut Vec<u8>, is: &Issue, sel: FieldSel, changelog: bool) {
+    let b = &ds.base_url;
+    raw(
+        out,
+        &format!(
+            "{{\"expand\":\"operations,versionedRepresentations,editmeta,changelog,renderedFields\",\"id\":\"{id}\",\"self\":\"{b}/rest/api/2/issue/{id}\",\"key\":\"{key}\",\"fields\":{{",
+            id = is.id,
+            key = is.key
+        ),
+    );
+    let mut first = true;
+    let mut sep = |out: &mut Vec<u8>, name: &str| {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        key_field(out, name);
+    };
+    for f in 0..SYSTEM_FIELDS.len() as u32 {
+        if !sel.has(f) {
+            continue;
+        }
+        if f == F_PARENT && is.parent.is_none() {
+            continue;
+        }
+        sep(out, SYSTEM_FIELDS[f as usize].0);
+        match f {
+            F_SUMMARY => write_json_str(out, &is.summary),
+            F_ISSUETYPE => write_issuetype(ds, out, is.issue_type),
+            F_PROJECT => {
+                let p = &ds.projects[is.project_index];
+                raw(
+                    out,
+                    &format!(
+                        "{{\"self\":\"{b}/rest/api/2/project/{id}\",\"id\":\"{id}\",\"key\":\"{key}\",\"name\":",
+                        id = p.id,
+                        key = p.key
+                    ),
+                );
+                write_json_str(out, &p.name);
+                raw(
+                    out,
+                    &format!(
+                        ",\"projectTypeKey\":\"software\",\"avatarUrls\":{{\"48x48\":\"{b}/secure/projectavatar?avatarId=10324\",\"24x24\":\"{b}/secure/projectavatar?size=small&avatarId=10324\",\"16x16\":\"{b}/secure/projectavatar?size=xsmall&avatarId=10324\",\"32x32\":\"{b}/secure/projectavatar?size=medium&avatarId=10324\"}}}}"
+                    ),
+                );
+            }
+            F_STATUS => write_status(ds, out, is.status),
+            F_PRIORITY => write_priority(ds, out, is.priority),
+            F_RESOLUTION => match is.resolution {
+                Some(r) => {
+                    let r = &RESOLUTIONS[r];
+                    raw(
+                        out,
+                        &format!(
+                            "{{\"self\":\"{b}/rest/api/2/resolution/{id}\",\"id\":\"{id}\",\"description\":",
+                            id = r.id
+                        ),
+                    );
+                    write_json_str(out, r.description);
+                    raw(out, ",\"name\":");
+                    write_json_str(out, r.name);
+                    out.push(b'}');
+                }
+                None => raw(out, "null"),
+            },
+            F_RESOLUTIONDATE => match is.resolved_ms {
+                Some(ms) => ts(ds, out, ms),
+                None => raw(out, "null"),
+            },
+            F_CREATED => ts(ds, out, is.created_ms),
+            F_UPDATED => ts(ds, out, is.updated_ms),
+            F_DUEDATE => match is.due_date {
+                Some(d) => raw(out, &format!("\"{}\"", d.format("%Y-%m-%d"))),
+                None => raw(out, "null"),
+            },
+            F_ASSIGNEE => opt_user(ds, out, is.assignee),
+            F_REPORTER => opt_user(ds, out, is.reporter),
+            F_CREATOR => opt_user(ds, out, is.creator),
+            F_DESCRIPTION => opt_str(out, is.description.as_deref()),
+            F_LABELS => {
+                out.push(b'[');
+                for (i, l) in is.labels.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    write_json_str(out, l);
+                }
+                out.push(b']');
+            }
+            F_COMPONENTS => {
+                out.push(b'[');
+                for (i, (id, name)) in is.components.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    raw(
+                        out,
+                        &format!(
+                            "{{\"self\":\"{b}/rest/api/2/component/{id}\",\"id\":\"{id}\",\"name\":"
+                        ),
+                    );
+                    write_json_str(out, name);
+                    out.push(b'}');
+                }
+                out.push(b']');
+            }
+            F_FIXVERSIONS => write_versions(ds, out, is, &is.fix_versions),
+            F_VERSIONS => write_versions(ds, out, is, &is.versions),
+            F_ISSUELINKS => {
+                out.push(b'[');
+                for (i, l) in is.links.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    let t = &LINK_TYPES[l.link_type];
+                    raw(
+                        out,
+                        &format!(
+                            "{{\"id\":\"{id}\",\"self\":\"{b}/rest/api/2/issueLink/{id}\",\"type\":{{\"id\":\"{tid}\",\"name\":\"{tn}\",\"inward\":\"{ti}\",\"outward\":\"{to}\",\"self\":\"{b}/rest/api/2/issueLinkType/{tid}\"}},",
+                            id = l.id,
+                            tid = t.id,
+                            tn = t.name,
+                            ti = t.inward,
+                            to = t.outward
+                        ),
+                    );
+                    raw(
+                        out,
+                        if l.outward {
+                            "\"outwardIssue\":"
+                        } else {
+                            "\"inwardIssue\":"
+                        },
+                    );
+                    write_issue_stub(ds, out, l.other_index);
+                    out.push(b'}');
+                }
+                out.push(b']');
+            }
+            F_SUBTASKS => {
+                out.push(b'[');
+                for (i, s) in is.subtasks.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    write_issue_stub(ds, out, *s);
+                }
+                out.push(b']');
+            }
+            F_PARENT => {
+                if let Some(p) = is.parent {
+                    write_issue_stub(ds, out, p);
+                }
+            }
+            _ => raw(out, "null"),
+        }
+    }
+    for (ci, cf) in CUSTOM_FIELDS.iter().enumerate() {
+        if sel.cf & (1 << ci) == 0 {
+            continue;
+        }
+        sep(out, &cf.id());
+        match is.custom.iter().find(|(k, _)| *k == ci) {
+            Some((_, v)) => write_cf_value(ds, out, v),
+            None => raw(out, "null"),
+        }
+    }
+    out.push(b'}');
+    if changelog {
+        raw(out, ",\"changelog\":");
+        write_histories(ds, out, &is.histories);
+    }
+    out.push(b'}');
+}
+
+/// The paging numbers of a search response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageHeader {
+    pub start_at: u64,
+    pub max_results: u64,
+    pub total: u64,
+}
+
+/// A search response body for the given issue indexes (already paged).
+pub fn write_search_page(
+    ds: &Dataset,
+    out: &mut Vec<u8>,
+    head: PageHeader,
+    page: &[u32],
+    sel: FieldSel,
+    changelog: bool,
+) {
+    let PageHeader {
+        start_at,
+        max_results,
+        total,
+    } = head;
+    let expand = if changelog {
+        "changelog,schema,names"
+    } else {
+        "schema,names"
+    };
+    raw(
+        out,
+        &format!(
+            "{{\"expand\":\"{expand}\",\"startAt\":{start_at},\"maxResults\":{max_results},\"total\":{total},\"issues\":["
+        ),
+    );
+    for (i, &idx) in page.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let is = ds.issue(idx);
+        write_issue(ds, out, &is, sel, changelog);
+    }
+    raw(out, "]}");
+}
+
+/// `GET /rest/api/2/field`: every system and custom field the simulator emits.
+pub fn field_list(ds: &Dataset) -> Vec<u8> {
+    let _ = ds;
+    let mut out = Vec::with_capacity(8192);
+    out.push(b'[');
+    let mut first = true;
+    let mut comma = |out: &mut Vec<u8>| {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+    };
+    comma(&mut out);
+    raw(
+        &mut out,
+        "{\"id\":\"issuekey\",\"name\":\"Key\",\"custom\":false,\"orderable\":false,\"navigable\":true,\"searchable\":false,\"clauseNames\":[\"id\",\"issue\",\"issuekey\",\"key\"]}",
+    );
+    for (id, name, ty, items, orderable, searchable, clauses) in SYSTEM_FIELDS.iter() {
+        comma(&mut out);
+        raw(&mut out, "{\"id\":");
+        write_json_str(&mut out, id);
+        raw(&mut out, ",\"name\":");
+        write_json_str(&mut out, name);
+        raw(
+            &mut out,
+            &format!(
+                ",\"custom\":false,\"orderable\":{orderable},\"navigable\":true,\"searchable\":{searchable},\"clauseNames\":["
+            ),
+        );
+        for (i, c) in clauses.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_json_str(&mut out, c);
+        }
+        raw(&mut out, &format!("],\"schema\":{{\"type\":\"{ty}\""));
+        if let Some(it) = items {
+            raw(&mut out, &format!(",\"items\":\"{it}\""));
+        }
+        raw(&mut out, &format!(",\"system\":\"{id}\"}}}}"));
+    }
+    for cf in CUSTOM_FIELDS.iter() {
+        comma(&mut out);
+        let (ty, items) = cf.schema();
+        raw(&mut out, &format!("{{\"id\":\"{}\",\"name\":", cf.id()));
+        write_json_str(&mut out, cf.name);
+        raw(
+            &mut out,
+            &format!(
+                ",\"custom\":true,\"orderable\":true,\"navigable\":true,\"searchable\":true,\"clauseNames\":[\"cf[{}]\",",
+                cf.num
+            ),
+        );
+        write_json_str(&mut out, cf.name);
+        raw(&mut out, &format!("],\"schema\":{{\"type\":\"{ty}\""));
+        if let Some(it) = items {
+            raw(&mut out, &format!(",\"items\":\"{it}\""));
+        }
+        raw(
+            &mut out,
+            &format!(",\"custom\":\"{}\",\"customId\":{}}}}}", cf.custom, cf.num),
+        );
+    }
+    out.push(b']');
+    out
+}
+
+/// `GET /rest/api/2/myself` for the PAT's user, in `time_zone`.
+pub fn myself(ds: &Dataset, time_zone: &str) -> Vec<u8> {
+    let u = &SIM_USER;
+    let b = &ds.base_url;
+    let mut out = Vec::new();
+    raw(
+        &mut out,
+        &format!(
+            "{{\"self\":\"{b}/rest/api/2/user?username={n}\",\"key\":\"{k}\",\"name\":\"{n}\",\"emailAddress\":\"{e}\",\"avatarUrls\":{{\"48x48\":\"{b}/secure/useravatar?avatarId=10122\",\"24x24\":\"{b}/secure/useravatar?size=small&avatarId=10122\",\"16x16\":\"{b}/secure/useravatar?size=xsmall&avatarId=10122\",\"32x32\":\"{b}/secure/useravatar?size=medium&avatarId=10122\"}},\"displayName\":\"{d}\",\"active\":true,\"deleted\":false,\"timeZone\":",
+            n = u.name,
+            k = u.key,
+            e = u.email,
+            d = u.display_name
+        ),
+    );
+    write_json_str(&mut out, time_zone);
+    raw(
+        &mut out,
+        ",\"locale\":\"en_US\",\"groups\":{\"size\":2,\"items\":[]},\"applicationRoles\":{\"size\":1,\"items\":[]},\"expand\":\"groups,applicationRoles\"}",
+    );
+    out
+}
+
+/// `GET /rest/api/2/serverInfo` (deploymentType DataCenter).
+pub fn server_info(ds: &Dataset, now_ms: i64) -> Vec<u8> {
+    let build = ds
+        .server_tz
+        .timestamp_millis_opt(1_733_000_000_000)
+        .single()
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3f%z").to_string())
+        .unwrap_or_default();
+    format!(
+        "{{\"baseUrl\":\"{b}\",\"version\":\"10.3.1\",\"versionNumbers\":[10,3,1],\"deploymentType\":\"DataCenter\",\"buildNumber\":10030001,\"buildDate\":\"{build}\",\"serverTime\":\"{now}\",\"scmInfo\":\"0000000000000000000000000000000000000000\",\"serverTitle\":\"Jira Simulator\"}}",
+        b = ds.base_url,
+        now = format_ts(ds.server_tz, now_ms)
+    )
+    .into_bytes()
+}
+
+impl Dataset {
+    /// The exact body of a search response listing issues
+    /// `[start, start + count)` in index (= id) order, with `total` = the
+    /// dataset size, every field, and optionally the changelog. For benchmarks
+    /// and tests that need pages without HTTP.
+    pub fn search_page_body(&self, start: u32, count: u32, changelog: bool) -> Vec<u8> {
+        let end = start.saturating_add(count).min(self.n);
+        let page: Vec<u32> = (start.min(end)..end).filter(|&i| self.is_live(i)).collect();
+        let mut out = Vec::with_capacity(page.len() * if changelog { 12_000 } else { 7_000 });
+        write_search_page(
+            self,
+            &mut out,
+            PageHeader {
+                start_at: start as u64,
+                max_results: count as u64,
+                total: self.n as u64,
+            },
+            &page,
+            FieldSel::ALL,
+            changelog,
+        );
+        out
+    }
+
+    /// One issue as `GET /rest/api/2/issue/{id}` renders it with every field.
+    pub fn issue_body(&self, idx: u32, changelog: bool) -> Vec<u8> {
+        let mut out = Vec::new();
+        let is = self.issue(idx);
+        write_issue(self, &mut out, &is, FieldSel::ALL, changelog);
+        out
+    }
+}

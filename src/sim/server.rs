@@ -1,0 +1,766 @@
+//! The simulator's HTTP/1.1 server: a hand-written keep-alive server on tokio
+//! (httparse for the request head), so faults can cut, reset or delay a
+//! response at the byte level. Routes the Jira REST endpoints, checks the PAT,
+//! applies faults and latency, caches rendered bodies, and counts statistics.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use super::faults::Fault;
+use super::jql;
+use super::render::{self, FieldSel};
+use super::state::{Shared, SimControl, now_ms};
+
+const MAX_HEAD: usize = 64 * 1024;
+const MAX_BODY: usize = 16 * 1024 * 1024;
+/// DC 10's search window: `startAt + maxResults` may not exceed this.
+pub const SEARCH_WINDOW: u64 = 10_000;
+
+struct Request {
+    method: String,
+    target: String,
+    authorization: Option<String>,
+    content_length: usize,
+    close: bool,
+}
+
+/// How the body goes on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wire {
+    Normal,
+    Reset,
+    Truncate,
+    CloseEarly,
+}
+
+struct Response {
+    status: u16,
+    headers: Vec<(&'static str, String)>,
+    content_type: &'static str,
+    body: Bytes,
+    wire: Wire,
+    delay_ms: u64,
+}
+
+impl Response {
+    fn json(status: u16, body: impl Into<Bytes>) -> Response {
+        Response {
+            status,
+            headers: Vec::new(),
+            content_type: "application/json;charset=UTF-8",
+            body: body.into(),
+            wire: Wire::Normal,
+            delay_ms: 0,
+        }
+    }
+    fn error(status: u16, msg: &str) -> Response {
+        let body = serde_json::json!({"errorMessages": [msg], "errors": {}});
+        Response::json(status, body.to_string())
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        413 => "Payload Too Large",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Unknown",
+    }
+}
+
+/// Accepts connections until `shutdown` flips.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            r = listener.accept() => {
+                if let Ok((stream, _)) = r {
+                    let sh = shared.clone();
+                    tokio::spawn(async move {
+                        let _ = connection(stream, sh).await;
+                    });
+                }
+            }
+            _ = shutdown.changed() => break,
+        }
+    }
+}
+
+fn parse_head(buf: &[u8]) -> Result<Option<(Request, usize)>, String> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => {
+            let mut r = Request {
+                method: req.method.unwrap_or("GET").to_string(),
+                target: req.path.unwrap_or("/").to_string(),
+                authorization: None,
+                content_length: 0,
+                close: req.version == Some(0),
+            };
+            for h in req.headers.iter() {
+                let v = String::from_utf8_lossy(h.value).to_string();
+                if h.name.eq_ignore_ascii_case("authorization") {
+                    r.authorization = Some(v);
+                } else if h.name.eq_ignore_ascii_case("content-length") {
+                    r.content_length = v.trim().parse().map_err(|_| "bad Content-Length")?;
+                } else if h.name.eq_ignore_ascii_case("connection") {
+                    let v = v.to_ascii_lowercase();
+                    if v.contains("close") {
+                        r.close = true;
+                    } else if v.contains("keep-alive") {
+                        r.close = false;
+                    }
+                } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                    return Err(
+                        "chunked request bodies are not supported; send Content-Length".into(),
+                    );
+                }
+            }
+            Ok(Some((r, n)))
+        }
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+async fn connection(mut s: TcpStream, sh: Arc<Shared>) -> std::io::Result<()> {
+    s.set_nodelay(true)?;
+    let mut buf: Vec<u8> = Vec::with_capacity(8192);
+    loop {
+        // Read the head.
+        let (req, head_len) = loop {
+            match parse_head(&buf) {
+                Ok(Some(x)) => break x,
+                Ok(None) => {
+                    if buf.len() > MAX_HEAD {
+                        return Ok(());
+                    }
+                    let mut chunk = [0u8; 8192];
+                    let n = s.read(&mut chunk).await?;
+                    if n == 0 {
+                        return Ok(());
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                Err(e) => {
+                    let r = Response::error(400, &format!("malformed HTTP request: {e}"));
+                    write_response(&mut s, &r, true).await?;
+                    return Ok(());
+                }
+            }
+        };
+        if req.content_length > MAX_BODY {
+            let r = Response::error(413, "request body too large");
+            write_response(&mut s, &r, true).await?;
+            return Ok(());
+        }
+        while buf.len() < head_len + req.content_length {
+            let mut chunk = vec![0u8; 65536];
+            let n = s.read(&mut chunk).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        let body = buf[head_len..head_len + req.content_length].to_vec();
+        buf.drain(..head_len + req.content_length);
+        let resp = handle(&sh, &req, &body).await;
+        if resp.delay_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(resp.delay_ms)).await;
+        }
+        let close = req.close || resp.wire != Wire::Normal;
+        let sent = write_response(&mut s, &resp, close).await;
+        {
+            let mut st = sh.stats.lock().unwrap_or_else(|e| e.into_inner());
+            if let Ok(n) = &sent {
+                st.bytes_sent += *n as u64;
+            }
+            if matches!(resp.wire, Wire::Reset | Wire::CloseEarly) {
+                st.cut_connections += 1;
+            }
+        }
+        match resp.wire {
+            Wire::Reset => {
+                let _ = s.set_zero_linger();
+                return Ok(());
+            }
+            Wire::CloseEarly | Wire::Truncate => {
+                let _ = s.shutdown().await;
+                return Ok(());
+            }
+            Wire::Normal => {}
+        }
+        sent?;
+        if close {
+            let _ = s.shutdown().await;
+            return Ok(());
+        }
+    }
+}
+
+/// Writes the response; returns the body bytes written.
+async fn write_response(s: &mut TcpStream, r: &Response, close: bool) -> std::io::Result<usize> {
+    let (body, declared): (&[u8], usize) = match r.wire {
+        Wire::Normal => (&r.body, r.body.len()),
+        Wire::Truncate => (&r.body[..r.body.len() / 2], r.body.len() / 2),
+        Wire::Reset | Wire::CloseEarly => (&r.body[..r.body.len() / 2], r.body.len()),
+    };
+    let mut head = format!(
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-cache, no-store, no-transform\r\nX-Content-Type-Options: nosniff\r\n",
+        r.status,
+        reason(r.status),
+        r.content_type,
+        declared
+    );
+    for (k, v) in &r.headers {
+        head.push_str(k);
+        head.push_str(": ");
+        head.push_str(v);
+        head.push_str("\r\n");
+    }
+    if close {
+        head.push_str("Connection: close\r\n");
+    }
+    head.push_str("\r\n");
+    if body.len() < 16 * 1024 {
+        let mut all = Vec::with_capacity(head.len() + body.len());
+        all.extend_from_slice(head.as_bytes());
+        all.extend_from_slice(body);
+        s.write_all(&all).await?;
+    } else {
+        s.write_all(head.as_bytes()).await?;
+        s.write_all(body).await?;
+    }
+    s.flush().await?;
+    Ok(body.len())
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b'%' if i + 2 < b.len() => {
+                let h = std::str::from_utf8(&b[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match h {
+                    Some(v) => {
+                        out.push(v);
+                        i += 3;
+                    }
+                    None => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn query_params(q: &str) -> Vec<(String, String)> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (percent_decode(k), percent_decode(v)),
+            None => (percent_decode(p), String::new()),
+        })
+        .collect()
+}
+
+fn endpoint_name(path: &str) -> &'static str {
+    match path {
+        "/rest/api/2/myself" => "myself",
+        "/rest/api/2/serverInfo" => "serverInfo",
+        "/rest/api/2/field" => "field",
+        "/rest/api/2/search" => "search",
+        p if p.starts_with("/rest/api/2/issue/") => "issue",
+        _ => "other",
+    }
+}
+
+enum Auth {
+    User,
+    Anonymous,
+}
+
+fn check_auth(sh: &Shared, req: &Request, base_url: &str) -> Result<Auth, Response> {
+    let Some(h) = &req.authorization else {
+        return Ok(Auth::Anonymous);
+    };
+    let ok = h
+        .strip_prefix("Bearer ")
+        .map(|t| t.trim() == sh.token)
+        .unwrap_or(false);
+    if ok {
+        return Ok(Auth::User);
+    }
+    let n = sh.auth_failures.fetch_add(1, Ordering::Relaxed) + 1;
+    if n > sh.captcha_after as u64 {
+        let mut r = Response::error(
+            403,
+            "CAPTCHA_CHALLENGE: too many failed logins; log in through the web UI to answer the CAPTCHA.",
+        );
+        r.headers.push((
+            "X-Authentication-Denied-Reason",
+            format!("CAPTCHA_CHALLENGE; login-url={base_url}/login.jsp"),
+        ));
+        r.headers
+            .push(("X-Seraph-LoginReason", "AUTHENTICATION_DENIED".into()));
+        return Err(r);
+    }
+    let mut r = Response::error(
+        401,
+        "You are not authenticated. Authentication required to perform this operation.",
+    );
+    r.headers
+        .push(("X-Seraph-LoginReason", "AUTHENTICATED_FAILED".into()));
+    r.headers
+        .push(("WWW-Authenticate", "OAuth realm=\"jira\"".into()));
+    Err(r)
+}
+
+fn fault_response(f: Fault, base: Response) -> Response {
+    match f {
+        Fault::RateLimit { retry_after_secs } => {
+            let mut r = Response::error(
+                429,
+                "Rate limit exceeded. Try again after the time given in Retry-After.",
+            );
+            r.headers.push(("Retry-After", retry_after_secs.to_string()));
+            r.headers.push(("X-RateLimit-Limit", "100".into()));
+            r.headers.push(("X-RateLimit-Remaining", "0".into()));
+            r.headers.push(("X-RateLimit-FillRate", "10".into()));
+            r.headers.push(("X-RateLimit-Interval-Seconds", "1".into()));
+            r
+        }
+        Fault::Status(s) => Response::error(
+            s,
+            &format!("Simulated server error {s}. The request may be retried."),
+        ),
+        Fault::HtmlBadGateway => Response {
+            status: 502,
+            headers: Vec::new(),
+            content_type: "text/html",
+            body: Bytes::from_static(
+                b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n",
+            ),
+            wire: Wire::Normal,
+            delay_ms: 0,
+        },
+        Fault::ResetMidBody => Response {
+            wire: Wire::Reset,
+            ..base
+        },
+        Fault::TruncatedBody => Response {
+            wire: Wire::Truncate,
+            ..base
+        },
+        Fault::CloseMidBody => Response {
+            wire: Wire::CloseEarly,
+            ..base
+        },
+        Fault::SlowFirstByte { ms } => Response {
+            delay_ms: base.delay_ms + ms,
+            ..base
+        },
+    }
+}
+
+async fn handle(sh: &Arc<Shared>, req: &Request, body: &[u8]) -> Response {
+    let (path, query) = match req.target.split_once('?') {
+        Some((p, q)) => (p.to_string(), q.to_string()),
+        None => (req.target.clone(), String::new()),
+    };
+    let ep = endpoint_name(&path);
+    let base_url = {
+        let ds = sh.ds.read().unwrap_or_else(|e| e.into_inner());
+        ds.base_url().to_string()
+    };
+    let fault = sh
+        .faults
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .next(ep == "search");
+    let mut resp = match fault {
+        Some(f @ (Fault::RateLimit { .. } | Fault::Status(_) | Fault::HtmlBadGateway)) => {
+            fault_response(f, Response::json(200, Bytes::new()))
+        }
+        _ => {
+            let r = match check_auth(sh, req, &base_url) {
+                Err(r) => r,
+                Ok(auth) => {
+                    let mut r = route(sh, req, ep, &path, &query, body, &auth).await;
+                    r.headers.push((
+                        "X-AUSERNAME",
+                        match auth {
+                            Auth::User => super::catalog::SIM_USER.name.to_string(),
+                            Auth::Anonymous => "anonymous".to_string(),
+                        },
+                    ));
+                    if let Auth::User = auth {
+                        r.headers.push(("X-Seraph-LoginReason", "OK".into()));
+                    }
+                    r
+                }
+            };
+            match fault {
+                Some(f) => fault_response(f, r),
+                None => r,
+            }
+        }
+    };
+    resp.headers.push((
+        "X-AREQUESTID",
+        format!(
+            "{}x{}",
+            now_ms() % 86_400_000 / 60_000,
+            sh.searches.load(Ordering::Relaxed)
+        ),
+    ));
+    {
+        let mut st = sh.stats.lock().unwrap_or_else(|e| e.into_inner());
+        st.requests += 1;
+        *st.by_endpoint
+            .entry((ep.to_string(), resp.status))
+            .or_insert(0) += 1;
+        if resp.status == 429 {
+            st.rate_limited += 1;
+        }
+        if fault.is_some() {
+            st.faults += 1;
+        }
+    }
+    resp
+}
+
+async fn route(
+    sh: &Arc<Shared>,
+    req: &Request,
+    ep: &str,
+    path: &str,
+    query: &str,
+    body: &[u8],
+    auth: &Auth,
+) -> Response {
+    let params = query_params(query);
+    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    match (req.method.as_str(), ep) {
+        ("GET", "myself") => match auth {
+            Auth::User => {
+                let ds = sh.ds.read().unwrap_or_else(|e| e.into_inner());
+                Response::json(200, render::myself(&ds, &sh.user_tz_name))
+            }
+            Auth::Anonymous => Response::error(
+                401,
+                "You are not authenticated. Authentication required to perform this operation.",
+            ),
+        },
+        ("GET", "serverInfo") => {
+            let ds = sh.ds.read().unwrap_or_else(|e| e.into_inner());
+            Response::json(200, render::server_info(&ds, now_ms()))
+        }
+        ("GET", "field") => {
+            let ds = sh.ds.read().unwrap_or_else(|e| e.into_inner());
+            Response::json(200, render::field_list(&ds))
+        }
+        ("GET", "issue") => {
+            let id_or_key = percent_decode(path.trim_start_matches("/rest/api/2/issue/"));
+            if matches!(auth, Auth::Anonymous) {
+                return Response::error(404, "Issue Does Not Exist");
+            }
+            let fields: Vec<String> = params
+                .iter()
+                .filter(|(k, _)| k == "fields")
+                .map(|(_, v)| v.clone())
+                .collect();
+            let sel = FieldSel::parse(&fields, FieldSel::ALL);
+            let changelog = get("expand")
+                .map(|e| e.split(',').any(|x| x.trim() == "changelog"))
+                .unwrap_or(false);
+            let ds = sh.ds.read().unwrap_or_else(|e| e.into_inner());
+            match ds.resolve(&id_or_key) {
+                Some(i) => {
+                    let mut out = Vec::new();
+                    let is = ds.issue(i);
+                    render::write_issue(&ds, &mut out, &is, sel, changelog);
+                    Response::json(200, out)
+                }
+                None => Response::error(404, "Issue Does Not Exist"),
+            }
+        }
+        ("GET", "search") => {
+            let fields: Vec<String> = params
+                .iter()
+                .filter(|(k, _)| k == "fields")
+                .map(|(_, v)| v.clone())
+                .collect();
+            let expand: Vec<String> = params
+                .iter()
+                .filter(|(k, _)| k == "expand")
+                .map(|(_, v)| v.clone())
+                .collect();
+            let sp = SearchParams {
+                jql: get("jql").unwrap_or_default(),
+                start_at: get("startAt"),
+                max_results: get("maxResults"),
+                fields,
+                expand,
+            };
+            search(sh, sp, auth).await
+        }
+        ("POST", "search") => {
+            let v: serde_json::Value = match serde_json::from_slice(body) {
+                Ok(v) => v,
+                Err(e) => {
+                    return Response::error(
+                        400,
+                        &format!("The request body is not valid JSON: {e}"),
+                    );
+                }
+            };
+            let list = |k: &str| -> Vec<String> {
+                match v.get(k) {
+                    Some(serde_json::Value::Array(a)) => a
+                        .iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect(),
+                    Some(serde_json::Value::String(s)) => vec![s.clone()],
+                    _ => Vec::new(),
+                }
+            };
+            let num = |k: &str| -> Option<String> {
+                match v.get(k) {
+                    Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+                    Some(serde_json::Value::String(s)) => Some(s.clone()),
+                    _ => None,
+                }
+            };
+            let sp = SearchParams {
+                jql: v
+                    .get("jql")
+                    .and_then(|j| j.as_str())
+                    .unwrap_or_default()
+                    .to_string(),
+                start_at: num("startAt"),
+                max_results: num("maxResults"),
+                fields: list("fields"),
+                expand: list("expand"),
+            };
+            search(sh, sp, auth).await
+        }
+        (_, "myself" | "serverInfo" | "field" | "search" | "issue") => {
+            Response::error(405, &format!("Method {} is not allowed here.", req.method))
+        }
+        _ => Response::json(
+            404,
+            serde_json::json!({"message": format!("null for uri: {path}"), "status-code": 404})
+                .to_string(),
+        ),
+    }
+}
+
+struct SearchParams {
+    jql: String,
+    start_at: Option<String>,
+    max_results: Option<String>,
+    fields: Vec<String>,
+    expand: Vec<String>,
+}
+
+/// `12345` → `12,345`.
+fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+async fn search(sh: &Arc<Shared>, p: SearchParams, auth: &Auth) -> Response {
+    let parse_int = |name: &str, v: &Option<String>| -> Result<Option<i64>, Response> {
+        match v {
+            None => Ok(None),
+            Some(s) if s.trim().is_empty() => Ok(None),
+            Some(s) => s.trim().parse::<i64>().map(Some).map_err(|_| {
+                Response::error(
+                    400,
+                    &format!("The value '{s}' for '{name}' is not a valid number."),
+                )
+            }),
+        }
+    };
+    let start_at = match parse_int("startAt", &p.start_at) {
+        Ok(v) => v.unwrap_or(0).max(0) as u64,
+        Err(r) => return r,
+    };
+    let cap = sh.cap as i64;
+    let max_results = match parse_int("maxResults", &p.max_results) {
+        Ok(None) => 50.min(cap),
+        Ok(Some(m)) if m < 0 => cap,
+        Ok(Some(m)) => m.min(cap),
+        Err(r) => return r,
+    } as u64;
+    if start_at + max_results > SEARCH_WINDOW {
+        return Response::error(
+            500,
+            &format!(
+                "Search limit exceeded. We couldn't complete your search because it requests {} results which exceeded the search platform limit of {}. Narrow the search or page with a query that returns fewer results (startAt + maxResults must not exceed {}).",
+                thousands(start_at + max_results),
+                thousands(SEARCH_WINDOW),
+                thousands(SEARCH_WINDOW)
+            ),
+        );
+    }
+    let query = match jql::parse(&p.jql) {
+        Ok(q) => q,
+        Err(e) => return Response::error(400, &e.0),
+    };
+    let changelog = p
+        .expand
+        .iter()
+        .flat_map(|e| e.split(','))
+        .any(|x| x.trim() == "changelog");
+    let sel = FieldSel::parse(&p.fields, FieldSel::ALL);
+    let latency = sh.latency_ms.load(Ordering::Relaxed);
+    if let Auth::Anonymous = auth {
+        let body = format!(
+            "{{\"startAt\":{start_at},\"maxResults\":{max_results},\"total\":0,\"issues\":[]}}"
+        );
+        let mut r = Response::json(200, body);
+        r.delay_ms = latency;
+        return r;
+    }
+    // Hook first (it may mutate), then answer from the state it left.
+    let seq = sh.searches.fetch_add(1, Ordering::Relaxed) + 1;
+    let hook = sh.hook.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    if let Some(h) = hook {
+        let ctl = SimControl { shared: sh.clone() };
+        h(&ctl, seq);
+    }
+    sh.stats
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .searches_served += 1;
+    let ds = sh.ds.read().unwrap_or_else(|e| e.into_inner());
+    let gen_ = ds.generation();
+    let body_key = format!(
+        "{gen_}\u{1}{}\u{1}{start_at}\u{1}{max_results}\u{1}{:?}\u{1}{changelog}",
+        p.jql, sel
+    );
+    if let Some(b) = sh
+        .bodies
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&body_key)
+    {
+        let mut r = Response::json(200, b);
+        r.delay_ms = latency;
+        return r;
+    }
+    let result_key = format!("{gen_}\u{1}{}", p.jql);
+    let cached = sh
+        .results
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&result_key)
+        .map(|(_, v)| v.clone());
+    let matching = match cached {
+        Some(v) => v,
+        None => {
+            let compiled = match query.compile(&ds, sh.user_tz) {
+                Ok(c) => c,
+                Err(e) => return Response::error(400, &e.0),
+            };
+            let v = Arc::new(compiled.run(&ds));
+            let mut rc = sh.results.lock().unwrap_or_else(|e| e.into_inner());
+            rc.retain(|_, (g, _)| *g == gen_);
+            if rc.len() > 64 {
+                rc.clear();
+            }
+            rc.insert(result_key, (gen_, v.clone()));
+            v
+        }
+    };
+    let total = matching.len() as u64;
+    let from = (start_at as usize).min(matching.len());
+    let to = (from + max_results as usize).min(matching.len());
+    let mut out = Vec::with_capacity((to - from) * if changelog { 12_000 } else { 7_000 } + 128);
+    render::write_search_page(
+        &ds,
+        &mut out,
+        render::PageHeader {
+            start_at,
+            max_results,
+            total,
+        },
+        &matching[from..to],
+        sel,
+        changelog,
+    );
+    drop(ds);
+    let body = Bytes::from(out);
+    sh.bodies
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .put(body_key, body.clone());
+    let mut r = Response::json(200, body);
+    r.delay_ms = latency;
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(10100), "10,100");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_000_000), "1,000,000");
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(
+            percent_decode("project%20%3D%20DEMO+AND"),
+            "project = DEMO AND"
+        );
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%E2%9C%93"), "✓");
+    }
+}
