@@ -49,6 +49,9 @@ struct State {
     next_slot: Instant,
     /// Spacing between request starts; zero when the server shows headroom.
     interval: Duration,
+    /// The spacing lapses at this instant unless the headers renew it (a
+    /// server that stops sending them must not slow us down for ever).
+    spacing_until: Option<Instant>,
 }
 
 /// The shared limiter.
@@ -64,6 +67,7 @@ impl Default for Limiter {
                 paused_until: None,
                 next_slot: Instant::now(),
                 interval: Duration::ZERO,
+                spacing_until: None,
             }),
         }
     }
@@ -92,6 +96,10 @@ impl Limiter {
                     } else if p <= now {
                         s.paused_until = None;
                     }
+                }
+                if s.spacing_until.is_some_and(|u| u <= now) {
+                    s.interval = Duration::ZERO;
+                    s.spacing_until = None;
                 }
                 if ready <= now {
                     s.next_slot = now + s.interval;
@@ -125,7 +133,8 @@ impl Limiter {
     /// Learns from Jira DC's rate-limit headers (`X-RateLimit-Limit`,
     /// `-Remaining`, `-FillRate`, `-Interval-Seconds`): while fewer than a
     /// fifth of the tokens remain, requests are spaced at the fill rate;
-    /// with more than half left the spacing is dropped again.
+    /// with more than half left, or five intervals without news, the
+    /// spacing is dropped again.
     pub fn observe(&self, h: &HeaderMap) {
         let Some(remaining) = header_f64(h, "x-ratelimit-remaining") else {
             return;
@@ -146,8 +155,11 @@ impl Limiter {
                 );
             }
             s.interval = spacing;
+            s.spacing_until =
+                Some(Instant::now() + Duration::from_secs_f64((every * 5.0).clamp(1.0, 300.0)));
         } else if remaining > limit / 2.0 {
             s.interval = Duration::ZERO;
+            s.spacing_until = None;
         }
     }
 }
