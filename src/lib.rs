@@ -15,6 +15,7 @@
 //! - [`batch`]: table batches (transform → load), in memory and on disk.
 //! - [`jira`]: the shared Jira HTTP client (retries, rate limits), JQL building, REST calls.
 //! - [`extract`]: scopes → sliced searches → staged pages, resume state, End pages.
+//! - [`insight`]: read-only looks at Jira and at the next run: preview, fields, plan.
 //! - [`staging`]: the staging area's layout, file formats and atomic writes.
 //! - [`report`]: human-readable reports (effective configuration, …).
 //! - [`logging`]: tracing setup (text or JSON on stderr).
@@ -26,6 +27,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod extract;
+pub mod insight;
 pub mod jira;
 pub mod logging;
 pub mod report;
