@@ -52,6 +52,9 @@ pub struct PreviewIssue {
 pub struct Column {
     pub id: String,
     pub name: String,
+    /// The schema type (`datetime` values are shortened in the table).
+    #[serde(skip)]
+    pub kind: Option<String>,
 }
 
 /// What `preview` shows (also its JSON shape).
@@ -149,6 +152,7 @@ pub async fn fetch_issues(
             .map(|f| Column {
                 id: f.id.clone(),
                 name: f.name.clone(),
+                kind: f.schema_type.clone(),
             })
             .collect(),
         issues,
@@ -217,6 +221,23 @@ pub fn display_value(v: &Value) -> String {
     }
 }
 
+/// `2023-01-02T20:50:11.079-0500` → `2023-01-02 20:50 -0500` (the table
+/// form: minutes and the offset Jira wrote); anything else unchanged.
+pub fn short_time(s: &str) -> String {
+    let b = s.as_bytes();
+    let parts = (s.get(..10), s.get(11..16));
+    if let (Some(day), Some(hm)) = parts {
+        if b[4] == b'-' && b[10] == b'T' && b[13] == b':' {
+            let offset = s.rfind(['+', '-']).filter(|i| *i > 19).map(|i| &s[i..]);
+            return match offset {
+                Some(o) => format!("{day} {hm} {o}"),
+                None => format!("{day} {hm}"),
+            };
+        }
+    }
+    table::clean(s)
+}
+
 /// The preview as `format` for a terminal `width` columns wide.
 pub fn render(p: &Preview, format: Format, width: usize) -> Result<String> {
     let rows = |clean: bool| -> Vec<Vec<String>> {
@@ -226,7 +247,15 @@ pub fn render(p: &Preview, format: Format, width: usize) -> Result<String> {
                 std::iter::once(i.key.clone())
                     .chain(p.columns.iter().map(|c| {
                         let s = display_value(i.fields.get(&c.id).unwrap_or(&Value::Null));
-                        if clean { table::clean(&s) } else { s }
+                        if clean {
+                            if c.kind.as_deref() == Some("datetime") {
+                                short_time(&s)
+                            } else {
+                                table::clean(&s)
+                            }
+                        } else {
+                            s
+                        }
                     }))
                     .collect()
             })
@@ -304,6 +333,16 @@ pub fn exec(config: &Path, args: &PreviewArgs) -> Result<ExitCode> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn table_times_are_short() {
+        assert_eq!(
+            short_time("2023-01-02T20:50:11.079-0500"),
+            "2023-01-02 20:50 -0500"
+        );
+        assert_eq!(short_time("2023-01-02T20:50:11Z"), "2023-01-02 20:50");
+        assert_eq!(short_time("soon\n"), "soon ");
+    }
 
     #[test]
     fn display_values_read_like_jira_screens() {

@@ -1,0 +1,446 @@
+//! Insight commands (`preview`, `fields`, `plan`) against the simulator, run
+//! as the real binary: table layout, JSON shape, CSV quoting, field-name
+//! resolution, Jira's errors (exit 3), and plan numbers equal to what
+//! `run --stage extract` then does.
+
+use crate::common::*;
+use jira_pipeline::sim::{IssueUpdate, SimConfig, SimHandle, Simulator};
+use predicates::prelude::*;
+use unicode_width::UnicodeWidthStr;
+
+fn sim(issues: u32) -> SimHandle {
+    Simulator::start(SimConfig::default().issues(issues)).expect("simulator")
+}
+
+/// A config pointing at `sim`, with a staging dir inside the workdir.
+fn config(sim: &SimHandle, schema: &str, jira_extra: &str) -> String {
+    format!(
+        "[jira]\nbase_url = \"{}\"\n{jira_extra}\n[jira.retry]\nattempts = 2\nbase_delay_ms = 10\n\n\
+         [database]\nschema = \"{schema}\"\n\n[[scope]]\nname = \"demo\"\nproject = \"DEMO\"\n",
+        sim.url()
+    )
+}
+
+/// The binary in `w`, with the simulator's token and no database.
+fn cmd(w: &Workdir, sim: &SimHandle) -> assert_cmd::Command {
+    let mut c = w.cmd();
+    c.env("JIRA_PAT", sim.token()).env_remove("DATABASE_URL");
+    c
+}
+
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+#[test]
+fn preview_table_fits_the_terminal_and_cuts_with_an_ellipsis() {
+    let s = sim(300);
+    let w = Workdir::new(&config(&s, "jira", ""));
+    let demo = s.ids_in_project("DEMO").len();
+    for cols in [50usize, 80, 200] {
+        let out = cmd(&w, &s)
+            .env("COLUMNS", cols.to_string())
+            .args([
+                "preview",
+                "--jql",
+                "project = DEMO ORDER BY key ASC",
+                "--fields",
+                "summary,Story Points,status,labels",
+                "--limit",
+                "7",
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let text = stdout(&out);
+        let lines: Vec<&str> = text.lines().collect();
+        // Header, rule, 7 rows, footer.
+        assert_eq!(lines.len(), 10, "{text}");
+        for l in &lines {
+            assert!(l.width() <= cols, "{cols}: {l:?} is {} wide", l.width());
+        }
+        assert!(lines[0].starts_with("Key "), "{}", lines[0]);
+        assert!(lines[1].starts_with("------ "), "{}", lines[1]);
+        assert!(lines[2].starts_with("DEMO-1 "), "{}", lines[2]);
+        assert!(lines[8].starts_with("DEMO-7 "), "{}", lines[8]);
+        assert_eq!(lines[9], format!("7 of {demo} issues"));
+        if cols == 50 {
+            assert!(text.contains('…'), "long summaries are cut: {text}");
+        }
+        if cols == 200 {
+            assert!(lines[0].contains("Story Points"), "{}", lines[0]);
+            // The full summary of DEMO-1 fits on a wide terminal.
+            let id = s.ids_in_project("DEMO")[0];
+            let summary = s.issue(id).unwrap().summary;
+            assert!(lines[2].contains(&summary), "{} / {summary}", lines[2]);
+        }
+    }
+}
+
+#[test]
+fn preview_json_has_raw_values_of_the_resolved_fields() {
+    let s = sim(300);
+    let w = Workdir::new(&config(&s, "jira", ""));
+    let out = cmd(&w, &s)
+        .args([
+            "preview",
+            "--jql",
+            "project = DEMO ORDER BY key ASC",
+            "--fields",
+            "story points, LABELS,customfield_10103",
+            "--limit",
+            "5",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["jql"], "project = DEMO ORDER BY key ASC");
+    assert_eq!(v["total"], s.ids_in_project("DEMO").len());
+    let cols: Vec<(&str, &str)> = v["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["id"].as_str().unwrap(), c["name"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        cols,
+        [
+            ("customfield_10100", "Story Points"),
+            ("labels", "Labels"),
+            ("customfield_10103", "Platforms")
+        ]
+    );
+    let issues = v["issues"].as_array().unwrap();
+    assert_eq!(issues.len(), 5);
+    for i in issues {
+        let id: u64 = i["id"].as_str().unwrap().parse().unwrap();
+        let truth = s.issue(id).unwrap();
+        assert_eq!(i["key"], truth.key);
+        let f = i["fields"].as_object().unwrap();
+        let mut keys: Vec<&String> = f.keys().collect();
+        keys.sort();
+        assert_eq!(keys, ["customfield_10100", "customfield_10103", "labels"]);
+        let labels: Vec<&str> = f["labels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l.as_str().unwrap())
+            .collect();
+        assert_eq!(labels, truth.labels);
+    }
+}
+
+#[test]
+fn preview_csv_quotes_commas_quotes_and_newlines() {
+    let s = sim(30);
+    let id = s.ids_in_project("DEMO")[0];
+    let key = s.issue(id).unwrap().key;
+    s.update_issue(
+        id,
+        &IssueUpdate::new().summary("He said \"hi\", then\nleft"),
+    )
+    .unwrap();
+    let w = Workdir::new(&config(&s, "jira", ""));
+    let out = cmd(&w, &s)
+        .args([
+            "preview",
+            "--jql",
+            &format!("key = {key}"),
+            "--fields",
+            "summary,status",
+            "--format",
+            "csv",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let status = s.issue(id).unwrap().status_name().to_string();
+    assert_eq!(
+        stdout(&out),
+        format!("key,summary,status\n{key},\"He said \"\"hi\"\", then\nleft\",{status}\n")
+    );
+}
+
+#[test]
+fn preview_unknown_field_name_is_a_usage_error_with_suggestions() {
+    let s = sim(30);
+    let w = Workdir::new(&config(&s, "jira", ""));
+    cmd(&w, &s)
+        .args([
+            "preview",
+            "--jql",
+            "project = DEMO",
+            "--fields",
+            "summary,Story Pints",
+        ])
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(
+            predicate::str::contains("\"Story Pints\"")
+                .and(predicate::str::contains("Story Points"))
+                .and(predicate::str::contains("customfield_10100")),
+        );
+}
+
+#[test]
+fn preview_bad_jql_shows_jiras_message_and_exits_3() {
+    let s = sim(30);
+    let w = Workdir::new(&config(&s, "jira", ""));
+    cmd(&w, &s)
+        .args(["preview", "--jql", "project = DEMO AND summary ="])
+        .assert()
+        .code(3)
+        .stdout("")
+        .stderr(
+            predicate::str::contains("Error in the JQL Query")
+                .and(predicate::str::contains("HTTP 400"))
+                .and(predicate::str::contains("--jql")),
+        );
+}
+
+#[test]
+fn wrong_token_exits_3_for_every_insight_command() {
+    let s = sim(30);
+    let w = Workdir::new(&config(&s, "jira", ""));
+    for args in [
+        vec!["preview", "--jql", "project = DEMO"],
+        vec!["fields"],
+        vec!["plan"],
+    ] {
+        s.reset_auth_failures();
+        cmd(&w, &s)
+            .env("JIRA_PAT", "not-the-token")
+            .args(&args)
+            .assert()
+            .code(3)
+            .stderr(
+                predicate::str::contains("JIRA_PAT")
+                    .and(predicate::str::contains("not-the-token").not()),
+            );
+    }
+}
+
+#[test]
+fn fields_lists_and_filters_the_catalogue() {
+    let s = sim(30);
+    let w = Workdir::new(&config(&s, "jira", ""));
+    let json = |args: &[&str]| -> Vec<serde_json::Value> {
+        let out = cmd(&w, &s)
+            .args(["fields", "--format", "json"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let all = json(&[]);
+    let custom = json(&["--custom"]);
+    let system = json(&["--system"]);
+    assert_eq!(all.len(), custom.len() + system.len());
+    assert!(!custom.is_empty() && !system.is_empty());
+    assert!(custom.iter().all(|f| f["custom"] == true));
+    assert!(system.iter().all(|f| f["custom"] == false));
+    let sp = json(&["--match", "POINTS"]);
+    assert_eq!(sp.len(), 1);
+    assert_eq!(sp[0]["id"], "customfield_10100");
+    assert_eq!(sp[0]["name"], "Story Points");
+    assert_eq!(sp[0]["type"], "number");
+    assert_eq!(
+        sp[0]["custom_type"],
+        "com.atlassian.jira.plugin.system.customfieldtypes:float"
+    );
+    let pl = json(&["--match", "customfield_10103"]);
+    assert_eq!(pl[0]["items"], "option");
+    // Table: fits, has the header; CSV: header and one row per field.
+    let out = cmd(&w, &s)
+        .env("COLUMNS", "60")
+        .args(["fields", "--custom"])
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(text.lines().all(|l| l.width() <= 60), "{text}");
+    assert!(text.starts_with("id "), "{text}");
+    assert!(
+        text.ends_with(&format!("{} fields\n", custom.len())),
+        "{text}"
+    );
+    let out = cmd(&w, &s)
+        .args(["fields", "--format", "csv", "--system"])
+        .output()
+        .unwrap();
+    let csv = stdout(&out);
+    assert!(
+        csv.starts_with("id,name,custom,type,items,custom type\n"),
+        "{csv}"
+    );
+    assert_eq!(csv.lines().count(), system.len() + 1);
+    cmd(&w, &s)
+        .args(["fields", "--custom", "--system"])
+        .assert()
+        .code(2);
+}
+
+/// `plan --format json` as a value.
+fn plan_json(w: &Workdir, s: &SimHandle, db: bool) -> serde_json::Value {
+    let mut c = cmd(w, s);
+    if db {
+        c.env("DATABASE_URL", database_url());
+    }
+    let out = c.args(["plan", "--format", "json"]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn plan_numbers_equal_what_the_extract_run_does() {
+    let mut schema = TestSchema::initialised();
+    let s = sim(1500);
+    let w = Workdir::new(&config(&s, &schema.name, "page_size = 20\nconcurrency = 4"));
+    let plan = plan_json(&w, &s, true);
+    assert!(
+        plan["checkpoints"]
+            .as_str()
+            .unwrap()
+            .contains("read from PostgreSQL"),
+        "{plan}"
+    );
+    assert!(!w.path().join("staging").exists(), "plan wrote nothing");
+    let sc = &plan["scopes"][0];
+    assert_eq!(sc["mode"], "backfill");
+    let demo = s.ids_in_project("DEMO").len() as u64;
+    assert_eq!(sc["issues"], demo);
+    let slices = sc["slices"].as_array().unwrap();
+    assert!(slices.len() > 1, "sliced: {sc}");
+    assert!(
+        slices.iter().all(|x| x["issues"] != 1),
+        "a slice of exactly one issue makes the extractor page forever (extract bug): {sc}"
+    );
+    let planned_requests = plan["requests"].as_u64().unwrap();
+    let page_requests = sc["page_requests"].as_u64().unwrap();
+
+    s.reset_stats();
+    let out = w
+        .cmd()
+        .env("JIRA_PAT", s.token())
+        .args(["run", "--stage", "extract"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let summary = stdout(&out);
+    let stats = s.stats();
+    // Same slices.
+    assert!(
+        summary.contains(&format!("in {} slices", slices.len())),
+        "plan {} slices; run: {summary}",
+        slices.len()
+    );
+    // Every request of the run was foreseen, within the pages actually needed.
+    let run_requests = stats.requests;
+    let tolerance = slices.len() as u64;
+    assert!(
+        run_requests.abs_diff(planned_requests) <= tolerance,
+        "plan {planned_requests} requests, run {run_requests} ({stats:?})"
+    );
+    // Staged pages = page requests minus each slice's closing request
+    // (which only repeats the last issue).
+    let staged: u64 = summary
+        .split("— ")
+        .nth(1)
+        .and_then(|t| t.split(" pages").next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no page count in {summary}"));
+    assert!(
+        (staged + slices.len() as u64).abs_diff(page_requests) <= tolerance,
+        "plan {page_requests} page requests over {} slices; run staged {staged}: {summary}",
+        slices.len()
+    );
+    assert_eq!(schema.count("checkpoint"), 0, "extract alone loads nothing");
+}
+
+#[test]
+fn plan_reads_the_checkpoint_and_plans_an_incremental_run() {
+    let mut schema = TestSchema::initialised();
+    let s = sim(300);
+    let cursor = chrono::Utc::now() - chrono::Duration::days(400);
+    schema
+        .client
+        .execute(
+            &format!(
+                "INSERT INTO \"{}\".checkpoint (scope, cursor) VALUES ('demo', $1)",
+                schema.name
+            ),
+            &[&cursor],
+        )
+        .unwrap();
+    let w = Workdir::new(&config(&s, &schema.name, ""));
+    let plan = plan_json(&w, &s, true);
+    let sc = &plan["scopes"][0];
+    assert_eq!(sc["mode"], "incremental", "{plan}");
+    let from: chrono::DateTime<chrono::Utc> = serde_json::from_value(sc["from"].clone()).unwrap();
+    assert_eq!(
+        (cursor - from).num_seconds(),
+        15 * 60,
+        "checkpoint minus the safety window"
+    );
+    let cut = cursor - chrono::Duration::minutes(15);
+    let expected = s
+        .ground_truth()
+        .iter()
+        .filter(|i| {
+            i.project_key == "DEMO" && i.updated_ms >= cut.timestamp_millis() / 60_000 * 60_000
+        })
+        .count();
+    assert_eq!(sc["issues"], expected as u64);
+    assert!(sc["jql"].as_str().unwrap().contains("updated >= "), "{sc}");
+    // --full ignores the checkpoint.
+    let out = cmd(&w, &s)
+        .env("DATABASE_URL", database_url())
+        .args(["plan", "--full"])
+        .output()
+        .unwrap();
+    assert!(stdout(&out).contains("--full: backfill"), "{out:?}");
+}
+
+#[test]
+fn plan_without_a_database_assumes_a_backfill_and_says_so() {
+    let s = sim(300);
+    let w = Workdir::new(&config(&s, "jira", ""));
+    let out = cmd(&w, &s).args(["plan"]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = stdout(&out);
+    assert!(text.contains("DATABASE_URL is not set"), "{text}");
+    assert!(text.contains("scope demo: backfill"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "matches: {} issues",
+            s.ids_in_project("DEMO").len()
+        )),
+        "{text}"
+    );
+    assert!(text.contains("estimated"), "{text}");
+    assert!(!w.path().join("staging").exists(), "plan wrote nothing");
+}
+
+#[test]
+fn plan_exits_3_when_jira_cannot_be_reached() {
+    // A port that was free a moment ago: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let w = Workdir::new(&format!(
+        "[jira]\nbase_url = \"http://127.0.0.1:{port}\"\n[jira.retry]\nattempts = 1\n\n[[scope]]\nname = \"demo\"\nproject = \"DEMO\"\n"
+    ));
+    w.cmd()
+        .env("JIRA_PAT", "x")
+        .env_remove("DATABASE_URL")
+        .args(["plan"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("jira.base_url"));
+}
