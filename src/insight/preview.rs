@@ -226,14 +226,16 @@ pub fn display_value(v: &Value) -> String {
 pub fn short_time(s: &str) -> String {
     let b = s.as_bytes();
     let parts = (s.get(..10), s.get(11..16));
-    if let (Some(day), Some(hm)) = parts {
-        if b[4] == b'-' && b[10] == b'T' && b[13] == b':' {
-            let offset = s.rfind(['+', '-']).filter(|i| *i > 19).map(|i| &s[i..]);
-            return match offset {
-                Some(o) => format!("{day} {hm} {o}"),
-                None => format!("{day} {hm}"),
-            };
-        }
+    if let (Some(day), Some(hm)) = parts
+        && b[4] == b'-'
+        && b[10] == b'T'
+        && b[13] == b':'
+    {
+        let offset = s.rfind(['+', '-']).filter(|i| *i > 19).map(|i| &s[i..]);
+        return match offset {
+            Some(o) => format!("{day} {hm} {o}"),
+            None => format!("{day} {hm}"),
+        };
     }
     table::clean(s)
 }
