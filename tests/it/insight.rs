@@ -444,3 +444,128 @@ fn plan_exits_3_when_jira_cannot_be_reached() {
         .code(3)
         .stderr(predicate::str::contains("jira.base_url"));
 }
+
+#[test]
+fn plan_uses_the_servers_page_cap() {
+    let s = Simulator::start(SimConfig::default().issues(600).max_results(30)).unwrap();
+    let w = Workdir::new(&config(&s, "jira", "page_size = 100"));
+    let plan = plan_json(&w, &s, false);
+    assert_eq!(plan["effective_page_size"], 30, "{plan}");
+    let sc = &plan["scopes"][0];
+    // 200 issues in one slice at 30 per page, each page repeating the last issue.
+    assert_eq!(sc["issues"], 200);
+    assert_eq!(sc["slices"].as_array().unwrap().len(), 1);
+    assert_eq!(sc["page_requests"], 1 + 199_u64.div_ceil(29));
+    let out = cmd(&w, &s).args(["plan"]).output().unwrap();
+    assert!(
+        stdout(&out).contains("page size 100 (the server caps it at 30)"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn preview_pages_past_the_servers_cap_up_to_the_limit() {
+    let s = Simulator::start(SimConfig::default().issues(300).max_results(20)).unwrap();
+    let w = Workdir::new(&config(&s, "jira", ""));
+    s.reset_stats();
+    let out = cmd(&w, &s)
+        .args([
+            "preview",
+            "--jql",
+            "project = DEMO ORDER BY key ASC",
+            "--limit",
+            "45",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let keys: Vec<&str> = v["issues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["key"].as_str().unwrap())
+        .collect();
+    let want: Vec<String> = (1..=45).map(|n| format!("DEMO-{n}")).collect();
+    assert_eq!(keys, want);
+    // The catalogue, then 20 + 20 + 5.
+    assert_eq!(s.stats().endpoint_total("search"), 3);
+    assert_eq!(s.stats().endpoint_total("field"), 1);
+}
+
+#[test]
+fn plan_of_an_interrupted_run_counts_only_what_is_left() {
+    let _schema = TestSchema::initialised();
+    let schema = &_schema.name;
+    let s = Simulator::start(SimConfig::default().issues(1500).latency_ms(150)).unwrap();
+    let w = Workdir::new(&config(&s, schema, "page_size = 20\nconcurrency = 4"));
+    let state = w.path().join("staging/state/demo.json");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("pipeline"))
+        .current_dir(w.path())
+        .env("JIRA_PAT", s.token())
+        .env("DATABASE_URL", database_url())
+        .args(["-q", "run", "--stage", "extract"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once a few pages are staged (polling the resume state, not timing).
+    let staged = |v: &serde_json::Value| -> u64 {
+        v["slices"]
+            .as_array()
+            .map(|a| a.iter().map(|x| x["pages"].as_u64().unwrap_or(0)).sum())
+            .unwrap_or(0)
+    };
+    loop {
+        if let Ok(text) = std::fs::read(&state)
+            && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&text)
+            && staged(&v) >= 3
+        {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "extract ended too early"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    s.set_latency_ms(0);
+    let st: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    assert_eq!(st["finished"], false, "the run was interrupted");
+    let unfinished = st["slices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["done"] == false)
+        .count();
+
+    let plan = plan_json(&w, &s, true);
+    let sc = &plan["scopes"][0];
+    assert_eq!(sc["resumes"], st["run_id"], "{sc}");
+    assert_eq!(sc["slices"].as_array().unwrap().len(), unfinished, "{sc}");
+    assert_eq!(
+        sc["planning_requests"], 0,
+        "a resumed run does not plan again"
+    );
+    assert_eq!(plan["setup_requests"], 2, "the catalogue is already staged");
+    let planned = plan["requests"].as_u64().unwrap();
+
+    s.reset_stats();
+    let out = w
+        .cmd()
+        .env("JIRA_PAT", s.token())
+        .args(["run", "--stage", "extract"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(stdout(&out).contains("(resumed)"), "{out:?}");
+    let run = s.stats().requests;
+    assert!(
+        run.abs_diff(planned) <= unfinished as u64,
+        "plan {planned} requests, resumed run {run}"
+    );
+}
