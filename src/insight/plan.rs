@@ -97,6 +97,9 @@ pub struct ScopePlan {
 pub struct Sample {
     pub requests: u64,
     pub secs_per_request: f64,
+    /// Staging one such page (zstd at the configured level, atomic write with
+    /// fsync, the resume-state rewrite), timed in a temporary directory.
+    pub local_secs_per_page: f64,
     pub bytes_per_request: u64,
     pub issues_per_request: f64,
 }
@@ -484,6 +487,7 @@ pub async fn build(
         let mut bytes = 0u64;
         let mut issues = 0u64;
         let mut n = 0u64;
+        let mut first_body = None;
         let mut at = s.start_at;
         for _ in 0..2 {
             let t = Instant::now();
@@ -492,6 +496,7 @@ pub async fn build(
             n += 1;
             bytes += page.body.len() as u64;
             issues += page.issues.len() as u64;
+            first_body.get_or_insert_with(|| page.body.clone());
             if let Some(m) = page.max_results.filter(|m| *m > 0) {
                 effective = effective.min(m.min(u64::from(u32::MAX)) as u32);
             }
@@ -500,15 +505,27 @@ pub async fn build(
             }
             at += page.issues.len() as u64 - 1;
         }
+        let level = cfg.staging.compression_level;
+        let local = match first_body {
+            Some(b) => tokio::task::spawn_blocking(move || time_staging(&b, level))
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or(0.0),
+            None => 0.0,
+        };
         sample = Some(Sample {
             requests: n,
             secs_per_request: secs / n as f64,
+            local_secs_per_page: local,
             bytes_per_request: bytes / n,
             issues_per_request: issues as f64 / n as f64,
         });
     }
     plan_only += requests(client) - r0;
-    let per_page = sample.as_ref().map_or(0.0, |s| s.secs_per_request);
+    let per_page = sample
+        .as_ref()
+        .map_or(0.0, |s| s.secs_per_request + s.local_secs_per_page);
     let conc = cfg.jira.concurrency.max(1) as f64;
 
     let mut total_pages = 0u64;
@@ -558,6 +575,18 @@ pub async fn build(
     })
 }
 
+/// Seconds to stage `body` as the extractor does (compress, atomic write
+/// with fsync, a state-file rewrite), in a temporary directory removed
+/// afterwards; nothing is written in the staging area.
+fn time_staging(body: &[u8], level: i32) -> Option<f64> {
+    let dir = tempfile::tempdir().ok()?;
+    let t = Instant::now();
+    let c = zstd::bulk::compress(body, level).ok()?;
+    crate::staging::write_atomic(&dir.path().join("page.zst"), &c).ok()?;
+    crate::staging::write_atomic(&dir.path().join("state.json"), &[b' '; 4096]).ok()?;
+    Some(t.elapsed().as_secs_f64())
+}
+
 fn human_secs(s: f64) -> String {
     if s < 1.0 {
         format!("{:.0} ms", s * 1000.0)
@@ -603,7 +632,12 @@ pub fn text(p: &Plan) -> String {
             sc.reason
         );
         let _ = writeln!(s, "  JQL: {}", sc.jql);
-        let _ = writeln!(s, "  matches: {} issues", sc.issues);
+        let _ = writeln!(
+            s,
+            "  matches: {} issue{}",
+            sc.issues,
+            if sc.issues == 1 { "" } else { "s" }
+        );
         let _ = writeln!(
             s,
             "  slices: {}{}",
@@ -642,9 +676,10 @@ pub fn text(p: &Plan) -> String {
         Some(x) => {
             let _ = writeln!(
                 s,
-                "sample: {} page request(s), {} each, {:.0} KiB and {:.0} issues per page",
+                "sample: {} page request(s), {} each (+ {} to stage), {:.0} KiB and {:.0} issues per page",
                 x.requests,
                 human_secs(x.secs_per_request),
+                human_secs(x.local_secs_per_page),
                 x.bytes_per_request as f64 / 1024.0,
                 x.issues_per_request
             );
