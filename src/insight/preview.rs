@@ -26,7 +26,7 @@ pub struct PreviewArgs {
     /// The JQL query, sent to Jira as written.
     #[arg(long)]
     pub jql: String,
-    /// Fields to show, by id or name (`summary,"Story Points",customfield_10103`);
+    /// Fields to show, by id or name, comma-separated (`summary,Story Points,customfield_10103`);
     /// default: issuetype,status,assignee,updated,summary.
     #[arg(long, value_delimiter = ',', value_name = "A,B,C")]
     pub fields: Vec<String>,
