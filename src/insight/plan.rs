@@ -201,10 +201,19 @@ fn checkpoints(cfg: &Config, names: &[String]) -> (HashMap<String, DateTime<Utc>
     let none = HashMap::new();
     let url = match crate::config::database_url() {
         Ok(u) => u,
-        Err(_) => {
+        Err(_) if std::env::var_os("DATABASE_URL").is_none() => {
             return (
                 none,
                 "DATABASE_URL is not set: no checkpoint read, every scope without a staged End page is planned as a backfill".into(),
+            );
+        }
+        Err(e) => {
+            return (
+                none,
+                format!(
+                    "{}: no checkpoint read, planned as a backfill",
+                    e.one_line()
+                ),
             );
         }
     };
@@ -258,7 +267,6 @@ struct Start {
 
 /// Mirrors the extractor's decision (`extract::extract`): resume an
 /// unfinished run with the same query, else checkpoint → incremental, else backfill.
-#[allow(clippy::too_many_arguments)]
 fn start_of(
     cfg: &Config,
     staging: &Staging,
