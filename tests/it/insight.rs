@@ -295,11 +295,28 @@ fn plan_json(w: &Workdir, s: &SimHandle, db: bool) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// From `run --stage extract`'s summary line of `scope`: (staged pages, slices).
+fn run_scope_numbers(summary: &str, scope: &str) -> (u64, u64) {
+    let line = summary
+        .lines()
+        .find(|l| l.starts_with(&format!("scope {scope}: ")))
+        .unwrap_or_else(|| panic!("no line for scope {scope} in {summary}"));
+    let num_before = |marker: &str| -> u64 {
+        let head = &line[..line.find(marker).unwrap_or_else(|| panic!("{line}"))];
+        head.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    (num_before(" pages,"), num_before(" slices;"))
+}
+
 #[test]
 fn plan_numbers_equal_what_the_extract_run_does() {
     let mut schema = TestSchema::initialised();
     let s = sim(1500);
-    let w = Workdir::new(&config(&s, &schema.name, "page_size = 20\nconcurrency = 4"));
+    let mut cfg = config(&s, &schema.name, "page_size = 20\nconcurrency = 4");
+    cfg.push_str(
+        "\n[[scope]]\nname = \"alpha\"\nproject = \"ALPHA\"\nissue_types = [\"Bug\", \"Story\"]\n",
+    );
+    let w = Workdir::new(&cfg);
     let plan = plan_json(&w, &s, true);
     assert!(
         plan["checkpoints"]
@@ -309,18 +326,39 @@ fn plan_numbers_equal_what_the_extract_run_does() {
         "{plan}"
     );
     assert!(!w.path().join("staging").exists(), "plan wrote nothing");
-    let sc = &plan["scopes"][0];
-    assert_eq!(sc["mode"], "backfill");
-    let demo = s.ids_in_project("DEMO").len() as u64;
-    assert_eq!(sc["issues"], demo);
-    let slices = sc["slices"].as_array().unwrap();
-    assert!(slices.len() > 1, "sliced: {sc}");
+    let scopes = plan["scopes"].as_array().unwrap();
+    assert_eq!(scopes.len(), 2);
+    let demo = &scopes[0];
+    assert_eq!(demo["mode"], "backfill");
+    assert_eq!(demo["issues"], s.ids_in_project("DEMO").len() as u64);
+    let alpha_truth = s
+        .ground_truth()
+        .iter()
+        .filter(|i| i.project_key == "ALPHA" && ["Bug", "Story"].contains(&i.issue_type_name()))
+        .count() as u64;
+    assert_eq!(scopes[1]["issues"], alpha_truth);
     assert!(
-        slices.iter().all(|x| x["issues"] != 1),
-        "a slice of exactly one issue makes the extractor page forever (extract bug): {sc}"
+        scopes[1]["jql"]
+            .as_str()
+            .unwrap()
+            .contains("issuetype in (\"Bug\", \"Story\")"),
+        "{}",
+        scopes[1]
+    );
+    let mut total_slices = 0;
+    for sc in scopes {
+        let slices = sc["slices"].as_array().unwrap();
+        total_slices += slices.len() as u64;
+        assert!(
+            slices.iter().all(|x| x["issues"] != 1),
+            "a slice of exactly one issue makes the extractor page forever (extract bug): {sc}"
+        );
+    }
+    assert!(
+        demo["slices"].as_array().unwrap().len() > 1,
+        "sliced: {demo}"
     );
     let planned_requests = plan["requests"].as_u64().unwrap();
-    let page_requests = sc["page_requests"].as_u64().unwrap();
 
     s.reset_stats();
     let out = w
@@ -331,32 +369,26 @@ fn plan_numbers_equal_what_the_extract_run_does() {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     let summary = stdout(&out);
-    let stats = s.stats();
-    // Same slices.
-    assert!(
-        summary.contains(&format!("in {} slices", slices.len())),
-        "plan {} slices; run: {summary}",
-        slices.len()
-    );
+    for sc in scopes {
+        let name = sc["scope"].as_str().unwrap();
+        let planned_slices = sc["slices"].as_array().unwrap().len() as u64;
+        let (staged, slices) = run_scope_numbers(&summary, name);
+        // Same slices.
+        assert_eq!(slices, planned_slices, "{name}: {summary}");
+        // Staged pages = page requests minus each slice's closing request
+        // (which only repeats the last issue), within the pages actually needed.
+        let page_requests = sc["page_requests"].as_u64().unwrap();
+        assert!(
+            (staged + slices).abs_diff(page_requests) <= slices,
+            "{name}: plan {page_requests} page requests over {slices} slices; run staged {staged}"
+        );
+    }
     // Every request of the run was foreseen, within the pages actually needed.
-    let run_requests = stats.requests;
-    let tolerance = slices.len() as u64;
+    let stats = s.stats();
     assert!(
-        run_requests.abs_diff(planned_requests) <= tolerance,
-        "plan {planned_requests} requests, run {run_requests} ({stats:?})"
-    );
-    // Staged pages = page requests minus each slice's closing request
-    // (which only repeats the last issue).
-    let staged: u64 = summary
-        .split("— ")
-        .nth(1)
-        .and_then(|t| t.split(" pages").next())
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no page count in {summary}"));
-    assert!(
-        (staged + slices.len() as u64).abs_diff(page_requests) <= tolerance,
-        "plan {page_requests} page requests over {} slices; run staged {staged}: {summary}",
-        slices.len()
+        stats.requests.abs_diff(planned_requests) <= total_slices,
+        "plan {planned_requests} requests, run {} ({stats:?})",
+        stats.requests
     );
     assert_eq!(schema.count("checkpoint"), 0, "extract alone loads nothing");
 }
