@@ -257,12 +257,14 @@ pub fn format_catalog(fields: &[FieldInfo], format: Format, width: usize) -> Res
             );
             if r.dropped > 0 {
                 foot.push_str(&format!(
-                    "; {} column(s) left out for width — widen the terminal or use --format csv",
+                    "\n{} column(s) left out to fit {width} columns: widen the terminal or use --format csv",
                     r.dropped
                 ));
             }
-            s.push_str(&table::fit(&foot, width));
-            s.push('\n');
+            for l in foot.lines() {
+                s.push_str(&table::fit(l, width));
+                s.push('\n');
+            }
             s
         }
     })

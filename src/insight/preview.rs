@@ -288,12 +288,14 @@ pub fn render(p: &Preview, format: Format, width: usize) -> Result<String> {
             };
             if r.dropped > 0 {
                 foot.push_str(&format!(
-                    "; {} column(s) left out for width — widen the terminal or use --format csv",
+                    "\n{} column(s) left out to fit {width} columns: widen the terminal or use --format csv",
                     r.dropped
                 ));
             }
-            s.push_str(&table::fit(&foot, width));
-            s.push('\n');
+            for l in foot.lines() {
+                s.push_str(&table::fit(l, width));
+                s.push('\n');
+            }
             s
         }
     })
@@ -335,6 +337,63 @@ pub fn exec(config: &Path, args: &PreviewArgs) -> Result<ExitCode> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn sample() -> Preview {
+        let columns: Vec<Column> = ["summary", "status", "assignee", "labels", "updated"]
+            .iter()
+            .map(|id| Column {
+                id: id.to_string(),
+                name: id.to_uppercase(),
+                kind: (*id == "updated").then(|| "datetime".to_string()),
+            })
+            .collect();
+        let mut fields = Map::new();
+        fields.insert("summary".into(), json!("Line one\nline two, \"quoted\""));
+        fields.insert("status".into(), json!({"name": "Open"}));
+        fields.insert("assignee".into(), json!(null));
+        fields.insert("labels".into(), json!(["a", "b"]));
+        fields.insert("updated".into(), json!("2024-03-01T10:11:12.000+0100"));
+        Preview {
+            jql: "project = DEMO".into(),
+            total: Some(7),
+            columns,
+            issues: vec![PreviewIssue {
+                id: "1".into(),
+                key: "DEMO-1".into(),
+                fields,
+            }],
+        }
+    }
+
+    #[test]
+    fn table_render_cleans_shortens_and_reports_dropped_columns() {
+        let p = sample();
+        let wide = render(&p, Format::Table, 200).unwrap();
+        assert!(wide.contains("Line one line two, \"quoted\""), "{wide}");
+        assert!(wide.contains("2024-03-01 10:11 +0100"), "{wide}");
+        assert!(wide.ends_with("1 of 7 issues\n"), "{wide}");
+        let narrow = render(&p, Format::Table, 24).unwrap();
+        for l in narrow.lines() {
+            assert!(table::width(l) <= 24, "{l:?}");
+        }
+        assert!(
+            !narrow.lines().next().unwrap().contains("UPDATED"),
+            "{narrow}"
+        );
+        assert!(
+            narrow
+                .lines()
+                .last()
+                .unwrap()
+                .contains("column(s) left out"),
+            "{narrow}"
+        );
+        let csv = render(&p, Format::Csv, 10).unwrap();
+        assert_eq!(
+            csv,
+            "key,summary,status,assignee,labels,updated\nDEMO-1,\"Line one\nline two, \"\"quoted\"\"\",Open,,\"a, b\",2024-03-01T10:11:12.000+0100\n"
+        );
+    }
 
     #[test]
     fn table_times_are_short() {
