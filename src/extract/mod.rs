@@ -87,6 +87,8 @@ pub struct ScopeReport {
     pub pages: u64,
     pub issues: u64,
     pub slices: usize,
+    /// Query restarts (shifted results, full search windows, crowded minutes).
+    pub restarts: u64,
 }
 
 /// What an extraction did.
@@ -290,6 +292,7 @@ pub async fn extract(
                 pages: st.pages(),
                 issues: st.slices.iter().map(|s| s.issues).sum(),
                 slices: st.slices.len(),
+                restarts: st.slices.iter().map(|s| u64::from(s.restarts)).sum(),
             }),
             Err(e) => {
                 tracing::error!(scope = %c.scope, "{}", e.one_line());
@@ -433,7 +436,7 @@ pub fn summary(r: &ExtractReport) -> String {
     for sc in &r.scopes {
         let _ = writeln!(
             s,
-            "scope {}: {} run {}{} from {} — {} pages, {} issues in {} slices; proposed checkpoint {}",
+            "scope {}: {} run {}{} from {} — {} pages, {} issues in {} slices ({} restarts); proposed checkpoint {}",
             sc.scope,
             sc.mode.as_str(),
             sc.run_id,
@@ -442,6 +445,7 @@ pub fn summary(r: &ExtractReport) -> String {
             sc.pages,
             sc.issues,
             sc.slices,
+            sc.restarts,
             sc.checkpoint.to_rfc3339()
         );
     }

@@ -417,6 +417,9 @@ fn staged_page(ctx: &ScopeCtx, name: &str, jql: &str, start_at: u64) -> Option<(
 async fn run_slice(ctx: Arc<ScopeCtx>, id: u32, spawn: mpsc::UnboundedSender<u32>) -> Result<()> {
     let run_id = ctx.run_id();
     let mode = ctx.store.snapshot().mode;
+    let mut seen = std::collections::HashSet::new();
+    let mut idle = 0u64;
+    let idle_limit = SEARCH_WINDOW / u64::from(ctx.page_size.max(1)) + 20;
     loop {
         if ctx.client.stopped() {
             return Err(Error::Interrupted(format!(
@@ -444,6 +447,7 @@ async fn run_slice(ctx: Arc<ScopeCtx>, id: u32, spawn: mpsc::UnboundedSender<u32
                                 x.lo = Some(m);
                                 x.start_at = 0;
                                 x.last = None;
+                                x.restarts += 1;
                             }
                         })
                     })
@@ -469,6 +473,20 @@ async fn run_slice(ctx: Arc<ScopeCtx>, id: u32, spawn: mpsc::UnboundedSender<u32
                 None,
             ),
         };
+        // A guard against a server whose order is not stable: a restarted
+        // query may re-read up to a window of issues, but never more.
+        let fresh = page
+            .issues
+            .iter()
+            .filter(|i| seen.insert((i.id, i.updated.timestamp_millis())))
+            .count();
+        idle = if fresh == 0 { idle + 1 } else { 0 };
+        if idle > idle_limit {
+            return Err(Error::Jira(format!(
+                "scope {}: {idle} pages in a row brought no issue not seen before (JQL: {jql}); Jira's result order is not stable — report this with the staged pages",
+                ctx.scope
+            )));
+        }
         let ctx2 = ctx.clone();
         let run_id2 = run_id.clone();
         let step =
@@ -645,6 +663,7 @@ async fn drain_crowded_minute(
                 x.lo = Some(m + Duration::minutes(1));
                 x.start_at = 0;
                 x.last = None;
+                x.restarts += 1;
             }
             ids
         })

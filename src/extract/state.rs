@@ -69,6 +69,9 @@ pub struct SliceState {
     pub estimate: u64,
     /// 0 for planned slices, 1 for the slices that drain one crowded minute.
     pub depth: u8,
+    /// Times the query was restarted (result shifted, or the window was full).
+    #[serde(default)]
+    pub restarts: u32,
     pub done: bool,
 }
 
@@ -86,6 +89,7 @@ impl SliceState {
             issues: 0,
             estimate,
             depth,
+            restarts: 0,
             done: false,
         }
     }
@@ -251,7 +255,9 @@ pub enum Step {
 /// `startAt` advances by the number of issues received, never by the page
 /// size asked.
 pub fn advance(s: &mut SliceState, asked_start: u64, issues: &[IssueHead]) -> Step {
-    let overlap = usize::from(asked_start > 0 && s.last.is_some());
+    // Every page after the first of a query repeats the last issue seen,
+    // even when that issue sits at index 0.
+    let overlap = usize::from(s.last.is_some());
     if overlap == 1 {
         let last = s.last.as_ref().map(|l| l.id);
         if issues.first().map(|i| i.id) != last {
@@ -259,6 +265,7 @@ pub fn advance(s: &mut SliceState, asked_start: u64, issues: &[IssueHead]) -> St
             s.lo = Some(restart_lo(s, sort));
             s.start_at = 0;
             s.last = None;
+            s.restarts += 1;
             return Step::Restarted;
         }
     }
@@ -391,6 +398,16 @@ mod tests {
         let mut s2 = slice();
         advance(&mut s2, 0, &[issue(1, 1), issue(2, 5)]);
         assert_eq!(advance(&mut s2, 1, &[]), Step::Restarted);
+    }
+
+    #[test]
+    fn single_issue_page_at_index_0_is_repeated_not_refetched_for_ever() {
+        // Regression: a restarted query whose first page held one issue left
+        // startAt at 0; the next page repeated it and was taken as new.
+        let mut s = slice();
+        assert_eq!(advance(&mut s, 0, &[issue(7, 1)]), Step::More);
+        assert_eq!(s.start_at, 0);
+        assert_eq!(advance(&mut s, 0, &[issue(7, 1)]), Step::Done);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Integration tests: one binary, shared helpers in `common`.
 
 mod common;
+mod extract;
 mod foundation;
 mod insight;
 mod sim;

@@ -1,0 +1,551 @@
+//! Extract stage against the simulator (real HTTP on 127.0.0.1): every test
+//! proves one property of `extract` by comparing what was staged with the
+//! simulator's ground truth, its statistics, or the binary's exit code.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use jira_pipeline::config::{Config, RawConfig, Secret};
+use jira_pipeline::error::{Error, ExitCode};
+use jira_pipeline::extract::progress::Display;
+use jira_pipeline::extract::{ExtractOptions, ExtractReport, extract_blocking};
+use jira_pipeline::jira::jql::parse_jira_time;
+use jira_pipeline::sim::{Fault, FaultConfig, IssueUpdate, SimConfig, SimHandle, Simulator};
+use jira_pipeline::staging::{PageKind, Staging, read_page};
+
+use crate::common::{TestSchema, Workdir};
+
+/// A config for one scope `demo` on project DEMO against `url`.
+fn config(url: &str, staging: &Path, jira_extra: &str, sync_extra: &str) -> Config {
+    let text = format!(
+        "[jira]\nbase_url = \"{url}\"\n{jira_extra}\n[sync]\n{sync_extra}\n[staging]\ndir = \"{}\"\n\n[[scope]]\nname = \"demo\"\nproject = \"DEMO\"\n",
+        staging.display()
+    );
+    let p = staging.join("pipeline.toml");
+    RawConfig::parse(&text, &p).unwrap().validate(&p).unwrap()
+}
+
+fn opts() -> ExtractOptions {
+    ExtractOptions {
+        display: Display::Off,
+        ..Default::default()
+    }
+}
+
+fn run(
+    cfg: &Config,
+    sim: &SimHandle,
+    checkpoints: &[(&str, DateTime<Utc>)],
+) -> Result<ExtractReport, Error> {
+    let cp: HashMap<String, DateTime<Utc>> = checkpoints
+        .iter()
+        .map(|(s, t)| (s.to_string(), *t))
+        .collect();
+    extract_blocking(cfg, &Secret::new(sim.token()), &cp, opts())
+}
+
+/// Every issue in the staged search pages (pages/ and archive/) of a scope:
+/// id → the newest `updated` (ms) staged.
+fn staged_versions(staging: &Path, scope: &str) -> HashMap<u64, i64> {
+    let st = Staging::new(staging, 3);
+    let mut out: HashMap<u64, i64> = HashMap::new();
+    for (dir, names) in [
+        (st.pages_dir(scope), st.list_pages(scope).unwrap()),
+        (st.archive_dir(scope), st.list_archived(scope).unwrap()),
+    ] {
+        for n in names {
+            let (meta, body) = read_page(&dir.join(format!("{n}.ndjson.zst"))).unwrap();
+            if meta.kind != PageKind::Search {
+                continue;
+            }
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            for i in v["issues"].as_array().unwrap() {
+                let id: u64 = i["id"].as_str().unwrap().parse().unwrap();
+                let u = parse_jira_time(i["fields"]["updated"].as_str().unwrap())
+                    .unwrap()
+                    .timestamp_millis();
+                let e = out.entry(id).or_insert(u);
+                *e = (*e).max(u);
+            }
+        }
+    }
+    out
+}
+
+/// Live issues of a project now: id → updated (ms).
+fn truth(sim: &SimHandle, project: &str) -> HashMap<u64, i64> {
+    sim.ground_truth()
+        .into_iter()
+        .filter(|i| i.project_key == project)
+        .map(|i| (i.id, i.updated_ms))
+        .collect()
+}
+
+/// Invariant 1: every issue of `truth` is staged at a version no older.
+fn assert_covers(staged: &HashMap<u64, i64>, truth: &HashMap<u64, i64>, what: &str) {
+    let mut missing = Vec::new();
+    let mut stale = Vec::new();
+    for (id, u) in truth {
+        match staged.get(id) {
+            None => missing.push(*id),
+            Some(s) if s < u => stale.push(*id),
+            _ => {}
+        }
+    }
+    assert!(
+        missing.is_empty() && stale.is_empty(),
+        "{what}: {} of {} issues missing (e.g. {:?}), {} stale (e.g. {:?})",
+        missing.len(),
+        truth.len(),
+        &missing[..missing.len().min(5)],
+        stale.len(),
+        &stale[..stale.len().min(5)]
+    );
+}
+
+/// The End pages staged for a scope: (run_id, checkpoint, pages_in_run).
+fn end_pages(staging: &Path, scope: &str) -> Vec<(String, DateTime<Utc>, u64)> {
+    let st = Staging::new(staging, 3);
+    st.list_pages(scope)
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.ends_with("-zend"))
+        .map(|n| {
+            let (m, _) = read_page(&st.page_path(scope, &n)).unwrap();
+            (m.run_id, m.checkpoint.unwrap(), m.pages_in_run.unwrap())
+        })
+        .collect()
+}
+
+fn search_pages_of_run(staging: &Path, scope: &str, run_id: &str) -> usize {
+    Staging::new(staging, 3)
+        .list_pages(scope)
+        .unwrap()
+        .iter()
+        .filter(|n| n.starts_with(run_id) && !n.ends_with("-zend"))
+        .count()
+}
+
+#[test]
+fn extract_updates_during_paging_are_not_missed_backfill_then_incremental() {
+    let sim = Simulator::start(
+        SimConfig::default()
+            .issues(3000)
+            .projects(3)
+            .max_results(50),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Ask for 100: the server caps at 50 without saying so in the page count.
+    let cfg = config(
+        sim.url(),
+        dir.path(),
+        "page_size = 100\nconcurrency = 3",
+        "",
+    );
+    let demo: Vec<u64> = sim.ids_in_project("DEMO");
+    assert!(demo.len() > 900);
+    // While pages are fetched, issues change: some already fetched, some not.
+    let d2 = demo.clone();
+    sim.set_search_hook(move |ctl, n| {
+        if n % 3 == 0 {
+            for k in 0..4u64 {
+                let id = d2[((n * 37 + k * 211) % d2.len() as u64) as usize];
+                ctl.update_issue(id, &IssueUpdate::new().add_label(format!("l{n}")))
+                    .unwrap();
+            }
+        }
+    });
+    let (tx, rx) = crossbeam_channel::bounded(2);
+    let consumer = std::thread::spawn(move || rx.iter().collect::<Vec<_>>());
+    let at_start = truth(&sim, "DEMO");
+    let report = extract_blocking(
+        &cfg,
+        &Secret::new(sim.token()),
+        &HashMap::new(),
+        ExtractOptions {
+            sink: Some(tx),
+            ..opts()
+        },
+    )
+    .unwrap();
+    let refs = consumer.join().unwrap();
+    let sc = &report.scopes[0];
+    assert_eq!(sc.mode.as_str(), "backfill");
+    assert!(sc.slices >= 3, "parallel slices: {}", sc.slices);
+    assert_covers(&staged_versions(dir.path(), "demo"), &at_start, "backfill");
+    // The End page closes the run: checkpoint = run start, page count exact.
+    let ends = end_pages(dir.path(), "demo");
+    assert_eq!(ends.len(), 1);
+    assert_eq!(ends[0].1, sc.checkpoint);
+    assert_eq!(
+        ends[0].2 as usize,
+        search_pages_of_run(dir.path(), "demo", &sc.run_id)
+    );
+    // Every staged page went down the channel, the End page last.
+    assert_eq!(refs.len(), ends[0].2 as usize + 1);
+    assert!(refs.last().unwrap().page.ends_with("-zend"));
+    // The catalogue was staged with the run.
+    assert!(
+        Staging::new(dir.path(), 3)
+            .catalog_path(&sc.run_id)
+            .is_file()
+    );
+
+    // More changes, then an incremental run from the staged End page's checkpoint.
+    for id in demo.iter().take(25) {
+        sim.update_issue(*id, &IssueUpdate::new().summary("changed"))
+            .unwrap();
+    }
+    let before_incr = truth(&sim, "DEMO");
+    let r2 = run(&cfg, &sim, &[]).unwrap();
+    let sc2 = &r2.scopes[0];
+    assert_eq!(
+        sc2.mode.as_str(),
+        "incremental",
+        "cursor taken from the staged End page"
+    );
+    assert!(sc2.from < sc.checkpoint && sc2.checkpoint > sc.checkpoint);
+    assert!(
+        sc2.issues < 700,
+        "incremental reads only what changed: {}",
+        sc2.issues
+    );
+    assert_covers(
+        &staged_versions(dir.path(), "demo"),
+        &before_incr,
+        "incremental",
+    );
+    assert_eq!(sim.stats().count("search", 500), 0);
+    assert_eq!(sim.stats().count("search", 400), 0);
+}
+
+#[test]
+fn extract_25000_issues_one_scope_window_10000_cap_100() {
+    let sim = Simulator::start(
+        SimConfig::default()
+            .issues(25_000)
+            .project_keys(&["DEMO"])
+            .max_results(100),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Ask for 1000 per page; the server silently gives 100.
+    let cfg = config(
+        sim.url(),
+        dir.path(),
+        "page_size = 1000\nconcurrency = 4",
+        "",
+    );
+    let at_start = truth(&sim, "DEMO");
+    assert_eq!(at_start.len(), 25_000);
+    let report = run(&cfg, &sim, &[]).unwrap();
+    let staged = staged_versions(dir.path(), "demo");
+    assert_covers(&staged, &at_start, "25,000 issues");
+    let st = sim.stats();
+    // Never asked past the window (the simulator answers that with 500).
+    assert_eq!(st.count("search", 500), 0);
+    // Paging advanced by what was received: ~250 pages, not 25.
+    let sc = &report.scopes[0];
+    assert!(sc.pages >= 250 && sc.pages < 300, "pages {}", sc.pages);
+    assert!(sc.slices >= 4);
+}
+
+#[test]
+fn extract_bulk_edit_of_12000_issues_in_one_minute_then_incremental() {
+    let sim = Simulator::start(
+        SimConfig::default()
+            .issues(12_500)
+            .project_keys(&["DEMO"])
+            .max_results(100),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        sim.url(),
+        dir.path(),
+        "page_size = 100\nconcurrency = 2",
+        "safety_window_minutes = 15",
+    );
+    // Loaded up to now; then a bulk edit of 12,000 issues, all in one minute.
+    let checkpoint = Utc::now();
+    let ids: Vec<u64> = sim
+        .ids_in_project("DEMO")
+        .into_iter()
+        .take(12_000)
+        .collect();
+    let at = sim
+        .bulk_edit(&ids, &IssueUpdate::new().add_label("bulk"))
+        .unwrap();
+    let minute = |ms: i64| ms - ms.rem_euclid(60_000);
+    assert!(at.iter().all(|t| minute(*t) == minute(at[0])), "one minute");
+    let edited = truth(&sim, "DEMO");
+    let edited: HashMap<u64, i64> = ids.iter().map(|i| (*i, edited[i])).collect();
+    let report = run(&cfg, &sim, &[("demo", checkpoint)]).unwrap();
+    let sc = &report.scopes[0];
+    assert_eq!(sc.mode.as_str(), "incremental");
+    assert_covers(&staged_versions(dir.path(), "demo"), &edited, "bulk edit");
+    assert_eq!(
+        sim.stats().count("search", 500),
+        0,
+        "never past the 10,000 window"
+    );
+    assert!(
+        sc.slices >= 2,
+        "the crowded minute is split: {} slices",
+        sc.slices
+    );
+    // Only the edited issues (plus repeats of page heads), not the other 500.
+    assert!(sc.issues < 12_000 + 12_000 / 50, "{}", sc.issues);
+}
+
+#[test]
+fn extract_user_time_zone_with_dst_change_inside_the_range() {
+    // JQL dates are read in New York time; timestamps are rendered in Berlin time.
+    let sim = Simulator::start(
+        SimConfig::default()
+            .issues(1500)
+            .projects(1)
+            .time_zone("America/New_York")
+            .server_time_zone("Europe/Berlin"),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        sim.url(),
+        dir.path(),
+        "page_size = 100\nconcurrency = 2",
+        "safety_window_minutes = 15",
+    );
+    let utc = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+    // 2024-11-03: New York falls back at 06:00Z (02:00 EDT -> 01:00 EST), so
+    // 01:00-02:00 local happens twice. Checkpoint at the first 01:50 EDT.
+    let checkpoint = utc("2024-11-03T05:50:00Z");
+    let ids = sim.ids_in_project("DEMO");
+    // Issues whose last change falls at instants a wrong zone or a wrong
+    // reading of the repeated hour would miss (all after cursor - window).
+    let instants = [
+        "2024-11-03T05:35:00Z", // 01:35 EDT, exactly cursor - window
+        "2024-11-03T05:59:59Z", // 01:59 EDT
+        "2024-11-03T06:10:00Z", // 01:10 EST (second 01:10)
+        "2024-11-03T06:40:00Z", // 01:40 EST
+        "2024-11-03T08:00:00Z", // 03:00 EST
+        "2024-11-03T09:30:00Z", // 04:30 EST (a UTC literal would start here)
+    ];
+    let mut expected = HashMap::new();
+    for (k, s) in instants.iter().enumerate() {
+        let id = ids[k * 7];
+        let t = utc(s).timestamp_millis();
+        sim.update_issue_at(id, &IssueUpdate::new().summary("dst"), t)
+            .unwrap();
+        expected.insert(id, t);
+    }
+    // Everything changed at or after cursor - window must come.
+    let from = (checkpoint - chrono::Duration::minutes(15)).timestamp_millis();
+    for (id, u) in truth(&sim, "DEMO") {
+        if u >= from {
+            expected.insert(id, u);
+        }
+    }
+    let report = run(&cfg, &sim, &[("demo", checkpoint)]).unwrap();
+    assert_eq!(report.time_zone, "America/New_York");
+    let staged = staged_versions(dir.path(), "demo");
+    assert_covers(&staged, &expected, "DST");
+    // And the run did not simply read everything: nothing from days before.
+    let day_before = (checkpoint - chrono::Duration::days(1)).timestamp_millis();
+    assert!(
+        staged.values().all(|u| *u >= day_before),
+        "range read in the user's zone"
+    );
+}
+
+#[test]
+fn extract_moved_issue_and_deleted_anchor_during_backfill() {
+    let sim = Simulator::start(
+        SimConfig::default()
+            .issues(600)
+            .project_keys(&["DEMO", "OTHER"])
+            .max_results(20),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(sim.url(), dir.path(), "page_size = 20\nconcurrency = 1", "");
+    let at_start = truth(&sim, "DEMO");
+    let staging = dir.path().to_path_buf();
+    let gone = Arc::new(Mutex::new(Vec::<u64>::new()));
+    let g2 = gone.clone();
+    // Before some searches: delete the last issue of the newest staged page
+    // (the anchor the next page repeats) and move its first issue away.
+    sim.set_search_hook(move |ctl, n| {
+        if n % 5 != 0 {
+            return;
+        }
+        let st = Staging::new(&staging, 3);
+        let Some(newest) = st
+            .list_pages("demo")
+            .unwrap()
+            .into_iter()
+            .filter(|p| !p.ends_with("-zend"))
+            .max_by_key(|p| {
+                std::fs::metadata(st.page_path("demo", p))
+                    .unwrap()
+                    .modified()
+                    .unwrap()
+            })
+        else {
+            return;
+        };
+        let (_, body) = read_page(&st.page_path("demo", &newest)).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let issues = v["issues"].as_array().unwrap();
+        let id = |i: &serde_json::Value| i["id"].as_str().unwrap().parse::<u64>().unwrap();
+        let (first, last) = (id(&issues[0]), id(issues.last().unwrap()));
+        let mut g = g2.lock().unwrap();
+        if first != last && !g.contains(&first) && !g.contains(&last) {
+            ctl.delete_issues(&[last]).unwrap();
+            ctl.move_issue(first, "OTHER").unwrap();
+            g.extend([first, last]);
+        }
+    });
+    let report = run(&cfg, &sim, &[]).unwrap();
+    sim.clear_search_hook();
+    let gone = gone.lock().unwrap().clone();
+    assert!(
+        gone.len() >= 4,
+        "the hook deleted and moved issues: {gone:?}"
+    );
+    // Every issue that stayed in DEMO throughout (sub-tasks go with their parent).
+    let now = truth(&sim, "DEMO");
+    let expected: HashMap<u64, i64> = at_start
+        .into_iter()
+        .filter(|(id, _)| now.contains_key(id))
+        .collect();
+    assert!(expected.len() < 300 - 4);
+    assert_covers(
+        &staged_versions(dir.path(), "demo"),
+        &expected,
+        "moves and deletes",
+    );
+    assert!(
+        report.scopes[0].restarts >= 2,
+        "shifts were detected: {:?}",
+        report.scopes[0]
+    );
+    let st = sim.stats();
+    assert_eq!(st.count("search", 400) + st.count("search", 500), 0);
+}
+
+#[test]
+fn extract_rate_limit_storm_waits_for_retry_after() {
+    let sim = Simulator::start(
+        SimConfig::default()
+            .issues(300)
+            .projects(1)
+            .max_results(100),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        sim.url(),
+        dir.path(),
+        "page_size = 100\nconcurrency = 2\n[jira.retry]\nbase_delay_ms = 1",
+        "",
+    );
+    let at_start = truth(&sim, "DEMO");
+    sim.schedule_search_faults(
+        Fault::RateLimit {
+            retry_after_secs: 1,
+        },
+        2,
+    );
+    // The hook runs only for searches that are served (not for the 429s).
+    let first_served = Arc::new(Mutex::new(None::<Instant>));
+    let f2 = first_served.clone();
+    sim.set_search_hook(move |_, _| {
+        f2.lock().unwrap().get_or_insert_with(Instant::now);
+    });
+    let began = Instant::now();
+    let report = run(&cfg, &sim, &[]).unwrap();
+    let first = first_served.lock().unwrap().unwrap();
+    // Two 429s with Retry-After: 1 before the first search could be served:
+    // the client waited at least 2 s (a lower bound; it cannot be early).
+    assert!(
+        first - began >= Duration::from_secs(2),
+        "waited {:?}",
+        first - began
+    );
+    assert_eq!(sim.stats().rate_limited, 2);
+    assert_eq!(report.throttled, 2);
+    assert_covers(
+        &staged_versions(dir.path(), "demo"),
+        &at_start,
+        "after 429s",
+    );
+}
+
+#[test]
+fn extract_transient_faults_are_retried_and_persistent_ones_fail_clearly() {
+    let sim =
+        Simulator::start(SimConfig::default().issues(400).projects(1).max_results(50)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let retry = "[jira.retry]\nattempts = 10\nbase_delay_ms = 1\nmax_delay_ms = 5";
+    let cfg = config(
+        sim.url(),
+        dir.path(),
+        &format!("page_size = 50\nconcurrency = 2\n{retry}"),
+        "",
+    );
+    let at_start = truth(&sim, "DEMO");
+    for f in [
+        Fault::Status(500),
+        Fault::Status(502),
+        Fault::Status(503),
+        Fault::Status(504),
+        Fault::HtmlBadGateway,
+        Fault::ResetMidBody,
+        Fault::TruncatedBody,
+        Fault::CloseMidBody,
+    ] {
+        sim.schedule_search_faults(f, 1);
+    }
+    let report = run(&cfg, &sim, &[]).unwrap();
+    assert_eq!(sim.stats().faults, 8);
+    assert!(report.retries >= 8, "{report:?}");
+    assert_covers(
+        &staged_versions(dir.path(), "demo"),
+        &at_start,
+        "after transient faults",
+    );
+
+    // A fault that does not go away: a clear error after the configured attempts.
+    let dir2 = tempfile::tempdir().unwrap();
+    let cfg2 = config(
+        sim.url(),
+        dir2.path(),
+        &format!("page_size = 50\n{retry}"),
+        "",
+    );
+    sim.reset_stats();
+    sim.set_faults(FaultConfig {
+        rate_html_502: 1.0,
+        ..FaultConfig::none()
+    });
+    let e = run(&cfg2, &sim, &[]).unwrap_err();
+    let m = e.to_string();
+    assert_eq!(e.exit_code(), ExitCode::Jira, "{m}");
+    assert!(
+        m.contains("POST /rest/api/2/search") && m.contains("after 10 attempt"),
+        "{m}"
+    );
+    assert!(m.contains("JQL: project = \"DEMO\""), "{m}");
+    assert_eq!(
+        sim.stats().count("search", 502),
+        10,
+        "exactly the configured attempts"
+    );
+    sim.clear_faults();
+}
