@@ -158,12 +158,6 @@ pub fn pages_needed(slice: &SliceState, total: u64, page: u32) -> u64 {
         let issues: Vec<IssueHead> = (at..end.max(at)).map(head).collect();
         n += 1;
         advance(&mut s, at, &issues);
-        if !s.done && s.start_at == at && s.last.is_some() && at == 0 && end <= 1 {
-            // A single issue at the start cannot be paged past; count the
-            // confirming request and stop.
-            n += 1;
-            break;
-        }
     }
     n
 }
@@ -752,6 +746,7 @@ mod tests {
         // Every page after the first repeats the last issue seen; a page with
         // only that issue ends the slice.
         assert_eq!(pages_needed(&fresh(), 0, 100), 1);
+        assert_eq!(pages_needed(&fresh(), 1, 100), 2);
         assert_eq!(pages_needed(&fresh(), 2, 100), 2);
         assert_eq!(pages_needed(&fresh(), 100, 100), 2);
         assert_eq!(pages_needed(&fresh(), 150, 100), 3);
