@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -548,4 +547,222 @@ fn extract_transient_faults_are_retried_and_persistent_ones_fail_clearly() {
         "exactly the configured attempts"
     );
     sim.clear_faults();
+}
+
+/// A workdir whose config points at the simulator, with the test schema.
+fn binary_workdir(sim: &SimHandle, schema: &TestSchema, jira_extra: &str) -> Workdir {
+    Workdir::new(&crate::common::config_with(
+        &schema.name,
+        &format!("\n[jira]\nbase_url = \"{}\"\n{jira_extra}\n", sim.url()),
+    ))
+}
+
+#[test]
+fn extract_wrong_token_exits_3_after_one_request_and_captcha_stops_at_once() {
+    let schema = TestSchema::initialised();
+    let sim = Simulator::start(SimConfig::default().issues(50).projects(1)).unwrap();
+    let wd = binary_workdir(&sim, &schema, "");
+    let out = wd
+        .cmd()
+        .env("JIRA_PAT", "not-the-token")
+        .args(["run", "--stage", "extract"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("401") && err.contains("JIRA_PAT"), "{err}");
+    assert!(!err.contains("not-the-token"), "{err}");
+    assert_eq!(sim.stats().requests, 1, "one request, no retry loop");
+
+    // Jira demanding a CAPTCHA: stop at once, say so.
+    let sim =
+        Simulator::start(SimConfig::default().issues(50).projects(1).captcha_after(0)).unwrap();
+    let wd = binary_workdir(&sim, &schema, "");
+    let out = wd
+        .cmd()
+        .env("JIRA_PAT", "not-the-token")
+        .args(["run", "--stage", "extract"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("CAPTCHA"), "{err}");
+    assert_eq!(sim.stats().requests, 1);
+}
+
+/// `(jql, startAt)` of every search the binary logged at -v.
+fn logged_searches(stderr: &str) -> Vec<(String, u64)> {
+    stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["message"] == "search")
+        .map(|v| {
+            (
+                v["jql"].as_str().unwrap().to_string(),
+                v["start_at"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn extract_kill_9_mid_run_then_resume_loses_no_page_and_refetches_only_in_flight() {
+    let schema = TestSchema::initialised();
+    let sim = Simulator::start(
+        SimConfig::default()
+            .issues(3000)
+            .project_keys(&["DEMO"])
+            .max_results(50)
+            .latency_ms(60),
+    )
+    .unwrap();
+    let wd = binary_workdir(&sim, &schema, "page_size = 50\nconcurrency = 2");
+    let at_start = truth(&sim, "DEMO");
+    let bin = assert_cmd::cargo::cargo_bin("pipeline");
+    let log1 = wd.path().join("run1.log");
+    let mut child = std::process::Command::new(&bin)
+        .current_dir(wd.path())
+        .env("JIRA_PAT", sim.token())
+        .env("DATABASE_URL", crate::common::database_url())
+        .env_remove("RUST_LOG")
+        .args(["-v", "--log-format", "json", "run", "--stage", "extract"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log1).unwrap())
+        .spawn()
+        .unwrap();
+    let pages_dir = wd.path().join("staging/pages/demo");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let n = std::fs::read_dir(&pages_dir)
+            .map(|d| d.count())
+            .unwrap_or(0);
+        if n >= 12 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the run staged no pages");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "finished before the kill"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let staged_before = Staging::new(wd.path().join("staging"), 3)
+        .list_pages("demo")
+        .unwrap();
+    assert!(
+        !staged_before.iter().any(|p| p.ends_with("-zend")),
+        "killed mid-run"
+    );
+
+    let out = wd
+        .cmd()
+        .env("JIRA_PAT", sim.token())
+        .args(["-v", "--log-format", "json", "run", "--stage", "extract"])
+        .output()
+        .unwrap();
+    let err2 = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err2}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("(resumed)"));
+    let staging = wd.path().join("staging");
+    // No page lost.
+    assert_covers(
+        &staged_versions(&staging, "demo"),
+        &at_start,
+        "after kill -9 and resume",
+    );
+    let ends = end_pages(&staging, "demo");
+    assert_eq!(ends.len(), 1, "one run, resumed, not a second one");
+    assert_eq!(
+        ends[0].2 as usize,
+        search_pages_of_run(&staging, "demo", &ends[0].0)
+    );
+    // Everything staged before the kill is still there, unchanged in name.
+    let after = Staging::new(&staging, 3).list_pages("demo").unwrap();
+    assert!(staged_before.iter().all(|p| after.contains(p)));
+    // No page fetched twice except those in flight at the kill (<= concurrency).
+    let log1 = std::fs::read_to_string(&log1).unwrap();
+    let mut all = logged_searches(&log1);
+    let second = logged_searches(&err2);
+    assert!(!second.is_empty());
+    all.extend(second);
+    let mut seen = std::collections::HashSet::new();
+    let repeats = all.iter().filter(|q| !seen.insert(*q)).count();
+    assert!(repeats <= 2, "{repeats} searches repeated across the kill");
+    // The resumed run planned nothing again.
+    assert!(
+        !err2.contains("\"message\":\"count\""),
+        "no re-planning after resume"
+    );
+}
+
+#[test]
+fn extract_token_never_in_logs_or_staged_files() {
+    let schema = TestSchema::initialised();
+    let token = "tok-SECRET-9f8e7d6c";
+    let sim = Simulator::start(SimConfig::default().issues(120).projects(1).token(token)).unwrap();
+    let wd = binary_workdir(&sim, &schema, "page_size = 50");
+    let mut logs = String::new();
+    for args in [
+        vec!["-vv", "run", "--stage", "extract", "--full"],
+        vec!["-vv", "--log-format", "json", "run", "--stage", "extract"],
+    ] {
+        let out = wd
+            .cmd()
+            .env("JIRA_PAT", token)
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        logs.push_str(&String::from_utf8_lossy(&out.stdout));
+        logs.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    // A refused token is not echoed either.
+    let out = wd
+        .cmd()
+        .env("JIRA_PAT", "tok-WRONG-1234")
+        .args(["-vv", "run", "--stage", "extract"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let bad = String::from_utf8_lossy(&out.stderr);
+    assert!(!bad.contains("tok-WRONG-1234"));
+    assert!(
+        logs.len() > 10_000,
+        "-vv logs plenty ({} bytes)",
+        logs.len()
+    );
+    assert!(logs.contains("search"), "the logs show the requests");
+    assert!(!logs.contains(token), "token in the logs");
+    assert!(!logs.contains("Bearer"), "auth header in the logs");
+    // Nothing staged holds it: pages, catalogue, state.
+    let mut files = 0;
+    let mut stack = vec![wd.path().join("staging")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let raw = std::fs::read(&p).unwrap();
+            let data = if p.extension().is_some_and(|x| x == "zst") {
+                jira_pipeline::staging::read_zstd(&p).unwrap()
+            } else {
+                raw
+            };
+            assert!(
+                !String::from_utf8_lossy(&data).contains(token),
+                "{}",
+                p.display()
+            );
+            files += 1;
+        }
+    }
+    assert!(files >= 4, "{files} staged files checked");
 }
