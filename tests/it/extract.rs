@@ -766,3 +766,87 @@ fn extract_token_never_in_logs_or_staged_files() {
     }
     assert!(files >= 4, "{files} staged files checked");
 }
+
+#[test]
+fn extract_bad_jql_shows_jira_messages_and_the_query() {
+    let sim = Simulator::start(SimConfig::default().issues(50).projects(1)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[jira]\nbase_url = \"{}\"\n[staging]\ndir = \"{}\"\n[[scope]]\nname = \"demo\"\nproject = \"DEMO\"\nissue_types = [\"No \\\"Such\\\" Type\"]\n",
+        sim.url(),
+        dir.path().display()
+    );
+    let p = dir.path().join("p.toml");
+    let cfg = RawConfig::parse(&text, &p).unwrap().validate(&p).unwrap();
+    let e = run(&cfg, &sim, &[]).unwrap_err();
+    let m = e.to_string();
+    assert_eq!(e.exit_code(), ExitCode::Jira);
+    assert!(m.contains("HTTP 400"), "{m}");
+    // Jira's own words, and the JQL with the quoted issue type.
+    assert!(m.contains("No \"Such\" Type") && m.contains("issuetype in (\"No \\\"Such\\\" Type\")"), "{m}");
+    assert_eq!(sim.stats().count("search", 400), 1, "a bad query is not retried");
+}
+
+#[test]
+fn extract_stop_flag_interrupts_between_requests_and_a_rerun_resumes() {
+    let sim = Simulator::start(SimConfig::default().issues(800).projects(1).max_results(50)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(sim.url(), dir.path(), "page_size = 50\nconcurrency = 2", "");
+    let at_start = truth(&sim, "DEMO");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s2 = stop.clone();
+    sim.set_search_hook(move |_, n| {
+        if n == 8 {
+            s2.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    let e = extract_blocking(
+        &cfg,
+        &Secret::new(sim.token()),
+        &HashMap::new(),
+        ExtractOptions {
+            stop,
+            ..opts()
+        },
+    )
+    .unwrap_err();
+    assert!(matches!(e, Error::Interrupted(_)), "{e}");
+    let served = sim.stats().searches_served;
+    assert!(served <= 8 + 2, "stopped within the requests in flight: {served}");
+    assert!(end_pages(dir.path(), "demo").is_empty());
+    sim.clear_search_hook();
+    let r = run(&cfg, &sim, &[]).unwrap();
+    assert!(r.scopes[0].resumed);
+    assert_covers(&staged_versions(dir.path(), "demo"), &at_start, "stopped then resumed");
+}
+
+/// Long (about 25,000 issue renders): `cargo test --test it -- --ignored crowded`.
+#[test]
+#[ignore]
+fn extract_crowded_minute_during_the_run_is_drained_by_created() {
+    let sim = Simulator::start(SimConfig::default().issues(12_500).project_keys(&["DEMO"]).max_results(100)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(sim.url(), dir.path(), "page_size = 100\nconcurrency = 2", "");
+    let checkpoint = Utc::now();
+    let ids: Vec<u64> = sim.ids_in_project("DEMO");
+    // A few changes the run plans for (one slice)...
+    for id in ids.iter().take(30) {
+        sim.update_issue(*id, &IssueUpdate::new().summary("before")).unwrap();
+    }
+    // ...then, once paging has begun, a bulk edit of 12,000 issues in one minute.
+    let bulk: Vec<u64> = ids.iter().skip(100).take(12_000).copied().collect();
+    let b2 = bulk.clone();
+    sim.set_search_hook(move |ctl, n| {
+        if n == 2 {
+            ctl.bulk_edit(&b2, &IssueUpdate::new().add_label("bulk")).unwrap();
+        }
+    });
+    let r = run(&cfg, &sim, &[("demo", checkpoint)]).unwrap();
+    sim.clear_search_hook();
+    let now = truth(&sim, "DEMO");
+    let expected: HashMap<u64, i64> = ids.iter().take(30).chain(&bulk).map(|i| (*i, now[i])).collect();
+    assert_covers(&staged_versions(dir.path(), "demo"), &expected, "crowded minute");
+    let sc = &r.scopes[0];
+    assert!(sc.slices > 1, "the crowded minute got slices of its own: {sc:?}");
+    assert_eq!(sim.stats().count("search", 500), 0);
+}
