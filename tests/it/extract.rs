@@ -850,3 +850,102 @@ fn extract_crowded_minute_during_the_run_is_drained_by_created() {
     assert!(sc.slices > 1, "the crowded minute got slices of its own: {sc:?}");
     assert_eq!(sim.stats().count("search", 500), 0);
 }
+
+/// CPU seconds (user + system) this process has used so far (Linux).
+fn process_cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // Fields 14 and 15 (utime, stime) are at 11 and 12 after the ")".
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Extract throughput figures. Run in release:
+/// `cargo test --release --test it -- --ignored --nocapture bench_extract`
+/// (`BENCH_ISSUES`, `BENCH_LATENCY_MS`, `BENCH_K` override the sizes).
+#[test]
+#[ignore]
+fn bench_extract() {
+    let env = |k: &str, d: u64| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+
+    // 1. Latency-bound: per-page latency L, concurrency K: pages/s vs 0.8 K / L.
+    let l = env("BENCH_LATENCY_MS", 200);
+    let k = env("BENCH_K", 8);
+    let sim = Simulator::start(
+        SimConfig::default()
+            .issues(env("BENCH_LATENCY_ISSUES", 8000) as u32)
+            .project_keys(&["DEMO"])
+            .max_results(100)
+            .latency_ms(l)
+            .threads(2),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(sim.url(), dir.path(), &format!("page_size = 100\nconcurrency = {k}"), "");
+    let t0 = Instant::now();
+    let r = run(&cfg, &sim, &[]).unwrap();
+    let secs = t0.elapsed().as_secs_f64();
+    let pages = r.scopes[0].pages as f64;
+    let searches = sim.stats().searches_served as f64;
+    let target = 0.8 * k as f64 / (l as f64 / 1000.0);
+    println!(
+        "bench extract latency: L = {l} ms, K = {k}: {pages} pages ({searches} search requests incl. planning and end probes) in {secs:.2} s = {:.1} pages/s, {:.1} requests/s; target 0.8 K/L = {target:.1} pages/s ({:.0}% of target, {:.0}% of K/L for all requests)",
+        pages / secs,
+        searches / secs,
+        100.0 * pages / secs / target,
+        100.0 * searches / secs / (k as f64 * 1000.0 / l as f64)
+    );
+    drop(sim);
+
+    // 2. No latency, many issues with changelogs, simulator in another process
+    //    so this process's CPU time is the extractor's alone.
+    let n = env("BENCH_ISSUES", 100_000);
+    let bin = assert_cmd::cargo::cargo_bin("pipeline");
+    let mut child = std::process::Command::new(&bin)
+        .args(["simulate", "--port", "0", "--projects", "DEMO", "--cap", "100"])
+        .args(["--issues", &n.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+    let url = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&url, dir.path(), &format!("page_size = 100\nconcurrency = {k}"), "");
+    let cpu0 = process_cpu_secs();
+    let t0 = Instant::now();
+    let r = extract_blocking(&cfg, &Secret::new("sim-token"), &HashMap::new(), opts()).unwrap();
+    let secs = t0.elapsed().as_secs_f64();
+    let cpu = process_cpu_secs() - cpu0;
+    let _ = child.kill();
+    let _ = child.wait();
+    // Compression alone: compress the same bodies again at the same level.
+    let st = Staging::new(dir.path(), cfg.staging.compression_level);
+    let mut raw_bytes = 0usize;
+    let mut staged_bytes = 0u64;
+    let mut bodies = Vec::new();
+    for p in st.list_pages("demo").unwrap() {
+        let path = st.page_path("demo", &p);
+        staged_bytes += std::fs::metadata(&path).unwrap().len();
+        bodies.push(jira_pipeline::staging::read_zstd(&path).unwrap());
+    }
+    let c0 = Instant::now();
+    for b in &bodies {
+        raw_bytes += b.len();
+        std::hint::black_box(zstd::bulk::compress(b, cfg.staging.compression_level).unwrap());
+    }
+    let compress = c0.elapsed().as_secs_f64();
+    let mb = r.body_bytes as f64 / 1e6;
+    println!(
+        "bench extract throughput: {n} issues with changelogs, K = {k}, no latency: {} pages, {mb:.1} MB of bodies in {secs:.2} s = {:.1} MB/s ({:.0} issues/s); extractor CPU {cpu:.2} s ({:.0}% of one core), of which zstd compression {compress:.2} s = {:.0}%; staged {:.1} MB (ratio {:.1})",
+        r.scopes[0].pages,
+        mb / secs,
+        n as f64 / secs,
+        100.0 * cpu / secs,
+        100.0 * compress / cpu.max(0.001),
+        staged_bytes as f64 / 1e6,
+        raw_bytes as f64 / staged_bytes.max(1) as f64
+    );
+}
