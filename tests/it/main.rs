@@ -3,3 +3,4 @@
 mod common;
 mod extract;
 mod foundation;
+mod sim;
