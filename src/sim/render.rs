@@ -337,8 +337,48 @@ fn opt_str(out: &mut Vec<u8>, s: Option<&str>) {
 
 fn ts(ds: &Dataset, out: &mut Vec<u8>, ms: i64) {
     out.push(b'"');
-    raw(out, &format_ts(ds.server_tz, ms));
+    write_ts(out, ds.server_tz, ms);
     out.push(b'"');
+}
+
+/// Appends `2024-03-10T01:59:59.123-0500` (epoch ms in `tz`) without chrono's
+/// format machinery (this is the renderer's hottest path).
+pub fn write_ts(out: &mut Vec<u8>, tz: chrono_tz::Tz, ms: i64) {
+    use chrono::{Datelike, Offset, Timelike};
+    let Some(utc) = chrono::DateTime::from_timestamp_millis(ms) else {
+        return;
+    };
+    let off = tz
+        .offset_from_utc_datetime(&utc.naive_utc())
+        .fix()
+        .local_minus_utc();
+    let local = utc.naive_utc() + chrono::Duration::seconds(off as i64);
+    let mut b = [0u8; 28];
+    let put = |b: &mut [u8; 28], at: usize, v: u32, width: usize| {
+        let mut v = v;
+        for k in (0..width).rev() {
+            b[at + k] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(&mut b, 0, local.year().clamp(0, 9999) as u32, 4);
+    b[4] = b'-';
+    put(&mut b, 5, local.month(), 2);
+    b[7] = b'-';
+    put(&mut b, 8, local.day(), 2);
+    b[10] = b'T';
+    put(&mut b, 11, local.hour(), 2);
+    b[13] = b':';
+    put(&mut b, 14, local.minute(), 2);
+    b[16] = b':';
+    put(&mut b, 17, local.second(), 2);
+    b[19] = b'.';
+    put(&mut b, 20, ms.rem_euclid(1000) as u32, 3);
+    b[23] = if off < 0 { b'-' } else { b'+' };
+    let a = off.unsigned_abs() / 60;
+    put(&mut b, 24, a / 60, 2);
+    put(&mut b, 26, a % 60, 2);
+    out.extend_from_slice(&b);
 }
 
 fn key_field(out: &mut Vec<u8>, key: &str) {
@@ -348,8 +388,7 @@ fn key_field(out: &mut Vec<u8>, key: &str) {
 }
 
 /// A DC user object.
-pub(crate) fn write_user(ds: &Dataset, out: &mut Vec<u8>, u: &User) {
-    let b = &ds.base_url;
+fn build_user(b: &str, out: &mut Vec<u8>, u: &User) {
     raw(out, "{\"self\":");
     write_json_str(out, &format!("{b}/rest/api/2/user?username={}", u.name));
     raw(out, ",\"name\":");
@@ -402,14 +441,13 @@ pub(crate) fn write_user(ds: &Dataset, out: &mut Vec<u8>, u: &User) {
 
 fn opt_user(ds: &Dataset, out: &mut Vec<u8>, u: Option<usize>) {
     match u {
-        Some(u) => write_user(ds, out, &USERS[u]),
+        Some(u) => write_user(ds, out, u),
         None => raw(out, "null"),
     }
 }
 
-fn write_status(ds: &Dataset, out: &mut Vec<u8>, s: usize) {
+fn build_status(b: &str, out: &mut Vec<u8>, s: usize) {
     let s = &STATUSES[s];
-    let b = &ds.base_url;
     raw(
         out,
         &format!(
@@ -433,9 +471,8 @@ fn write_status(ds: &Dataset, out: &mut Vec<u8>, s: usize) {
     );
 }
 
-fn write_issuetype(ds: &Dataset, out: &mut Vec<u8>, t: usize) {
+fn build_issuetype(b: &str, out: &mut Vec<u8>, t: usize) {
     let t = &ISSUE_TYPES[t];
-    let b = &ds.base_url;
     raw(
         out,
         &format!(
@@ -453,21 +490,68 @@ fn write_issuetype(ds: &Dataset, out: &mut Vec<u8>, t: usize) {
     );
 }
 
-fn write_priority(ds: &Dataset, out: &mut Vec<u8>, p: Option<usize>) {
-    match p {
-        Some(p) => {
+fn build_priority(b: &str, out: &mut Vec<u8>, p: usize) {
+    {
+        {
             let p = &PRIORITIES[p];
             raw(
                 out,
                 &format!(
                     "{{\"self\":\"{b}/rest/api/2/priority/{id}\",\"iconUrl\":\"{b}/images/icons/priorities/{icon}\",\"name\":\"{name}\",\"id\":\"{id}\"}}",
-                    b = ds.base_url,
                     id = p.id,
                     icon = p.icon,
                     name = p.name
                 ),
             );
         }
+    }
+}
+
+/// Pre-rendered JSON of the constant objects (users, statuses, types,
+/// priorities) under one base URL.
+#[derive(Debug, Default)]
+pub struct Frags {
+    users: Vec<Vec<u8>>,
+    statuses: Vec<Vec<u8>>,
+    types: Vec<Vec<u8>>,
+    priorities: Vec<Vec<u8>>,
+}
+
+impl Frags {
+    pub fn new(base_url: &str) -> Frags {
+        let build = |n: usize, f: &dyn Fn(&mut Vec<u8>, usize)| -> Vec<Vec<u8>> {
+            (0..n)
+                .map(|i| {
+                    let mut out = Vec::new();
+                    f(&mut out, i);
+                    out
+                })
+                .collect()
+        };
+        Frags {
+            users: build(USERS.len(), &|o, i| build_user(base_url, o, &USERS[i])),
+            statuses: build(STATUSES.len(), &|o, i| build_status(base_url, o, i)),
+            types: build(ISSUE_TYPES.len(), &|o, i| build_issuetype(base_url, o, i)),
+            priorities: build(PRIORITIES.len(), &|o, i| build_priority(base_url, o, i)),
+        }
+    }
+}
+
+fn write_user(ds: &Dataset, out: &mut Vec<u8>, u: usize) {
+    out.extend_from_slice(&ds.frags.users[u]);
+}
+
+fn write_status(ds: &Dataset, out: &mut Vec<u8>, s: usize) {
+    out.extend_from_slice(&ds.frags.statuses[s]);
+}
+
+fn write_issuetype(ds: &Dataset, out: &mut Vec<u8>, t: usize) {
+    out.extend_from_slice(&ds.frags.types[t]);
+}
+
+fn write_priority(ds: &Dataset, out: &mut Vec<u8>, p: Option<usize>) {
+    match p {
+        Some(p) => out.extend_from_slice(&ds.frags.priorities[p]),
         None => raw(out, "null"),
     }
 }
@@ -528,7 +612,7 @@ pub(crate) fn write_cf_value(ds: &Dataset, out: &mut Vec<u8>, v: &CfValue) {
             }
             out.push(b']');
         }
-        CfValue::User(u) => write_user(ds, out, &USERS[*u]),
+        CfValue::User(u) => write_user(ds, out, *u),
         CfValue::DateTime(ms) => ts(ds, out, *ms),
         CfValue::Date(d) => raw(out, &format!("\"{}\"", d.format("%Y-%m-%d"))),
         CfValue::Sprints(ids) => {
@@ -576,7 +660,7 @@ fn write_histories(ds: &Dataset, out: &mut Vec<u8>, hs: &[History]) {
         raw(out, &format!("{{\"id\":\"{}\",", h.id));
         if let Some(a) = h.author {
             raw(out, "\"author\":");
-            write_user(ds, out, &USERS[a]);
+            write_user(ds, out, a);
             out.push(b',');
         }
         raw(out, "\"created\":");
@@ -992,5 +1076,52 @@ impl Dataset {
         let is = self.issue(idx);
         write_issue(self, &mut out, &is, FieldSel::ALL, changelog);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_strings_escape_like_jackson() {
+        let mut out = Vec::new();
+        write_json_str(&mut out, "a\"b\\c\nd\re\tf\u{0}g\u{1f}h é 🚀");
+        let s = String::from_utf8(out).unwrap();
+        assert_eq!(s, "\"a\\\"b\\\\c\\nd\\re\\tf\\u0000g\\u001fh é 🚀\"");
+        let back: String = serde_json::from_str(&s).unwrap();
+        assert_eq!(back, "a\"b\\c\nd\re\tf\u{0}g\u{1f}h é 🚀");
+    }
+
+    #[test]
+    fn field_selection() {
+        assert_eq!(FieldSel::parse::<&str>(&[], FieldSel::ALL), FieldSel::ALL);
+        assert_eq!(FieldSel::parse(&["*all"], FieldSel::NONE), FieldSel::ALL);
+        let s = FieldSel::parse(&["summary,customfield_10100"], FieldSel::ALL);
+        assert_eq!(s.sys, 1);
+        assert_eq!(s.cf, 1);
+        let s = FieldSel::parse(&["-description"], FieldSel::ALL);
+        assert_eq!(s.sys, FieldSel::ALL.sys & !(1 << F_DESCRIPTION));
+        let s = FieldSel::parse(&["*navigable", "-customfield_10101"], FieldSel::NONE);
+        assert_eq!(s.cf, FieldSel::ALL.cf & !2);
+        assert_eq!(FieldSel::parse(&["nosuch"], FieldSel::ALL), FieldSel::NONE);
+    }
+
+    #[test]
+    fn pages_are_valid_json_with_every_issue() {
+        let ds = Dataset::new(3, 250, &["DEMO".to_string(), "OPS".to_string()]);
+        for changelog in [false, true] {
+            let body = ds.search_page_body(200, 100, changelog);
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(v["issues"].as_array().unwrap().len(), 50);
+            assert_eq!(v["startAt"], 200);
+            assert_eq!(v["total"], 250);
+            assert_eq!(v["issues"][0]["changelog"].is_object(), changelog);
+        }
+        let f: serde_json::Value = serde_json::from_slice(&field_list(&ds)).unwrap();
+        assert_eq!(
+            f.as_array().unwrap().len(),
+            1 + SYSTEM_FIELDS.len() + CUSTOM_FIELDS.len()
+        );
     }
 }
