@@ -407,6 +407,28 @@ async fn handle(sh: &Arc<Shared>, req: &Request, body: &[u8]) -> Response {
         let ds = sh.ds.read().unwrap_or_else(|e| e.into_inner());
         ds.base_url().to_string()
     };
+    if path.starts_with("/_sim/") {
+        let authed = req
+            .authorization
+            .as_deref()
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(|t| t.trim() == sh.token)
+            .unwrap_or(false);
+        if !authed {
+            return Response::error(401, "the admin endpoints need the simulator's Bearer token");
+        }
+        let ctl = SimControl { shared: sh.clone() };
+        // Mutations take the dataset's write lock: keep them off the runtime's workers.
+        let (method, p, b) = (req.method.clone(), path.clone(), body.to_vec());
+        let (status, json) =
+            tokio::task::spawn_blocking(move || super::admin::handle(&ctl, &method, &p, &b))
+                .await
+                .unwrap_or((
+                    500,
+                    "{\"errorMessages\":[\"admin task failed\"],\"errors\":{}}".into(),
+                ));
+        return Response::json(status, json);
+    }
     let fault = sh
         .faults
         .lock()
