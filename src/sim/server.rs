@@ -701,8 +701,8 @@ async fn search(sh: &Arc<Shared>, p: SearchParams, auth: &Auth) -> Response {
     let ds = sh.ds.read().unwrap_or_else(|e| e.into_inner());
     let gen_ = ds.generation();
     let body_key = format!(
-        "{gen_}\u{1}{}\u{1}{start_at}\u{1}{max_results}\u{1}{:?}\u{1}{changelog}",
-        p.jql, sel
+        "{gen_}\u{1}{}\u{1}{start_at}\u{1}{max_results}\u{1}{:?}\u{1}{:?}",
+        p.jql, sel, p.expand
     );
     if let Some(b) = sh
         .bodies
@@ -731,7 +731,7 @@ async fn search(sh: &Arc<Shared>, p: SearchParams, auth: &Auth) -> Response {
             let v = Arc::new(compiled.run(&ds));
             let mut rc = sh.results.lock().unwrap_or_else(|e| e.into_inner());
             rc.retain(|_, (g, _)| *g == gen_);
-            if rc.len() > 64 {
+            if rc.len() > 16 {
                 rc.clear();
             }
             rc.insert(result_key, (gen_, v.clone()));
@@ -755,6 +755,18 @@ async fn search(sh: &Arc<Shared>, p: SearchParams, auth: &Auth) -> Response {
         changelog,
     );
     drop(ds);
+    let want = |x: &str| {
+        p.expand
+            .iter()
+            .flat_map(|e| e.split(','))
+            .any(|e| e.trim() == x)
+    };
+    let (names, schema) = (want("names"), want("schema"));
+    if names || schema {
+        out.pop(); // the closing brace
+        out.extend_from_slice(&render::names_and_schema(sel, names, schema));
+        out.push(b'}');
+    }
     let body = Bytes::from(out);
     sh.bodies
         .lock()

@@ -1318,3 +1318,40 @@ fn sim_admin_endpoints_script_mutations_and_faults() {
         400
     );
 }
+
+#[test]
+fn sim_search_expand_names_and_schema() {
+    let sim = start(50, 1);
+    let plain = search(&sim, "", "&fields=summary,customfield_10102").json();
+    assert!(plain.get("names").is_none());
+    let v = search(
+        &sim,
+        "",
+        "&fields=summary,customfield_10102&expand=names,schema",
+    )
+    .json();
+    assert_eq!(v["names"]["summary"], "Summary");
+    assert_eq!(v["names"]["customfield_10102"], "Severity");
+    assert_eq!(v["schema"]["customfield_10102"]["type"], "option");
+    assert_eq!(v["schema"]["customfield_10102"]["customId"], 10102);
+    assert_eq!(v["issues"].as_array().unwrap().len(), 50);
+}
+
+#[test]
+fn sim_more_than_10000_matches_need_slicing() {
+    let sim = Simulator::start(SimConfig::default().issues(12_000).projects(1)).unwrap();
+    let q = "project = DEMO ORDER BY key ASC";
+    let v = search(&sim, q, "&startAt=9900&maxResults=100").json();
+    assert_eq!(v["total"], 12_000);
+    assert_eq!(v["issues"][0]["key"], "DEMO-9901");
+    assert_eq!(search(&sim, q, "&startAt=10000&maxResults=1").status, 500);
+    // The tail is reachable only through a narrower query.
+    let v = search(
+        &sim,
+        "project = DEMO AND key > DEMO-10000 ORDER BY key ASC",
+        "&maxResults=1",
+    )
+    .json();
+    assert_eq!(v["total"], 2_000);
+    assert_eq!(v["issues"][0]["key"], "DEMO-10001");
+}
