@@ -301,6 +301,11 @@ impl Dataset {
         )
     }
 
+    /// A dataset over `projects` generated project keys (DEMO, ALPHA, BETA, …).
+    pub fn with_projects(seed: u64, issues: u32, projects: usize) -> Dataset {
+        Dataset::new(seed, issues, &project_keys(projects.max(1)))
+    }
+
     /// Like [`Dataset::new`] with the server's time zone and base URL.
     pub fn with_zone(
         seed: u64,

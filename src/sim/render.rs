@@ -940,6 +940,79 @@ pub fn write_search_page(
     raw(out, "]}");
 }
 
+/// The `"names"` and/or `"schema"` members a search adds for `expand=names,schema`
+/// (each starting with a comma), for the selected fields.
+pub fn names_and_schema(sel: FieldSel, names: bool, schema: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    let sys: Vec<&SystemField> = SYSTEM_FIELDS
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| sel.sys & (1 << i) != 0)
+        .map(|(_, f)| f)
+        .collect();
+    let cfs: Vec<&CustomField> = CUSTOM_FIELDS
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| sel.cf & (1 << i) != 0)
+        .map(|(_, f)| f)
+        .collect();
+    if names {
+        raw(&mut out, ",\"names\":{");
+        let mut first = true;
+        for (id, name, ..) in &sys {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            key_field(&mut out, id);
+            write_json_str(&mut out, name);
+        }
+        for cf in &cfs {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            key_field(&mut out, &cf.id());
+            write_json_str(&mut out, cf.name);
+        }
+        out.push(b'}');
+    }
+    if schema {
+        raw(&mut out, ",\"schema\":{");
+        let mut first = true;
+        for (id, _, ty, items, ..) in &sys {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            key_field(&mut out, id);
+            raw(&mut out, &format!("{{\"type\":\"{ty}\""));
+            if let Some(it) = items {
+                raw(&mut out, &format!(",\"items\":\"{it}\""));
+            }
+            raw(&mut out, &format!(",\"system\":\"{id}\"}}"));
+        }
+        for cf in &cfs {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            key_field(&mut out, &cf.id());
+            let (ty, items) = cf.schema();
+            raw(&mut out, &format!("{{\"type\":\"{ty}\""));
+            if let Some(it) = items {
+                raw(&mut out, &format!(",\"items\":\"{it}\""));
+            }
+            raw(
+                &mut out,
+                &format!(",\"custom\":\"{}\",\"customId\":{}}}", cf.custom, cf.num),
+            );
+        }
+        out.push(b'}');
+    }
+    out
+}
+
 /// `GET /rest/api/2/field`: every system and custom field the simulator emits.
 pub fn field_list(ds: &Dataset) -> Vec<u8> {
     let _ = ds;

@@ -407,6 +407,28 @@ async fn handle(sh: &Arc<Shared>, req: &Request, body: &[u8]) -> Response {
         let ds = sh.ds.read().unwrap_or_else(|e| e.into_inner());
         ds.base_url().to_string()
     };
+    if path.starts_with("/_sim/") {
+        let authed = req
+            .authorization
+            .as_deref()
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(|t| t.trim() == sh.token)
+            .unwrap_or(false);
+        if !authed {
+            return Response::error(401, "the admin endpoints need the simulator's Bearer token");
+        }
+        let ctl = SimControl { shared: sh.clone() };
+        // Mutations take the dataset's write lock: keep them off the runtime's workers.
+        let (method, p, b) = (req.method.clone(), path.clone(), body.to_vec());
+        let (status, json) =
+            tokio::task::spawn_blocking(move || super::admin::handle(&ctl, &method, &p, &b))
+                .await
+                .unwrap_or((
+                    500,
+                    "{\"errorMessages\":[\"admin task failed\"],\"errors\":{}}".into(),
+                ));
+        return Response::json(status, json);
+    }
     let fault = sh
         .faults
         .lock()
@@ -679,8 +701,8 @@ async fn search(sh: &Arc<Shared>, p: SearchParams, auth: &Auth) -> Response {
     let ds = sh.ds.read().unwrap_or_else(|e| e.into_inner());
     let gen_ = ds.generation();
     let body_key = format!(
-        "{gen_}\u{1}{}\u{1}{start_at}\u{1}{max_results}\u{1}{:?}\u{1}{changelog}",
-        p.jql, sel
+        "{gen_}\u{1}{}\u{1}{start_at}\u{1}{max_results}\u{1}{:?}\u{1}{:?}",
+        p.jql, sel, p.expand
     );
     if let Some(b) = sh
         .bodies
@@ -709,7 +731,7 @@ async fn search(sh: &Arc<Shared>, p: SearchParams, auth: &Auth) -> Response {
             let v = Arc::new(compiled.run(&ds));
             let mut rc = sh.results.lock().unwrap_or_else(|e| e.into_inner());
             rc.retain(|_, (g, _)| *g == gen_);
-            if rc.len() > 64 {
+            if rc.len() > 16 {
                 rc.clear();
             }
             rc.insert(result_key, (gen_, v.clone()));
@@ -733,6 +755,18 @@ async fn search(sh: &Arc<Shared>, p: SearchParams, auth: &Auth) -> Response {
         changelog,
     );
     drop(ds);
+    let want = |x: &str| {
+        p.expand
+            .iter()
+            .flat_map(|e| e.split(','))
+            .any(|e| e.trim() == x)
+    };
+    let (names, schema) = (want("names"), want("schema"));
+    if names || schema {
+        out.pop(); // the closing brace
+        out.extend_from_slice(&render::names_and_schema(sel, names, schema));
+        out.push(b'}');
+    }
     let body = Bytes::from(out);
     sh.bodies
         .lock()

@@ -748,6 +748,12 @@ impl SimControl {
         ds.is_live(i).then(|| ds.issue(i))
     }
 
+    /// The custom field values of a ground-truth issue as `(field id, JSON
+    /// value as rendered in fields)`.
+    pub fn custom_values(&self, issue: &Issue) -> Vec<(String, serde_json::Value)> {
+        issue.custom_values(&self.dataset())
+    }
+
     /// Ids of deleted issues.
     pub fn deleted_ids(&self) -> Vec<u64> {
         let ds = self.dataset();

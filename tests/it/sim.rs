@@ -1266,3 +1266,92 @@ fn sim_simulate_command_prints_url_and_serves() {
     assert_eq!(me.json()["timeZone"], "Europe/Berlin");
     assert_eq!(r.json()["total"], 20);
 }
+
+#[test]
+fn sim_admin_endpoints_script_mutations_and_faults() {
+    let sim = start(300, 3);
+    let post = |path: &str, body: Value| {
+        request(
+            sim.url(),
+            "POST",
+            path,
+            Some(&bearer()),
+            Some(&body.to_string()),
+        )
+    };
+    assert_eq!(
+        request(sim.url(), "GET", "/_sim/stats", None, None).status,
+        401
+    );
+    let r = post(
+        "/_sim/update",
+        serde_json::json!({"ids": [10001], "summary": "via admin", "add_labels": ["adm"]}),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(sim.issue(10001).unwrap().summary, "via admin");
+    let r = post(
+        "/_sim/move",
+        serde_json::json!({"id": 10003, "project": "BETA"}),
+    );
+    assert_eq!(r.json()["key"], "BETA-101");
+    post("/_sim/delete", serde_json::json!({"ids": [10004]}));
+    assert!(sim.issue(10004).is_none());
+    let r = post(
+        "/_sim/bulk-edit",
+        serde_json::json!({"project": "DEMO", "count": 50, "add_label": "b"}),
+    );
+    assert_eq!(r.json()["edited"], 50);
+    post(
+        "/_sim/faults",
+        serde_json::json!({"fault": "429", "count": 1, "retry_after": 3}),
+    );
+    let r = search(&sim, "", "");
+    assert_eq!((r.status, r.header("Retry-After")), (429, Some("3")));
+    assert_eq!(search(&sim, "", "").status, 200);
+    let truth = get(&sim, "/_sim/truth").json();
+    assert_eq!(truth["issues"].as_array().unwrap().len(), 299);
+    assert_eq!(truth["deleted"], serde_json::json!([10004]));
+    let st = get(&sim, "/_sim/stats").json();
+    assert_eq!(st["rate_limited"], 1);
+    assert_eq!(
+        post("/_sim/faults", serde_json::json!({"fault": "nope"})).status,
+        400
+    );
+}
+
+#[test]
+fn sim_search_expand_names_and_schema() {
+    let sim = start(50, 1);
+    let plain = search(&sim, "", "&fields=summary,customfield_10102").json();
+    assert!(plain.get("names").is_none());
+    let v = search(
+        &sim,
+        "",
+        "&fields=summary,customfield_10102&expand=names,schema",
+    )
+    .json();
+    assert_eq!(v["names"]["summary"], "Summary");
+    assert_eq!(v["names"]["customfield_10102"], "Severity");
+    assert_eq!(v["schema"]["customfield_10102"]["type"], "option");
+    assert_eq!(v["schema"]["customfield_10102"]["customId"], 10102);
+    assert_eq!(v["issues"].as_array().unwrap().len(), 50);
+}
+
+#[test]
+fn sim_more_than_10000_matches_need_slicing() {
+    let sim = Simulator::start(SimConfig::default().issues(12_000).projects(1)).unwrap();
+    let q = "project = DEMO ORDER BY key ASC";
+    let v = search(&sim, q, "&startAt=9900&maxResults=100").json();
+    assert_eq!(v["total"], 12_000);
+    assert_eq!(v["issues"][0]["key"], "DEMO-9901");
+    assert_eq!(search(&sim, q, "&startAt=10000&maxResults=1").status, 500);
+    // The tail is reachable only through a narrower query.
+    let v = search(
+        &sim,
+        "project = DEMO AND key > DEMO-10000 ORDER BY key ASC",
+        "&maxResults=1",
+    )
+    .json();
+    assert_eq!(v["total"], 2_000);
+    assert_eq!(v["issues"][0]["key"], "DEMO-10001");
+}
