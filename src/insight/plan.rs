@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use clap::{Args, ValueEnum};
 use serde::Serialize;
@@ -28,6 +29,8 @@ use crate::extract::progress::ScopeProgress;
 use crate::extract::scope::{ScopeCtx, plan_slices};
 use crate::extract::state::{Mode, RunState, SliceState, StateStore, advance, load, state_path};
 use crate::extract::{read_checkpoints, staged_checkpoint};
+use crate::jira::api::check_search;
+use crate::jira::client::Response;
 use crate::jira::jql::{DateField, Range, floor_minute, scope_clause, search_jql};
 use crate::jira::{IssueHead, JiraClient};
 use crate::staging::Staging;
@@ -98,8 +101,16 @@ pub struct Sample {
     pub requests: u64,
     pub secs_per_request: f64,
     /// Staging one such page (zstd at the configured level, atomic write with
-    /// fsync, the resume-state rewrite), timed in a temporary directory.
+    /// fsync, the resume-state replace), timed in a temporary directory.
     pub local_secs_per_page: f64,
+    /// CPU time per page on this machine: parsing the page (as the client
+    /// checks it) and compressing it; plus, when Jira is on this machine
+    /// (a loopback `base_url`, e.g. the simulator), its time per request.
+    pub cpu_secs_per_page: f64,
+    /// CPU cores available to the run (`available_parallelism`).
+    pub cores: usize,
+    /// True when `base_url` is a loopback address (Jira shares the cores).
+    pub server_on_this_machine: bool,
     pub bytes_per_request: u64,
     pub issues_per_request: f64,
 }
@@ -508,18 +519,23 @@ pub async fn build(
             at += page.issues.len() as u64 - 1;
         }
         let level = cfg.staging.compression_level;
-        let local = match first_body {
+        let (local, cpu) = match first_body {
             Some(b) => tokio::task::spawn_blocking(move || time_staging(&b, level))
                 .await
                 .ok()
                 .flatten()
-                .unwrap_or(0.0),
-            None => 0.0,
+                .unwrap_or((0.0, 0.0)),
+            None => (0.0, 0.0),
         };
+        let per_request = secs / n as f64;
+        let here = is_loopback(&cfg.jira.base_url);
         sample = Some(Sample {
             requests: n,
-            secs_per_request: secs / n as f64,
+            secs_per_request: per_request,
             local_secs_per_page: local,
+            cpu_secs_per_page: cpu + if here { per_request } else { 0.0 },
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            server_on_this_machine: here,
             bytes_per_request: bytes / n,
             issues_per_request: issues as f64 / n as f64,
         });
@@ -528,7 +544,18 @@ pub async fn build(
     let per_page = sample
         .as_ref()
         .map_or(0.0, |s| s.secs_per_request + s.local_secs_per_page);
-    let conc = cfg.jira.concurrency.max(1) as f64;
+    let cpu = sample.as_ref().map_or(0.0, |s| s.cpu_secs_per_page);
+    let cores = sample.as_ref().map_or(1, |s| s.cores);
+    let conc = cfg.jira.concurrency.max(1);
+    let paging = |pages: u64, longest: u64| {
+        Timing {
+            per_page,
+            cpu_per_page: cpu,
+            concurrency: conc,
+            cores,
+        }
+        .secs(pages, longest)
+    };
 
     let mut total_pages = 0u64;
     let mut longest = 0u64;
@@ -549,16 +576,14 @@ pub async fn build(
             });
         }
         sp.page_requests = sp.slices.iter().map(|s| s.pages).sum();
-        sp.duration_secs = w.planning_secs
-            + (sp.page_requests as f64 * per_page / conc).max(scope_longest as f64 * per_page);
+        sp.duration_secs = w.planning_secs + paging(sp.page_requests, scope_longest);
         total_pages += sp.page_requests;
         longest = longest.max(scope_longest);
         planning_requests += sp.planning_requests;
         scopes_out.push(sp);
     }
     let setup = 2 + u64::from(any_catalog);
-    let duration =
-        planning_total + (total_pages as f64 * per_page / conc).max(longest as f64 * per_page);
+    let duration = planning_total + paging(total_pages, longest);
     Ok(Plan {
         user: me.name,
         time_zone: me.tz.to_string(),
@@ -577,19 +602,66 @@ pub async fn build(
     })
 }
 
-/// Seconds to stage `body` as the extractor does (compress, atomic write
-/// with fsync, a state-file replace without fsync), in a temporary directory removed
-/// afterwards; nothing is written in the staging area.
-fn time_staging(body: &[u8], level: i32) -> Option<f64> {
+/// How long paging takes, from the sample.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// Wall time of one page in one slice: request + staging.
+    pub per_page: f64,
+    /// CPU time of one page on this machine.
+    pub cpu_per_page: f64,
+    pub concurrency: usize,
+    pub cores: usize,
+}
+
+impl Timing {
+    /// Seconds to fetch `pages` pages whose longest slice has `longest`:
+    /// slices run in parallel up to the concurrency, each slice one page
+    /// after the other, and the CPU work shares the cores.
+    pub fn secs(&self, pages: u64, longest: u64) -> f64 {
+        let pages = pages as f64;
+        (pages * self.per_page / self.concurrency.max(1) as f64)
+            .max(longest as f64 * self.per_page)
+            .max(pages * self.cpu_per_page / self.cores.max(1) as f64)
+    }
+}
+
+/// True when `url`'s host is this machine.
+fn is_loopback(url: &str) -> bool {
+    reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_string()))
+        .is_some_and(|h| {
+            h.eq_ignore_ascii_case("localhost")
+                || h.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback())
+        })
+}
+
+/// `(wall, cpu)` seconds to stage `body` as the extractor does: parse it as
+/// the client checks a search page, compress it, write it atomically with
+/// fsync, replace a state file without fsync — in a temporary directory
+/// removed afterwards; nothing is written in the staging area. `wall`
+/// leaves out the parse (the sampled request time includes it).
+fn time_staging(body: &Bytes, level: i32) -> Option<(f64, f64)> {
+    let t = Instant::now();
+    let resp = Response {
+        status: 200,
+        body: body.clone(),
+        headers: Default::default(),
+        fetched_at: Utc::now(),
+    };
+    check_search(resp, true).ok()?;
+    let parse = t.elapsed().as_secs_f64();
     let dir = tempfile::tempdir().ok()?;
     let t = Instant::now();
     let c = zstd::bulk::compress(body, level).ok()?;
+    let compress = t.elapsed().as_secs_f64();
     crate::staging::write_atomic(&dir.path().join("page.zst"), &c).ok()?;
     // The resume state is replaced without fsync (temp file + rename).
     let tmp = dir.path().join("state.json.tmp");
     std::fs::write(&tmp, [b' '; 4096]).ok()?;
     std::fs::rename(&tmp, dir.path().join("state.json")).ok()?;
-    Some(t.elapsed().as_secs_f64())
+    let wall = t.elapsed().as_secs_f64();
+    Some((wall, parse + compress))
 }
 
 fn human_secs(s: f64) -> String {
@@ -693,6 +765,19 @@ pub fn text(p: &Plan) -> String {
             let _ = writeln!(s, "sample: none (no slice to read)");
         }
     }
+    if let Some(x) = &p.sample {
+        let _ = writeln!(
+            s,
+            "cpu: {} per page on {} core(s){}",
+            human_secs(x.cpu_secs_per_page),
+            x.cores,
+            if x.server_on_this_machine {
+                " (Jira is on this machine: its time counts too)"
+            } else {
+                ""
+            }
+        );
+    }
     let _ = writeln!(
         s,
         "total: {} requests ({} setup, {} to plan, {} pages); estimated {} at concurrency {}",
@@ -775,6 +860,30 @@ mod tests {
         // 250 match; 99 are behind us: pages at 99, 198, then the last one.
         assert_eq!(pages_needed(&s, 250, 100), 3);
         assert_eq!(pages_needed(&fresh(), 250, 100), 4);
+    }
+
+    #[test]
+    fn timing_is_bounded_by_slices_concurrency_and_cores() {
+        let t = Timing {
+            per_page: 0.1,
+            cpu_per_page: 0.01,
+            concurrency: 4,
+            cores: 2,
+        };
+        // 100 pages over 4 slices of 25: concurrency-bound.
+        assert!((t.secs(100, 25) - 2.5).abs() < 1e-9);
+        // One slice of 100 pages: sequential.
+        assert!((t.secs(100, 100) - 10.0).abs() < 1e-9);
+        // CPU-heavy pages on 2 cores.
+        let cpu = Timing {
+            cpu_per_page: 0.08,
+            ..t
+        };
+        assert!((cpu.secs(100, 25) - 4.0).abs() < 1e-9);
+        assert!(is_loopback("http://127.0.0.1:8080"));
+        assert!(is_loopback("http://localhost:8080/jira"));
+        assert!(is_loopback("http://[::1]:8080"));
+        assert!(!is_loopback("https://jira.example.com"));
     }
 
     #[test]
