@@ -300,28 +300,43 @@ pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
-        let esc: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x08 => b"\\b",
-            0x0c => b"\\f",
-            0..=0x1f => b"",
-            _ => continue,
-        };
+        if !NEEDS_ESCAPE[b as usize] {
+            continue;
+        }
         out.extend_from_slice(&bytes[start..i]);
-        if esc.is_empty() {
-            out.extend_from_slice(format!("\\u{:04x}", b).as_bytes());
-        } else {
-            out.extend_from_slice(esc);
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[(b >> 4) as usize]);
+                out.push(HEX[(b & 15) as usize]);
+            }
         }
         start = i + 1;
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
 }
+
+/// Bytes that need escaping inside a JSON string: controls, `"` and `\`.
+static NEEDS_ESCAPE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
 
 #[inline]
 fn raw(out: &mut Vec<u8>, s: &str) {
@@ -515,10 +530,21 @@ pub struct Frags {
     statuses: Vec<Vec<u8>>,
     types: Vec<Vec<u8>>,
     priorities: Vec<Vec<u8>>,
+    /// Sprint id → its JSON string literal.
+    sprints: std::collections::HashMap<u32, Vec<u8>>,
 }
 
 impl Frags {
-    pub fn new(base_url: &str) -> Frags {
+    pub fn new(base_url: &str, tz: chrono_tz::Tz, projects: usize) -> Frags {
+        let mut sprints = std::collections::HashMap::new();
+        for p in 0..projects as u32 {
+            for s in 1..=90u32 {
+                let id = p * 1000 + s;
+                let mut out = Vec::new();
+                write_json_str(&mut out, &sprint_string(tz, id));
+                sprints.insert(id, out);
+            }
+        }
         let build = |n: usize, f: &dyn Fn(&mut Vec<u8>, usize)| -> Vec<Vec<u8>> {
             (0..n)
                 .map(|i| {
@@ -533,6 +559,7 @@ impl Frags {
             statuses: build(STATUSES.len(), &|o, i| build_status(base_url, o, i)),
             types: build(ISSUE_TYPES.len(), &|o, i| build_issuetype(base_url, o, i)),
             priorities: build(PRIORITIES.len(), &|o, i| build_priority(base_url, o, i)),
+            sprints,
         }
     }
 }
@@ -621,7 +648,10 @@ pub(crate) fn write_cf_value(ds: &Dataset, out: &mut Vec<u8>, v: &CfValue) {
                 if i > 0 {
                     out.push(b',');
                 }
-                write_json_str(out, &sprint_string(ds.server_tz, *id));
+                match ds.frags.sprints.get(id) {
+                    Some(lit) => out.extend_from_slice(lit),
+                    None => write_json_str(out, &sprint_string(ds.server_tz, *id)),
+                }
             }
             out.push(b']');
         }
