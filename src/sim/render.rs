@@ -21,7 +21,7 @@ pub type SystemField = (
     &'static [&'static str],
 );
 
-pub static SYSTEM_FIELDS: [SystemField; 21] = [
+pub static SYSTEM_FIELDS: [SystemField; 31] = [
     (
         "summary",
         "Summary",
@@ -203,6 +203,88 @@ pub static SYSTEM_FIELDS: [SystemField; 21] = [
         true,
         &["parent"],
     ),
+    (
+        "environment",
+        "Environment",
+        "string",
+        None,
+        true,
+        true,
+        &["environment"],
+    ),
+    ("votes", "Votes", "votes", None, false, false, &["votes"]),
+    (
+        "watches",
+        "Watchers",
+        "watches",
+        None,
+        false,
+        false,
+        &["watchers"],
+    ),
+    (
+        "workratio",
+        "Work Ratio",
+        "number",
+        None,
+        false,
+        true,
+        &["workratio"],
+    ),
+    (
+        "lastViewed",
+        "Last Viewed",
+        "datetime",
+        None,
+        false,
+        false,
+        &["lastViewed"],
+    ),
+    (
+        "progress",
+        "Progress",
+        "progress",
+        None,
+        false,
+        false,
+        &["progress"],
+    ),
+    (
+        "aggregateprogress",
+        "Σ Progress",
+        "progress",
+        None,
+        false,
+        false,
+        &["aggregateprogress"],
+    ),
+    (
+        "timespent",
+        "Time Spent",
+        "number",
+        None,
+        false,
+        false,
+        &["timespent"],
+    ),
+    (
+        "timeoriginalestimate",
+        "Original Estimate",
+        "number",
+        None,
+        false,
+        true,
+        &["originalEstimate", "timeoriginalestimate"],
+    ),
+    (
+        "timeestimate",
+        "Remaining Estimate",
+        "number",
+        None,
+        false,
+        true,
+        &["remainingEstimate", "timeestimate"],
+    ),
 ];
 
 const F_SUMMARY: u32 = 0;
@@ -226,6 +308,12 @@ const F_VERSIONS: u32 = 17;
 const F_ISSUELINKS: u32 = 18;
 const F_SUBTASKS: u32 = 19;
 const F_PARENT: u32 = 20;
+const F_ENVIRONMENT: u32 = 21;
+const F_VOTES: u32 = 22;
+const F_WATCHES: u32 = 23;
+const F_WORKRATIO: u32 = 24;
+const F_PROGRESS: u32 = 26;
+const F_AGGREGATEPROGRESS: u32 = 27;
 
 /// Which fields to render: bit masks over [`SYSTEM_FIELDS`] and [`CUSTOM_FIELDS`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -906,6 +994,31 @@ pub fn write_issue(ds: &Dataset, out: &mut Vec<u8>, is: &Issue, sel: FieldSel, c
                     write_issue_stub(ds, out, p);
                 }
             }
+            F_ENVIRONMENT => {
+                if is.id % 10 == 3 {
+                    write_json_str(out, "Chrome 120 on Windows 11\r\nJava 17 (Temurin)")
+                } else {
+                    raw(out, "null")
+                }
+            }
+            F_VOTES => raw(
+                out,
+                &format!(
+                    "{{\"self\":\"{b}/rest/api/2/issue/{}/votes\",\"votes\":{},\"hasVoted\":false}}",
+                    is.key,
+                    super::data::mix(is.id) % 4
+                ),
+            ),
+            F_WATCHES => raw(
+                out,
+                &format!(
+                    "{{\"self\":\"{b}/rest/api/2/issue/{}/watchers\",\"watchCount\":{},\"isWatching\":false}}",
+                    is.key,
+                    1 + super::data::mix(is.id ^ 7) % 5
+                ),
+            ),
+            F_WORKRATIO => raw(out, "-1"),
+            F_PROGRESS | F_AGGREGATEPROGRESS => raw(out, "{\"progress\":0,\"total\":0}"),
             _ => raw(out, "null"),
         }
     }
