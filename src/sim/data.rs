@@ -238,6 +238,15 @@ impl Issue {
     }
 }
 
+/// A deliberately broken rendering of one issue, for quarantine tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Poison {
+    /// `customfield_10100` (Story Points, a number) rendered as the string `"lots"`.
+    WrongType,
+    /// `created` rendered as `"yesterday"`.
+    BadDate,
+}
+
 /// A link added by a mutation.
 #[derive(Debug, Clone)]
 pub(crate) struct AddedLink {
@@ -284,6 +293,8 @@ pub struct Dataset {
     pub(crate) next_link_id: u64,
     /// Bumped by every mutation (cache key).
     pub(crate) generation: u64,
+    /// Issues rendered with a broken field.
+    pub(crate) poisoned: HashMap<u32, Poison>,
     /// Pre-rendered constant JSON under `base_url`.
     pub(crate) frags: std::sync::Arc<super::render::Frags>,
 }
@@ -345,6 +356,7 @@ impl Dataset {
             next_history_id: HIST_BASE + n64 * HIST_PER_ISSUE + 1000,
             next_link_id: LINK_BASE + n64 * 2 + 1000,
             generation: 0,
+            poisoned: HashMap::new(),
             frags: std::sync::Arc::new(super::render::Frags::new(
                 base_url.trim_end_matches('/'),
                 server_tz,

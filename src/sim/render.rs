@@ -6,7 +6,7 @@
 use chrono::TimeZone;
 
 use super::catalog::*;
-use super::data::{CfValue, Dataset, History, ID_BASE, Issue, format_ts, sprint_string};
+use super::data::{CfValue, Dataset, History, ID_BASE, Issue, Poison, format_ts, sprint_string};
 
 /// The system fields the simulator renders, in output order:
 /// (id, name, schema type, schema items, orderable, searchable, clause names).
@@ -909,6 +909,9 @@ pub fn write_issue(ds: &Dataset, out: &mut Vec<u8>, is: &Issue, sel: FieldSel, c
                 Some(ms) => ts(ds, out, ms),
                 None => raw(out, "null"),
             },
+            F_CREATED if ds.poisoned.get(&is.index) == Some(&Poison::BadDate) => {
+                raw(out, "\"yesterday\"")
+            }
             F_CREATED => ts(ds, out, is.created_ms),
             F_UPDATED => ts(ds, out, is.updated_ms),
             F_DUEDATE => match is.due_date {
@@ -1027,6 +1030,10 @@ pub fn write_issue(ds: &Dataset, out: &mut Vec<u8>, is: &Issue, sel: FieldSel, c
             continue;
         }
         sep(out, &cf.id());
+        if ci == CF_STORY_POINTS && ds.poisoned.get(&is.index) == Some(&Poison::WrongType) {
+            raw(out, "\"lots\"");
+            continue;
+        }
         match is.custom.iter().find(|(k, _)| *k == ci) {
             Some((_, v)) => write_cf_value(ds, out, v),
             None => raw(out, "null"),

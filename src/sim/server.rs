@@ -378,6 +378,16 @@ fn fault_response(f: Fault, base: Response) -> Response {
             wire: Wire::Normal,
             delay_ms: 0,
         },
+        Fault::HtmlLoginPage => Response {
+            status: 200,
+            headers: Vec::new(),
+            content_type: "text/html;charset=UTF-8",
+            body: Bytes::from_static(
+                b"<!DOCTYPE html>\n<html><head><title>Log in - Company SSO</title></head>\n<body><form method=\"post\" action=\"/login\"><input name=\"username\"><input type=\"password\" name=\"password\"><button>Log in</button></form></body></html>\n",
+            ),
+            wire: Wire::Normal,
+            delay_ms: 0,
+        },
         Fault::ResetMidBody => Response {
             wire: Wire::Reset,
             ..base
@@ -435,9 +445,12 @@ async fn handle(sh: &Arc<Shared>, req: &Request, body: &[u8]) -> Response {
         .unwrap_or_else(|e| e.into_inner())
         .next(ep == "search");
     let mut resp = match fault {
-        Some(f @ (Fault::RateLimit { .. } | Fault::Status(_) | Fault::HtmlBadGateway)) => {
-            fault_response(f, Response::json(200, Bytes::new()))
-        }
+        Some(
+            f @ (Fault::RateLimit { .. }
+            | Fault::Status(_)
+            | Fault::HtmlBadGateway
+            | Fault::HtmlLoginPage),
+        ) => fault_response(f, Response::json(200, Bytes::new())),
         _ => {
             let r = match check_auth(sh, req, &base_url) {
                 Err(r) => r,

@@ -1397,3 +1397,39 @@ fn sim_million_issues_soak() {
         500
     );
 }
+
+#[test]
+fn sim_html_login_page_and_poisoned_issues() {
+    let sim = start(100, 1);
+    sim.schedule_search_faults(Fault::HtmlLoginPage, 1);
+    let r = search(&sim, "", "");
+    assert_eq!(r.status, 200);
+    assert!(r.header("Content-Type").unwrap().starts_with("text/html"));
+    assert!(serde_json::from_slice::<Value>(&r.body).is_err());
+
+    sim.poison_issue(10005, jira_pipeline::sim::Poison::WrongType)
+        .unwrap();
+    sim.poison_issue(10007, jira_pipeline::sim::Poison::BadDate)
+        .unwrap();
+    assert_eq!(sim.poisoned_ids(), vec![10005, 10007]);
+    let v = get(&sim, "/rest/api/2/issue/10005").json();
+    assert_eq!(v["fields"]["customfield_10100"], "lots");
+    let v = get(&sim, "/rest/api/2/issue/10007").json();
+    assert_eq!(v["fields"]["created"], "yesterday");
+    // Poisoning counts as a change: an incremental query finds both.
+    let before = chrono::Utc::now().timestamp_millis() - 60_000;
+    let got = ids(&search_all(
+        &sim,
+        &format!("updated >= {before} ORDER BY id"),
+        "key",
+    ));
+    assert_eq!(got, vec![10005, 10007]);
+    // Every other issue is intact.
+    let v = search(&sim, "key = DEMO-1", "").json();
+    assert!(
+        v["issues"][0]["fields"]["created"]
+            .as_str()
+            .unwrap()
+            .starts_with("20")
+    );
+}
