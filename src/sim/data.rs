@@ -1331,6 +1331,13 @@ mod tests {
     }
 
     #[test]
+    fn dataset_can_be_shared_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Dataset>();
+        assert_send_sync::<Issue>();
+    }
+
+    #[test]
     fn a_million_issues_stay_compact() {
         assert!(std::mem::size_of::<Core>() <= 32);
         let ds = Dataset::new(1, 1_000_000, &keys(5));
