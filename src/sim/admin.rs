@@ -14,9 +14,11 @@
 //! | `POST /_sim/faults` `{"fault":"429"\|"500"\|"502"\|"503"\|"504"\|"html502"\|"reset"\|"truncate"\|"close"\|"slow", "count":N, "retry_after"?:s, "ms"?:ms, "scope"?:"search"\|"all"}` | schedule faults |
 //! | `POST /_sim/faults/clear` | remove every fault |
 //! | `POST /_sim/latency` `{"ms":N}` | per-page latency |
+//! | `POST /_sim/poison` `{"id":N, "kind":"wrong_type"\|"bad_date"}` | render an issue with a broken field |
 
 use serde_json::{Value, json};
 
+use super::data::Poison;
 use super::faults::Fault;
 use super::state::{IssueUpdate, SimControl};
 
@@ -139,6 +141,7 @@ pub(crate) fn handle(ctl: &SimControl, method: &str, path: &str, body: &[u8]) ->
                     Fault::Status(c.parse().unwrap_or(500))
                 }
                 Some("html502") => Fault::HtmlBadGateway,
+                Some("html200") => Fault::HtmlLoginPage,
                 Some("reset") => Fault::ResetMidBody,
                 Some("truncate") => Fault::TruncatedBody,
                 Some("close") => Fault::CloseMidBody,
@@ -157,6 +160,18 @@ pub(crate) fn handle(ctl: &SimControl, method: &str, path: &str, body: &[u8]) ->
         ("POST", "/_sim/faults/clear") => {
             ctl.clear_faults();
             ok(json!({}))
+        }
+        ("POST", "/_sim/poison") => {
+            let kind = match s("kind").as_deref() {
+                Some("wrong_type") => Poison::WrongType,
+                Some("bad_date") => Poison::BadDate,
+                other => return err(400, &format!("unknown poison {other:?}")),
+            };
+            match n("id").map(|id| ctl.poison_issue(id, kind)) {
+                Some(Ok(())) => ok(json!({})),
+                Some(Err(e)) => err(400, &e),
+                None => err(400, "give \"id\""),
+            }
         }
         ("POST", "/_sim/latency") => {
             ctl.set_latency_ms(n("ms").unwrap_or(0));

@@ -26,7 +26,7 @@ use std::thread::JoinHandle;
 use chrono_tz::Tz;
 use clap::Args;
 
-pub use data::{CfValue, Dataset, History, HistoryItem, Issue, IssueLink};
+pub use data::{CfValue, Dataset, History, HistoryItem, Issue, IssueLink, Poison};
 pub use faults::{Fault, FaultConfig, FaultScope};
 pub use render::FieldSel;
 pub use state::{IssueUpdate, SearchHook, SimControl, SimStats};

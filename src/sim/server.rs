@@ -28,6 +28,7 @@ struct Request {
     authorization: Option<String>,
     content_length: usize,
     close: bool,
+    expect_continue: bool,
 }
 
 /// How the body goes on the wire.
@@ -115,6 +116,7 @@ fn parse_head(buf: &[u8]) -> Result<Option<(Request, usize)>, String> {
                 authorization: None,
                 content_length: 0,
                 close: req.version == Some(0),
+                expect_continue: false,
             };
             for h in req.headers.iter() {
                 let v = String::from_utf8_lossy(h.value).to_string();
@@ -129,6 +131,8 @@ fn parse_head(buf: &[u8]) -> Result<Option<(Request, usize)>, String> {
                     } else if v.contains("keep-alive") {
                         r.close = false;
                     }
+                } else if h.name.eq_ignore_ascii_case("expect") {
+                    r.expect_continue = v.eq_ignore_ascii_case("100-continue");
                 } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
                     return Err(
                         "chunked request bodies are not supported; send Content-Length".into(),
@@ -172,6 +176,9 @@ async fn connection(mut s: TcpStream, sh: Arc<Shared>) -> std::io::Result<()> {
             let r = Response::error(413, "request body too large");
             write_response(&mut s, &r, true).await?;
             return Ok(());
+        }
+        if req.expect_continue && buf.len() < head_len + req.content_length {
+            s.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
         }
         while buf.len() < head_len + req.content_length {
             let mut chunk = vec![0u8; 65536];
@@ -378,6 +385,16 @@ fn fault_response(f: Fault, base: Response) -> Response {
             wire: Wire::Normal,
             delay_ms: 0,
         },
+        Fault::HtmlLoginPage => Response {
+            status: 200,
+            headers: Vec::new(),
+            content_type: "text/html;charset=UTF-8",
+            body: Bytes::from_static(
+                b"<!DOCTYPE html>\n<html><head><title>Log in - Company SSO</title></head>\n<body><form method=\"post\" action=\"/login\"><input name=\"username\"><input type=\"password\" name=\"password\"><button>Log in</button></form></body></html>\n",
+            ),
+            wire: Wire::Normal,
+            delay_ms: 0,
+        },
         Fault::ResetMidBody => Response {
             wire: Wire::Reset,
             ..base
@@ -435,9 +452,12 @@ async fn handle(sh: &Arc<Shared>, req: &Request, body: &[u8]) -> Response {
         .unwrap_or_else(|e| e.into_inner())
         .next(ep == "search");
     let mut resp = match fault {
-        Some(f @ (Fault::RateLimit { .. } | Fault::Status(_) | Fault::HtmlBadGateway)) => {
-            fault_response(f, Response::json(200, Bytes::new()))
-        }
+        Some(
+            f @ (Fault::RateLimit { .. }
+            | Fault::Status(_)
+            | Fault::HtmlBadGateway
+            | Fault::HtmlLoginPage),
+        ) => fault_response(f, Response::json(200, Bytes::new())),
         _ => {
             let r = match check_auth(sh, req, &base_url) {
                 Err(r) => r,

@@ -1355,3 +1355,81 @@ fn sim_more_than_10000_matches_need_slicing() {
     assert_eq!(v["total"], 2_000);
     assert_eq!(v["issues"][0]["key"], "DEMO-10001");
 }
+
+/// Large scale: 1,000,000 issues, a 12,000-issue bulk edit in one minute.
+/// `cargo test --release --test it sim_million -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn sim_million_issues_soak() {
+    let t = Instant::now();
+    let sim = Simulator::start(SimConfig::default().issues(1_000_000).projects(5)).unwrap();
+    println!("started 1M issues in {:?}", t.elapsed());
+    let q = "project = DEMO ORDER BY updated ASC, id ASC";
+    for page in 0..3 {
+        let t = Instant::now();
+        let r = search(
+            &sim,
+            q,
+            &format!("&startAt={}&maxResults=100&expand=changelog", page * 100),
+        );
+        assert_eq!(r.status, 200);
+        assert_eq!(r.json()["total"], 200_000);
+        println!("page {page}: {} bytes in {:?}", r.body.len(), t.elapsed());
+    }
+    let ids: Vec<u64> = sim
+        .ids_in_project("ALPHA")
+        .into_iter()
+        .take(12_000)
+        .collect();
+    let stamps = sim
+        .bulk_edit(&ids, &IssueUpdate::new().add_label("bulk"))
+        .unwrap();
+    let minute = stamps[0] - stamps[0].rem_euclid(60_000);
+    let v = search(&sim, &format!("updated >= {minute}"), "&maxResults=0").json();
+    assert_eq!(v["total"], 12_000);
+    assert_eq!(
+        search(
+            &sim,
+            &format!("updated >= {minute}"),
+            "&startAt=9950&maxResults=100"
+        )
+        .status,
+        500
+    );
+}
+
+#[test]
+fn sim_html_login_page_and_poisoned_issues() {
+    let sim = start(100, 1);
+    sim.schedule_search_faults(Fault::HtmlLoginPage, 1);
+    let r = search(&sim, "", "");
+    assert_eq!(r.status, 200);
+    assert!(r.header("Content-Type").unwrap().starts_with("text/html"));
+    assert!(serde_json::from_slice::<Value>(&r.body).is_err());
+
+    sim.poison_issue(10005, jira_pipeline::sim::Poison::WrongType)
+        .unwrap();
+    sim.poison_issue(10007, jira_pipeline::sim::Poison::BadDate)
+        .unwrap();
+    assert_eq!(sim.poisoned_ids(), vec![10005, 10007]);
+    let v = get(&sim, "/rest/api/2/issue/10005").json();
+    assert_eq!(v["fields"]["customfield_10100"], "lots");
+    let v = get(&sim, "/rest/api/2/issue/10007").json();
+    assert_eq!(v["fields"]["created"], "yesterday");
+    // Poisoning counts as a change: an incremental query finds both.
+    let before = chrono::Utc::now().timestamp_millis() - 60_000;
+    let got = ids(&search_all(
+        &sim,
+        &format!("updated >= {before} ORDER BY id"),
+        "key",
+    ));
+    assert_eq!(got, vec![10005, 10007]);
+    // Every other issue is intact.
+    let v = search(&sim, "key = DEMO-1", "").json();
+    assert!(
+        v["issues"][0]["fields"]["created"]
+            .as_str()
+            .unwrap()
+            .starts_with("20")
+    );
+}
