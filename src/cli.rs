@@ -82,6 +82,12 @@ pub enum Command {
     Replay(crate::replay::ReplayArgs),
     /// Serve a simulated Jira Data Center on 127.0.0.1 (no config or database needed).
     Simulate(crate::sim::SimulateArgs),
+    /// Show live issues of a JQL query (table, JSON or CSV); writes nothing.
+    Preview(crate::insight::preview::PreviewArgs),
+    /// List Jira's field catalogue (ids, names, types); writes nothing.
+    Fields(crate::insight::fields::FieldsArgs),
+    /// Show what the next run will send, match, slice and cost; writes nothing.
+    Plan(crate::insight::plan::PlanArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -289,6 +295,9 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Replay(args) => crate::replay::exec(&Config::load(&cli.config)?, &args),
         Command::Demo(args) => crate::demo::exec(&args, cli.quiet > 0),
         Command::Simulate(args) => crate::sim::exec(&args),
+        Command::Preview(args) => crate::insight::preview::exec(&cli.config, &args),
+        Command::Fields(args) => crate::insight::fields::exec(&cli.config, &args),
+        Command::Plan(args) => crate::insight::plan::exec(&cli.config, &args),
         Command::Config(ConfigCommand::Check) => {
             let cfg = Config::load(&cli.config)?;
             print!("{}", crate::report::effective_config(&cfg));

@@ -15,6 +15,7 @@
 //! - [`batch`]: table batches (transform → load), in memory and on disk.
 //! - [`jira`]: the shared Jira HTTP client (retries, rate limits), JQL building, REST calls.
 //! - [`extract`]: scopes → sliced searches → staged pages, resume state, End pages.
+//! - [`insight`]: read-only looks at Jira and at the next run: preview, fields, plan.
 //! - [`staging`]: the staging area's layout, file formats and atomic writes.
 //! - [`status`]: `pipeline status` and `staging usage|gc`.
 //! - [`transform`]: staged pages → table batches (rayon + simd-json); `run --stage transform`.
@@ -39,6 +40,7 @@ pub mod db;
 pub mod demo;
 pub mod error;
 pub mod extract;
+pub mod insight;
 pub mod jira;
 pub mod load;
 pub mod logging;

@@ -208,6 +208,25 @@ fn range_of(field: DateField, p: &Piece) -> Option<Range> {
 
 /// Plans the run's slices (counts only; nothing staged) and records them.
 pub async fn plan_run(ctx: &ScopeCtx) -> Result<()> {
+    let slices = plan_slices(ctx).await?;
+    let n = slices.len();
+    let expected: u64 = slices.iter().map(|s| s.estimate).sum();
+    let store = ctx.store.clone();
+    blocking(move || {
+        store.update(|s| {
+            s.slices = slices;
+            s.planned = true;
+        })
+    })
+    .await??;
+    ctx.progress.expected.store(expected, Ordering::Relaxed);
+    tracing::info!(scope = %ctx.scope, slices = n, expected, "planned");
+    Ok(())
+}
+
+/// The slices of the run in `ctx.store` (its mode, `from` and start
+/// instant), from `maxResults=0` counts; writes nothing (also `pipeline plan`).
+pub async fn plan_slices(ctx: &ScopeCtx) -> Result<Vec<SliceState>> {
     let st = ctx.store.snapshot();
     let end = st.started_at + Duration::minutes(1);
     let small = 4 * u64::from(ctx.page_size);
@@ -316,19 +335,7 @@ pub async fn plan_run(ctx: &ScopeCtx) -> Result<()> {
         };
         slices.push(SliceState::new(0, ranges, order, 0, 0));
     }
-    let n = slices.len();
-    let expected: u64 = slices.iter().map(|s| s.estimate).sum();
-    let store = ctx.store.clone();
-    blocking(move || {
-        store.update(|s| {
-            s.slices = slices;
-            s.planned = true;
-        })
-    })
-    .await??;
-    ctx.progress.expected.store(expected, Ordering::Relaxed);
-    tracing::info!(scope = %ctx.scope, slices = n, expected, "planned");
-    Ok(())
+    Ok(slices)
 }
 
 async fn blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> Result<R> {

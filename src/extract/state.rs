@@ -16,7 +16,6 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::jira::IssueHead;
 use crate::jira::jql::{DateField, Range, floor_minute};
-use crate::staging::write_atomic;
 
 /// Jira DC refuses `startAt + maxResults > 10000`.
 pub const SEARCH_WINDOW: u64 = 10_000;
@@ -231,9 +230,27 @@ impl StateStore {
         let mut st = self.lock();
         let r = f(&mut st);
         let data = serde_json::to_vec_pretty(&*st).map_err(|e| Error::Other(e.to_string()))?;
-        write_atomic(&self.path, &data)?;
+        replace_file(&self.path, &data)?;
         Ok(r)
     }
+}
+
+/// Replaces `path` atomically (temp file + rename) without fsync. The state
+/// only has to survive the process (`kill -9`), and it is always written
+/// after the page it records was fsynced: after a power cut it can only be
+/// older than the pages, and a page staged but not recorded is picked up
+/// again from the staging area instead of being fetched.
+fn replace_file(path: &std::path::Path, data: &[u8]) -> Result<()> {
+    use std::io::Write as _;
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .map_err(Error::io(dir))?;
+    tmp.write_all(data).map_err(Error::io(tmp.path()))?;
+    tmp.persist(path).map_err(|e| Error::io(path)(e.error))?;
+    Ok(())
 }
 
 /// What a page did to a slice.

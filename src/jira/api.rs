@@ -249,6 +249,7 @@ impl JiraClient {
 
     /// `POST /rest/api/2/search` for one page.
     pub async fn search(&self, jql: &str, start_at: u64, max_results: u32) -> Result<SearchPage> {
+        tracing::debug!(jql, start_at, max_results, "search");
         let req = Req {
             post: true,
             path: "/rest/api/2/search".into(),
@@ -267,6 +268,7 @@ impl JiraClient {
 
     /// How many issues match `jql` (`maxResults=0`; only for planning).
     pub async fn count(&self, jql: &str) -> Result<u64> {
+        tracing::debug!(jql, "count");
         let req = Req {
             post: true,
             path: "/rest/api/2/search".into(),

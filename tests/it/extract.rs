@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -548,4 +547,405 @@ fn extract_transient_faults_are_retried_and_persistent_ones_fail_clearly() {
         "exactly the configured attempts"
     );
     sim.clear_faults();
+}
+
+/// A workdir whose config points at the simulator, with the test schema.
+fn binary_workdir(sim: &SimHandle, schema: &TestSchema, jira_extra: &str) -> Workdir {
+    Workdir::new(&crate::common::config_with(
+        &schema.name,
+        &format!("\n[jira]\nbase_url = \"{}\"\n{jira_extra}\n", sim.url()),
+    ))
+}
+
+#[test]
+fn extract_wrong_token_exits_3_after_one_request_and_captcha_stops_at_once() {
+    let schema = TestSchema::initialised();
+    let sim = Simulator::start(SimConfig::default().issues(50).projects(1)).unwrap();
+    let wd = binary_workdir(&sim, &schema, "");
+    let out = wd
+        .cmd()
+        .env("JIRA_PAT", "not-the-token")
+        .args(["run", "--stage", "extract"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("401") && err.contains("JIRA_PAT"), "{err}");
+    assert!(!err.contains("not-the-token"), "{err}");
+    assert_eq!(sim.stats().requests, 1, "one request, no retry loop");
+
+    // Jira demanding a CAPTCHA: stop at once, say so.
+    let sim =
+        Simulator::start(SimConfig::default().issues(50).projects(1).captcha_after(0)).unwrap();
+    let wd = binary_workdir(&sim, &schema, "");
+    let out = wd
+        .cmd()
+        .env("JIRA_PAT", "not-the-token")
+        .args(["run", "--stage", "extract"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("CAPTCHA"), "{err}");
+    assert_eq!(sim.stats().requests, 1);
+}
+
+/// `(jql, startAt)` of every search the binary logged at -v.
+fn logged_searches(stderr: &str) -> Vec<(String, u64)> {
+    stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["message"] == "search")
+        .map(|v| {
+            (
+                v["jql"].as_str().unwrap().to_string(),
+                v["start_at"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn extract_kill_9_mid_run_then_resume_loses_no_page_and_refetches_only_in_flight() {
+    let schema = TestSchema::initialised();
+    let sim = Simulator::start(
+        SimConfig::default()
+            .issues(3000)
+            .project_keys(&["DEMO"])
+            .max_results(50)
+            .latency_ms(60),
+    )
+    .unwrap();
+    let wd = binary_workdir(&sim, &schema, "page_size = 50\nconcurrency = 2");
+    let at_start = truth(&sim, "DEMO");
+    let bin = assert_cmd::cargo::cargo_bin("pipeline");
+    let log1 = wd.path().join("run1.log");
+    let mut child = std::process::Command::new(&bin)
+        .current_dir(wd.path())
+        .env("JIRA_PAT", sim.token())
+        .env("DATABASE_URL", crate::common::database_url())
+        .env_remove("RUST_LOG")
+        .args(["-v", "--log-format", "json", "run", "--stage", "extract"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log1).unwrap())
+        .spawn()
+        .unwrap();
+    let pages_dir = wd.path().join("staging/pages/demo");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let n = std::fs::read_dir(&pages_dir)
+            .map(|d| d.count())
+            .unwrap_or(0);
+        if n >= 12 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the run staged no pages");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "finished before the kill"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let staged_before = Staging::new(wd.path().join("staging"), 3)
+        .list_pages("demo")
+        .unwrap();
+    assert!(
+        !staged_before.iter().any(|p| p.ends_with("-zend")),
+        "killed mid-run"
+    );
+
+    let out = wd
+        .cmd()
+        .env("JIRA_PAT", sim.token())
+        .args(["-v", "--log-format", "json", "run", "--stage", "extract"])
+        .output()
+        .unwrap();
+    let err2 = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err2}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("(resumed)"));
+    let staging = wd.path().join("staging");
+    // No page lost.
+    assert_covers(
+        &staged_versions(&staging, "demo"),
+        &at_start,
+        "after kill -9 and resume",
+    );
+    let ends = end_pages(&staging, "demo");
+    assert_eq!(ends.len(), 1, "one run, resumed, not a second one");
+    assert_eq!(
+        ends[0].2 as usize,
+        search_pages_of_run(&staging, "demo", &ends[0].0)
+    );
+    // Everything staged before the kill is still there, unchanged in name.
+    let after = Staging::new(&staging, 3).list_pages("demo").unwrap();
+    assert!(staged_before.iter().all(|p| after.contains(p)));
+    // No page fetched twice except those in flight at the kill (<= concurrency).
+    let log1 = std::fs::read_to_string(&log1).unwrap();
+    let mut all = logged_searches(&log1);
+    let second = logged_searches(&err2);
+    assert!(!second.is_empty());
+    all.extend(second);
+    let mut seen = std::collections::HashSet::new();
+    let repeats = all.iter().filter(|q| !seen.insert(*q)).count();
+    assert!(repeats <= 2, "{repeats} searches repeated across the kill");
+    // The resumed run planned nothing again.
+    assert!(
+        !err2.contains("\"message\":\"count\""),
+        "no re-planning after resume"
+    );
+}
+
+#[test]
+fn extract_token_never_in_logs_or_staged_files() {
+    let schema = TestSchema::initialised();
+    let token = "tok-SECRET-9f8e7d6c";
+    let sim = Simulator::start(SimConfig::default().issues(120).projects(1).token(token)).unwrap();
+    let wd = binary_workdir(&sim, &schema, "page_size = 50");
+    let mut logs = String::new();
+    for args in [
+        vec!["-vv", "run", "--stage", "extract", "--full"],
+        vec!["-vv", "--log-format", "json", "run", "--stage", "extract"],
+    ] {
+        let out = wd
+            .cmd()
+            .env("JIRA_PAT", token)
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        logs.push_str(&String::from_utf8_lossy(&out.stdout));
+        logs.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    // A refused token is not echoed either.
+    let out = wd
+        .cmd()
+        .env("JIRA_PAT", "tok-WRONG-1234")
+        .args(["-vv", "run", "--stage", "extract"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let bad = String::from_utf8_lossy(&out.stderr);
+    assert!(!bad.contains("tok-WRONG-1234"));
+    assert!(
+        logs.len() > 10_000,
+        "-vv logs plenty ({} bytes)",
+        logs.len()
+    );
+    assert!(logs.contains("search"), "the logs show the requests");
+    assert!(!logs.contains(token), "token in the logs");
+    assert!(!logs.contains("Bearer"), "auth header in the logs");
+    // Nothing staged holds it: pages, catalogue, state.
+    let mut files = 0;
+    let mut stack = vec![wd.path().join("staging")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let raw = std::fs::read(&p).unwrap();
+            let data = if p.extension().is_some_and(|x| x == "zst") {
+                jira_pipeline::staging::read_zstd(&p).unwrap()
+            } else {
+                raw
+            };
+            assert!(
+                !String::from_utf8_lossy(&data).contains(token),
+                "{}",
+                p.display()
+            );
+            files += 1;
+        }
+    }
+    assert!(files >= 4, "{files} staged files checked");
+}
+
+#[test]
+fn extract_bad_jql_shows_jira_messages_and_the_query() {
+    let sim = Simulator::start(SimConfig::default().issues(50).projects(1)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[jira]\nbase_url = \"{}\"\n[staging]\ndir = \"{}\"\n[[scope]]\nname = \"demo\"\nproject = \"DEMO\"\nissue_types = [\"No \\\"Such\\\" Type\"]\n",
+        sim.url(),
+        dir.path().display()
+    );
+    let p = dir.path().join("p.toml");
+    let cfg = RawConfig::parse(&text, &p).unwrap().validate(&p).unwrap();
+    let e = run(&cfg, &sim, &[]).unwrap_err();
+    let m = e.to_string();
+    assert_eq!(e.exit_code(), ExitCode::Jira);
+    assert!(m.contains("HTTP 400"), "{m}");
+    // Jira's own words, and the JQL with the quoted issue type.
+    assert!(m.contains("No \"Such\" Type") && m.contains("issuetype in (\"No \\\"Such\\\" Type\")"), "{m}");
+    assert_eq!(sim.stats().count("search", 400), 1, "a bad query is not retried");
+}
+
+#[test]
+fn extract_stop_flag_interrupts_between_requests_and_a_rerun_resumes() {
+    let sim = Simulator::start(SimConfig::default().issues(800).projects(1).max_results(50)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(sim.url(), dir.path(), "page_size = 50\nconcurrency = 2", "");
+    let at_start = truth(&sim, "DEMO");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let s2 = stop.clone();
+    sim.set_search_hook(move |_, n| {
+        if n == 8 {
+            s2.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    let e = extract_blocking(
+        &cfg,
+        &Secret::new(sim.token()),
+        &HashMap::new(),
+        ExtractOptions {
+            stop,
+            ..opts()
+        },
+    )
+    .unwrap_err();
+    assert!(matches!(e, Error::Interrupted(_)), "{e}");
+    let served = sim.stats().searches_served;
+    assert!(served <= 8 + 2, "stopped within the requests in flight: {served}");
+    assert!(end_pages(dir.path(), "demo").is_empty());
+    sim.clear_search_hook();
+    let r = run(&cfg, &sim, &[]).unwrap();
+    assert!(r.scopes[0].resumed);
+    assert_covers(&staged_versions(dir.path(), "demo"), &at_start, "stopped then resumed");
+}
+
+/// Long (about 25,000 issue renders): `cargo test --test it -- --ignored crowded`.
+#[test]
+#[ignore]
+fn extract_crowded_minute_during_the_run_is_drained_by_created() {
+    let sim = Simulator::start(SimConfig::default().issues(12_500).project_keys(&["DEMO"]).max_results(100)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(sim.url(), dir.path(), "page_size = 100\nconcurrency = 2", "");
+    let checkpoint = Utc::now();
+    let ids: Vec<u64> = sim.ids_in_project("DEMO");
+    // A few changes the run plans for (one slice)...
+    for id in ids.iter().take(30) {
+        sim.update_issue(*id, &IssueUpdate::new().summary("before")).unwrap();
+    }
+    // ...then, once paging has begun, a bulk edit of 12,000 issues in one minute.
+    let bulk: Vec<u64> = ids.iter().skip(100).take(12_000).copied().collect();
+    let b2 = bulk.clone();
+    sim.set_search_hook(move |ctl, n| {
+        if n == 2 {
+            ctl.bulk_edit(&b2, &IssueUpdate::new().add_label("bulk")).unwrap();
+        }
+    });
+    let r = run(&cfg, &sim, &[("demo", checkpoint)]).unwrap();
+    sim.clear_search_hook();
+    let now = truth(&sim, "DEMO");
+    let expected: HashMap<u64, i64> = ids.iter().take(30).chain(&bulk).map(|i| (*i, now[i])).collect();
+    assert_covers(&staged_versions(dir.path(), "demo"), &expected, "crowded minute");
+    let sc = &r.scopes[0];
+    assert!(sc.slices > 1, "the crowded minute got slices of its own: {sc:?}");
+    assert_eq!(sim.stats().count("search", 500), 0);
+}
+
+/// CPU seconds (user + system) this process has used so far (Linux).
+fn process_cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // Fields 14 and 15 (utime, stime) are at 11 and 12 after the ")".
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Extract throughput figures. Run in release:
+/// `cargo test --release --test it -- --ignored --nocapture bench_extract`
+/// (`BENCH_ISSUES`, `BENCH_LATENCY_MS`, `BENCH_K` override the sizes).
+#[test]
+#[ignore]
+fn bench_extract() {
+    let env = |k: &str, d: u64| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+
+    // 1. Latency-bound: per-page latency L, concurrency K: pages/s vs 0.8 K / L.
+    let l = env("BENCH_LATENCY_MS", 200);
+    let k = env("BENCH_K", 8);
+    let sim = Simulator::start(
+        SimConfig::default()
+            .issues(env("BENCH_LATENCY_ISSUES", 8000) as u32)
+            .project_keys(&["DEMO"])
+            .max_results(100)
+            .latency_ms(l)
+            .threads(2),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(sim.url(), dir.path(), &format!("page_size = 100\nconcurrency = {k}"), "");
+    let t0 = Instant::now();
+    let r = run(&cfg, &sim, &[]).unwrap();
+    let secs = t0.elapsed().as_secs_f64();
+    let pages = r.scopes[0].pages as f64;
+    let searches = sim.stats().searches_served as f64;
+    let target = 0.8 * k as f64 / (l as f64 / 1000.0);
+    println!(
+        "bench extract latency: L = {l} ms, K = {k}: {pages} pages ({searches} search requests incl. planning and end probes) in {secs:.2} s = {:.1} pages/s, {:.1} requests/s; target 0.8 K/L = {target:.1} pages/s ({:.0}% of target, {:.0}% of K/L for all requests)",
+        pages / secs,
+        searches / secs,
+        100.0 * pages / secs / target,
+        100.0 * searches / secs / (k as f64 * 1000.0 / l as f64)
+    );
+    drop(sim);
+
+    // 2. No latency, many issues with changelogs, simulator in another process
+    //    so this process's CPU time is the extractor's alone.
+    let n = env("BENCH_ISSUES", 100_000);
+    let bin = assert_cmd::cargo::cargo_bin("pipeline");
+    let mut child = std::process::Command::new(&bin)
+        .args(["simulate", "--port", "0", "--projects", "DEMO", "--cap", "100"])
+        .args(["--issues", &n.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+    let url = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&url, dir.path(), &format!("page_size = 100\nconcurrency = {k}"), "");
+    let cpu0 = process_cpu_secs();
+    let t0 = Instant::now();
+    let r = extract_blocking(&cfg, &Secret::new("sim-token"), &HashMap::new(), opts()).unwrap();
+    let secs = t0.elapsed().as_secs_f64();
+    let cpu = process_cpu_secs() - cpu0;
+    let _ = child.kill();
+    let _ = child.wait();
+    // Compression alone: compress the same bodies again at the same level.
+    let st = Staging::new(dir.path(), cfg.staging.compression_level);
+    let mut raw_bytes = 0usize;
+    let mut staged_bytes = 0u64;
+    let mut bodies = Vec::new();
+    for p in st.list_pages("demo").unwrap() {
+        let path = st.page_path("demo", &p);
+        staged_bytes += std::fs::metadata(&path).unwrap().len();
+        bodies.push(jira_pipeline::staging::read_zstd(&path).unwrap());
+    }
+    let c0 = Instant::now();
+    for b in &bodies {
+        raw_bytes += b.len();
+        std::hint::black_box(zstd::bulk::compress(b, cfg.staging.compression_level).unwrap());
+    }
+    let compress = c0.elapsed().as_secs_f64();
+    let mb = r.body_bytes as f64 / 1e6;
+    println!(
+        "bench extract throughput: {n} issues with changelogs, K = {k}, no latency: {} pages, {mb:.1} MB of bodies in {secs:.2} s = {:.1} MB/s ({:.0} issues/s); extractor CPU {cpu:.2} s ({:.0}% of one core), of which zstd compression {compress:.2} s = {:.0}%; staged {:.1} MB (ratio {:.1})",
+        r.scopes[0].pages,
+        mb / secs,
+        n as f64 / secs,
+        100.0 * cpu / secs,
+        100.0 * compress / cpu.max(0.001),
+        staged_bytes as f64 / 1e6,
+        raw_bytes as f64 / staged_bytes.max(1) as f64
+    );
 }

@@ -3,6 +3,7 @@
 mod common;
 mod extract;
 mod foundation;
+mod insight;
 mod load;
 mod pipeline;
 mod sim;

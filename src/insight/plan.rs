@@ -1,0 +1,904 @@
+//! `pipeline plan`: what the next run will do, without doing it. For each
+//! scope: the JQL the run will send, how many issues it matches
+//! (`maxResults=0` counts), its slices (from the extractor's own planner,
+//! [`crate::extract::scope::plan_slices`], so the numbers are the run's), the
+//! requests it will make, and — from one or two real page requests, timed —
+//! its estimated duration at the configured concurrency.
+//!
+//! The mode is decided as the extractor decides it: an interrupted run whose
+//! query is unchanged is resumed; otherwise the scope's checkpoint (from
+//! PostgreSQL when `DATABASE_URL` is set and the schema is initialised, or a
+//! staged End page not yet loaded) makes the run incremental, and no
+//! checkpoint means a backfill. Writes nothing: no staging file, no state,
+//! no database row.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+
+use crate::config::{Config, Scope};
+use crate::error::{Error, ExitCode, Result};
+use crate::extract::progress::ScopeProgress;
+use crate::extract::scope::{ScopeCtx, plan_slices};
+use crate::extract::state::{Mode, RunState, SliceState, StateStore, advance, load, state_path};
+use crate::extract::{read_checkpoints, staged_checkpoint};
+use crate::jira::api::check_search;
+use crate::jira::client::Response;
+use crate::jira::jql::{DateField, Range, floor_minute, scope_clause, search_jql};
+use crate::jira::{IssueHead, JiraClient};
+use crate::staging::Staging;
+
+/// Output format of `plan`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    Text,
+    Json,
+}
+
+/// `pipeline plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Only this scope (repeatable); default: every configured scope.
+    #[arg(long = "scope", value_name = "NAME")]
+    pub scopes: Vec<String>,
+    /// Plan a backfill from sync.backfill_start even where a checkpoint exists (as `run --full`).
+    #[arg(long)]
+    pub full: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
+}
+
+/// One slice of a scope's run.
+#[derive(Debug, Clone, Serialize)]
+pub struct SlicePlan {
+    pub id: u32,
+    /// The slice's window, e.g. `created >= 2023-01-01T00:00Z, < 2023-04-01T00:00Z`.
+    pub window: String,
+    /// The JQL of its first request.
+    pub jql: String,
+    /// Issues the planning counts put in it (a resumed slice: still to read).
+    pub issues: u64,
+    /// Search requests it needs at the effective page size.
+    pub pages: u64,
+}
+
+/// One scope's next run.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScopePlan {
+    pub scope: String,
+    /// `backfill` or `incremental`.
+    pub mode: String,
+    /// Why this mode: the checkpoint found, its absence, `--full`, or a resume.
+    pub reason: String,
+    /// The run id of an interrupted run the next run continues.
+    pub resumes: Option<String>,
+    /// Where the run reads from (backfill start, or checkpoint − safety window).
+    pub from: DateTime<Utc>,
+    /// The query of the whole run (each slice narrows it).
+    pub jql: String,
+    /// Issues it matches (sum of the planning counts).
+    pub issues: u64,
+    pub slices: Vec<SlicePlan>,
+    /// `maxResults=0` counts (and the first-issue lookup) the run makes to plan.
+    pub planning_requests: u64,
+    /// Search page requests.
+    pub page_requests: u64,
+    /// Estimated seconds for this scope alone (planning + pages).
+    pub duration_secs: f64,
+}
+
+/// The timed sample.
+#[derive(Debug, Clone, Serialize)]
+pub struct Sample {
+    pub requests: u64,
+    pub secs_per_request: f64,
+    /// Staging one such page (zstd at the configured level, atomic write with
+    /// fsync, the resume-state replace), timed in a temporary directory.
+    pub local_secs_per_page: f64,
+    /// CPU time per page on this machine: parsing the page (as the client
+    /// checks it) and compressing it; plus, when Jira is on this machine
+    /// (a loopback `base_url`, e.g. the simulator), its time per request.
+    pub cpu_secs_per_page: f64,
+    /// CPU cores available to the run (`available_parallelism`).
+    pub cores: usize,
+    /// True when `base_url` is a loopback address (Jira shares the cores).
+    pub server_on_this_machine: bool,
+    pub bytes_per_request: u64,
+    pub issues_per_request: f64,
+}
+
+/// The whole plan (also its JSON shape).
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub user: String,
+    pub time_zone: String,
+    pub server_version: String,
+    /// Where the checkpoints came from, or why none were read.
+    pub checkpoints: String,
+    pub concurrency: usize,
+    /// `jira.page_size`.
+    pub page_size: u32,
+    /// What the server grants per page (its `maxResults` cap), from the sample.
+    pub effective_page_size: u32,
+    pub scopes: Vec<ScopePlan>,
+    /// `/myself`, `/serverInfo` and the field catalogue.
+    pub setup_requests: u64,
+    /// Every request of the run: setup + planning + pages.
+    pub requests: u64,
+    pub sample: Option<Sample>,
+    /// Seconds this plan spent counting (the run spends about as long).
+    pub planning_secs: f64,
+    /// Estimated seconds of the whole run at the configured concurrency.
+    pub duration_secs: f64,
+    /// Requests this plan made that the run does not (sample, resume counts).
+    pub plan_only_requests: u64,
+}
+
+/// Search requests a slice needs when `total` issues match its query and
+/// the server returns `page` per request: the extractor's own paging rule
+/// ([`advance`]) applied to a synthetic result, from the slice's current
+/// position (a fresh slice starts at 0; a resumed one repeats its last issue).
+pub fn pages_needed(slice: &SliceState, total: u64, page: u32) -> u64 {
+    let page = u64::from(page.max(2));
+    let mut s = slice.clone();
+    let start_id = s.last.as_ref().map(|l| (s.start_at, l.id));
+    let head = |i: u64| IssueHead {
+        id: match start_id {
+            Some((at, id)) if at == i => id,
+            _ => 1_000_000_000_000 + i,
+        },
+        key: String::new(),
+        created: DateTime::<Utc>::UNIX_EPOCH,
+        updated: DateTime::<Utc>::UNIX_EPOCH,
+        updated_raw: String::new(),
+    };
+    let mut n = 0u64;
+    // Each page moves at least one issue on, or ends the slice.
+    let limit = total + 3;
+    while !s.done && n < limit {
+        let at = s.start_at;
+        let end = total.min(at + page);
+        let issues: Vec<IssueHead> = (at..end.max(at)).map(head).collect();
+        n += 1;
+        advance(&mut s, at, &issues);
+    }
+    n
+}
+
+fn fmt_instant(t: Option<DateTime<Utc>>) -> String {
+    t.map(|t| t.format("%Y-%m-%dT%H:%MZ").to_string())
+        .unwrap_or_default()
+}
+
+/// `created >= …, < …; updated >= …`.
+pub fn window(ranges: &[Range]) -> String {
+    let parts: Vec<String> = ranges
+        .iter()
+        .map(|r| {
+            let mut p = vec![];
+            if r.lo.is_some() {
+                p.push(format!(">= {}", fmt_instant(r.lo)));
+            }
+            if r.hi.is_some() {
+                p.push(format!("< {}", fmt_instant(r.hi)));
+            }
+            format!("{} {}", r.field.name(), p.join(", "))
+        })
+        .collect();
+    if parts.is_empty() {
+        "everything".into()
+    } else {
+        parts.join("; ")
+    }
+}
+
+/// The checkpoints of `names` from PostgreSQL, when it can be asked, and a
+/// sentence saying where they came from. Never inside a tokio runtime.
+fn checkpoints(cfg: &Config, names: &[String]) -> (HashMap<String, DateTime<Utc>>, String) {
+    let none = HashMap::new();
+    let url = match crate::config::database_url() {
+        Ok(u) => u,
+        Err(_) if std::env::var_os("DATABASE_URL").is_none() => {
+            return (
+                none,
+                "DATABASE_URL is not set: no checkpoint read, every scope without a staged End page is planned as a backfill".into(),
+            );
+        }
+        Err(e) => {
+            return (
+                none,
+                format!(
+                    "{}: no checkpoint read, planned as a backfill",
+                    e.one_line()
+                ),
+            );
+        }
+    };
+    let schema = &cfg.database.schema;
+    let mut db = match crate::db::connect(&url, &cfg.database) {
+        Ok(c) => c,
+        Err(e) => {
+            return (
+                none,
+                format!(
+                    "cannot reach PostgreSQL ({}): no checkpoint read, planned as a backfill — the real run needs the database",
+                    e.one_line()
+                ),
+            );
+        }
+    };
+    if let Err(e) = crate::db::check_schema(&mut db, schema) {
+        return (
+            none,
+            format!(
+                "{}: no checkpoint read, planned as a backfill",
+                e.one_line()
+            ),
+        );
+    }
+    match read_checkpoints(&mut db, schema, names) {
+        Ok(c) => {
+            let n = c.len();
+            (
+                c,
+                format!("read from PostgreSQL schema {schema:?} ({n} scope(s) with a checkpoint)"),
+            )
+        }
+        Err(e) => (
+            none,
+            format!(
+                "{}: no checkpoint read, planned as a backfill",
+                e.one_line()
+            ),
+        ),
+    }
+}
+
+/// What the next run of one scope starts from.
+struct Start {
+    state: RunState,
+    reason: String,
+    resumed: bool,
+    needs_catalog: bool,
+}
+
+/// Mirrors the extractor's decision (`extract::extract`): resume an
+/// unfinished run with the same query, else checkpoint → incremental, else backfill.
+fn start_of(
+    cfg: &Config,
+    staging: &Staging,
+    sc: &Scope,
+    full: bool,
+    db_checkpoints: &HashMap<String, DateTime<Utc>>,
+    started: DateTime<Utc>,
+    tz: &str,
+) -> Result<Start> {
+    let base = scope_clause(sc)?;
+    let existing = load(&state_path(&staging.state_dir(), &sc.name))?;
+    if let Some(s) = existing
+        .filter(|s| !s.finished && s.base_jql == base && !(full && s.mode == Mode::Incremental))
+    {
+        let needs_catalog = !staging.catalog_path(&s.run_id).is_file();
+        return Ok(Start {
+            reason: format!(
+                "continues the interrupted {} run {} ({} pages staged)",
+                s.mode.as_str(),
+                s.run_id,
+                s.pages()
+            ),
+            resumed: true,
+            needs_catalog,
+            state: s,
+        });
+    }
+    let staged = if full {
+        None
+    } else {
+        staged_checkpoint(staging, &sc.name)?
+    };
+    let db = if full {
+        None
+    } else {
+        db_checkpoints.get(&sc.name).copied()
+    };
+    let cursor = db.max(staged);
+    let (mode, from, reason) = match cursor {
+        None if full => (
+            Mode::Backfill,
+            cfg.sync.backfill_start,
+            "--full: backfill from sync.backfill_start".to_string(),
+        ),
+        None => (
+            Mode::Backfill,
+            cfg.sync.backfill_start,
+            "no checkpoint: backfill from sync.backfill_start".to_string(),
+        ),
+        Some(c) => (
+            Mode::Incremental,
+            c - chrono::Duration::from_std(cfg.sync.safety_window).unwrap_or_default(),
+            format!(
+                "checkpoint {} ({}) minus the {}-minute safety window",
+                c.to_rfc3339(),
+                if staged == Some(c) && db != Some(c) {
+                    "from a staged End page not yet loaded"
+                } else {
+                    "from PostgreSQL"
+                },
+                cfg.sync.safety_window.as_secs() / 60
+            ),
+        ),
+    };
+    Ok(Start {
+        state: RunState {
+            format: 1,
+            scope: sc.name.clone(),
+            run_id: crate::staging::run_id(started),
+            mode,
+            started_at: started,
+            from,
+            base_jql: base,
+            time_zone: tz.to_string(),
+            planned: false,
+            slices: Vec::new(),
+            finished: false,
+        },
+        reason,
+        resumed: false,
+        needs_catalog: true,
+    })
+}
+
+fn requests(c: &JiraClient) -> u64 {
+    c.stats().requests.load(Ordering::Relaxed)
+}
+
+/// Builds the plan (async; the checkpoints are read before, outside the runtime).
+pub async fn build(
+    cfg: &Config,
+    client: &JiraClient,
+    scopes: &[&Scope],
+    full: bool,
+    db_checkpoints: &HashMap<String, DateTime<Utc>>,
+    checkpoint_note: String,
+) -> Result<Plan> {
+    let me = client.myself().await?;
+    let info = client.server_info().await?;
+    // The run's start instant, as the extractor takes it.
+    let now = Utc::now();
+    let started = match info.server_time {
+        Some(st) if st < now => st,
+        _ => now,
+    };
+    let started = DateTime::from_timestamp_millis(started.timestamp_millis()).unwrap_or(started);
+    let staging = Staging::new(&cfg.staging.dir, cfg.staging.compression_level);
+
+    struct Work {
+        sp: ScopePlan,
+        base: String,
+        raw: Vec<(SliceState, u64)>,
+        planning_secs: f64,
+    }
+    let mut works = Vec::new();
+    let mut plan_only = 0u64;
+    let mut any_catalog = false;
+    let mut planning_total = 0.0;
+    for sc in scopes {
+        let start = start_of(
+            cfg,
+            &staging,
+            sc,
+            full,
+            db_checkpoints,
+            started,
+            &me.tz.to_string(),
+        )?;
+        any_catalog |= start.needs_catalog;
+        let st = start.state.clone();
+        let ctx = ScopeCtx {
+            client: client.clone(),
+            staging: staging.clone(),
+            scope: sc.name.clone(),
+            base: st.base_jql.clone(),
+            tz: me.tz,
+            page_size: cfg.jira.page_size,
+            concurrency: cfg.jira.concurrency,
+            domain_start: cfg.sync.backfill_start,
+            // Never written: plan_slices only reads the state.
+            store: Arc::new(StateStore::new(PathBuf::new(), st.clone())),
+            sink: None,
+            progress: ScopeProgress::new(&sc.name),
+        };
+        let t0 = Instant::now();
+        let r0 = requests(client);
+        let (raw, planning_requests) = if start.resumed && st.planned {
+            // The run goes on from each unfinished slice's position.
+            let mut raw = Vec::new();
+            for s in st.slices.iter().filter(|s| !s.done) {
+                let total = client
+                    .count(&crate::jira::jql::count_jql(
+                        &st.base_jql,
+                        &s.query_ranges(),
+                        me.tz,
+                    ))
+                    .await?;
+                raw.push((s.clone(), total));
+            }
+            plan_only += requests(client) - r0;
+            (raw, 0)
+        } else {
+            let slices = plan_slices(&ctx).await?;
+            (
+                slices
+                    .into_iter()
+                    .map(|s| {
+                        let e = s.estimate;
+                        (s, e)
+                    })
+                    .collect(),
+                requests(client) - r0,
+            )
+        };
+        let planning_secs = if planning_requests > 0 {
+            t0.elapsed().as_secs_f64()
+        } else {
+            0.0
+        };
+        planning_total += planning_secs;
+        let (order, range) = match st.mode {
+            Mode::Backfill => (DateField::Created, DateField::Created),
+            Mode::Incremental => (DateField::Updated, DateField::Updated),
+        };
+        let whole = [Range {
+            field: range,
+            lo: Some(floor_minute(st.from)),
+            hi: None,
+        }];
+        let issues = raw
+            .iter()
+            .map(|(s, n)| n.saturating_sub(if start.resumed { s.start_at } else { 0 }))
+            .sum();
+        works.push(Work {
+            sp: ScopePlan {
+                scope: sc.name.clone(),
+                mode: st.mode.as_str().into(),
+                reason: start.reason,
+                resumes: start.resumed.then(|| st.run_id.clone()),
+                from: st.from,
+                jql: search_jql(&st.base_jql, &whole, order, me.tz),
+                issues,
+                slices: Vec::new(),
+                planning_requests,
+                page_requests: 0,
+                duration_secs: 0.0,
+            },
+            base: st.base_jql.clone(),
+            raw,
+            planning_secs,
+        });
+    }
+
+    // The timed sample: the first page (and the second, when the first is
+    // full) of the biggest slice, exactly as the run will ask for them.
+    let r0 = requests(client);
+    let biggest = works
+        .iter()
+        .flat_map(|w| w.raw.iter().map(move |(s, n)| (w, s, *n)))
+        .max_by_key(|(_, s, n)| n.saturating_sub(s.start_at));
+    let mut sample = None;
+    let mut effective = cfg.jira.page_size;
+    if let Some((w, s, _)) = biggest {
+        let jql = search_jql(&w.base, &s.query_ranges(), s.order, me.tz);
+        let mut secs = 0.0;
+        let mut bytes = 0u64;
+        let mut issues = 0u64;
+        let mut n = 0u64;
+        let mut first_body = None;
+        let mut at = s.start_at;
+        for _ in 0..2 {
+            let t = Instant::now();
+            let page = client.search(&jql, at, cfg.jira.page_size).await?;
+            secs += t.elapsed().as_secs_f64();
+            n += 1;
+            bytes += page.body.len() as u64;
+            issues += page.issues.len() as u64;
+            first_body.get_or_insert_with(|| page.body.clone());
+            if let Some(m) = page.max_results.filter(|m| *m > 0) {
+                effective = effective.min(m.min(u64::from(u32::MAX)) as u32);
+            }
+            if (page.issues.len() as u64) < u64::from(effective) || page.issues.len() < 2 {
+                break;
+            }
+            at += page.issues.len() as u64 - 1;
+        }
+        let level = cfg.staging.compression_level;
+        let (local, cpu) = match first_body {
+            Some(b) => tokio::task::spawn_blocking(move || time_staging(&b, level))
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or((0.0, 0.0)),
+            None => (0.0, 0.0),
+        };
+        let per_request = secs / n as f64;
+        let here = is_loopback(&cfg.jira.base_url);
+        sample = Some(Sample {
+            requests: n,
+            secs_per_request: per_request,
+            local_secs_per_page: local,
+            cpu_secs_per_page: cpu + if here { per_request } else { 0.0 },
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            server_on_this_machine: here,
+            bytes_per_request: bytes / n,
+            issues_per_request: issues as f64 / n as f64,
+        });
+    }
+    plan_only += requests(client) - r0;
+    let per_page = sample
+        .as_ref()
+        .map_or(0.0, |s| s.secs_per_request + s.local_secs_per_page);
+    let cpu = sample.as_ref().map_or(0.0, |s| s.cpu_secs_per_page);
+    let cores = sample.as_ref().map_or(1, |s| s.cores);
+    let conc = cfg.jira.concurrency.max(1);
+    let paging = |pages: u64, longest: u64| {
+        Timing {
+            per_page,
+            cpu_per_page: cpu,
+            concurrency: conc,
+            cores,
+        }
+        .secs(pages, longest)
+    };
+
+    let mut total_pages = 0u64;
+    let mut longest = 0u64;
+    let mut scopes_out = Vec::new();
+    let mut planning_requests = 0;
+    for w in works {
+        let mut sp = w.sp;
+        let mut scope_longest = 0;
+        for (s, n) in &w.raw {
+            let pages = pages_needed(s, *n, effective);
+            scope_longest = scope_longest.max(pages);
+            sp.slices.push(SlicePlan {
+                id: s.id,
+                window: window(&s.ranges),
+                jql: search_jql(&w.base, &s.query_ranges(), s.order, me.tz),
+                issues: n.saturating_sub(if s.last.is_some() { s.start_at } else { 0 }),
+                pages,
+            });
+        }
+        sp.page_requests = sp.slices.iter().map(|s| s.pages).sum();
+        sp.duration_secs = w.planning_secs + paging(sp.page_requests, scope_longest);
+        total_pages += sp.page_requests;
+        longest = longest.max(scope_longest);
+        planning_requests += sp.planning_requests;
+        scopes_out.push(sp);
+    }
+    let setup = 2 + u64::from(any_catalog);
+    let duration = planning_total + paging(total_pages, longest);
+    Ok(Plan {
+        user: me.name,
+        time_zone: me.tz.to_string(),
+        server_version: info.version,
+        checkpoints: checkpoint_note,
+        concurrency: cfg.jira.concurrency,
+        page_size: cfg.jira.page_size,
+        effective_page_size: effective,
+        scopes: scopes_out,
+        setup_requests: setup,
+        requests: setup + planning_requests + total_pages,
+        sample,
+        planning_secs: planning_total,
+        duration_secs: duration,
+        plan_only_requests: plan_only,
+    })
+}
+
+/// How long paging takes, from the sample.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// Wall time of one page in one slice: request + staging.
+    pub per_page: f64,
+    /// CPU time of one page on this machine.
+    pub cpu_per_page: f64,
+    pub concurrency: usize,
+    pub cores: usize,
+}
+
+impl Timing {
+    /// Seconds to fetch `pages` pages whose longest slice has `longest`:
+    /// slices run in parallel up to the concurrency, each slice one page
+    /// after the other, and the CPU work shares the cores.
+    pub fn secs(&self, pages: u64, longest: u64) -> f64 {
+        let pages = pages as f64;
+        (pages * self.per_page / self.concurrency.max(1) as f64)
+            .max(longest as f64 * self.per_page)
+            .max(pages * self.cpu_per_page / self.cores.max(1) as f64)
+    }
+}
+
+/// True when `url`'s host is this machine.
+fn is_loopback(url: &str) -> bool {
+    reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_string()))
+        .is_some_and(|h| {
+            h.eq_ignore_ascii_case("localhost")
+                || h.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback())
+        })
+}
+
+/// `(wall, cpu)` seconds to stage `body` as the extractor does: parse it as
+/// the client checks a search page, compress it, write it atomically with
+/// fsync, replace a state file without fsync — in a temporary directory
+/// removed afterwards; nothing is written in the staging area. `wall`
+/// leaves out the parse (the sampled request time includes it).
+fn time_staging(body: &Bytes, level: i32) -> Option<(f64, f64)> {
+    let t = Instant::now();
+    let resp = Response {
+        status: 200,
+        body: body.clone(),
+        headers: Default::default(),
+        fetched_at: Utc::now(),
+    };
+    check_search(resp, true).ok()?;
+    let parse = t.elapsed().as_secs_f64();
+    let dir = tempfile::tempdir().ok()?;
+    let t = Instant::now();
+    let c = zstd::bulk::compress(body, level).ok()?;
+    let compress = t.elapsed().as_secs_f64();
+    crate::staging::write_atomic(&dir.path().join("page.zst"), &c).ok()?;
+    // The resume state is replaced without fsync (temp file + rename).
+    let tmp = dir.path().join("state.json.tmp");
+    std::fs::write(&tmp, [b' '; 4096]).ok()?;
+    std::fs::rename(&tmp, dir.path().join("state.json")).ok()?;
+    let wall = t.elapsed().as_secs_f64();
+    Some((wall, parse + compress))
+}
+
+fn human_secs(s: f64) -> String {
+    if s < 1.0 {
+        format!("{:.0} ms", s * 1000.0)
+    } else if s < 120.0 {
+        format!("{s:.1} s")
+    } else if s < 7200.0 {
+        format!("{:.0} min", s / 60.0)
+    } else {
+        format!("{:.1} h", s / 3600.0)
+    }
+}
+
+/// Slices listed one per line in the text form (the JSON form has all).
+const TEXT_SLICES: usize = 12;
+
+/// The plan as text.
+pub fn text(p: &Plan) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "plan as {} (JQL dates in {}), Jira {}; concurrency {}, page size {}{}",
+        p.user,
+        p.time_zone,
+        p.server_version,
+        p.concurrency,
+        p.page_size,
+        if p.effective_page_size < p.page_size {
+            format!(" (the server caps it at {})", p.effective_page_size)
+        } else {
+            String::new()
+        }
+    );
+    let _ = writeln!(s, "checkpoints: {}", p.checkpoints);
+    for sc in &p.scopes {
+        let _ = writeln!(s);
+        let _ = writeln!(
+            s,
+            "scope {}: {} from {} — {}",
+            sc.scope,
+            sc.mode,
+            sc.from.to_rfc3339(),
+            sc.reason
+        );
+        let _ = writeln!(s, "  JQL: {}", sc.jql);
+        let _ = writeln!(
+            s,
+            "  matches: {} issue{}",
+            sc.issues,
+            if sc.issues == 1 { "" } else { "s" }
+        );
+        let _ = writeln!(
+            s,
+            "  slices: {}{}",
+            sc.slices.len(),
+            if sc.resumes.is_some() {
+                " unfinished"
+            } else {
+                ""
+            }
+        );
+        for sl in sc.slices.iter().take(TEXT_SLICES) {
+            let _ = writeln!(
+                s,
+                "    #{:<3} {:>7} issues {:>5} pages  {}",
+                sl.id, sl.issues, sl.pages, sl.window
+            );
+        }
+        if sc.slices.len() > TEXT_SLICES {
+            let _ = writeln!(
+                s,
+                "    … {} more (--format json lists every slice)",
+                sc.slices.len() - TEXT_SLICES
+            );
+        }
+        let _ = writeln!(
+            s,
+            "  requests: {} ({} to plan, {} pages); about {} alone",
+            sc.planning_requests + sc.page_requests,
+            sc.planning_requests,
+            sc.page_requests,
+            human_secs(sc.duration_secs)
+        );
+    }
+    let _ = writeln!(s);
+    match &p.sample {
+        Some(x) => {
+            let _ = writeln!(
+                s,
+                "sample: {} page request(s), {} each (+ {} to stage), {:.0} KiB and {:.0} issues per page",
+                x.requests,
+                human_secs(x.secs_per_request),
+                human_secs(x.local_secs_per_page),
+                x.bytes_per_request as f64 / 1024.0,
+                x.issues_per_request
+            );
+        }
+        None => {
+            let _ = writeln!(s, "sample: none (no slice to read)");
+        }
+    }
+    if let Some(x) = &p.sample {
+        let _ = writeln!(
+            s,
+            "cpu: {} per page on {} core(s){}",
+            human_secs(x.cpu_secs_per_page),
+            x.cores,
+            if x.server_on_this_machine {
+                " (Jira is on this machine: its time counts too)"
+            } else {
+                ""
+            }
+        );
+    }
+    let _ = writeln!(
+        s,
+        "total: {} requests ({} setup, {} to plan, {} pages); estimated {} at concurrency {}",
+        p.requests,
+        p.setup_requests,
+        p.scopes.iter().map(|x| x.planning_requests).sum::<u64>(),
+        p.scopes.iter().map(|x| x.page_requests).sum::<u64>(),
+        human_secs(p.duration_secs),
+        p.concurrency
+    );
+    s
+}
+
+/// `pipeline plan`.
+pub fn exec(config: &Path, args: &PlanArgs) -> Result<ExitCode> {
+    let cfg = Config::load(config)?;
+    let selected: Vec<&Scope> = if args.scopes.is_empty() {
+        cfg.scopes.iter().collect()
+    } else {
+        args.scopes
+            .iter()
+            .map(|n| cfg.scope(n))
+            .collect::<Result<_>>()?
+    };
+    let client = super::client(&cfg)?;
+    let names: Vec<String> = selected.iter().map(|s| s.name.clone()).collect();
+    // The sync postgres client stays outside the runtime.
+    let (cps, note) = checkpoints(&cfg, &names);
+    let plan =
+        super::runtime()?.block_on(build(&cfg, &client, &selected, args.full, &cps, note))?;
+    let out = match args.format {
+        PlanFormat::Text => text(&plan),
+        PlanFormat::Json => {
+            let mut s = serde_json::to_string_pretty(&plan)
+                .map_err(|e| Error::Other(format!("cannot encode the plan: {e}")))?;
+            s.push('\n');
+            s
+        }
+    };
+    super::emit(&out)?;
+    Ok(ExitCode::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fresh() -> SliceState {
+        SliceState::new(0, Vec::new(), DateField::Created, 0, 0)
+    }
+
+    #[test]
+    fn pages_follow_the_extractors_overlap_paging() {
+        // Every page after the first repeats the last issue seen; a page with
+        // only that issue ends the slice.
+        assert_eq!(pages_needed(&fresh(), 0, 100), 1);
+        assert_eq!(pages_needed(&fresh(), 1, 100), 2);
+        assert_eq!(pages_needed(&fresh(), 2, 100), 2);
+        assert_eq!(pages_needed(&fresh(), 100, 100), 2);
+        assert_eq!(pages_needed(&fresh(), 150, 100), 3);
+        assert_eq!(pages_needed(&fresh(), 199, 100), 3);
+        assert_eq!(pages_needed(&fresh(), 200, 100), 4);
+        assert_eq!(pages_needed(&fresh(), 1000, 50), 1 + 999_u64.div_ceil(49));
+    }
+
+    #[test]
+    fn resumed_slice_counts_from_its_position() {
+        let mut s = fresh();
+        let heads: Vec<IssueHead> = (0..100)
+            .map(|i| IssueHead {
+                id: 1_000_000_000_000 + i,
+                key: String::new(),
+                created: DateTime::<Utc>::UNIX_EPOCH,
+                updated: DateTime::<Utc>::UNIX_EPOCH,
+                updated_raw: String::new(),
+            })
+            .collect();
+        advance(&mut s, 0, &heads);
+        assert_eq!(s.start_at, 99);
+        // 250 match; 99 are behind us: pages at 99, 198, then the last one.
+        assert_eq!(pages_needed(&s, 250, 100), 3);
+        assert_eq!(pages_needed(&fresh(), 250, 100), 4);
+    }
+
+    #[test]
+    fn timing_is_bounded_by_slices_concurrency_and_cores() {
+        let t = Timing {
+            per_page: 0.1,
+            cpu_per_page: 0.01,
+            concurrency: 4,
+            cores: 2,
+        };
+        // 100 pages over 4 slices of 25: concurrency-bound.
+        assert!((t.secs(100, 25) - 2.5).abs() < 1e-9);
+        // One slice of 100 pages: sequential.
+        assert!((t.secs(100, 100) - 10.0).abs() < 1e-9);
+        // CPU-heavy pages on 2 cores.
+        let cpu = Timing {
+            cpu_per_page: 0.08,
+            ..t
+        };
+        assert!((cpu.secs(100, 25) - 4.0).abs() < 1e-9);
+        assert!(is_loopback("http://127.0.0.1:8080"));
+        assert!(is_loopback("http://localhost:8080/jira"));
+        assert!(is_loopback("http://[::1]:8080"));
+        assert!(!is_loopback("https://jira.example.com"));
+    }
+
+    #[test]
+    fn window_text() {
+        let t = DateTime::parse_from_rfc3339("2024-01-01T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(
+            window(&[Range {
+                field: DateField::Created,
+                lo: Some(t),
+                hi: None
+            }]),
+            "created >= 2024-01-01T10:00Z"
+        );
+        assert_eq!(window(&[]), "everything");
+    }
+}
