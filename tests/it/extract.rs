@@ -783,13 +783,21 @@ fn extract_bad_jql_shows_jira_messages_and_the_query() {
     assert_eq!(e.exit_code(), ExitCode::Jira);
     assert!(m.contains("HTTP 400"), "{m}");
     // Jira's own words, and the JQL with the quoted issue type.
-    assert!(m.contains("No \"Such\" Type") && m.contains("issuetype in (\"No \\\"Such\\\" Type\")"), "{m}");
-    assert_eq!(sim.stats().count("search", 400), 1, "a bad query is not retried");
+    assert!(
+        m.contains("No \"Such\" Type") && m.contains("issuetype in (\"No \\\"Such\\\" Type\")"),
+        "{m}"
+    );
+    assert_eq!(
+        sim.stats().count("search", 400),
+        1,
+        "a bad query is not retried"
+    );
 }
 
 #[test]
 fn extract_stop_flag_interrupts_between_requests_and_a_rerun_resumes() {
-    let sim = Simulator::start(SimConfig::default().issues(800).projects(1).max_results(50)).unwrap();
+    let sim =
+        Simulator::start(SimConfig::default().issues(800).projects(1).max_results(50)).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(sim.url(), dir.path(), "page_size = 50\nconcurrency = 2", "");
     let at_start = truth(&sim, "DEMO");
@@ -804,50 +812,79 @@ fn extract_stop_flag_interrupts_between_requests_and_a_rerun_resumes() {
         &cfg,
         &Secret::new(sim.token()),
         &HashMap::new(),
-        ExtractOptions {
-            stop,
-            ..opts()
-        },
+        ExtractOptions { stop, ..opts() },
     )
     .unwrap_err();
     assert!(matches!(e, Error::Interrupted(_)), "{e}");
     let served = sim.stats().searches_served;
-    assert!(served <= 8 + 2, "stopped within the requests in flight: {served}");
+    assert!(
+        served <= 8 + 2,
+        "stopped within the requests in flight: {served}"
+    );
     assert!(end_pages(dir.path(), "demo").is_empty());
     sim.clear_search_hook();
     let r = run(&cfg, &sim, &[]).unwrap();
     assert!(r.scopes[0].resumed);
-    assert_covers(&staged_versions(dir.path(), "demo"), &at_start, "stopped then resumed");
+    assert_covers(
+        &staged_versions(dir.path(), "demo"),
+        &at_start,
+        "stopped then resumed",
+    );
 }
 
 /// Long (about 25,000 issue renders): `cargo test --test it -- --ignored crowded`.
 #[test]
 #[ignore]
 fn extract_crowded_minute_during_the_run_is_drained_by_created() {
-    let sim = Simulator::start(SimConfig::default().issues(12_500).project_keys(&["DEMO"]).max_results(100)).unwrap();
+    let sim = Simulator::start(
+        SimConfig::default()
+            .issues(12_500)
+            .project_keys(&["DEMO"])
+            .max_results(100),
+    )
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(sim.url(), dir.path(), "page_size = 100\nconcurrency = 2", "");
+    let cfg = config(
+        sim.url(),
+        dir.path(),
+        "page_size = 100\nconcurrency = 2",
+        "",
+    );
     let checkpoint = Utc::now();
     let ids: Vec<u64> = sim.ids_in_project("DEMO");
     // A few changes the run plans for (one slice)...
     for id in ids.iter().take(30) {
-        sim.update_issue(*id, &IssueUpdate::new().summary("before")).unwrap();
+        sim.update_issue(*id, &IssueUpdate::new().summary("before"))
+            .unwrap();
     }
     // ...then, once paging has begun, a bulk edit of 12,000 issues in one minute.
     let bulk: Vec<u64> = ids.iter().skip(100).take(12_000).copied().collect();
     let b2 = bulk.clone();
     sim.set_search_hook(move |ctl, n| {
         if n == 2 {
-            ctl.bulk_edit(&b2, &IssueUpdate::new().add_label("bulk")).unwrap();
+            ctl.bulk_edit(&b2, &IssueUpdate::new().add_label("bulk"))
+                .unwrap();
         }
     });
     let r = run(&cfg, &sim, &[("demo", checkpoint)]).unwrap();
     sim.clear_search_hook();
     let now = truth(&sim, "DEMO");
-    let expected: HashMap<u64, i64> = ids.iter().take(30).chain(&bulk).map(|i| (*i, now[i])).collect();
-    assert_covers(&staged_versions(dir.path(), "demo"), &expected, "crowded minute");
+    let expected: HashMap<u64, i64> = ids
+        .iter()
+        .take(30)
+        .chain(&bulk)
+        .map(|i| (*i, now[i]))
+        .collect();
+    assert_covers(
+        &staged_versions(dir.path(), "demo"),
+        &expected,
+        "crowded minute",
+    );
     let sc = &r.scopes[0];
-    assert!(sc.slices > 1, "the crowded minute got slices of its own: {sc:?}");
+    assert!(
+        sc.slices > 1,
+        "the crowded minute got slices of its own: {sc:?}"
+    );
     assert_eq!(sim.stats().count("search", 500), 0);
 }
 
@@ -867,7 +904,12 @@ fn process_cpu_secs() -> f64 {
 #[test]
 #[ignore]
 fn bench_extract() {
-    let env = |k: &str, d: u64| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+    let env = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
 
     // 1. Latency-bound: per-page latency L, concurrency K: pages/s vs 0.8 K / L.
     let l = env("BENCH_LATENCY_MS", 200);
@@ -882,7 +924,12 @@ fn bench_extract() {
     )
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(sim.url(), dir.path(), &format!("page_size = 100\nconcurrency = {k}"), "");
+    let cfg = config(
+        sim.url(),
+        dir.path(),
+        &format!("page_size = 100\nconcurrency = {k}"),
+        "",
+    );
     let t0 = Instant::now();
     let r = run(&cfg, &sim, &[]).unwrap();
     let secs = t0.elapsed().as_secs_f64();
@@ -903,17 +950,38 @@ fn bench_extract() {
     let n = env("BENCH_ISSUES", 100_000);
     let bin = assert_cmd::cargo::cargo_bin("pipeline");
     let mut child = std::process::Command::new(&bin)
-        .args(["simulate", "--port", "0", "--projects", "DEMO", "--cap", "100"])
+        .args([
+            "simulate",
+            "--port",
+            "0",
+            "--projects",
+            "DEMO",
+            "--cap",
+            "100",
+        ])
         .args(["--issues", &n.to_string()])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
-    let url = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_string();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_string();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(&url, dir.path(), &format!("page_size = 100\nconcurrency = {k}"), "");
+    let cfg = config(
+        &url,
+        dir.path(),
+        &format!("page_size = 100\nconcurrency = {k}"),
+        "",
+    );
     let cpu0 = process_cpu_secs();
     let t0 = Instant::now();
     let r = extract_blocking(&cfg, &Secret::new("sim-token"), &HashMap::new(), opts()).unwrap();
