@@ -118,8 +118,9 @@ pub fn accepted(schema: &Ident, issue: &TableSpec) -> String {
          SELECT w.{k} AS issue_id, w.{ORD}, w.{UPDATED}
            FROM (SELECT DISTINCT ON ({k}) {k}, {ORD}, {UPDATED} FROM {stg}
                   ORDER BY {k}, {UPDATED} DESC NULLS LAST, {ORD} DESC) w
-           LEFT JOIN {t} t ON t.{k} = w.{k}
-          WHERE t.{k} IS NULL OR t.{UPDATED} IS NULL OR w.{UPDATED} >= t.{UPDATED}",
+           LEFT JOIN LATERAL (SELECT true AS present, t.{UPDATED} FROM {t} t
+                               WHERE t.{k} = w.{k} OFFSET 0) t ON true
+          WHERE t.present IS NULL OR t.{UPDATED} IS NULL OR w.{UPDATED} >= t.{UPDATED}",
         stg = stg(issue),
         t = target(schema, issue),
     )
@@ -190,32 +191,50 @@ fn source(spec: &TableSpec, path: Path) -> String {
 /// The merge statement of a table on a path. It returns one row of three
 /// `bigint`s: rows deleted, inserted, updated.
 ///
-/// One probe of the target per incoming row (`j`: a LEFT JOIN on the key)
-/// classifies it as new, changed or identical; new rows are inserted (plain
-/// INSERT: the caller holds the schema's advisory lock, so no one else
-/// writes), changed rows are updated by `ctid`, identical rows are not
-/// touched. `ReplacePerIssue` also deletes the stored rows owned by an
-/// accepted issue whose key is not incoming.
+/// One probe of the target per incoming row (`j`) classifies it as new,
+/// changed or identical; new rows are inserted (plain INSERT: the caller holds
+/// the schema's advisory lock, so no one else writes), changed rows are
+/// updated by `ctid`, identical rows are not touched. `ReplacePerIssue` also
+/// deletes the stored rows owned by an accepted issue whose key is not incoming.
+///
+/// The target is only ever reached through an index, whatever the planner
+/// thinks of the (statistics-less) staging tables: the probe is a `LATERAL`
+/// subquery fenced with `OFFSET 0` (a nested loop of index lookups), the
+/// owned rows are found with `= ANY(ARRAY(…))` on the owner index, updates
+/// go by `ctid`. A unit is small next to a grown table; a plan that scans the
+/// whole table per unit would make a backfill quadratic.
 pub fn merge(schema: &Ident, spec: &TableSpec, path: Path) -> String {
+    if spec.merge == MergeMode::ReplacePerIssue
+        && owner_columns(spec) == ["issue_id"]
+        && spec.key.first() == Some(&"issue_id")
+    {
+        return merge_owned(schema, spec, path);
+    }
     let t = target(schema, spec);
     let cols = all_cols(spec);
     let nk = nonkey(spec);
-    let k0 = spec.key[0];
     let changed = if nk.is_empty() || spec.merge == MergeMode::InsertOnce {
         "false".to_string()
     } else {
         format!(
-            "t.{k0} IS NOT NULL AND ({}) IS DISTINCT FROM ({})",
+            "t._tid IS NOT NULL AND ({}) IS DISTINCT FROM ({})",
             list("t.", &nk),
             list("src.", &nk)
         )
+    };
+    let probe_cols = if changed == "false" {
+        String::new()
+    } else {
+        format!(", {}", list("t.", &nk))
     };
     let mut ctes = vec![
         format!("src AS ({})", source(spec, path)),
         format!(
             "j AS MATERIALIZED (
-               SELECT src.*, t.ctid AS _tid, t.{k0} IS NULL AS _new, {changed} AS _chg
-                 FROM src LEFT JOIN {t} t ON {keq})",
+               SELECT src.*, t._tid, t._tid IS NULL AS _new, {changed} AS _chg
+                 FROM src LEFT JOIN LATERAL (
+                   SELECT t.ctid AS _tid{probe_cols} FROM {t} t WHERE {keq} OFFSET 0
+                 ) t ON true)",
             keq = key_eq(spec, "t", "src")
         ),
         format!(
@@ -235,14 +254,17 @@ pub fn merge(schema: &Ident, spec: &TableSpec, path: Path) -> String {
             .collect::<Vec<_>>()
             .join(", ");
         ctes.push(format!(
-            "upd AS (UPDATE {t} t SET {set} FROM j WHERE t.ctid = j._tid AND j._chg RETURNING 1)"
+            "upd AS (UPDATE {t} t SET {set} FROM j
+                      WHERE t.ctid = ANY (ARRAY(SELECT _tid FROM j WHERE _chg))
+                        AND t.ctid = j._tid AND j._chg
+                      RETURNING 1)"
         ));
         counts[2] = "(SELECT count(*) FROM upd)".into();
     }
     if spec.merge == MergeMode::ReplacePerIssue {
         let owner_match = owner_columns(spec)
             .iter()
-            .map(|o| format!("d.{o} = a.issue_id"))
+            .map(|o| format!("d.{o} = ANY (ARRAY(SELECT issue_id FROM {ACCEPTED}))"))
             .collect::<Vec<_>>()
             .join(" OR ");
         // On the fast path the staging table is the incoming set.
@@ -250,16 +272,87 @@ pub fn merge(schema: &Ident, spec: &TableSpec, path: Path) -> String {
             Path::Fast => stg(spec),
             Path::Full => "src".to_string(),
         };
+        // NOT IN over a subquery stays a hashed subplan (keys are never NULL).
         ctes.push(format!(
-            "del AS (DELETE FROM {t} d USING {ACCEPTED} a
+            "del AS (DELETE FROM {t} d
                       WHERE ({owner_match})
-                        AND NOT EXISTS (SELECT 1 FROM {incoming} i WHERE {keq})
+                        AND ({dkey}) NOT IN (SELECT {ikey} FROM {incoming} i)
                       RETURNING 1)",
-            keq = key_eq(spec, "i", "d")
+            dkey = list("d.", spec.key),
+            ikey = list("i.", spec.key),
         ));
         counts[0] = "(SELECT count(*) FROM del)".into();
     }
     format!("WITH {} SELECT {}", ctes.join(",\n"), counts.join(", "))
+}
+
+/// The merge of a `ReplacePerIssue` table whose key starts with its owner
+/// (`issue_id`): the stored rows of the accepted issues are read once through
+/// the key's index (`= ANY(ARRAY(…))` on its first column) and matched with
+/// the incoming rows in one hash `FULL JOIN`: incoming only → insert, both
+/// and different → update by `ctid`, stored only → delete by `ctid`. No
+/// per-row probe, so an unchanged set costs one index range read.
+fn merge_owned(schema: &Ident, spec: &TableSpec, path: Path) -> String {
+    let t = target(schema, spec);
+    let cols = all_cols(spec);
+    let nk = nonkey(spec);
+    let changed = if nk.is_empty() {
+        "false".to_string()
+    } else {
+        format!(
+            "({}) IS DISTINCT FROM ({})",
+            list("cur.", &nk),
+            list("src.", &nk)
+        )
+    };
+    let mut ctes = vec![
+        format!(
+            "src AS (SELECT x.*, true AS _in FROM ({}) x)",
+            source(spec, path)
+        ),
+        format!(
+            "cur AS (SELECT t.ctid AS _tid, {tcols} FROM {t} t
+                      WHERE t.issue_id = ANY (ARRAY(SELECT issue_id FROM {ACCEPTED})))",
+            tcols = list("t.", &cols)
+        ),
+        format!(
+            "j AS MATERIALIZED (
+               SELECT src.*, cur._tid,
+                      src._in AND cur._tid IS NULL AS _new,
+                      src._in AND cur._tid IS NOT NULL AND {changed} AS _chg,
+                      src._in IS NULL AS _del
+                 FROM src FULL JOIN cur ON {keq})",
+            keq = key_eq(spec, "cur", "src")
+        ),
+        format!(
+            "ins AS (INSERT INTO {t} ({cl}) SELECT {cl} FROM j WHERE _new RETURNING 1)",
+            cl = list("", &cols)
+        ),
+        format!(
+            "del AS (DELETE FROM {t} d
+                      WHERE d.ctid = ANY (ARRAY(SELECT _tid FROM j WHERE _del))
+                      RETURNING 1)"
+        ),
+    ];
+    let mut upd = "0::bigint";
+    if !nk.is_empty() {
+        let set = nk
+            .iter()
+            .map(|c| format!("{c} = j.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        ctes.push(format!(
+            "upd AS (UPDATE {t} t SET {set} FROM j
+                      WHERE t.ctid = ANY (ARRAY(SELECT _tid FROM j WHERE _chg))
+                        AND t.ctid = j._tid AND j._chg
+                      RETURNING 1)"
+        ));
+        upd = "(SELECT count(*) FROM upd)";
+    }
+    format!(
+        "WITH {} SELECT (SELECT count(*) FROM del), (SELECT count(*) FROM ins), {upd}",
+        ctes.join(",\n")
+    )
 }
 
 /// Every table's generated SQL, built once per loader.
@@ -378,7 +471,7 @@ mod tests {
         assert!(m.contains("DELETE FROM \"s\".\"issue_label\""), "{m}");
         let l = merge(&Ident::new("s"), &tables::ISSUE_LINK, Path::Fast);
         assert!(
-            l.contains("d.source_issue_id = a.issue_id OR d.target_issue_id = a.issue_id"),
+            l.contains("d.source_issue_id = ANY (ARRAY(SELECT issue_id FROM stg_accepted)) OR d.target_issue_id = ANY"),
             "{l}"
         );
     }

@@ -82,7 +82,8 @@ pub struct UnitReport {
     pub retries: u64,
     /// The checkpoint after the unit, when it moved (or was confirmed).
     pub checkpoint: Option<DateTime<Utc>>,
-    /// Per table: rows COPYed in, and time spent on its COPY and merge.
+    /// Time per step: `(setup)`, `(copy)` (all COPYs into staging), `(accepted)`,
+    /// each table's merge, `(ledger+commit)`; with the rows each step handled.
     pub timings: Vec<(&'static str, u64, Duration)>,
 }
 

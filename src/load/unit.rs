@@ -64,8 +64,9 @@ pub(crate) fn run(
     let mut tx = client
         .transaction()
         .map_err(Error::db(format!("scope {scope}: BEGIN of a load unit")))?;
-    // Sorts, hashes and the merges' materialised joins stay in memory.
-    tx.batch_execute("SET LOCAL work_mem = '64MB'")
+    // Sorts, hashes and the merges' materialised joins stay in memory; no
+    // JIT (the merges are short; compiling them costs more than it saves).
+    tx.batch_execute("SET LOCAL work_mem = '64MB'; SET LOCAL jit = off")
         .map_err(Error::db(format!("scope {scope}: SET work_mem")))?;
     let seen: HashSet<String> = tx
         .query(&sql.ledger_check, &[&scope, &pages])
@@ -137,7 +138,7 @@ pub(crate) fn run(
             )));
         }
         copied_tables.push(spec.name);
-        out.report.add_time(spec.name, copied, started.elapsed());
+        out.report.add_time("(copy)", copied, started.elapsed());
     }
     hook(HookPoint::AfterCopy);
 
@@ -196,7 +197,8 @@ pub(crate) fn run(
             updated: row.get::<_, i64>(2) as u64,
         };
         out.report.add(spec.name, c);
-        out.report.add_time(spec.name, 0, started.elapsed());
+        let rows_in: u64 = todo.iter().map(|b| b.row_count(spec.name)).sum();
+        out.report.add_time(spec.name, rows_in, started.elapsed());
     }
     hook(HookPoint::AfterMerge);
     let phase = Instant::now();

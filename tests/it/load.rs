@@ -879,3 +879,42 @@ fn second_run_exits_5_naming_the_holder() {
         .stderr(predicate::str::contains("holds the lock"))
         .stderr(predicate::str::contains("pid"));
 }
+
+#[test]
+fn bench_load_runs_and_its_noop_reload_writes_nothing() {
+    let s = TestSchema::new();
+    let w = Workdir::new(&config_with(&s.name, ""));
+    let out = w
+        .cmd()
+        .args([
+            "-q",
+            "bench",
+            "load",
+            "--issues",
+            "250",
+            "--baseline-issues",
+            "100",
+            "--schema",
+            &s.name,
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.contains("250 issues"), "{out}");
+    assert!(out.contains("x ceiling"), "{out}");
+    assert!(out.contains("rows written: 0"), "{out}");
+    assert!(out.contains("x row-by-row"), "{out}");
+    // The bench schemas are dropped afterwards.
+    let mut c = connect();
+    let left: i64 = c
+        .query_one(
+            "SELECT count(*) FROM pg_namespace WHERE nspname LIKE $1",
+            &[&format!("{}%", s.name)],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0);
+}
