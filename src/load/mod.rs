@@ -229,8 +229,8 @@ pub fn is_retryable(e: &Error) -> bool {
                     c.starts_with("08")
                         || matches!(c, "57P01" | "57P02" | "57P03" | "40001" | "40P01")
                 }
-                // No SQLSTATE: an I/O error on the socket.
-                None => source.as_db_error().is_none(),
+                // No SQLSTATE: retried only if it is an I/O error on the socket.
+                None => std::error::Error::source(source).is_some_and(|s| s.is::<std::io::Error>()),
             }
         }
         _ => false,
@@ -312,7 +312,7 @@ impl Loader {
                     if !retry {
                         return Err(e);
                     }
-                    let delay = self.backoff(attempt);
+                    let delay = backoff(&self.opts, attempt);
                     tracing::warn!(
                         scope = %scope, attempt, delay_ms = delay.as_millis() as u64,
                         "load unit failed ({}); it was rolled back, reconnecting and redoing it",
@@ -332,11 +332,6 @@ impl Loader {
             batch::remove_batch(&self.staging, &scope, page)?;
         }
         Ok(report)
-    }
-
-    fn backoff(&self, attempt: u32) -> Duration {
-        let f = 1u32 << (attempt.saturating_sub(1)).min(16);
-        (self.opts.backoff_base * f).min(self.opts.backoff_max)
     }
 
     fn attempt(&mut self, batches: &[&Batch], attempt: u32) -> Result<unit::Outcome> {
@@ -376,6 +371,13 @@ impl Loader {
         };
         unit::run(client, &self.sql, batches, &mut h)
     }
+}
+
+/// The delay before attempt `attempt + 1`: `backoff_base` doubling per attempt,
+/// at most `backoff_max`.
+fn backoff(opts: &LoadOptions, attempt: u32) -> Duration {
+    let f = 1u32 << attempt.saturating_sub(1).min(16);
+    (opts.backoff_base * f).min(opts.backoff_max)
 }
 
 /// Errors that a new connection cannot fix.
@@ -562,4 +564,36 @@ pub struct BenchLoadArgs {
     /// Keep the bench schema instead of dropping it.
     #[arg(long)]
     pub keep: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loader_can_move_to_its_own_thread() {
+        fn send<T: Send>() {}
+        send::<Loader>();
+    }
+
+    #[test]
+    fn only_driver_errors_are_retryable() {
+        assert!(!is_retryable(&Error::Other("x".into())));
+        assert!(!is_retryable(&Error::Locked("x".into())));
+        assert!(is_final(&Error::Locked("x".into())));
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let l = LoadOptions {
+            backoff_base: Duration::from_millis(100),
+            backoff_max: Duration::from_millis(350),
+            ..LoadOptions::default()
+        };
+        let f = |a: u32| backoff(&l, a);
+        assert_eq!(f(1), Duration::from_millis(100));
+        assert_eq!(f(2), Duration::from_millis(200));
+        assert_eq!(f(3), Duration::from_millis(350));
+        assert_eq!(f(40), Duration::from_millis(350));
+    }
 }

@@ -280,15 +280,20 @@ pub(crate) fn run(
     }
 
     // Issues the transform quarantined, recorded with their page.
+    // One row per (page, issue key): the last reason wins.
+    let mut quarantined = std::collections::BTreeMap::new();
+    for b in &todo {
+        for q in &b.meta.quarantined {
+            quarantined.insert((b.meta.page.as_str(), q.key.as_str()), q.reason.as_str());
+        }
+    }
     let mut qp = Vec::new();
     let mut qk = Vec::new();
     let mut qr = Vec::new();
-    for b in &todo {
-        for q in &b.meta.quarantined {
-            qp.push(b.meta.page.as_str());
-            qk.push(q.key.as_str());
-            qr.push(q.reason.as_str());
-        }
+    for ((p, k), r) in quarantined {
+        qp.push(p);
+        qk.push(k);
+        qr.push(r);
     }
     if !qp.is_empty() {
         tx.execute(&sql.quarantine_insert, &[&scope, &qp, &qk, &qr])

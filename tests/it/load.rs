@@ -786,17 +786,25 @@ fn lost_connection_mid_unit_is_rolled_back_and_redone() {
 fn quarantined_issues_are_recorded() {
     let mut e = Env::new();
     let mut p = page(RUN1, 0, &[iss(1, 10)]);
-    p.meta.quarantined = vec![QuarantinedIssue {
-        key: "DEMO-9".into(),
-        id: Some(9),
-        reason: "customfield_1: expected a number, got \"x\"".into(),
-    }];
+    p.meta.quarantined = vec![
+        QuarantinedIssue {
+            key: "DEMO-9".into(),
+            id: Some(9),
+            reason: "first".into(),
+        },
+        QuarantinedIssue {
+            key: "DEMO-9".into(),
+            id: Some(9),
+            reason: "customfield_1: expected a number, got \"x\"".into(),
+        },
+    ];
     let r = e.loader().load_unit(&[p.clone()]).unwrap();
-    assert_eq!(r.quarantined, 1);
+    assert_eq!(r.quarantined, 1, "one row per page and issue");
     let rows = e.q("SELECT page, issue_key, reason FROM S.quarantine");
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].get::<_, String>(0), p.meta.page);
     assert_eq!(rows[0].get::<_, String>(1), "DEMO-9");
+    assert!(rows[0].get::<_, String>(2).contains("expected a number"));
 }
 
 #[test]
