@@ -478,6 +478,8 @@ mod tests {
 }
 #[cfg(test)]
 mod dump {
+    /// Prints every generated statement, for reading and EXPLAINing:
+    /// `cargo test --lib dump_sql -- --ignored --nocapture`.
     #[test]
     #[ignore]
     fn dump_sql() {

@@ -926,3 +926,42 @@ fn bench_load_runs_and_its_noop_reload_writes_nothing() {
         .get(0);
     assert_eq!(left, 0);
 }
+
+#[test]
+fn redo_after_a_lost_connection_refuses_if_another_run_took_the_lock() {
+    let mut e = Env::new();
+    let mut conn = jira_pipeline::load::LockedConnector {
+        url: jira_pipeline::config::Secret::new(database_url()),
+        db: jira_pipeline::config::DatabaseConfig {
+            schema: e.s.name.clone(),
+            statement_timeout: std::time::Duration::from_secs(60),
+            ca_bundle: None,
+        },
+        schema: e.s.name.clone(),
+    };
+    use jira_pipeline::load::Connect;
+    let client = conn.connect().unwrap();
+    let mut l = Loader::new(client, &e.s.name, e.staging())
+        .with_options(LoadOptions {
+            backoff_base: std::time::Duration::from_millis(1),
+            ..LoadOptions::default()
+        })
+        .with_reconnect(conn);
+    let schema = e.s.name.clone();
+    let intruder = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let slot = intruder.clone();
+    l.set_hook(move |p, pid, attempt| {
+        if p == HookPoint::AfterMerge && attempt == 1 {
+            terminate(pid);
+            // The lock died with the loader's session: another run takes it.
+            let mut other = connect();
+            jira_pipeline::db::try_lock(&mut other, &schema).unwrap();
+            *slot.lock().unwrap() = Some(other);
+        }
+    });
+    let err = l.load_unit(&[page(RUN1, 0, &[iss(1, 10)])]).unwrap_err();
+    assert_eq!(err.exit_code(), ExitCode::Locked, "{err}");
+    assert!(intruder.lock().unwrap().is_some());
+    assert_eq!(e.count("issue"), 0, "nothing written by the loser");
+    assert_eq!(e.count("page_ledger"), 0);
+}
