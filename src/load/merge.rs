@@ -210,6 +210,9 @@ pub fn merge(schema: &Ident, spec: &TableSpec, path: Path) -> String {
     {
         return merge_owned(schema, spec, path);
     }
+    if spec.merge == MergeMode::InsertOnce && spec.column("issue_id").is_some() {
+        return insert_once(schema, spec, path);
+    }
     let t = target(schema, spec);
     let cols = all_cols(spec);
     let nk = nonkey(spec);
@@ -352,6 +355,34 @@ fn merge_owned(schema: &Ident, spec: &TableSpec, path: Path) -> String {
     format!(
         "WITH {} SELECT (SELECT count(*) FROM del), (SELECT count(*) FROM ins), {upd}",
         ctes.join(",\n")
+    )
+}
+
+/// The merge of an `InsertOnce` table with an `issue_id` column: the stored
+/// keys of the incoming issues are read once through the `issue_id` index
+/// (`= ANY(ARRAY(…))`); only incoming rows not among them are probed by key
+/// (they may belong to an issue stored under another id) and inserted. A
+/// re-delivered history costs one index range read per issue.
+fn insert_once(schema: &Ident, spec: &TableSpec, path: Path) -> String {
+    let t = target(schema, spec);
+    let cols = all_cols(spec);
+    format!(
+        "WITH src AS ({src}),
+         cur AS (SELECT {tkey} FROM {t} t
+                  WHERE t.issue_id = ANY (ARRAY(SELECT DISTINCT issue_id FROM {st}))),
+         cand AS (SELECT src.* FROM src WHERE ({skey}) NOT IN (SELECT {ckey} FROM cur c)),
+         j AS (SELECT cand.* FROM cand LEFT JOIN LATERAL (
+                 SELECT t.ctid AS _tid FROM {t} t WHERE {keq} OFFSET 0) p ON true
+                WHERE p._tid IS NULL),
+         ins AS (INSERT INTO {t} ({cl}) SELECT {cl} FROM j RETURNING 1)
+         SELECT 0::bigint, (SELECT count(*) FROM ins), 0::bigint",
+        src = source(spec, path),
+        st = stg(spec),
+        tkey = list("t.", spec.key),
+        skey = list("src.", spec.key),
+        ckey = list("c.", spec.key),
+        keq = key_eq(spec, "t", "cand"),
+        cl = list("", &cols),
     )
 }
 
