@@ -13,15 +13,28 @@
 //! - [`MergeMode::IssueUpsert`]: `stg_accepted` holds, per incoming issue, the
 //!   winning batch (latest `updated`, then latest page) when the stored row is
 //!   not newer. Accepted rows that differ from the stored row (`IS DISTINCT
-//!   FROM` on every non-key column) are upserted; identical rows are never
+//!   FROM` on every non-key column) are written; identical rows are never
 //!   touched, so a no-op reload writes no tuple.
 //! - [`MergeMode::ReplacePerIssue`]: the rows *owned* by an accepted issue are
 //!   replaced: stored rows owned by it whose key is not incoming are deleted,
-//!   new or changed rows are upserted, identical rows are left alone. The owner
+//!   new or changed rows are written, identical rows are left alone. The owner
 //!   columns are `issue_id`, or for a table without one (`issue_link`) every
 //!   `*_issue_id` column: a link belongs to both its source and its target.
-//! - [`MergeMode::InsertOnce`]: `INSERT … ON CONFLICT DO NOTHING`.
+//! - [`MergeMode::InsertOnce`]: rows whose key is not stored are inserted.
 //! - [`MergeMode::Upsert`]: latest batch wins per key; rewritten only when different.
+//!
+//! [`Path`]: when every incoming issue is accepted and appears once in the
+//! unit (the usual case), the staging tables are used as they are; otherwise
+//! rows come only from each accepted issue's winning batch.
+//!
+//! Access to the warehouse tables is always by index (the staging tables have
+//! no statistics, and a plan that scans a whole warehouse table per unit makes
+//! a backfill quadratic): per-row probes are `LATERAL … OFFSET 0` subqueries
+//! on the key; tables keyed by `issue_id` first (and `InsertOnce` tables with
+//! an `issue_id` column, indexed in `0001_init.sql`) read the stored rows of
+//! the unit's issues once with `issue_id = ANY(ARRAY(…))`; updates and deletes
+//! go by `ctid`. Writes are plain `INSERT`/`UPDATE`/`DELETE`: the loader holds
+//! the schema's advisory lock, so no other writer races it.
 
 use std::fmt::Write as _;
 

@@ -2,7 +2,7 @@
 //!
 //! - [`Loader`]: a synchronous loader over one `postgres::Client`. Its
 //!   [`Loader::load_unit`] loads one *unit* (one or more batches of one scope,
-//!   in page order) in one transaction (see [`unit`]): COPY into `ON COMMIT
+//!   in page order) in one transaction (`src/load/unit.rs`): COPY into `ON COMMIT
 //!   DROP` staging tables, merge with SQL generated from the table specs (see
 //!   [`merge`]), record the pages in the ledger, move the scope's checkpoint
 //!   when an End page closes a complete run, record quarantined issues, COMMIT;
@@ -12,7 +12,7 @@
 //! - [`run_stage`]: `pipeline run --stage load` — takes the advisory lock and
 //!   loads every staged batch not loaded yet, per scope, in page order, grouped
 //!   into units of a target size.
-//! - [`bench`]: `pipeline bench load`.
+//! - [`mod@bench`]: `pipeline bench load`.
 //!
 //! The `postgres` client is synchronous and must never run inside a tokio
 //! runtime: the orchestrator gives the loader a thread of its own.
