@@ -380,6 +380,10 @@ pub struct Figures {
     pub first_load: Duration,
     pub first: UnitReport,
     pub ceiling: Duration,
+    /// Rows and time of a plain COPY into the *indexed* warehouse tables
+    /// (links deduplicated): what any loader into this schema must pay.
+    pub floor_rows: u64,
+    pub floor: Duration,
     pub noop: Duration,
     pub noop_report: UnitReport,
     pub ledger_skip: Duration,
@@ -415,7 +419,7 @@ impl Figures {
         );
         let _ = writeln!(
             s,
-            "per table (COPY into staging + merge)   first load            no-op reload"
+            "merge per table; COPY into staging    first load            no-op reload"
         );
         for (t, rows, d) in &self.first.timings {
             let noop = self
@@ -458,6 +462,14 @@ impl Figures {
             self.ceiling.as_secs_f64(),
             self.ceiling_rate(),
             r / self.ceiling_rate()
+        );
+        let _ = writeln!(
+            s,
+            "COPY, indexed tables  {:>9} rows  {:>8.3}s  {:>10.0} rows/s   first load = {:.2} x a plain COPY into the same indexed tables",
+            self.floor_rows,
+            self.floor.as_secs_f64(),
+            rate(self.floor_rows, self.floor),
+            r / rate(self.floor_rows, self.floor)
         );
         let _ = writeln!(
             s,
@@ -541,6 +553,52 @@ pub fn run(
         }
         tx.commit().map_err(Error::db("bench: COMMIT"))?;
         f.ceiling = started.elapsed();
+    }
+
+    // 1b. Plain COPY into the indexed warehouse tables of another fresh schema
+    // (links carried by both ends would break the key: deduplicated first).
+    {
+        let floor_schema = format!("{schema}_floor");
+        db::init(&mut admin, &floor_schema)?;
+        let fi = Ident::new(&floor_schema);
+        let mut seen = std::collections::HashSet::new();
+        let mut links = Vec::new();
+        for b in &batches {
+            for line in b.rows("issue_link").split_inclusive(|&c| c == b'\n') {
+                let id = line.split(|&c| c == b'\t').next().unwrap_or_default();
+                if seen.insert(id.to_vec()) {
+                    links.extend_from_slice(line);
+                }
+            }
+        }
+        let mut c = db::connect(url, dbc)?;
+        let started = Instant::now();
+        let mut tx = c.transaction().map_err(Error::db("bench: BEGIN"))?;
+        let mut n = 0;
+        for spec in tables::ALL {
+            let mut w = tx
+                .copy_in(&format!(
+                    "COPY {fi}.{} ({}) FROM STDIN",
+                    Ident::new(spec.name),
+                    spec.column_list()
+                ))
+                .map_err(Error::db("bench: COPY into indexed tables"))?;
+            if spec.name == "issue_link" {
+                w.write_all(&links)
+                    .map_err(|e| Error::Other(format!("bench: COPY: {e}")))?;
+            } else {
+                for b in &batches {
+                    w.write_all(b.rows(spec.name))
+                        .map_err(|e| Error::Other(format!("bench: COPY: {e}")))?;
+                }
+            }
+            n += w
+                .finish()
+                .map_err(Error::db("bench: COPY into indexed tables"))?;
+        }
+        tx.commit().map_err(Error::db("bench: COMMIT"))?;
+        f.floor = started.elapsed();
+        f.floor_rows = n;
     }
 
     // 2. The first load, in units as `run --stage load` groups them.
@@ -705,7 +763,7 @@ pub fn exec(config_path: &Path, args: &BenchLoadArgs) -> Result<ExitCode> {
         return Err(Error::Config("--issues must be at least 1".into()));
     }
     eprintln!(
-        "bench load: {} issues into schema {schema:?} (and {schema}_rbr for the baseline)…",
+        "bench load: {} issues into schema {schema:?} (and {schema}_floor, {schema}_rbr for the baselines)…",
         args.issues
     );
     let res = run(&url, &dbc, &schema, args.issues, args.baseline_issues);
@@ -713,9 +771,10 @@ pub fn exec(config_path: &Path, args: &BenchLoadArgs) -> Result<ExitCode> {
         && let Ok(mut c) = db::connect(&url, &dbc)
     {
         let _ = c.batch_execute(&format!(
-            "DROP SCHEMA IF EXISTS {} CASCADE; DROP SCHEMA IF EXISTS {} CASCADE",
+            "DROP SCHEMA IF EXISTS {} CASCADE; DROP SCHEMA IF EXISTS {} CASCADE; DROP SCHEMA IF EXISTS {} CASCADE",
             Ident::new(&schema),
-            Ident::new(&format!("{schema}_rbr"))
+            Ident::new(&format!("{schema}_rbr")),
+            Ident::new(&format!("{schema}_floor"))
         ));
     }
     let f = res?;

@@ -13,15 +13,28 @@
 //! - [`MergeMode::IssueUpsert`]: `stg_accepted` holds, per incoming issue, the
 //!   winning batch (latest `updated`, then latest page) when the stored row is
 //!   not newer. Accepted rows that differ from the stored row (`IS DISTINCT
-//!   FROM` on every non-key column) are upserted; identical rows are never
+//!   FROM` on every non-key column) are written; identical rows are never
 //!   touched, so a no-op reload writes no tuple.
 //! - [`MergeMode::ReplacePerIssue`]: the rows *owned* by an accepted issue are
 //!   replaced: stored rows owned by it whose key is not incoming are deleted,
-//!   new or changed rows are upserted, identical rows are left alone. The owner
+//!   new or changed rows are written, identical rows are left alone. The owner
 //!   columns are `issue_id`, or for a table without one (`issue_link`) every
 //!   `*_issue_id` column: a link belongs to both its source and its target.
-//! - [`MergeMode::InsertOnce`]: `INSERT … ON CONFLICT DO NOTHING`.
+//! - [`MergeMode::InsertOnce`]: rows whose key is not stored are inserted.
 //! - [`MergeMode::Upsert`]: latest batch wins per key; rewritten only when different.
+//!
+//! [`Path`]: when every incoming issue is accepted and appears once in the
+//! unit (the usual case), the staging tables are used as they are; otherwise
+//! rows come only from each accepted issue's winning batch.
+//!
+//! Access to the warehouse tables is always by index (the staging tables have
+//! no statistics, and a plan that scans a whole warehouse table per unit makes
+//! a backfill quadratic): per-row probes are `LATERAL … OFFSET 0` subqueries
+//! on the key; tables keyed by `issue_id` first (and `InsertOnce` tables with
+//! an `issue_id` column, indexed in `0001_init.sql`) read the stored rows of
+//! the unit's issues once with `issue_id = ANY(ARRAY(…))`; updates and deletes
+//! go by `ctid`. Writes are plain `INSERT`/`UPDATE`/`DELETE`: the loader holds
+//! the schema's advisory lock, so no other writer races it.
 
 use std::fmt::Write as _;
 
@@ -118,8 +131,9 @@ pub fn accepted(schema: &Ident, issue: &TableSpec) -> String {
          SELECT w.{k} AS issue_id, w.{ORD}, w.{UPDATED}
            FROM (SELECT DISTINCT ON ({k}) {k}, {ORD}, {UPDATED} FROM {stg}
                   ORDER BY {k}, {UPDATED} DESC NULLS LAST, {ORD} DESC) w
-           LEFT JOIN {t} t ON t.{k} = w.{k}
-          WHERE t.{k} IS NULL OR t.{UPDATED} IS NULL OR w.{UPDATED} >= t.{UPDATED}",
+           LEFT JOIN LATERAL (SELECT true AS present, t.{UPDATED} FROM {t} t
+                               WHERE t.{k} = w.{k} OFFSET 0) t ON true
+          WHERE t.present IS NULL OR t.{UPDATED} IS NULL OR w.{UPDATED} >= t.{UPDATED}",
         stg = stg(issue),
         t = target(schema, issue),
     )
@@ -190,32 +204,53 @@ fn source(spec: &TableSpec, path: Path) -> String {
 /// The merge statement of a table on a path. It returns one row of three
 /// `bigint`s: rows deleted, inserted, updated.
 ///
-/// One probe of the target per incoming row (`j`: a LEFT JOIN on the key)
-/// classifies it as new, changed or identical; new rows are inserted (plain
-/// INSERT: the caller holds the schema's advisory lock, so no one else
-/// writes), changed rows are updated by `ctid`, identical rows are not
-/// touched. `ReplacePerIssue` also deletes the stored rows owned by an
-/// accepted issue whose key is not incoming.
+/// One probe of the target per incoming row (`j`) classifies it as new,
+/// changed or identical; new rows are inserted (plain INSERT: the caller holds
+/// the schema's advisory lock, so no one else writes), changed rows are
+/// updated by `ctid`, identical rows are not touched. `ReplacePerIssue` also
+/// deletes the stored rows owned by an accepted issue whose key is not incoming.
+///
+/// The target is only ever reached through an index, whatever the planner
+/// thinks of the (statistics-less) staging tables: the probe is a `LATERAL`
+/// subquery fenced with `OFFSET 0` (a nested loop of index lookups), the
+/// owned rows are found with `= ANY(ARRAY(…))` on the owner index, updates
+/// go by `ctid`. A unit is small next to a grown table; a plan that scans the
+/// whole table per unit would make a backfill quadratic.
 pub fn merge(schema: &Ident, spec: &TableSpec, path: Path) -> String {
+    if spec.merge == MergeMode::ReplacePerIssue
+        && owner_columns(spec) == ["issue_id"]
+        && spec.key.first() == Some(&"issue_id")
+    {
+        return merge_owned(schema, spec, path);
+    }
+    if spec.merge == MergeMode::InsertOnce && spec.column("issue_id").is_some() {
+        return insert_once(schema, spec, path);
+    }
     let t = target(schema, spec);
     let cols = all_cols(spec);
     let nk = nonkey(spec);
-    let k0 = spec.key[0];
     let changed = if nk.is_empty() || spec.merge == MergeMode::InsertOnce {
         "false".to_string()
     } else {
         format!(
-            "t.{k0} IS NOT NULL AND ({}) IS DISTINCT FROM ({})",
+            "t._tid IS NOT NULL AND ({}) IS DISTINCT FROM ({})",
             list("t.", &nk),
             list("src.", &nk)
         )
+    };
+    let probe_cols = if changed == "false" {
+        String::new()
+    } else {
+        format!(", {}", list("t.", &nk))
     };
     let mut ctes = vec![
         format!("src AS ({})", source(spec, path)),
         format!(
             "j AS MATERIALIZED (
-               SELECT src.*, t.ctid AS _tid, t.{k0} IS NULL AS _new, {changed} AS _chg
-                 FROM src LEFT JOIN {t} t ON {keq})",
+               SELECT src.*, t._tid, t._tid IS NULL AS _new, {changed} AS _chg
+                 FROM src LEFT JOIN LATERAL (
+                   SELECT t.ctid AS _tid{probe_cols} FROM {t} t WHERE {keq} OFFSET 0
+                 ) t ON true)",
             keq = key_eq(spec, "t", "src")
         ),
         format!(
@@ -235,14 +270,17 @@ pub fn merge(schema: &Ident, spec: &TableSpec, path: Path) -> String {
             .collect::<Vec<_>>()
             .join(", ");
         ctes.push(format!(
-            "upd AS (UPDATE {t} t SET {set} FROM j WHERE t.ctid = j._tid AND j._chg RETURNING 1)"
+            "upd AS (UPDATE {t} t SET {set} FROM j
+                      WHERE t.ctid = ANY (ARRAY(SELECT _tid FROM j WHERE _chg))
+                        AND t.ctid = j._tid AND j._chg
+                      RETURNING 1)"
         ));
         counts[2] = "(SELECT count(*) FROM upd)".into();
     }
     if spec.merge == MergeMode::ReplacePerIssue {
         let owner_match = owner_columns(spec)
             .iter()
-            .map(|o| format!("d.{o} = a.issue_id"))
+            .map(|o| format!("d.{o} = ANY (ARRAY(SELECT issue_id FROM {ACCEPTED}))"))
             .collect::<Vec<_>>()
             .join(" OR ");
         // On the fast path the staging table is the incoming set.
@@ -250,16 +288,115 @@ pub fn merge(schema: &Ident, spec: &TableSpec, path: Path) -> String {
             Path::Fast => stg(spec),
             Path::Full => "src".to_string(),
         };
+        // NOT IN over a subquery stays a hashed subplan (keys are never NULL).
         ctes.push(format!(
-            "del AS (DELETE FROM {t} d USING {ACCEPTED} a
+            "del AS (DELETE FROM {t} d
                       WHERE ({owner_match})
-                        AND NOT EXISTS (SELECT 1 FROM {incoming} i WHERE {keq})
+                        AND ({dkey}) NOT IN (SELECT {ikey} FROM {incoming} i)
                       RETURNING 1)",
-            keq = key_eq(spec, "i", "d")
+            dkey = list("d.", spec.key),
+            ikey = list("i.", spec.key),
         ));
         counts[0] = "(SELECT count(*) FROM del)".into();
     }
     format!("WITH {} SELECT {}", ctes.join(",\n"), counts.join(", "))
+}
+
+/// The merge of a `ReplacePerIssue` table whose key starts with its owner
+/// (`issue_id`): the stored rows of the accepted issues are read once through
+/// the key's index (`= ANY(ARRAY(…))` on its first column) and matched with
+/// the incoming rows in one hash `FULL JOIN`: incoming only → insert, both
+/// and different → update by `ctid`, stored only → delete by `ctid`. No
+/// per-row probe, so an unchanged set costs one index range read.
+fn merge_owned(schema: &Ident, spec: &TableSpec, path: Path) -> String {
+    let t = target(schema, spec);
+    let cols = all_cols(spec);
+    let nk = nonkey(spec);
+    let changed = if nk.is_empty() {
+        "false".to_string()
+    } else {
+        format!(
+            "({}) IS DISTINCT FROM ({})",
+            list("cur.", &nk),
+            list("src.", &nk)
+        )
+    };
+    let mut ctes = vec![
+        format!(
+            "src AS (SELECT x.*, true AS _in FROM ({}) x)",
+            source(spec, path)
+        ),
+        format!(
+            "cur AS (SELECT t.ctid AS _tid, {tcols} FROM {t} t
+                      WHERE t.issue_id = ANY (ARRAY(SELECT issue_id FROM {ACCEPTED})))",
+            tcols = list("t.", &cols)
+        ),
+        format!(
+            "j AS MATERIALIZED (
+               SELECT src.*, cur._tid,
+                      src._in AND cur._tid IS NULL AS _new,
+                      src._in AND cur._tid IS NOT NULL AND {changed} AS _chg,
+                      src._in IS NULL AS _del
+                 FROM src FULL JOIN cur ON {keq})",
+            keq = key_eq(spec, "cur", "src")
+        ),
+        format!(
+            "ins AS (INSERT INTO {t} ({cl}) SELECT {cl} FROM j WHERE _new RETURNING 1)",
+            cl = list("", &cols)
+        ),
+        format!(
+            "del AS (DELETE FROM {t} d
+                      WHERE d.ctid = ANY (ARRAY(SELECT _tid FROM j WHERE _del))
+                      RETURNING 1)"
+        ),
+    ];
+    let mut upd = "0::bigint";
+    if !nk.is_empty() {
+        let set = nk
+            .iter()
+            .map(|c| format!("{c} = j.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        ctes.push(format!(
+            "upd AS (UPDATE {t} t SET {set} FROM j
+                      WHERE t.ctid = ANY (ARRAY(SELECT _tid FROM j WHERE _chg))
+                        AND t.ctid = j._tid AND j._chg
+                      RETURNING 1)"
+        ));
+        upd = "(SELECT count(*) FROM upd)";
+    }
+    format!(
+        "WITH {} SELECT (SELECT count(*) FROM del), (SELECT count(*) FROM ins), {upd}",
+        ctes.join(",\n")
+    )
+}
+
+/// The merge of an `InsertOnce` table with an `issue_id` column: the stored
+/// keys of the incoming issues are read once through the `issue_id` index
+/// (`= ANY(ARRAY(…))`); only incoming rows not among them are probed by key
+/// (they may belong to an issue stored under another id) and inserted. A
+/// re-delivered history costs one index range read per issue.
+fn insert_once(schema: &Ident, spec: &TableSpec, path: Path) -> String {
+    let t = target(schema, spec);
+    let cols = all_cols(spec);
+    format!(
+        "WITH src AS ({src}),
+         cur AS (SELECT {tkey} FROM {t} t
+                  WHERE t.issue_id = ANY (ARRAY(SELECT DISTINCT issue_id FROM {st}))),
+         cand AS (SELECT src.* FROM src WHERE ({skey}) NOT IN (SELECT {ckey} FROM cur c)),
+         j AS (SELECT cand.* FROM cand LEFT JOIN LATERAL (
+                 SELECT t.ctid AS _tid FROM {t} t WHERE {keq} OFFSET 0) p ON true
+                WHERE p._tid IS NULL),
+         ins AS (INSERT INTO {t} ({cl}) SELECT {cl} FROM j RETURNING 1)
+         SELECT 0::bigint, (SELECT count(*) FROM ins), 0::bigint",
+        src = source(spec, path),
+        st = stg(spec),
+        tkey = list("t.", spec.key),
+        skey = list("src.", spec.key),
+        ckey = list("c.", spec.key),
+        keq = key_eq(spec, "t", "cand"),
+        cl = list("", &cols),
+    )
 }
 
 /// Every table's generated SQL, built once per loader.
@@ -379,13 +516,15 @@ mod tests {
         assert!(m.contains("DELETE FROM \"s\".\"issue_label\""), "{m}");
         let l = merge(&Ident::new("s"), &tables::ISSUE_LINK, Path::Fast);
         assert!(
-            l.contains("d.source_issue_id = a.issue_id OR d.target_issue_id = a.issue_id"),
+            l.contains("d.source_issue_id = ANY (ARRAY(SELECT issue_id FROM stg_accepted)) OR d.target_issue_id = ANY"),
             "{l}"
         );
     }
 }
 #[cfg(test)]
 mod dump {
+    /// Prints every generated statement, for reading and EXPLAINing:
+    /// `cargo test --lib dump_sql -- --ignored --nocapture`.
     #[test]
     #[ignore]
     fn dump_sql() {

@@ -2,7 +2,7 @@
 //!
 //! - [`Loader`]: a synchronous loader over one `postgres::Client`. Its
 //!   [`Loader::load_unit`] loads one *unit* (one or more batches of one scope,
-//!   in page order) in one transaction (see [`unit`]): COPY into `ON COMMIT
+//!   in page order) in one transaction (`src/load/unit.rs`): COPY into `ON COMMIT
 //!   DROP` staging tables, merge with SQL generated from the table specs (see
 //!   [`merge`]), record the pages in the ledger, move the scope's checkpoint
 //!   when an End page closes a complete run, record quarantined issues, COMMIT;
@@ -12,7 +12,7 @@
 //! - [`run_stage`]: `pipeline run --stage load` — takes the advisory lock and
 //!   loads every staged batch not loaded yet, per scope, in page order, grouped
 //!   into units of a target size.
-//! - [`bench`]: `pipeline bench load`.
+//! - [`mod@bench`]: `pipeline bench load`.
 //!
 //! The `postgres` client is synchronous and must never run inside a tokio
 //! runtime: the orchestrator gives the loader a thread of its own.
@@ -82,7 +82,8 @@ pub struct UnitReport {
     pub retries: u64,
     /// The checkpoint after the unit, when it moved (or was confirmed).
     pub checkpoint: Option<DateTime<Utc>>,
-    /// Per table: rows COPYed in, and time spent on its COPY and merge.
+    /// Time per step: `(setup)`, `(copy)` (all COPYs into staging), `(accepted)`,
+    /// each table's merge, `(ledger+commit)`; with the rows each step handled.
     pub timings: Vec<(&'static str, u64, Duration)>,
 }
 
@@ -233,8 +234,8 @@ pub fn is_retryable(e: &Error) -> bool {
                     c.starts_with("08")
                         || matches!(c, "57P01" | "57P02" | "57P03" | "40001" | "40P01")
                 }
-                // No SQLSTATE: an I/O error on the socket.
-                None => source.as_db_error().is_none(),
+                // No SQLSTATE: retried only if it is an I/O error on the socket.
+                None => std::error::Error::source(source).is_some_and(|s| s.is::<std::io::Error>()),
             }
         }
         _ => false,
@@ -316,7 +317,7 @@ impl Loader {
                     if !retry {
                         return Err(e);
                     }
-                    let delay = self.backoff(attempt);
+                    let delay = backoff(&self.opts, attempt);
                     tracing::warn!(
                         scope = %scope, attempt, delay_ms = delay.as_millis() as u64,
                         "load unit failed ({}); it was rolled back, reconnecting and redoing it",
@@ -336,11 +337,6 @@ impl Loader {
             batch::remove_batch(&self.staging, &scope, page)?;
         }
         Ok(report)
-    }
-
-    fn backoff(&self, attempt: u32) -> Duration {
-        let f = 1u32 << (attempt.saturating_sub(1)).min(16);
-        (self.opts.backoff_base * f).min(self.opts.backoff_max)
     }
 
     fn attempt(&mut self, batches: &[&Batch], attempt: u32) -> Result<unit::Outcome> {
@@ -380,6 +376,13 @@ impl Loader {
         };
         unit::run(client, &self.sql, batches, self.opts.replay, &mut h)
     }
+}
+
+/// The delay before attempt `attempt + 1`: `backoff_base` doubling per attempt,
+/// at most `backoff_max`.
+fn backoff(opts: &LoadOptions, attempt: u32) -> Duration {
+    let f = 1u32 << attempt.saturating_sub(1).min(16);
+    (opts.backoff_base * f).min(opts.backoff_max)
 }
 
 /// Errors that a new connection cannot fix.
@@ -566,4 +569,36 @@ pub struct BenchLoadArgs {
     /// Keep the bench schema instead of dropping it.
     #[arg(long)]
     pub keep: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loader_can_move_to_its_own_thread() {
+        fn send<T: Send>() {}
+        send::<Loader>();
+    }
+
+    #[test]
+    fn only_driver_errors_are_retryable() {
+        assert!(!is_retryable(&Error::Other("x".into())));
+        assert!(!is_retryable(&Error::Locked("x".into())));
+        assert!(is_final(&Error::Locked("x".into())));
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let l = LoadOptions {
+            backoff_base: Duration::from_millis(100),
+            backoff_max: Duration::from_millis(350),
+            ..LoadOptions::default()
+        };
+        let f = |a: u32| backoff(&l, a);
+        assert_eq!(f(1), Duration::from_millis(100));
+        assert_eq!(f(2), Duration::from_millis(200));
+        assert_eq!(f(3), Duration::from_millis(350));
+        assert_eq!(f(40), Duration::from_millis(350));
+    }
 }

@@ -65,8 +65,9 @@ pub(crate) fn run(
     let mut tx = client
         .transaction()
         .map_err(Error::db(format!("scope {scope}: BEGIN of a load unit")))?;
-    // Sorts, hashes and the merges' materialised joins stay in memory.
-    tx.batch_execute("SET LOCAL work_mem = '64MB'")
+    // Sorts, hashes and the merges' materialised joins stay in memory; no
+    // JIT (the merges are short; compiling them costs more than it saves).
+    tx.batch_execute("SET LOCAL work_mem = '64MB'; SET LOCAL jit = off")
         .map_err(Error::db(format!("scope {scope}: SET work_mem")))?;
     let seen: HashSet<String> = if replay {
         HashSet::new()
@@ -141,7 +142,7 @@ pub(crate) fn run(
             )));
         }
         copied_tables.push(spec.name);
-        out.report.add_time(spec.name, copied, started.elapsed());
+        out.report.add_time("(copy)", copied, started.elapsed());
     }
     hook(HookPoint::AfterCopy);
 
@@ -200,7 +201,8 @@ pub(crate) fn run(
             updated: row.get::<_, i64>(2) as u64,
         };
         out.report.add(spec.name, c);
-        out.report.add_time(spec.name, 0, started.elapsed());
+        let rows_in: u64 = todo.iter().map(|b| b.row_count(spec.name)).sum();
+        out.report.add_time(spec.name, rows_in, started.elapsed());
     }
     hook(HookPoint::AfterMerge);
     let phase = Instant::now();
@@ -285,15 +287,20 @@ pub(crate) fn run(
     }
 
     // Issues the transform quarantined, recorded with their page.
+    // One row per (page, issue key): the last reason wins.
+    let mut quarantined = std::collections::BTreeMap::new();
+    for b in &todo {
+        for q in &b.meta.quarantined {
+            quarantined.insert((b.meta.page.as_str(), q.key.as_str()), q.reason.as_str());
+        }
+    }
     let mut qp = Vec::new();
     let mut qk = Vec::new();
     let mut qr = Vec::new();
-    for b in &todo {
-        for q in &b.meta.quarantined {
-            qp.push(b.meta.page.as_str());
-            qk.push(q.key.as_str());
-            qr.push(q.reason.as_str());
-        }
+    for ((p, k), r) in quarantined {
+        qp.push(p);
+        qk.push(k);
+        qr.push(r);
     }
     if !qp.is_empty() {
         tx.execute(&sql.quarantine_insert, &[&scope, &qp, &qk, &qr])

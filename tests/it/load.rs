@@ -786,17 +786,25 @@ fn lost_connection_mid_unit_is_rolled_back_and_redone() {
 fn quarantined_issues_are_recorded() {
     let mut e = Env::new();
     let mut p = page(RUN1, 0, &[iss(1, 10)]);
-    p.meta.quarantined = vec![QuarantinedIssue {
-        key: "DEMO-9".into(),
-        id: Some(9),
-        reason: "customfield_1: expected a number, got \"x\"".into(),
-    }];
+    p.meta.quarantined = vec![
+        QuarantinedIssue {
+            key: "DEMO-9".into(),
+            id: Some(9),
+            reason: "first".into(),
+        },
+        QuarantinedIssue {
+            key: "DEMO-9".into(),
+            id: Some(9),
+            reason: "customfield_1: expected a number, got \"x\"".into(),
+        },
+    ];
     let r = e.loader().load_unit(&[p.clone()]).unwrap();
-    assert_eq!(r.quarantined, 1);
+    assert_eq!(r.quarantined, 1, "one row per page and issue");
     let rows = e.q("SELECT page, issue_key, reason FROM S.quarantine");
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].get::<_, String>(0), p.meta.page);
     assert_eq!(rows[0].get::<_, String>(1), "DEMO-9");
+    assert!(rows[0].get::<_, String>(2).contains("expected a number"));
 }
 
 #[test]
@@ -878,4 +886,82 @@ fn second_run_exits_5_naming_the_holder() {
         .code(ExitCode::Locked as i32)
         .stderr(predicate::str::contains("holds the lock"))
         .stderr(predicate::str::contains("pid"));
+}
+
+#[test]
+fn bench_load_runs_and_its_noop_reload_writes_nothing() {
+    let s = TestSchema::new();
+    let w = Workdir::new(&config_with(&s.name, ""));
+    let out = w
+        .cmd()
+        .args([
+            "-q",
+            "bench",
+            "load",
+            "--issues",
+            "250",
+            "--baseline-issues",
+            "100",
+            "--schema",
+            &s.name,
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.contains("250 issues"), "{out}");
+    assert!(out.contains("x ceiling"), "{out}");
+    assert!(out.contains("rows written: 0"), "{out}");
+    assert!(out.contains("x row-by-row"), "{out}");
+    // The bench schemas are dropped afterwards.
+    let mut c = connect();
+    let left: i64 = c
+        .query_one(
+            "SELECT count(*) FROM pg_namespace WHERE nspname LIKE $1",
+            &[&format!("{}%", s.name)],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0);
+}
+
+#[test]
+fn redo_after_a_lost_connection_refuses_if_another_run_took_the_lock() {
+    let mut e = Env::new();
+    let mut conn = jira_pipeline::load::LockedConnector {
+        url: jira_pipeline::config::Secret::new(database_url()),
+        db: jira_pipeline::config::DatabaseConfig {
+            schema: e.s.name.clone(),
+            statement_timeout: std::time::Duration::from_secs(60),
+            ca_bundle: None,
+        },
+        schema: e.s.name.clone(),
+    };
+    use jira_pipeline::load::Connect;
+    let client = conn.connect().unwrap();
+    let mut l = Loader::new(client, &e.s.name, e.staging())
+        .with_options(LoadOptions {
+            backoff_base: std::time::Duration::from_millis(1),
+            ..LoadOptions::default()
+        })
+        .with_reconnect(conn);
+    let schema = e.s.name.clone();
+    let intruder = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let slot = intruder.clone();
+    l.set_hook(move |p, pid, attempt| {
+        if p == HookPoint::AfterMerge && attempt == 1 {
+            terminate(pid);
+            // The lock died with the loader's session: another run takes it.
+            let mut other = connect();
+            jira_pipeline::db::try_lock(&mut other, &schema).unwrap();
+            *slot.lock().unwrap() = Some(other);
+        }
+    });
+    let err = l.load_unit(&[page(RUN1, 0, &[iss(1, 10)])]).unwrap_err();
+    assert_eq!(err.exit_code(), ExitCode::Locked, "{err}");
+    assert!(intruder.lock().unwrap().is_some());
+    assert_eq!(e.count("issue"), 0, "nothing written by the loser");
+    assert_eq!(e.count("page_ledger"), 0);
 }
