@@ -1041,9 +1041,9 @@ fn random_item(ds: &Dataset, r: &mut Rng, idx: u32) -> HistoryItem {
             let b = r.pick(&USERS);
             jira(
                 "assignee",
-                Some(a.name.into()),
+                Some(a.key.into()),
                 Some(a.display_name.into()),
-                Some(b.name.into()),
+                Some(b.key.into()),
                 Some(b.display_name.into()),
             )
         }

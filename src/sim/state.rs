@@ -256,9 +256,9 @@ impl Dataset {
             };
             items.push(jira_item(
                 "assignee",
-                cur.assignee.map(|u| USERS[u].name.to_string()),
+                cur.assignee.map(|u| USERS[u].key.to_string()),
                 cur.assignee.map(|u| USERS[u].display_name.to_string()),
-                new.map(|u| USERS[u].name.to_string()),
+                new.map(|u| USERS[u].key.to_string()),
                 new.map(|u| USERS[u].display_name.to_string()),
             ));
             ov.assignee = Some(new);
