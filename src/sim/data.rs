@@ -691,6 +691,10 @@ impl Dataset {
             issue.custom.sort_by_key(|(k, _)| *k);
             histories.extend(ov.histories.iter().cloned());
         }
+        // An epic link to a deleted epic renders as null: not a value.
+        issue
+            .custom
+            .retain(|(_, v)| !matches!(v, CfValue::EpicLink(e) if !self.is_live(*e)));
         issue.histories = histories;
         issue
     }

@@ -1433,3 +1433,90 @@ fn sim_html_login_page_and_poisoned_issues() {
             .starts_with("20")
     );
 }
+
+#[test]
+fn sim_ground_truth_matches_rendered_json() {
+    let sim = start(600, 3);
+    // Some churn first: updates, a move, deletions (an epic among them).
+    let truth = sim.ground_truth();
+    let epic = truth
+        .iter()
+        .find(|i| i.issue_type_name() == "Epic")
+        .unwrap()
+        .id;
+    sim.delete_issues(&[epic, 10020]).unwrap();
+    sim.update_issue(10030, &IssueUpdate::new().remove_all_links().add_label("x"))
+        .unwrap();
+    sim.update_issue(10031, &IssueUpdate::new().add_link(10032, "Relates"))
+        .unwrap();
+    sim.move_issue(10033, "ALPHA").unwrap();
+    let truth: HashMap<u64, jira_pipeline::sim::Issue> =
+        sim.ground_truth().into_iter().map(|i| (i.id, i)).collect();
+    let issues = search_all(&sim, "", "*all&expand=changelog");
+    assert_eq!(issues.len(), truth.len());
+    let str_ids = |v: &Value| -> Vec<u64> {
+        let mut x: Vec<u64> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_str().unwrap().parse().unwrap())
+            .collect();
+        x.sort();
+        x
+    };
+    for i in &issues {
+        let id: u64 = i["id"].as_str().unwrap().parse().unwrap();
+        let t = &truth[&id];
+        let f = &i["fields"];
+        assert_eq!(i["key"], t.key);
+        assert_eq!(f["project"]["key"], t.project_key);
+        assert_eq!(f["summary"], t.summary);
+        assert_eq!(f["status"]["name"], t.status_name());
+        assert_eq!(f["issuetype"]["name"], t.issue_type_name());
+        assert_eq!(
+            jira_ts(f["updated"].as_str().unwrap()).timestamp_millis(),
+            t.updated_ms
+        );
+        assert_eq!(
+            jira_ts(f["created"].as_str().unwrap()).timestamp_millis(),
+            t.created_ms
+        );
+        assert_eq!(f["labels"], serde_json::json!(t.labels));
+        let sorted = |v: Vec<(u64, String)>| {
+            let mut ids: Vec<u64> = v.into_iter().map(|x| x.0).collect();
+            ids.sort();
+            ids
+        };
+        assert_eq!(str_ids(&f["components"]), sorted(t.components.clone()));
+        assert_eq!(str_ids(&f["fixVersions"]), sorted(t.fix_versions.clone()));
+        assert_eq!(str_ids(&f["versions"]), sorted(t.versions.clone()));
+        let mut links = t.link_ids();
+        links.sort();
+        assert_eq!(str_ids(&f["issuelinks"]), links);
+        let hist: Vec<u64> = i["changelog"]["histories"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["id"].as_str().unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(hist, t.history_ids());
+        let present: Vec<(String, Value)> = sim.custom_values(t);
+        for (k, v) in f.as_object().unwrap() {
+            if k.starts_with("customfield_") {
+                let want = present
+                    .iter()
+                    .find(|(id, _)| id == k)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or(Value::Null);
+                assert_eq!(v, &want, "{} {k}", t.key);
+            }
+        }
+        assert_eq!(
+            f["parent"]["id"]
+                .as_str()
+                .map(|s| s.parse::<u64>().unwrap()),
+            t.parent.map(|p| 10000 + p as u64)
+        );
+        assert_eq!(f["assignee"]["name"].as_str(), t.assignee_name());
+    }
+}
