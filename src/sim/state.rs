@@ -762,6 +762,29 @@ impl SimControl {
             .collect()
     }
 
+    /// Visits every live issue in id order without holding them all in
+    /// memory (for large datasets; `ground_truth()` of 1,000,000 issues would
+    /// need gigabytes). The dataset is read-locked during the visit: do not
+    /// mutate from `f`.
+    pub fn visit_ground_truth(&self, mut f: impl FnMut(&Issue)) {
+        let ds = self.dataset();
+        for i in 0..ds.len() {
+            if ds.is_live(i) {
+                f(&ds.issue(i));
+            }
+        }
+    }
+
+    /// (id, key, updated ms) of every live issue, in id order: a compact
+    /// summary for large checks.
+    pub fn truth_index(&self) -> Vec<(u64, String, i64)> {
+        let ds = self.dataset();
+        (0..ds.len())
+            .filter(|&i| ds.is_live(i))
+            .map(|i| (ID_BASE + i as u64, ds.key_of(i), ds.core(i).updated))
+            .collect()
+    }
+
     /// One issue as Jira holds it now, by id (`None` if missing or deleted).
     pub fn issue(&self, id: u64) -> Option<Issue> {
         let ds = self.dataset();

@@ -1520,3 +1520,21 @@ fn sim_ground_truth_matches_rendered_json() {
         assert_eq!(f["assignee"]["name"].as_str(), t.assignee_name());
     }
 }
+
+#[test]
+fn sim_truth_index_and_visitor_agree_with_ground_truth() {
+    let sim = start(200, 2);
+    sim.delete_issues(&[10010]).unwrap();
+    let full = sim.ground_truth();
+    let index = sim.truth_index();
+    assert_eq!(index.len(), full.len());
+    for (t, (id, key, updated)) in full.iter().zip(&index) {
+        assert_eq!((t.id, &t.key, t.updated_ms), (*id, key, *updated));
+    }
+    let mut n = 0;
+    sim.visit_ground_truth(|i| {
+        assert_eq!(i, &full[n]);
+        n += 1;
+    });
+    assert_eq!(n, full.len());
+}
