@@ -1538,3 +1538,45 @@ fn sim_truth_index_and_visitor_agree_with_ground_truth() {
     });
     assert_eq!(n, full.len());
 }
+
+#[test]
+fn sim_serves_concurrent_clients_while_issues_change() {
+    let sim = start(900, 3);
+    let url = sim.url().to_string();
+    let ctl = sim.control();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let writer = std::thread::spawn(move || {
+        let mut n = 0u64;
+        while !stop2.load(Ordering::SeqCst) {
+            ctl.update_issue(10000 + n % 900, &IssueUpdate::new().add_label("churn"))
+                .unwrap();
+            n += 1;
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        n
+    });
+    let readers: Vec<_> = (0..8)
+        .map(|k| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                for p in 0..6 {
+                    let path = format!(
+                        "/rest/api/2/search?jql={}&startAt={}&maxResults=50&expand=changelog",
+                        enc("ORDER BY updated ASC, id ASC"),
+                        (k * 6 + p) * 10
+                    );
+                    let r = request(&url, "GET", &path, Some(&bearer()), None);
+                    assert_eq!(r.status, 200);
+                    assert_eq!(r.json()["issues"].as_array().unwrap().len(), 50);
+                }
+            })
+        })
+        .collect();
+    for r in readers {
+        r.join().unwrap();
+    }
+    stop.store(true, Ordering::SeqCst);
+    assert!(writer.join().unwrap() > 0);
+    assert_eq!(sim.stats().count("search", 200), 48);
+}
