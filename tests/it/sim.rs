@@ -1580,3 +1580,52 @@ fn sim_serves_concurrent_clients_while_issues_change() {
     assert!(writer.join().unwrap() > 0);
     assert_eq!(sim.stats().count("search", 200), 48);
 }
+
+#[test]
+fn sim_index_lag_hides_changes_from_jql_for_a_while() {
+    let sim = start(200, 2);
+    sim.set_index_lag_ms(400);
+    let before = chrono::Utc::now().timestamp_millis();
+    sim.update_issue(
+        10002,
+        &IssueUpdate::new().summary("late").add_label("lagged"),
+    )
+    .unwrap();
+    sim.delete_issues(&[10004]).unwrap();
+    // The database has the change at once ...
+    assert_eq!(sim.issue(10002).unwrap().summary, "late");
+    let v = get(&sim, "/rest/api/2/issue/10002").json();
+    assert_eq!(v["fields"]["summary"], "late");
+    // ... the index does not yet: JQL on the new values finds nothing, while
+    // a found issue renders its live fields and a deleted one is left out.
+    assert_eq!(search(&sim, "labels = lagged", "").json()["total"], 0);
+    assert_eq!(
+        search(&sim, &format!("updated >= {before}"), "").json()["total"],
+        0
+    );
+    let v = search(
+        &sim,
+        "key in (DEMO-2, DEMO-3) ORDER BY key",
+        "&fields=summary",
+    )
+    .json();
+    assert_eq!(v["total"], 2, "DEMO-3 (id 10004) is still in the index");
+    let issues = v["issues"].as_array().unwrap();
+    assert_eq!(issues.len(), 1, "but it is not loaded");
+    assert_eq!(issues[0]["fields"]["summary"], "late");
+    // After the lag the index catches up, with the change's original `updated`.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let v = search(&sim, "labels = lagged", "&fields=updated").json();
+        if v["total"] == 1 {
+            let t = jira_ts(v["issues"][0]["fields"]["updated"].as_str().unwrap());
+            assert!(t.timestamp_millis() >= before);
+            assert_eq!(t.timestamp_millis(), sim.issue(10002).unwrap().updated_ms);
+            break;
+        }
+        assert!(Instant::now() < deadline, "the index never caught up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    sim.set_index_lag_ms(0);
+    assert_eq!(search(&sim, "key = DEMO-3", "").json()["total"], 0);
+}
