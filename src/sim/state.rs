@@ -628,7 +628,13 @@ impl SimControl {
         let mut ix = self.shared.index.lock().unwrap_or_else(|e| e.into_inner());
         if ix.lag_ms > 0 {
             let at = now_ms() + ix.lag_ms as i64;
-            ix.pending.push_back((at, Arc::new(ds.clone())));
+            let state = Arc::new(ds.clone());
+            // Changes within 10 ms of each other reach the index together,
+            // which bounds the states kept during a burst of mutations.
+            match ix.pending.back_mut() {
+                Some(last) if at - last.0 < 10 => *last = (at, state),
+                _ => ix.pending.push_back((at, state)),
+            }
         }
         out
     }
