@@ -691,6 +691,10 @@ impl Dataset {
             issue.custom.sort_by_key(|(k, _)| *k);
             histories.extend(ov.histories.iter().cloned());
         }
+        // An epic link to a deleted epic renders as null: not a value.
+        issue
+            .custom
+            .retain(|(_, v)| !matches!(v, CfValue::EpicLink(e) if !self.is_live(*e)));
         issue.histories = histories;
         issue
     }
@@ -1041,9 +1045,9 @@ fn random_item(ds: &Dataset, r: &mut Rng, idx: u32) -> HistoryItem {
             let b = r.pick(&USERS);
             jira(
                 "assignee",
-                Some(a.name.into()),
+                Some(a.key.into()),
                 Some(a.display_name.into()),
-                Some(b.name.into()),
+                Some(b.key.into()),
                 Some(b.display_name.into()),
             )
         }

@@ -718,11 +718,21 @@ async fn search(sh: &Arc<Shared>, p: SearchParams, auth: &Auth) -> Response {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .searches_served += 1;
+    let index = sh
+        .index
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .current(now_ms());
     let ds = sh.ds.read().unwrap_or_else(|e| e.into_inner());
-    let gen_ = ds.generation();
+    // What JQL matches against: the (possibly lagging) index, else the data.
+    let ids: &super::data::Dataset = index.as_deref().unwrap_or(&ds);
+    let gen_ = ids.generation();
     let body_key = format!(
-        "{gen_}\u{1}{}\u{1}{start_at}\u{1}{max_results}\u{1}{:?}\u{1}{:?}",
-        p.jql, sel, p.expand
+        "{gen_}\u{1}{}\u{1}{}\u{1}{start_at}\u{1}{max_results}\u{1}{:?}\u{1}{:?}",
+        ds.generation(),
+        p.jql,
+        sel,
+        p.expand
     );
     if let Some(b) = sh
         .bodies
@@ -744,11 +754,11 @@ async fn search(sh: &Arc<Shared>, p: SearchParams, auth: &Auth) -> Response {
     let matching = match cached {
         Some(v) => v,
         None => {
-            let compiled = match query.compile(&ds, sh.user_tz) {
+            let compiled = match query.compile(ids, sh.user_tz) {
                 Ok(c) => c,
                 Err(e) => return Response::error(400, &e.0),
             };
-            let v = Arc::new(compiled.run(&ds));
+            let v = Arc::new(compiled.run(ids));
             let mut rc = sh.results.lock().unwrap_or_else(|e| e.into_inner());
             rc.retain(|_, (g, _)| *g == gen_);
             if rc.len() > 16 {
@@ -761,7 +771,14 @@ async fn search(sh: &Arc<Shared>, p: SearchParams, auth: &Auth) -> Response {
     let total = matching.len() as u64;
     let from = (start_at as usize).min(matching.len());
     let to = (from + max_results as usize).min(matching.len());
-    let mut out = Vec::with_capacity((to - from) * if changelog { 12_000 } else { 7_000 } + 128);
+    // Found issues are loaded from the live data; ones deleted since the
+    // index saw them are skipped (the page comes out short, as in Jira).
+    let page: Vec<u32> = matching[from..to]
+        .iter()
+        .copied()
+        .filter(|&i| ds.is_live(i))
+        .collect();
+    let mut out = Vec::with_capacity(page.len() * if changelog { 12_000 } else { 7_000 } + 128);
     render::write_search_page(
         &ds,
         &mut out,
@@ -770,7 +787,7 @@ async fn search(sh: &Arc<Shared>, p: SearchParams, auth: &Auth) -> Response {
             max_results,
             total,
         },
-        &matching[from..to],
+        &page,
         sel,
         changelog,
     );
