@@ -391,7 +391,7 @@ fn crash_loop_30_kills() {
     let mut seed: u64 = 0x9e3779b97f4a7c15;
     let mut kills = 0;
     let mut attempts = 0;
-    let mut other_exits = BTreeMap::new();
+    let mut other_exits: BTreeMap<(Option<i32>, String), u32> = BTreeMap::new();
     while kills < 30 && attempts < 200 {
         attempts += 1;
         seed ^= seed << 13;
