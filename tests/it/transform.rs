@@ -984,3 +984,44 @@ fn selection_all_matches_scope_all() {
     .unwrap();
     assert_eq!(a, transform(body, &["*all"]));
 }
+
+#[test]
+fn simulator_pages_transform_cleanly_and_match_its_ground_truth() {
+    use jira_pipeline::sim::Dataset;
+    let ds = Dataset::new(7, 300, &[]);
+    let catalog = Catalog::parse(&jira_pipeline::sim::render::field_list(&ds)).unwrap();
+    let mut kinds = std::collections::BTreeSet::new();
+    let (mut histories, mut links, mut issues) = (0u64, std::collections::HashSet::new(), 0u64);
+    for (seq, start) in (0..300).step_by(100).enumerate() {
+        let mut body = ds.search_page_body(start, 100, true);
+        let m = meta("s", PageKind::Search, seq as u32);
+        let b = transform_page(&m, &mut body, &catalog, &scope("s", &["*all"])).unwrap();
+        assert!(b.meta.quarantined.is_empty(), "{:?}", b.meta.quarantined);
+        issues += b.meta.issues.len() as u64;
+        histories += b.row_count("changelog");
+        for r in rows(&b, "issue_link") {
+            links.insert(get(&r, "link_id").unwrap().to_string());
+        }
+        for r in rows(&b, "issue_field_value") {
+            kinds.insert(get(&r, "value_kind").unwrap().to_string());
+        }
+        for r in rows(&b, "issue") {
+            assert!(get(&r, "updated").is_some() && get(&r, "created").is_some());
+            assert!(get(&r, "status_category").is_some());
+        }
+    }
+    assert_eq!(issues, 300);
+    let truth_hist: usize = (0..300).map(|i| ds.issue(i).history_ids().len()).sum();
+    assert_eq!(histories, truth_hist as u64);
+    let truth_links: std::collections::HashSet<String> = (0..300)
+        .flat_map(|i| ds.issue(i).link_ids())
+        .map(|l| l.to_string())
+        .collect();
+    assert_eq!(links, truth_links);
+    for k in [
+        "number", "text", "option", "user", "datetime", "date", "sprint", "string",
+    ] {
+        assert!(kinds.contains(k), "no {k} values in {kinds:?}");
+    }
+    assert!(!kinds.contains("json"), "{kinds:?}");
+}
