@@ -35,6 +35,12 @@ pub struct BenchTransformArgs {
     /// Threads for the "all cores" measurement (default: one per core).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// Instead of the in-memory comparison: stage the generated pages in a
+    /// temporary staging area and run the whole stage as `run --stage
+    /// transform` does (read, zstd, transform, write batches); prints the
+    /// end-to-end rate and the process's peak memory.
+    #[arg(long, conflicts_with = "pages")]
+    pub staged: bool,
     /// Seconds per measurement round (each figure is the best of 3 rounds).
     #[arg(long, default_value_t = 1.0, value_name = "SECS")]
     pub seconds: f64,
@@ -329,15 +335,72 @@ pub fn measure(
     Ok((wall, cpu))
 }
 
+/// Peak resident memory of this process so far (`VmHWM`), in MiB.
+pub fn peak_rss_mib() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// `--staged`: the whole stage over `n` simulator issues staged on disk.
+fn exec_staged(n: usize, threads: usize) -> Result<ExitCode> {
+    let dir = tempfile::tempdir().map_err(Error::io(std::env::temp_dir()))?;
+    let cfg_path = dir.path().join("pipeline.toml");
+    let text = format!(
+        "[staging]\ndir = {:?}\n\n[[scope]]\nname = \"bench\"\nproject = \"DEMO\"\n",
+        dir.path().join("staging").display().to_string()
+    );
+    let cfg = crate::config::RawConfig::parse(&text, &cfg_path)?.validate(&cfg_path)?;
+    let st = staging::Staging::new(&cfg.staging.dir, cfg.staging.compression_level);
+    let nn = u32::try_from(n).unwrap_or(u32::MAX);
+    let ds = crate::sim::Dataset::new(42, nn, &[]);
+    let run_id = "20240101T000000000Z";
+    st.write_compressed(
+        &st.catalog_path(run_id),
+        &crate::sim::render::field_list(&ds),
+    )?;
+    let mut start = 0u32;
+    let mut seq = 0u32;
+    let mut bytes = 0u64;
+    while start < nn {
+        let count = 100.min(nn - start);
+        let body = ds.search_page_body(start, count, true);
+        bytes += body.len() as u64;
+        st.write_page(&search_meta("bench", seq, count), &body)?;
+        start += count;
+        seq += 1;
+    }
+    let before = peak_rss_mib();
+    let report = super::run_stage(&cfg, &[], threads)?;
+    let after = peak_rss_mib();
+    println!(
+        "staged run: {} pages, {} issues, {:.1} MB of JSON on {threads} threads: {:.2}s, {:.1} MB/s, {:.0} issues/s end to end (read, zstd, transform, write batches)",
+        seq,
+        report.issues,
+        bytes as f64 / 1e6,
+        report.elapsed.as_secs_f64(),
+        bytes as f64 / 1e6 / report.elapsed.as_secs_f64().max(1e-9),
+        report.issues as f64 / report.elapsed.as_secs_f64().max(1e-9)
+    );
+    if let (Some(b), Some(a)) = (before, after) {
+        println!("peak memory (VmHWM): {b:.0} MiB before the stage, {a:.0} MiB after");
+    }
+    Ok(ExitCode::Success)
+}
+
 /// The bench command.
 pub fn exec(args: &BenchTransformArgs) -> Result<ExitCode> {
+    let all = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if args.staged {
+        return exec_staged(args.issues.unwrap_or(10_000), all);
+    }
     let corpus = match (&args.pages, args.issues) {
         (Some(dir), _) => load_dir(dir)?,
         (None, n) => generated(n.unwrap_or(10_000)),
     };
-    let all = args
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     if !(args.seconds > 0.0 && args.seconds <= 600.0) {
         return Err(Error::Config(
             "--seconds must be between 0 and 600".to_string(),

@@ -1025,3 +1025,18 @@ fn simulator_pages_transform_cleanly_and_match_its_ground_truth() {
     }
     assert!(!kinds.contains("json"), "{kinds:?}");
 }
+
+#[test]
+fn a_corrupt_field_catalogue_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = test_config(dir.path(), "tst");
+    let st = Staging::new(&cfg.staging.dir, 3);
+    populate(&st, "tst");
+    st.write_compressed(&st.catalog_path(RUN), b"<html>oops</html>")
+        .unwrap();
+    let e = transform::run_stage(&cfg, &[], 1).unwrap_err().to_string();
+    assert!(e.contains(&format!("{RUN}.field.json.zst")), "{e}");
+    assert!(e.contains("field catalogue"), "{e}");
+    // Nothing was quarantined for it: the pages wait for a fixed catalogue.
+    assert_eq!(st.list_pages("tst").unwrap().len(), SINGLE_ISSUES.len() + 1);
+}
