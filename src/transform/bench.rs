@@ -210,8 +210,19 @@ fn thread_cpu_ns() -> Option<u64> {
     s.split_whitespace().next()?.parse().ok()
 }
 
-/// Throughput of one measurement: bytes per wall-clock second, and (one
-/// thread only) bytes per CPU-second of the measuring thread.
+/// CPU time of every thread of this process (sum of
+/// `/proc/self/task/*/schedstat`, ns).
+fn process_cpu_ns() -> Option<u64> {
+    let mut total = 0u64;
+    for e in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let s = std::fs::read_to_string(e.path().join("schedstat")).ok()?;
+        total += s.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total)
+}
+
+/// Throughput of one measurement: bytes per wall-clock second, and bytes per
+/// CPU-second (of the measuring thread, or of all threads when parallel).
 #[derive(Debug, Clone, Copy, Default)]
 struct Rate {
     wall: f64,
@@ -246,7 +257,14 @@ where
                 .for_each(|(m, b)| one(m, b));
         }
     };
-    let cpu0 = if threads <= 1 { thread_cpu_ns() } else { None };
+    let cpu_now = || {
+        if threads <= 1 {
+            thread_cpu_ns()
+        } else {
+            process_cpu_ns()
+        }
+    };
+    let cpu0 = cpu_now();
     let start = Instant::now();
     let mut rounds = 0u64;
     while rounds == 0 || start.elapsed() < min {
@@ -255,7 +273,7 @@ where
     }
     let bytes = (corpus.bytes * rounds) as f64;
     let wall = bytes / start.elapsed().as_secs_f64();
-    let cpu = match (cpu0, thread_cpu_ns()) {
+    let cpu = match (cpu0, cpu_now()) {
         (Some(a), Some(b)) if b > a => Some(bytes / ((b - a) as f64 / 1e9)),
         _ => None,
     };
@@ -274,8 +292,8 @@ fn best(a: Rate, b: Rate) -> Rate {
 
 /// Measures bare parse and transform on `threads` threads (best of 3 rounds,
 /// interleaved so both see the same machine load).
-/// Returns the wall-clock figure and, on one thread, the per-CPU-second one
-/// (which other processes on the machine do not distort).
+/// Returns the wall-clock figure and the per-CPU-second one (which other
+/// processes on the machine do not distort).
 pub fn measure(
     corpus: &Corpus,
     threads: usize,
@@ -438,18 +456,22 @@ pub fn exec(args: &BenchTransformArgs) -> Result<ExitCode> {
         print_figure(c);
     }
     if all > 1 {
-        let (many, _) = measure(&corpus, all, per_round)?;
+        let (many, many_cpu) = measure(&corpus, all, per_round)?;
         print_figure(&many);
+        if let Some(c) = &many_cpu {
+            print_figure(c);
+        }
         println!(
-            "scaling of transform on {all} threads: {:.2} x one thread (wall clock, both under the same load){}",
+            "scaling of transform on {all} threads: {:.2} x one thread by the wall clock (both under the same machine load)",
             many.transform_mbs / one.transform_mbs,
-            one_cpu
-                .map(|c| format!(
-                    ", {:.2} x one thread's per-CPU-second rate",
-                    many.transform_mbs / c.transform_mbs
-                ))
-                .unwrap_or_default()
         );
+        if let (Some(c1), Some(cn)) = (one_cpu, many_cpu) {
+            let eff = cn.transform_mbs / c1.transform_mbs;
+            println!(
+                "parallel efficiency (per-CPU-second rate on {all} threads / on one): {eff:.2}; on an idle machine {all} threads would give ~{:.2} x one thread",
+                eff * all as f64
+            );
+        }
     }
     Ok(ExitCode::Success)
 }
