@@ -326,6 +326,10 @@ fn write_issue<'t, 'i>(
         let project_id = s.project.and_then(|p| p.get("id")).and_then(|v| v.id());
         let project_key = s.project.and_then(|p| p.get_str("key"));
         let parent_id = s.parent.and_then(|p| p.get("id")).and_then(|v| v.id());
+        // Text as sent; a non-string value (never seen from Jira) as its JSON text.
+        let mut summary_json = String::new();
+        let summary = s.summary.and_then(|v| v.scalar_text(&mut summary_json));
+        let description = s.description.and_then(|v| v.scalar_text(&mut out.scratch));
         let mut row = CopyRow::new(&mut out.bufs[T_ISSUE]);
         row.i64(id)
             .text(key)
@@ -336,8 +340,8 @@ fn write_issue<'t, 'i>(
             .opt_text(status_category)
             .opt_text(named(s.priority))
             .opt_text(named(s.resolution))
-            .opt_text(s.summary.and_then(|v| v.str()))
-            .opt_text(s.description.and_then(|v| v.str()));
+            .opt_text(summary)
+            .opt_text(description);
         row.opt_text(user(s.assignee))
             .opt_text(user(s.reporter))
             .opt_text(user(s.creator));

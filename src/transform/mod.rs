@@ -68,9 +68,15 @@ fn preview(body: &[u8]) -> String {
         .to_string()
 }
 
-/// Transforms one page in memory. `body` is parsed in place (simd-json) and
-/// left clobbered (same length; its spare capacity is used as parser padding). `catalog` is the page's run's field catalogue (empty if the
-/// run staged none); `scope` selects the custom fields.
+/// Transforms one page in memory (pure and deterministic).
+///
+/// `body` is parsed in place by simd-json and left clobbered (same length; its
+/// spare capacity serves as the parser's padding, so it is not copied).
+/// `catalog` is the field catalogue of the page's run (empty if the run staged
+/// none); `scope` selects the custom fields. An `End` page gives the `field`
+/// rows of the catalogue and carries the run's checkpoint. A page that is not a
+/// search response is a [`BadPage`] (quarantine it); a malformed issue is left
+/// out and listed in `BatchMeta::quarantined`.
 pub fn transform_page(
     meta: &PageMeta,
     body: &mut Vec<u8>,
