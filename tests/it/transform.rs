@@ -1040,3 +1040,104 @@ fn a_corrupt_field_catalogue_is_a_clear_error() {
     // Nothing was quarantined for it: the pages wait for a fixed catalogue.
     assert_eq!(st.list_pages("tst").unwrap().len(), SINGLE_ISSUES.len() + 1);
 }
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
+            ".{0,12}".prop_map(Value::from),
+            Just(json!("2024-03-10T01:59:59.123-0500")),
+            Just(json!("2024-03-10")),
+            Just(json!("10010")),
+            Just(json!(
+                "com.atlassian.greenhopper.service.sprint.Sprint@1[id=1,state=ACTIVE,name=S]"
+            )),
+        ];
+        leaf.prop_recursive(3, 24, 5, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                prop::collection::btree_map(
+                    prop::sample::select(vec![
+                        "id",
+                        "key",
+                        "name",
+                        "value",
+                        "self",
+                        "child",
+                        "state",
+                        "outwardIssue",
+                        "inwardIssue",
+                        "type",
+                        "statusCategory",
+                        "displayName",
+                        "x",
+                    ]),
+                    inner,
+                    0..5
+                )
+                .prop_map(|m| Value::Object(
+                    m.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+                )),
+            ]
+        })
+    }
+
+    const FIELDS: &[&str] = &[
+        "summary",
+        "description",
+        "status",
+        "issuetype",
+        "priority",
+        "resolution",
+        "assignee",
+        "reporter",
+        "creator",
+        "created",
+        "updated",
+        "resolutiondate",
+        "duedate",
+        "project",
+        "parent",
+        "labels",
+        "components",
+        "fixVersions",
+        "versions",
+        "issuelinks",
+        "customfield_10000",
+        "customfield_10001",
+        "customfield_99",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        /// Whatever shape each field has, the page is transformed: the issue
+        /// lands or is quarantined alone, and every row has the table's width.
+        #[test]
+        fn any_field_shape_is_transformed_or_quarantined_never_a_panic(
+            values in prop::collection::vec((prop::sample::select(FIELDS), json_value()), 0..12),
+            changelog in json_value(),
+        ) {
+            let fields: serde_json::Map<String, Value> =
+                values.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+            let issue = json!({"id": "5", "key": "F-5", "fields": fields, "changelog": {"histories": [changelog]}});
+            let good = json!({"id": "6", "key": "F-6", "fields": {"summary": "ok"}});
+            let b = transform(search_body(vec![issue, good]), &["*all"]);
+            prop_assert_eq!(b.meta.issues.len() + b.meta.quarantined.len(), 2);
+            prop_assert!(b.meta.issues.iter().any(|i| i.key == "F-6"));
+            for spec in tables::ALL {
+                for row in tables::decode_rows(b.rows(spec.name)) {
+                    prop_assert_eq!(row.len(), spec.columns.len(), "{}", spec.name);
+                }
+            }
+        }
+    }
+}
