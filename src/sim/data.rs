@@ -238,6 +238,15 @@ impl Issue {
     }
 }
 
+/// A deliberately broken rendering of one issue, for quarantine tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Poison {
+    /// `customfield_10100` (Story Points, a number) rendered as the string `"lots"`.
+    WrongType,
+    /// `created` rendered as `"yesterday"`.
+    BadDate,
+}
+
 /// A link added by a mutation.
 #[derive(Debug, Clone)]
 pub(crate) struct AddedLink {
@@ -284,6 +293,10 @@ pub struct Dataset {
     pub(crate) next_link_id: u64,
     /// Bumped by every mutation (cache key).
     pub(crate) generation: u64,
+    /// Issues rendered with a broken field.
+    pub(crate) poisoned: HashMap<u32, Poison>,
+    /// Pre-rendered constant JSON under `base_url`.
+    pub(crate) frags: std::sync::Arc<super::render::Frags>,
 }
 
 impl Dataset {
@@ -297,6 +310,11 @@ impl Dataset {
             chrono_tz::America::New_York,
             "http://127.0.0.1:8080",
         )
+    }
+
+    /// A dataset over `projects` generated project keys (DEMO, ALPHA, BETA, …).
+    pub fn with_projects(seed: u64, issues: u32, projects: usize) -> Dataset {
+        Dataset::new(seed, issues, &project_keys(projects.max(1)))
     }
 
     /// Like [`Dataset::new`] with the server's time zone and base URL.
@@ -338,6 +356,12 @@ impl Dataset {
             next_history_id: HIST_BASE + n64 * HIST_PER_ISSUE + 1000,
             next_link_id: LINK_BASE + n64 * 2 + 1000,
             generation: 0,
+            poisoned: HashMap::new(),
+            frags: std::sync::Arc::new(super::render::Frags::new(
+                base_url.trim_end_matches('/'),
+                server_tz,
+                p as usize,
+            )),
         }
     }
 
@@ -471,7 +495,7 @@ impl Dataset {
     }
 
     /// Generated outward links of `i`: (link id, target, type).
-    fn base_out_links(&self, i: u32) -> Vec<(u64, u32, usize)> {
+    fn base_out_links(&self, i: u32) -> OutLinks {
         base_out_links(self.seed, i)
     }
 
@@ -490,7 +514,7 @@ impl Dataset {
                 other_id: ID_BASE + other as u64,
             });
         };
-        for (id, t, lt) in self.base_out_links(i) {
+        for (id, t, lt) in self.base_out_links(i).into_iter().flatten() {
             push(id, lt, true, t, self);
         }
         for d in 1..=LINK_REACH {
@@ -498,7 +522,7 @@ impl Dataset {
             if j >= self.n as u64 {
                 break;
             }
-            for (id, t, lt) in self.base_out_links(j as u32) {
+            for (id, t, lt) in self.base_out_links(j as u32).into_iter().flatten() {
                 if t == i {
                     push(id, lt, false, j as u32, self);
                 }
@@ -680,10 +704,9 @@ impl Dataset {
 
 /// `2024-03-10T01:59:59.123-0500` in `tz`.
 pub fn format_ts(tz: Tz, ms: i64) -> String {
-    match tz.timestamp_millis_opt(ms).single() {
-        Some(t) => t.format("%Y-%m-%dT%H:%M:%S%.3f%z").to_string(),
-        None => String::new(),
-    }
+    let mut out = Vec::with_capacity(28);
+    super::render::write_ts(&mut out, tz, ms);
+    String::from_utf8(out).unwrap_or_default()
 }
 
 fn project_keys_default() -> Vec<String> {
@@ -846,21 +869,24 @@ pub(crate) fn base_labels(seed: u64, i: u32) -> Vec<String> {
     v
 }
 
-fn base_out_links(seed: u64, i: u32) -> Vec<(u64, u32, usize)> {
+/// (link id, target index, link type) of up to two generated outward links.
+type OutLinks = [Option<(u64, u32, usize)>; 2];
+
+fn base_out_links(seed: u64, i: u32) -> OutLinks {
     let mut r = Rng::new(seed, i, 5);
     let k = match r.below(100) {
         0..=59 => 0,
         60..=87 => 1,
         _ => 2,
     };
-    let mut out: Vec<(u64, u32, usize)> = Vec::with_capacity(k);
+    let mut out: OutLinks = [None, None];
     for slot in 0..k {
         let d = 1 + r.below(LINK_REACH as u64) as u32;
         let lt = r.below(LINK_TYPES.len() as u64) as usize;
-        if d > i || out.iter().any(|l| l.1 == i - d) {
+        if d > i || out.iter().flatten().any(|l| l.1 == i - d) {
             continue;
         }
-        out.push((LINK_BASE + i as u64 * 2 + slot as u64, i - d, lt));
+        out[slot] = Some((LINK_BASE + i as u64 * 2 + slot as u64, i - d, lt));
     }
     out
 }
@@ -1015,9 +1041,9 @@ fn random_item(ds: &Dataset, r: &mut Rng, idx: u32) -> HistoryItem {
             let b = r.pick(&USERS);
             jira(
                 "assignee",
-                Some(a.name.into()),
+                Some(a.key.into()),
                 Some(a.display_name.into()),
-                Some(b.name.into()),
+                Some(b.key.into()),
                 Some(b.display_name.into()),
             )
         }
@@ -1243,4 +1269,111 @@ pub(crate) fn sprint_string(tz: Tz, id: u32) -> String {
         fmt(end),
         fmt(start),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(n: usize) -> Vec<String> {
+        project_keys(n)
+    }
+
+    #[test]
+    fn bounds_are_the_documented_instants() {
+        use chrono::TimeZone;
+        assert_eq!(
+            chrono::Utc
+                .with_ymd_and_hms(2023, 1, 1, 0, 0, 0)
+                .unwrap()
+                .timestamp_millis(),
+            START_MS
+        );
+        assert_eq!(
+            chrono::Utc
+                .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+                .unwrap()
+                .timestamp_millis()
+                - 1,
+            END_MS
+        );
+    }
+
+    #[test]
+    fn layout_keys_and_times() {
+        let ds = Dataset::new(9, 1000, &keys(3));
+        assert_eq!(ds.key_of(0), "DEMO-1");
+        assert_eq!(ds.key_of(4), "ALPHA-2");
+        assert_eq!(ds.index_of_key("beta-3"), Some(8));
+        assert_eq!(ds.index_of_key("DEMO-335"), None);
+        assert_eq!(ds.resolve("10004"), Some(4));
+        let total: u32 = (0..3).map(|p| base_count(1000, 3, p)).sum();
+        assert_eq!(total, 1000);
+        for i in 0..1000 {
+            let c = ds.core(i);
+            assert!(c.created >= START_MS && c.updated <= END_MS && c.created <= c.updated);
+            let is = ds.issue(i);
+            if let Some(last) = is.histories.last() {
+                assert_eq!(last.created_ms, c.updated, "last history is the update");
+            } else {
+                assert_eq!(c.updated, c.created);
+            }
+            assert!(
+                is.histories
+                    .windows(2)
+                    .all(|w| w[0].created_ms <= w[1].created_ms)
+            );
+            assert_eq!(
+                is.resolution.is_some(),
+                STATUSES[is.status].category_key == "done"
+            );
+        }
+    }
+
+    #[test]
+    fn dataset_can_be_shared_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Dataset>();
+        assert_send_sync::<Issue>();
+    }
+
+    #[test]
+    fn a_million_issues_stay_compact() {
+        assert!(std::mem::size_of::<Core>() <= 32);
+        let ds = Dataset::new(1, 1_000_000, &keys(5));
+        assert_eq!(ds.len(), 1_000_000);
+        let is = ds.issue(999_999);
+        assert_eq!(is.id, ID_BASE + 999_999);
+    }
+
+    #[test]
+    fn format_is_jira_dc() {
+        let ny = chrono_tz::America::New_York;
+        assert_eq!(
+            format_ts(ny, 1_710_053_999_123),
+            "2024-03-10T01:59:59.123-0500"
+        );
+        assert_eq!(
+            format_ts(ny, 1_710_054_000_000),
+            "2024-03-10T03:00:00.000-0400"
+        );
+        // The fast formatter agrees with chrono's, in zones with odd offsets.
+        let mut r = Rng::new(1, 2, 3);
+        for tz in [
+            ny,
+            chrono_tz::Asia::Kolkata,
+            chrono_tz::Australia::Adelaide,
+            chrono_tz::UTC,
+        ] {
+            for _ in 0..2000 {
+                let ms = START_MS - 1000 + r.below((END_MS - START_MS) as u64) as i64;
+                let want = tz
+                    .timestamp_millis_opt(ms)
+                    .unwrap()
+                    .format("%Y-%m-%dT%H:%M:%S%.3f%z")
+                    .to_string();
+                assert_eq!(format_ts(tz, ms), want);
+            }
+        }
+    }
 }

@@ -834,3 +834,103 @@ fn eval(n: &Node, ds: &Dataset, i: u32) -> bool {
 pub fn id_of(i: u32) -> u64 {
     ID_BASE + i as u64
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ny() -> Tz {
+        chrono_tz::America::New_York
+    }
+
+    fn ds() -> Dataset {
+        Dataset::new(1, 30, &["DEMO".to_string(), "ALPHA".to_string()])
+    }
+
+    #[test]
+    fn parses_the_extractors_queries() {
+        for q in [
+            "project = \"DEMO\" AND updated >= 1700000000000 ORDER BY updated ASC, id ASC",
+            "project = DEMO AND issuetype in (\"Bug\", \"Story\") AND created >= \"2024/01/01 00:00\" AND created < \"2024-02-01\" ORDER BY created ASC, key ASC",
+            "project in (DEMO, ALPHA) AND (key > DEMO-5 OR NOT id = 10001)",
+            "ORDER BY key DESC",
+            "",
+            "project = DEMO && !(type = Bug || type = Story)",
+        ] {
+            let p = parse(q).unwrap_or_else(|e| panic!("{q}: {e}"));
+            p.compile(&ds(), ny())
+                .unwrap_or_else(|e| panic!("{q}: {e}"));
+        }
+        let q = parse("created >= 1 ORDER BY created ASC, key DESC, id").unwrap();
+        assert_eq!(
+            q.order,
+            vec![
+                (SortField::Created, false),
+                (SortField::Key, true),
+                (SortField::Id, false)
+            ]
+        );
+    }
+
+    #[test]
+    fn and_binds_tighter_than_or() {
+        let d = ds();
+        // i=0 DEMO-1 (Bug?) — check via evaluation against explicit sets.
+        let a = parse("key = DEMO-1 OR key = DEMO-2 AND key = DEMO-3")
+            .unwrap()
+            .compile(&d, ny())
+            .unwrap();
+        let got: Vec<String> = a.run(&d).iter().map(|&i| d.key_of(i)).collect();
+        assert_eq!(got, vec!["DEMO-1"]);
+    }
+
+    #[test]
+    fn dates_are_minutes_in_the_user_zone() {
+        let ms = |s: &str| parse_date("updated", s, ny()).unwrap();
+        // EST before the switch, EDT after.
+        assert_eq!(ms("2024/03/10 01:59"), 1_710_053_940_000);
+        assert_eq!(ms("2024-03-10 03:00"), 1_710_054_000_000);
+        // 02:30 is in the gap: read with the pre-gap offset (= 03:30 EDT).
+        assert_eq!(ms("2024/03/10 02:30"), ms("2024/03/10 03:30"));
+        // 01:30 on 3 November 2024 happens twice: the earlier (EDT) instant.
+        assert_eq!(ms("2024/11/03 01:30"), 1_730_611_800_000);
+        assert_eq!(ms("2024-03-10"), 1_710_046_800_000);
+        assert_eq!(ms("1700000000123"), 1_700_000_000_123);
+        assert!(parse_date("updated", "-5d", ny()).is_err());
+        assert!(parse_date("updated", "2024/02/30", ny()).is_err());
+        assert!(parse_date("updated", "10/03/2024", ny()).is_err());
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        let e = |q: &str| match parse(q) {
+            Err(e) => e.0,
+            Ok(p) => p
+                .compile(&ds(), ny())
+                .err()
+                .map(|e| e.0)
+                .unwrap_or_default(),
+        };
+        assert!(e("summary ~ foo").contains("operator '~'"));
+        assert!(e("project = NOPE").contains("'NOPE' does not exist"));
+        assert!(e("foo = 1").contains("Field 'foo' does not exist"));
+        assert!(e("project in DEMO").contains("Expecting '('"));
+        assert!(e("project = DEMO ORDER BY rank").contains("Not able to sort"));
+        assert!(e("project = DEMO)").contains("Expecting either 'OR' or 'AND'"));
+        assert!(e("created in (1, 2)").contains("operator 'in'"));
+    }
+
+    #[test]
+    fn missing_anchor_matches_nothing() {
+        let d = ds();
+        for q in [
+            "key = DEMO-999",
+            "key != DEMO-999",
+            "key > DEMO-999",
+            "id < 99999",
+        ] {
+            let c = parse(q).unwrap().compile(&d, ny()).unwrap();
+            assert!(c.run(&d).is_empty(), "{q}");
+        }
+    }
+}

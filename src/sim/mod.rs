@@ -8,7 +8,9 @@
 //! - [`faults`]: fault kinds, probabilities and schedules.
 //! - [`state`]: mutations, hook, statistics, ground truth ([`SimControl`]).
 //! - [`server`]: the HTTP/1.1 server on its own thread and tokio runtime.
+//! - [`admin`]: `/_sim/…` endpoints to script mutations and faults over HTTP.
 
+pub mod admin;
 pub mod catalog;
 pub mod data;
 pub mod faults;
@@ -24,7 +26,7 @@ use std::thread::JoinHandle;
 use chrono_tz::Tz;
 use clap::Args;
 
-pub use data::{CfValue, Dataset, History, HistoryItem, Issue, IssueLink};
+pub use data::{CfValue, Dataset, History, HistoryItem, Issue, IssueLink, Poison};
 pub use faults::{Fault, FaultConfig, FaultScope};
 pub use render::FieldSel;
 pub use state::{IssueUpdate, SearchHook, SimControl, SimStats};

@@ -6,7 +6,7 @@
 use chrono::TimeZone;
 
 use super::catalog::*;
-use super::data::{CfValue, Dataset, History, ID_BASE, Issue, format_ts, sprint_string};
+use super::data::{CfValue, Dataset, History, ID_BASE, Issue, Poison, format_ts, sprint_string};
 
 /// The system fields the simulator renders, in output order:
 /// (id, name, schema type, schema items, orderable, searchable, clause names).
@@ -21,7 +21,7 @@ pub type SystemField = (
     &'static [&'static str],
 );
 
-pub static SYSTEM_FIELDS: [SystemField; 21] = [
+pub static SYSTEM_FIELDS: [SystemField; 31] = [
     (
         "summary",
         "Summary",
@@ -203,6 +203,88 @@ pub static SYSTEM_FIELDS: [SystemField; 21] = [
         true,
         &["parent"],
     ),
+    (
+        "environment",
+        "Environment",
+        "string",
+        None,
+        true,
+        true,
+        &["environment"],
+    ),
+    ("votes", "Votes", "votes", None, false, false, &["votes"]),
+    (
+        "watches",
+        "Watchers",
+        "watches",
+        None,
+        false,
+        false,
+        &["watchers"],
+    ),
+    (
+        "workratio",
+        "Work Ratio",
+        "number",
+        None,
+        false,
+        true,
+        &["workratio"],
+    ),
+    (
+        "lastViewed",
+        "Last Viewed",
+        "datetime",
+        None,
+        false,
+        false,
+        &["lastViewed"],
+    ),
+    (
+        "progress",
+        "Progress",
+        "progress",
+        None,
+        false,
+        false,
+        &["progress"],
+    ),
+    (
+        "aggregateprogress",
+        "Σ Progress",
+        "progress",
+        None,
+        false,
+        false,
+        &["aggregateprogress"],
+    ),
+    (
+        "timespent",
+        "Time Spent",
+        "number",
+        None,
+        false,
+        false,
+        &["timespent"],
+    ),
+    (
+        "timeoriginalestimate",
+        "Original Estimate",
+        "number",
+        None,
+        false,
+        true,
+        &["originalEstimate", "timeoriginalestimate"],
+    ),
+    (
+        "timeestimate",
+        "Remaining Estimate",
+        "number",
+        None,
+        false,
+        true,
+        &["remainingEstimate", "timeestimate"],
+    ),
 ];
 
 const F_SUMMARY: u32 = 0;
@@ -226,6 +308,12 @@ const F_VERSIONS: u32 = 17;
 const F_ISSUELINKS: u32 = 18;
 const F_SUBTASKS: u32 = 19;
 const F_PARENT: u32 = 20;
+const F_ENVIRONMENT: u32 = 21;
+const F_VOTES: u32 = 22;
+const F_WATCHES: u32 = 23;
+const F_WORKRATIO: u32 = 24;
+const F_PROGRESS: u32 = 26;
+const F_AGGREGATEPROGRESS: u32 = 27;
 
 /// Which fields to render: bit masks over [`SYSTEM_FIELDS`] and [`CUSTOM_FIELDS`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -300,28 +388,43 @@ pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
-        let esc: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x08 => b"\\b",
-            0x0c => b"\\f",
-            0..=0x1f => b"",
-            _ => continue,
-        };
+        if !NEEDS_ESCAPE[b as usize] {
+            continue;
+        }
         out.extend_from_slice(&bytes[start..i]);
-        if esc.is_empty() {
-            out.extend_from_slice(format!("\\u{:04x}", b).as_bytes());
-        } else {
-            out.extend_from_slice(esc);
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[(b >> 4) as usize]);
+                out.push(HEX[(b & 15) as usize]);
+            }
         }
         start = i + 1;
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
 }
+
+/// Bytes that need escaping inside a JSON string: controls, `"` and `\`.
+static NEEDS_ESCAPE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
 
 #[inline]
 fn raw(out: &mut Vec<u8>, s: &str) {
@@ -337,8 +440,48 @@ fn opt_str(out: &mut Vec<u8>, s: Option<&str>) {
 
 fn ts(ds: &Dataset, out: &mut Vec<u8>, ms: i64) {
     out.push(b'"');
-    raw(out, &format_ts(ds.server_tz, ms));
+    write_ts(out, ds.server_tz, ms);
     out.push(b'"');
+}
+
+/// Appends `2024-03-10T01:59:59.123-0500` (epoch ms in `tz`) without chrono's
+/// format machinery (this is the renderer's hottest path).
+pub fn write_ts(out: &mut Vec<u8>, tz: chrono_tz::Tz, ms: i64) {
+    use chrono::{Datelike, Offset, Timelike};
+    let Some(utc) = chrono::DateTime::from_timestamp_millis(ms) else {
+        return;
+    };
+    let off = tz
+        .offset_from_utc_datetime(&utc.naive_utc())
+        .fix()
+        .local_minus_utc();
+    let local = utc.naive_utc() + chrono::Duration::seconds(off as i64);
+    let mut b = [0u8; 28];
+    let put = |b: &mut [u8; 28], at: usize, v: u32, width: usize| {
+        let mut v = v;
+        for k in (0..width).rev() {
+            b[at + k] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(&mut b, 0, local.year().clamp(0, 9999) as u32, 4);
+    b[4] = b'-';
+    put(&mut b, 5, local.month(), 2);
+    b[7] = b'-';
+    put(&mut b, 8, local.day(), 2);
+    b[10] = b'T';
+    put(&mut b, 11, local.hour(), 2);
+    b[13] = b':';
+    put(&mut b, 14, local.minute(), 2);
+    b[16] = b':';
+    put(&mut b, 17, local.second(), 2);
+    b[19] = b'.';
+    put(&mut b, 20, ms.rem_euclid(1000) as u32, 3);
+    b[23] = if off < 0 { b'-' } else { b'+' };
+    let a = off.unsigned_abs() / 60;
+    put(&mut b, 24, a / 60, 2);
+    put(&mut b, 26, a % 60, 2);
+    out.extend_from_slice(&b);
 }
 
 fn key_field(out: &mut Vec<u8>, key: &str) {
@@ -348,8 +491,7 @@ fn key_field(out: &mut Vec<u8>, key: &str) {
 }
 
 /// A DC user object.
-pub(crate) fn write_user(ds: &Dataset, out: &mut Vec<u8>, u: &User) {
-    let b = &ds.base_url;
+fn build_user(b: &str, out: &mut Vec<u8>, u: &User) {
     raw(out, "{\"self\":");
     write_json_str(out, &format!("{b}/rest/api/2/user?username={}", u.name));
     raw(out, ",\"name\":");
@@ -402,14 +544,13 @@ pub(crate) fn write_user(ds: &Dataset, out: &mut Vec<u8>, u: &User) {
 
 fn opt_user(ds: &Dataset, out: &mut Vec<u8>, u: Option<usize>) {
     match u {
-        Some(u) => write_user(ds, out, &USERS[u]),
+        Some(u) => write_user(ds, out, u),
         None => raw(out, "null"),
     }
 }
 
-fn write_status(ds: &Dataset, out: &mut Vec<u8>, s: usize) {
+fn build_status(b: &str, out: &mut Vec<u8>, s: usize) {
     let s = &STATUSES[s];
-    let b = &ds.base_url;
     raw(
         out,
         &format!(
@@ -433,9 +574,8 @@ fn write_status(ds: &Dataset, out: &mut Vec<u8>, s: usize) {
     );
 }
 
-fn write_issuetype(ds: &Dataset, out: &mut Vec<u8>, t: usize) {
+fn build_issuetype(b: &str, out: &mut Vec<u8>, t: usize) {
     let t = &ISSUE_TYPES[t];
-    let b = &ds.base_url;
     raw(
         out,
         &format!(
@@ -453,21 +593,80 @@ fn write_issuetype(ds: &Dataset, out: &mut Vec<u8>, t: usize) {
     );
 }
 
-fn write_priority(ds: &Dataset, out: &mut Vec<u8>, p: Option<usize>) {
-    match p {
-        Some(p) => {
+fn build_priority(b: &str, out: &mut Vec<u8>, p: usize) {
+    {
+        {
             let p = &PRIORITIES[p];
             raw(
                 out,
                 &format!(
                     "{{\"self\":\"{b}/rest/api/2/priority/{id}\",\"iconUrl\":\"{b}/images/icons/priorities/{icon}\",\"name\":\"{name}\",\"id\":\"{id}\"}}",
-                    b = ds.base_url,
                     id = p.id,
                     icon = p.icon,
                     name = p.name
                 ),
             );
         }
+    }
+}
+
+/// Pre-rendered JSON of the constant objects (users, statuses, types,
+/// priorities) under one base URL.
+#[derive(Debug, Default)]
+pub struct Frags {
+    users: Vec<Vec<u8>>,
+    statuses: Vec<Vec<u8>>,
+    types: Vec<Vec<u8>>,
+    priorities: Vec<Vec<u8>>,
+    /// Sprint id → its JSON string literal.
+    sprints: std::collections::HashMap<u32, Vec<u8>>,
+}
+
+impl Frags {
+    pub fn new(base_url: &str, tz: chrono_tz::Tz, projects: usize) -> Frags {
+        let mut sprints = std::collections::HashMap::new();
+        for p in 0..projects as u32 {
+            for s in 1..=90u32 {
+                let id = p * 1000 + s;
+                let mut out = Vec::new();
+                write_json_str(&mut out, &sprint_string(tz, id));
+                sprints.insert(id, out);
+            }
+        }
+        let build = |n: usize, f: &dyn Fn(&mut Vec<u8>, usize)| -> Vec<Vec<u8>> {
+            (0..n)
+                .map(|i| {
+                    let mut out = Vec::new();
+                    f(&mut out, i);
+                    out
+                })
+                .collect()
+        };
+        Frags {
+            users: build(USERS.len(), &|o, i| build_user(base_url, o, &USERS[i])),
+            statuses: build(STATUSES.len(), &|o, i| build_status(base_url, o, i)),
+            types: build(ISSUE_TYPES.len(), &|o, i| build_issuetype(base_url, o, i)),
+            priorities: build(PRIORITIES.len(), &|o, i| build_priority(base_url, o, i)),
+            sprints,
+        }
+    }
+}
+
+fn write_user(ds: &Dataset, out: &mut Vec<u8>, u: usize) {
+    out.extend_from_slice(&ds.frags.users[u]);
+}
+
+fn write_status(ds: &Dataset, out: &mut Vec<u8>, s: usize) {
+    out.extend_from_slice(&ds.frags.statuses[s]);
+}
+
+fn write_issuetype(ds: &Dataset, out: &mut Vec<u8>, t: usize) {
+    out.extend_from_slice(&ds.frags.types[t]);
+}
+
+fn write_priority(ds: &Dataset, out: &mut Vec<u8>, p: Option<usize>) {
+    match p {
+        Some(p) => out.extend_from_slice(&ds.frags.priorities[p]),
         None => raw(out, "null"),
     }
 }
@@ -528,7 +727,7 @@ pub(crate) fn write_cf_value(ds: &Dataset, out: &mut Vec<u8>, v: &CfValue) {
             }
             out.push(b']');
         }
-        CfValue::User(u) => write_user(ds, out, &USERS[*u]),
+        CfValue::User(u) => write_user(ds, out, *u),
         CfValue::DateTime(ms) => ts(ds, out, *ms),
         CfValue::Date(d) => raw(out, &format!("\"{}\"", d.format("%Y-%m-%d"))),
         CfValue::Sprints(ids) => {
@@ -537,7 +736,10 @@ pub(crate) fn write_cf_value(ds: &Dataset, out: &mut Vec<u8>, v: &CfValue) {
                 if i > 0 {
                     out.push(b',');
                 }
-                write_json_str(out, &sprint_string(ds.server_tz, *id));
+                match ds.frags.sprints.get(id) {
+                    Some(lit) => out.extend_from_slice(lit),
+                    None => write_json_str(out, &sprint_string(ds.server_tz, *id)),
+                }
             }
             out.push(b']');
         }
@@ -576,7 +778,7 @@ fn write_histories(ds: &Dataset, out: &mut Vec<u8>, hs: &[History]) {
         raw(out, &format!("{{\"id\":\"{}\",", h.id));
         if let Some(a) = h.author {
             raw(out, "\"author\":");
-            write_user(ds, out, &USERS[a]);
+            write_user(ds, out, a);
             out.push(b',');
         }
         raw(out, "\"created\":");
@@ -707,6 +909,9 @@ pub fn write_issue(ds: &Dataset, out: &mut Vec<u8>, is: &Issue, sel: FieldSel, c
                 Some(ms) => ts(ds, out, ms),
                 None => raw(out, "null"),
             },
+            F_CREATED if ds.poisoned.get(&is.index) == Some(&Poison::BadDate) => {
+                raw(out, "\"yesterday\"")
+            }
             F_CREATED => ts(ds, out, is.created_ms),
             F_UPDATED => ts(ds, out, is.updated_ms),
             F_DUEDATE => match is.due_date {
@@ -792,6 +997,31 @@ pub fn write_issue(ds: &Dataset, out: &mut Vec<u8>, is: &Issue, sel: FieldSel, c
                     write_issue_stub(ds, out, p);
                 }
             }
+            F_ENVIRONMENT => {
+                if is.id % 10 == 3 {
+                    write_json_str(out, "Chrome 120 on Windows 11\r\nJava 17 (Temurin)")
+                } else {
+                    raw(out, "null")
+                }
+            }
+            F_VOTES => raw(
+                out,
+                &format!(
+                    "{{\"self\":\"{b}/rest/api/2/issue/{}/votes\",\"votes\":{},\"hasVoted\":false}}",
+                    is.key,
+                    super::data::mix(is.id) % 4
+                ),
+            ),
+            F_WATCHES => raw(
+                out,
+                &format!(
+                    "{{\"self\":\"{b}/rest/api/2/issue/{}/watchers\",\"watchCount\":{},\"isWatching\":false}}",
+                    is.key,
+                    1 + super::data::mix(is.id ^ 7) % 5
+                ),
+            ),
+            F_WORKRATIO => raw(out, "-1"),
+            F_PROGRESS | F_AGGREGATEPROGRESS => raw(out, "{\"progress\":0,\"total\":0}"),
             _ => raw(out, "null"),
         }
     }
@@ -800,6 +1030,10 @@ pub fn write_issue(ds: &Dataset, out: &mut Vec<u8>, is: &Issue, sel: FieldSel, c
             continue;
         }
         sep(out, &cf.id());
+        if ci == CF_STORY_POINTS && ds.poisoned.get(&is.index) == Some(&Poison::WrongType) {
+            raw(out, "\"lots\"");
+            continue;
+        }
         match is.custom.iter().find(|(k, _)| *k == ci) {
             Some((_, v)) => write_cf_value(ds, out, v),
             None => raw(out, "null"),
@@ -854,6 +1088,79 @@ pub fn write_search_page(
         write_issue(ds, out, &is, sel, changelog);
     }
     raw(out, "]}");
+}
+
+/// The `"names"` and/or `"schema"` members a search adds for `expand=names,schema`
+/// (each starting with a comma), for the selected fields.
+pub fn names_and_schema(sel: FieldSel, names: bool, schema: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    let sys: Vec<&SystemField> = SYSTEM_FIELDS
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| sel.sys & (1 << i) != 0)
+        .map(|(_, f)| f)
+        .collect();
+    let cfs: Vec<&CustomField> = CUSTOM_FIELDS
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| sel.cf & (1 << i) != 0)
+        .map(|(_, f)| f)
+        .collect();
+    if names {
+        raw(&mut out, ",\"names\":{");
+        let mut first = true;
+        for (id, name, ..) in &sys {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            key_field(&mut out, id);
+            write_json_str(&mut out, name);
+        }
+        for cf in &cfs {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            key_field(&mut out, &cf.id());
+            write_json_str(&mut out, cf.name);
+        }
+        out.push(b'}');
+    }
+    if schema {
+        raw(&mut out, ",\"schema\":{");
+        let mut first = true;
+        for (id, _, ty, items, ..) in &sys {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            key_field(&mut out, id);
+            raw(&mut out, &format!("{{\"type\":\"{ty}\""));
+            if let Some(it) = items {
+                raw(&mut out, &format!(",\"items\":\"{it}\""));
+            }
+            raw(&mut out, &format!(",\"system\":\"{id}\"}}"));
+        }
+        for cf in &cfs {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            key_field(&mut out, &cf.id());
+            let (ty, items) = cf.schema();
+            raw(&mut out, &format!("{{\"type\":\"{ty}\""));
+            if let Some(it) = items {
+                raw(&mut out, &format!(",\"items\":\"{it}\""));
+            }
+            raw(
+                &mut out,
+                &format!(",\"custom\":\"{}\",\"customId\":{}}}", cf.custom, cf.num),
+            );
+        }
+        out.push(b'}');
+    }
+    out
 }
 
 /// `GET /rest/api/2/field`: every system and custom field the simulator emits.
@@ -992,5 +1299,52 @@ impl Dataset {
         let is = self.issue(idx);
         write_issue(self, &mut out, &is, FieldSel::ALL, changelog);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_strings_escape_like_jackson() {
+        let mut out = Vec::new();
+        write_json_str(&mut out, "a\"b\\c\nd\re\tf\u{0}g\u{1f}h é 🚀");
+        let s = String::from_utf8(out).unwrap();
+        assert_eq!(s, "\"a\\\"b\\\\c\\nd\\re\\tf\\u0000g\\u001fh é 🚀\"");
+        let back: String = serde_json::from_str(&s).unwrap();
+        assert_eq!(back, "a\"b\\c\nd\re\tf\u{0}g\u{1f}h é 🚀");
+    }
+
+    #[test]
+    fn field_selection() {
+        assert_eq!(FieldSel::parse::<&str>(&[], FieldSel::ALL), FieldSel::ALL);
+        assert_eq!(FieldSel::parse(&["*all"], FieldSel::NONE), FieldSel::ALL);
+        let s = FieldSel::parse(&["summary,customfield_10100"], FieldSel::ALL);
+        assert_eq!(s.sys, 1);
+        assert_eq!(s.cf, 1);
+        let s = FieldSel::parse(&["-description"], FieldSel::ALL);
+        assert_eq!(s.sys, FieldSel::ALL.sys & !(1 << F_DESCRIPTION));
+        let s = FieldSel::parse(&["*navigable", "-customfield_10101"], FieldSel::NONE);
+        assert_eq!(s.cf, FieldSel::ALL.cf & !2);
+        assert_eq!(FieldSel::parse(&["nosuch"], FieldSel::ALL), FieldSel::NONE);
+    }
+
+    #[test]
+    fn pages_are_valid_json_with_every_issue() {
+        let ds = Dataset::new(3, 250, &["DEMO".to_string(), "OPS".to_string()]);
+        for changelog in [false, true] {
+            let body = ds.search_page_body(200, 100, changelog);
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(v["issues"].as_array().unwrap().len(), 50);
+            assert_eq!(v["startAt"], 200);
+            assert_eq!(v["total"], 250);
+            assert_eq!(v["issues"][0]["changelog"].is_object(), changelog);
+        }
+        let f: serde_json::Value = serde_json::from_slice(&field_list(&ds)).unwrap();
+        assert_eq!(
+            f.as_array().unwrap().len(),
+            1 + SYSTEM_FIELDS.len() + CUSTOM_FIELDS.len()
+        );
     }
 }

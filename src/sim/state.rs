@@ -12,7 +12,7 @@ use bytes::Bytes;
 use chrono_tz::Tz;
 
 use super::catalog::*;
-use super::data::{AddedLink, CfValue, Dataset, History, HistoryItem, ID_BASE, Issue};
+use super::data::{AddedLink, CfValue, Dataset, History, HistoryItem, ID_BASE, Issue, Poison};
 use super::faults::{Fault, FaultConfig, FaultState};
 
 /// Milliseconds since the epoch, real clock.
@@ -256,9 +256,9 @@ impl Dataset {
             };
             items.push(jira_item(
                 "assignee",
-                cur.assignee.map(|u| USERS[u].name.to_string()),
+                cur.assignee.map(|u| USERS[u].key.to_string()),
                 cur.assignee.map(|u| USERS[u].display_name.to_string()),
-                new.map(|u| USERS[u].name.to_string()),
+                new.map(|u| USERS[u].key.to_string()),
                 new.map(|u| USERS[u].display_name.to_string()),
             ));
             ov.assignee = Some(new);
@@ -709,6 +709,27 @@ impl SimControl {
         *f = FaultState::new(FaultConfig::none());
     }
 
+    /// Renders issue `id` with a broken field from now on (ground truth
+    /// unchanged; `updated` moves to now so incremental runs pick it up).
+    pub fn poison_issue(&self, id: u64, kind: Poison) -> Result<(), String> {
+        let at = now_ms();
+        self.write(|ds| {
+            let i = self.index(ds, id)?;
+            ds.apply_update(i, &IssueUpdate::new(), at)?;
+            ds.poisoned.insert(i, kind);
+            ds.generation += 1;
+            Ok(())
+        })
+    }
+
+    /// Ids of poisoned issues.
+    pub fn poisoned_ids(&self) -> Vec<u64> {
+        let ds = self.dataset();
+        let mut v: Vec<u64> = ds.poisoned.keys().map(|&i| ID_BASE + i as u64).collect();
+        v.sort();
+        v
+    }
+
     /// Sets the fixed latency added to every search response.
     pub fn set_latency_ms(&self, ms: u64) {
         self.shared.latency_ms.store(ms, Ordering::Relaxed);
@@ -746,6 +767,12 @@ impl SimControl {
         let ds = self.dataset();
         let i = ds.index_of_id(id)?;
         ds.is_live(i).then(|| ds.issue(i))
+    }
+
+    /// The custom field values of a ground-truth issue as `(field id, JSON
+    /// value as rendered in fields)`.
+    pub fn custom_values(&self, issue: &Issue) -> Vec<(String, serde_json::Value)> {
+        issue.custom_values(&self.dataset())
     }
 
     /// Ids of deleted issues.

@@ -1266,3 +1266,170 @@ fn sim_simulate_command_prints_url_and_serves() {
     assert_eq!(me.json()["timeZone"], "Europe/Berlin");
     assert_eq!(r.json()["total"], 20);
 }
+
+#[test]
+fn sim_admin_endpoints_script_mutations_and_faults() {
+    let sim = start(300, 3);
+    let post = |path: &str, body: Value| {
+        request(
+            sim.url(),
+            "POST",
+            path,
+            Some(&bearer()),
+            Some(&body.to_string()),
+        )
+    };
+    assert_eq!(
+        request(sim.url(), "GET", "/_sim/stats", None, None).status,
+        401
+    );
+    let r = post(
+        "/_sim/update",
+        serde_json::json!({"ids": [10001], "summary": "via admin", "add_labels": ["adm"]}),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(sim.issue(10001).unwrap().summary, "via admin");
+    let r = post(
+        "/_sim/move",
+        serde_json::json!({"id": 10003, "project": "BETA"}),
+    );
+    assert_eq!(r.json()["key"], "BETA-101");
+    post("/_sim/delete", serde_json::json!({"ids": [10004]}));
+    assert!(sim.issue(10004).is_none());
+    let r = post(
+        "/_sim/bulk-edit",
+        serde_json::json!({"project": "DEMO", "count": 50, "add_label": "b"}),
+    );
+    assert_eq!(r.json()["edited"], 50);
+    post(
+        "/_sim/faults",
+        serde_json::json!({"fault": "429", "count": 1, "retry_after": 3}),
+    );
+    let r = search(&sim, "", "");
+    assert_eq!((r.status, r.header("Retry-After")), (429, Some("3")));
+    assert_eq!(search(&sim, "", "").status, 200);
+    let truth = get(&sim, "/_sim/truth").json();
+    assert_eq!(truth["issues"].as_array().unwrap().len(), 299);
+    assert_eq!(truth["deleted"], serde_json::json!([10004]));
+    let st = get(&sim, "/_sim/stats").json();
+    assert_eq!(st["rate_limited"], 1);
+    assert_eq!(
+        post("/_sim/faults", serde_json::json!({"fault": "nope"})).status,
+        400
+    );
+}
+
+#[test]
+fn sim_search_expand_names_and_schema() {
+    let sim = start(50, 1);
+    let plain = search(&sim, "", "&fields=summary,customfield_10102").json();
+    assert!(plain.get("names").is_none());
+    let v = search(
+        &sim,
+        "",
+        "&fields=summary,customfield_10102&expand=names,schema",
+    )
+    .json();
+    assert_eq!(v["names"]["summary"], "Summary");
+    assert_eq!(v["names"]["customfield_10102"], "Severity");
+    assert_eq!(v["schema"]["customfield_10102"]["type"], "option");
+    assert_eq!(v["schema"]["customfield_10102"]["customId"], 10102);
+    assert_eq!(v["issues"].as_array().unwrap().len(), 50);
+}
+
+#[test]
+fn sim_more_than_10000_matches_need_slicing() {
+    let sim = Simulator::start(SimConfig::default().issues(12_000).projects(1)).unwrap();
+    let q = "project = DEMO ORDER BY key ASC";
+    let v = search(&sim, q, "&startAt=9900&maxResults=100").json();
+    assert_eq!(v["total"], 12_000);
+    assert_eq!(v["issues"][0]["key"], "DEMO-9901");
+    assert_eq!(search(&sim, q, "&startAt=10000&maxResults=1").status, 500);
+    // The tail is reachable only through a narrower query.
+    let v = search(
+        &sim,
+        "project = DEMO AND key > DEMO-10000 ORDER BY key ASC",
+        "&maxResults=1",
+    )
+    .json();
+    assert_eq!(v["total"], 2_000);
+    assert_eq!(v["issues"][0]["key"], "DEMO-10001");
+}
+
+/// Large scale: 1,000,000 issues, a 12,000-issue bulk edit in one minute.
+/// `cargo test --release --test it sim_million -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn sim_million_issues_soak() {
+    let t = Instant::now();
+    let sim = Simulator::start(SimConfig::default().issues(1_000_000).projects(5)).unwrap();
+    println!("started 1M issues in {:?}", t.elapsed());
+    let q = "project = DEMO ORDER BY updated ASC, id ASC";
+    for page in 0..3 {
+        let t = Instant::now();
+        let r = search(
+            &sim,
+            q,
+            &format!("&startAt={}&maxResults=100&expand=changelog", page * 100),
+        );
+        assert_eq!(r.status, 200);
+        assert_eq!(r.json()["total"], 200_000);
+        println!("page {page}: {} bytes in {:?}", r.body.len(), t.elapsed());
+    }
+    let ids: Vec<u64> = sim
+        .ids_in_project("ALPHA")
+        .into_iter()
+        .take(12_000)
+        .collect();
+    let stamps = sim
+        .bulk_edit(&ids, &IssueUpdate::new().add_label("bulk"))
+        .unwrap();
+    let minute = stamps[0] - stamps[0].rem_euclid(60_000);
+    let v = search(&sim, &format!("updated >= {minute}"), "&maxResults=0").json();
+    assert_eq!(v["total"], 12_000);
+    assert_eq!(
+        search(
+            &sim,
+            &format!("updated >= {minute}"),
+            "&startAt=9950&maxResults=100"
+        )
+        .status,
+        500
+    );
+}
+
+#[test]
+fn sim_html_login_page_and_poisoned_issues() {
+    let sim = start(100, 1);
+    sim.schedule_search_faults(Fault::HtmlLoginPage, 1);
+    let r = search(&sim, "", "");
+    assert_eq!(r.status, 200);
+    assert!(r.header("Content-Type").unwrap().starts_with("text/html"));
+    assert!(serde_json::from_slice::<Value>(&r.body).is_err());
+
+    sim.poison_issue(10005, jira_pipeline::sim::Poison::WrongType)
+        .unwrap();
+    sim.poison_issue(10007, jira_pipeline::sim::Poison::BadDate)
+        .unwrap();
+    assert_eq!(sim.poisoned_ids(), vec![10005, 10007]);
+    let v = get(&sim, "/rest/api/2/issue/10005").json();
+    assert_eq!(v["fields"]["customfield_10100"], "lots");
+    let v = get(&sim, "/rest/api/2/issue/10007").json();
+    assert_eq!(v["fields"]["created"], "yesterday");
+    // Poisoning counts as a change: an incremental query finds both.
+    let before = chrono::Utc::now().timestamp_millis() - 60_000;
+    let got = ids(&search_all(
+        &sim,
+        &format!("updated >= {before} ORDER BY id"),
+        "key",
+    ));
+    assert_eq!(got, vec![10005, 10007]);
+    // Every other issue is intact.
+    let v = search(&sim, "key = DEMO-1", "").json();
+    assert!(
+        v["issues"][0]["fields"]["created"]
+            .as_str()
+            .unwrap()
+            .starts_with("20")
+    );
+}
