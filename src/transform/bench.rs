@@ -17,7 +17,7 @@ use clap::Args;
 use rayon::prelude::*;
 use serde_json::{Value as Json, json};
 
-use super::{Catalog, Selection, parse_only, transform_page_with};
+use super::{Catalog, Selection, parse_only, recycle, transform_page_with};
 use crate::error::{Error, ExitCode, Result};
 use crate::staging::{self, PageKind, PageMeta};
 
@@ -324,8 +324,11 @@ pub fn measure(
             transform = best(
                 transform,
                 timed(corpus, threads, per_round, |meta, buf| {
-                    let b = transform_page_with(meta, buf, &corpus.catalog, &sel);
-                    std::hint::black_box(b.map(|b| b.total_rows()).unwrap_or(0));
+                    // As `run --stage transform` does once a batch is written.
+                    if let Ok(b) = transform_page_with(meta, buf, &corpus.catalog, &sel) {
+                        std::hint::black_box(b.total_rows());
+                        recycle(b);
+                    }
                 }),
             );
         }

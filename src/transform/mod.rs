@@ -250,6 +250,12 @@ fn with_tape<R>(
     r
 }
 
+/// Hands a batch's row buffers back to this thread's transform for reuse
+/// (optional: call it once the batch is written, on the thread that made it).
+pub fn recycle(batch: Batch) {
+    issue::recycle(batch.data);
+}
+
 /// Parses `body` exactly as [`transform_page`] does (reused buffers, in
 /// place) and does nothing else; returns the tape's node count. A reference
 /// point for benchmarks.
@@ -437,12 +443,14 @@ fn process_page(
         tracing::warn!(scope = %scope.name, page, issue = %q.key, reason = %q.reason, "issue quarantined");
     }
     batch::write_batch(st, &batch)?;
-    Ok(Outcome::Done {
+    let outcome = Outcome::Done {
         issues: batch.meta.issues.len() as u64,
         quarantined: batch.meta.quarantined.len() as u64,
         rows: batch.total_rows(),
         bytes: batch.meta.source_bytes,
-    })
+    };
+    recycle(batch);
+    Ok(outcome)
 }
 
 /// Removes half-built batch directories (`.tmp-*`) left by a killed run.
