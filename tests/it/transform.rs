@@ -1141,3 +1141,77 @@ mod fuzz {
         }
     }
 }
+
+/// A real `kill -9` of `pipeline run --stage transform` at an arbitrary
+/// moment, then a rerun: the batches equal an uninterrupted run's, byte for
+/// byte (whenever the kill lands, so the assertion does not depend on timing).
+#[test]
+fn kill_9_mid_run_then_rerun_gives_identical_batches() {
+    use jira_pipeline::sim::Dataset;
+    let s = TestSchema::new();
+    let w = Workdir::new(&config_with(&s.name, ""));
+    let st = Staging::new(w.path().join("staging"), 3);
+    let ref_dir = tempfile::tempdir().unwrap();
+    let ref_cfg = test_config(ref_dir.path(), "demo");
+    let ref_st = Staging::new(&ref_cfg.staging.dir, 3);
+    let ds = Dataset::new(11, 3000, &[]);
+    for target in [&st, &ref_st] {
+        target
+            .write_compressed(
+                &target.catalog_path(RUN),
+                &jira_pipeline::sim::render::field_list(&ds),
+            )
+            .unwrap();
+        for seq in 0..30u32 {
+            let mut m = meta("demo", PageKind::Search, seq);
+            m.fetched_at = staging_checkpoint().unwrap();
+            target
+                .write_page(&m, &ds.search_page_body(seq * 100, 100, true))
+                .unwrap();
+        }
+    }
+    transform::run_stage(&ref_cfg, &[], 2).unwrap();
+
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("pipeline"))
+        .current_dir(w.path())
+        .env("DATABASE_URL", database_url())
+        .args(["-q", "run", "--stage", "transform"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let done_before = st.list_batches("demo").unwrap().len();
+    eprintln!("killed after {done_before} of 30 batches");
+
+    w.cmd()
+        .args(["run", "--stage", "transform"])
+        .assert()
+        .success()
+        .stdout(predicates::str::contains(format!(
+            "({done_before} already done)"
+        )));
+    let pages = ref_st.list_pages("demo").unwrap();
+    assert_eq!(st.list_batches("demo").unwrap(), pages);
+    let leftovers: Vec<_> = std::fs::read_dir(st.batches_dir("demo"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    for p in &pages {
+        for spec in tables::ALL {
+            let f = format!("{}.copy.zst", spec.name);
+            assert_eq!(
+                std::fs::read(ref_st.batch_dir("demo", p).join(&f)).ok(),
+                std::fs::read(st.batch_dir("demo", p).join(&f)).ok(),
+                "{p}/{f}"
+            );
+        }
+        assert_eq!(
+            std::fs::read(ref_st.batch_dir("demo", p).join("meta.json")).unwrap(),
+            std::fs::read(st.batch_dir("demo", p).join("meta.json")).unwrap(),
+            "{p}/meta.json"
+        );
+    }
+}
