@@ -48,7 +48,7 @@ impl Default for Out {
 impl Out {
     pub fn new() -> Self {
         Out {
-            bufs: Default::default(),
+            bufs: std::array::from_fn(|_| take_buffer()),
             counts: [0; N_TABLES],
             links: HashSet::new(),
             scratch: String::new(),
@@ -70,14 +70,44 @@ impl Out {
     pub fn into_data(self) -> (TableData, Vec<(&'static str, u64)>) {
         let mut data = Vec::new();
         let mut counts = Vec::new();
+        let mut unused = Vec::new();
         for (i, buf) in self.bufs.into_iter().enumerate() {
             if self.counts[i] > 0 {
                 data.push((tables::ALL[i].name, buf));
                 counts.push((tables::ALL[i].name, self.counts[i]));
+            } else if buf.capacity() > 0 {
+                unused.push(("", buf));
             }
         }
+        recycle(unused);
         (data, counts)
     }
+}
+
+thread_local! {
+    /// Row buffers of batches already written, kept for the next page of this
+    /// thread: no fresh memory (and no page faults) per page.
+    static SPARE: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// At most this many spare buffers per thread (bounded memory).
+const MAX_SPARE: usize = 2 * N_TABLES;
+
+fn take_buffer() -> Vec<u8> {
+    SPARE.with(|s| s.borrow_mut().pop()).unwrap_or_default()
+}
+
+/// Gives a written batch's row buffers back for reuse by this thread.
+pub fn recycle(data: TableData) {
+    SPARE.with(|s| {
+        let mut s = s.borrow_mut();
+        for (_, mut buf) in data {
+            if s.len() < MAX_SPARE {
+                buf.clear();
+                s.push(buf);
+            }
+        }
+    });
 }
 
 /// Text-COPY bytes per table, as in [`crate::batch::Batch::data`].
@@ -326,6 +356,10 @@ fn write_issue<'t, 'i>(
         let project_id = s.project.and_then(|p| p.get("id")).and_then(|v| v.id());
         let project_key = s.project.and_then(|p| p.get_str("key"));
         let parent_id = s.parent.and_then(|p| p.get("id")).and_then(|v| v.id());
+        // Text as sent; a non-string value (never seen from Jira) as its JSON text.
+        let mut summary_json = String::new();
+        let summary = s.summary.and_then(|v| v.scalar_text(&mut summary_json));
+        let description = s.description.and_then(|v| v.scalar_text(&mut out.scratch));
         let mut row = CopyRow::new(&mut out.bufs[T_ISSUE]);
         row.i64(id)
             .text(key)
@@ -336,8 +370,8 @@ fn write_issue<'t, 'i>(
             .opt_text(status_category)
             .opt_text(named(s.priority))
             .opt_text(named(s.resolution))
-            .opt_text(s.summary.and_then(|v| v.str()))
-            .opt_text(s.description.and_then(|v| v.str()));
+            .opt_text(summary)
+            .opt_text(description);
         row.opt_text(user(s.assignee))
             .opt_text(user(s.reporter))
             .opt_text(user(s.creator));

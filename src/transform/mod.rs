@@ -68,9 +68,15 @@ fn preview(body: &[u8]) -> String {
         .to_string()
 }
 
-/// Transforms one page in memory. `body` is parsed in place (simd-json) and
-/// left clobbered (same length; its spare capacity is used as parser padding). `catalog` is the page's run's field catalogue (empty if the
-/// run staged none); `scope` selects the custom fields.
+/// Transforms one page in memory (pure and deterministic).
+///
+/// `body` is parsed in place by simd-json and left clobbered (same length; its
+/// spare capacity serves as the parser's padding, so it is not copied).
+/// `catalog` is the field catalogue of the page's run (empty if the run staged
+/// none); `scope` selects the custom fields. An `End` page gives the `field`
+/// rows of the catalogue and carries the run's checkpoint. A page that is not a
+/// search response is a [`BadPage`] (quarantine it); a malformed issue is left
+/// out and listed in `BatchMeta::quarantined`.
 pub fn transform_page(
     meta: &PageMeta,
     body: &mut Vec<u8>,
@@ -242,6 +248,12 @@ fn with_tape<R>(
     body.truncate(len);
     PARSER.with(|p| *p.borrow_mut() = Some((buffers, tape)));
     r
+}
+
+/// Hands a batch's row buffers back to this thread's transform for reuse
+/// (optional: call it once the batch is written, on the thread that made it).
+pub fn recycle(batch: Batch) {
+    issue::recycle(batch.data);
 }
 
 /// Parses `body` exactly as [`transform_page`] does (reused buffers, in
@@ -431,12 +443,14 @@ fn process_page(
         tracing::warn!(scope = %scope.name, page, issue = %q.key, reason = %q.reason, "issue quarantined");
     }
     batch::write_batch(st, &batch)?;
-    Ok(Outcome::Done {
+    let outcome = Outcome::Done {
         issues: batch.meta.issues.len() as u64,
         quarantined: batch.meta.quarantined.len() as u64,
         rows: batch.total_rows(),
         bytes: batch.meta.source_bytes,
-    })
+    };
+    recycle(batch);
+    Ok(outcome)
 }
 
 /// Removes half-built batch directories (`.tmp-*`) left by a killed run.

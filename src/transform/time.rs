@@ -161,6 +161,8 @@ impl Stamp {
 /// `None` for years outside 0..=9999 (use `CopyRow::timestamp` then).
 pub fn timestamp_text(t: DateTime<Utc>) -> Option<Stamp> {
     use chrono::{Datelike, Timelike};
+    // The naive UTC value once: DateTime's accessors re-apply the offset each call.
+    let t = t.naive_utc();
     let y = u32::try_from(t.year()).ok().filter(|y| *y <= 9999)?;
     let mut s = Stamp::new();
     s.push2(y / 100);
@@ -176,7 +178,7 @@ pub fn timestamp_text(t: DateTime<Utc>) -> Option<Stamp> {
     s.push(b':');
     s.push2(t.second());
     s.push(b'.');
-    let micros = t.timestamp_subsec_micros().min(999_999);
+    let micros = (t.nanosecond() / 1_000).min(999_999);
     s.push2(micros / 10_000);
     s.push2((micros / 100) % 100);
     s.push2(micros % 100);

@@ -507,7 +507,7 @@ fn nulls_absent_and_unexpected_types() {
     assert!(b.meta.issues[0].updated.is_none());
     one(&is, &[("issue_id", "2"), ("issue_key", "X-2")]);
     let x3 = one(&is, &[("issue_key", "X-3")]);
-    assert_eq!(get(x3, "summary"), None);
+    assert_eq!(get(x3, "summary"), Some("42"));
     assert_eq!(get(x3, "status"), Some("Open"));
     assert_eq!(get(x3, "issue_type"), None);
     assert_eq!(get(x3, "assignee"), Some("JIRAUSER1"));
@@ -983,4 +983,235 @@ fn selection_all_matches_scope_all() {
     )
     .unwrap();
     assert_eq!(a, transform(body, &["*all"]));
+}
+
+#[test]
+fn simulator_pages_transform_cleanly_and_match_its_ground_truth() {
+    use jira_pipeline::sim::Dataset;
+    let ds = Dataset::new(7, 300, &[]);
+    let catalog = Catalog::parse(&jira_pipeline::sim::render::field_list(&ds)).unwrap();
+    let mut kinds = std::collections::BTreeSet::new();
+    let (mut histories, mut links, mut issues) = (0u64, std::collections::HashSet::new(), 0u64);
+    for (seq, start) in (0..300).step_by(100).enumerate() {
+        let mut body = ds.search_page_body(start, 100, true);
+        let m = meta("s", PageKind::Search, seq as u32);
+        let b = transform_page(&m, &mut body, &catalog, &scope("s", &["*all"])).unwrap();
+        assert!(b.meta.quarantined.is_empty(), "{:?}", b.meta.quarantined);
+        issues += b.meta.issues.len() as u64;
+        histories += b.row_count("changelog");
+        for r in rows(&b, "issue_link") {
+            links.insert(get(&r, "link_id").unwrap().to_string());
+        }
+        for r in rows(&b, "issue_field_value") {
+            kinds.insert(get(&r, "value_kind").unwrap().to_string());
+        }
+        for r in rows(&b, "issue") {
+            assert!(get(&r, "updated").is_some() && get(&r, "created").is_some());
+            assert!(get(&r, "status_category").is_some());
+        }
+    }
+    assert_eq!(issues, 300);
+    let truth_hist: usize = (0..300).map(|i| ds.issue(i).history_ids().len()).sum();
+    assert_eq!(histories, truth_hist as u64);
+    let truth_links: std::collections::HashSet<String> = (0..300)
+        .flat_map(|i| ds.issue(i).link_ids())
+        .map(|l| l.to_string())
+        .collect();
+    assert_eq!(links, truth_links);
+    for k in [
+        "number", "text", "option", "user", "datetime", "date", "sprint", "string",
+    ] {
+        assert!(kinds.contains(k), "no {k} values in {kinds:?}");
+    }
+    assert!(!kinds.contains("json"), "{kinds:?}");
+}
+
+#[test]
+fn a_corrupt_field_catalogue_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = test_config(dir.path(), "tst");
+    let st = Staging::new(&cfg.staging.dir, 3);
+    populate(&st, "tst");
+    st.write_compressed(&st.catalog_path(RUN), b"<html>oops</html>")
+        .unwrap();
+    let e = transform::run_stage(&cfg, &[], 1).unwrap_err().to_string();
+    assert!(e.contains(&format!("{RUN}.field.json.zst")), "{e}");
+    assert!(e.contains("field catalogue"), "{e}");
+    // Nothing was quarantined for it: the pages wait for a fixed catalogue.
+    assert_eq!(st.list_pages("tst").unwrap().len(), SINGLE_ISSUES.len() + 1);
+}
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
+            ".{0,12}".prop_map(Value::from),
+            Just(json!("2024-03-10T01:59:59.123-0500")),
+            Just(json!("2024-03-10")),
+            Just(json!("10010")),
+            Just(json!(
+                "com.atlassian.greenhopper.service.sprint.Sprint@1[id=1,state=ACTIVE,name=S]"
+            )),
+        ];
+        leaf.prop_recursive(3, 24, 5, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                prop::collection::btree_map(
+                    prop::sample::select(vec![
+                        "id",
+                        "key",
+                        "name",
+                        "value",
+                        "self",
+                        "child",
+                        "state",
+                        "outwardIssue",
+                        "inwardIssue",
+                        "type",
+                        "statusCategory",
+                        "displayName",
+                        "x",
+                    ]),
+                    inner,
+                    0..5
+                )
+                .prop_map(|m| Value::Object(
+                    m.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+                )),
+            ]
+        })
+    }
+
+    const FIELDS: &[&str] = &[
+        "summary",
+        "description",
+        "status",
+        "issuetype",
+        "priority",
+        "resolution",
+        "assignee",
+        "reporter",
+        "creator",
+        "created",
+        "updated",
+        "resolutiondate",
+        "duedate",
+        "project",
+        "parent",
+        "labels",
+        "components",
+        "fixVersions",
+        "versions",
+        "issuelinks",
+        "customfield_10000",
+        "customfield_10001",
+        "customfield_99",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        /// Whatever shape each field has, the page is transformed: the issue
+        /// lands or is quarantined alone, and every row has the table's width.
+        #[test]
+        fn any_field_shape_is_transformed_or_quarantined_never_a_panic(
+            values in prop::collection::vec((prop::sample::select(FIELDS), json_value()), 0..12),
+            changelog in json_value(),
+        ) {
+            let fields: serde_json::Map<String, Value> =
+                values.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+            let issue = json!({"id": "5", "key": "F-5", "fields": fields, "changelog": {"histories": [changelog]}});
+            let good = json!({"id": "6", "key": "F-6", "fields": {"summary": "ok"}});
+            let b = transform(search_body(vec![issue, good]), &["*all"]);
+            prop_assert_eq!(b.meta.issues.len() + b.meta.quarantined.len(), 2);
+            prop_assert!(b.meta.issues.iter().any(|i| i.key == "F-6"));
+            for spec in tables::ALL {
+                for row in tables::decode_rows(b.rows(spec.name)) {
+                    prop_assert_eq!(row.len(), spec.columns.len(), "{}", spec.name);
+                }
+            }
+        }
+    }
+}
+
+/// A real `kill -9` of `pipeline run --stage transform` at an arbitrary
+/// moment, then a rerun: the batches equal an uninterrupted run's, byte for
+/// byte (whenever the kill lands, so the assertion does not depend on timing).
+#[test]
+fn kill_9_mid_run_then_rerun_gives_identical_batches() {
+    use jira_pipeline::sim::Dataset;
+    let s = TestSchema::new();
+    let w = Workdir::new(&config_with(&s.name, ""));
+    let st = Staging::new(w.path().join("staging"), 3);
+    let ref_dir = tempfile::tempdir().unwrap();
+    let ref_cfg = test_config(ref_dir.path(), "demo");
+    let ref_st = Staging::new(&ref_cfg.staging.dir, 3);
+    let ds = Dataset::new(11, 3000, &[]);
+    for target in [&st, &ref_st] {
+        target
+            .write_compressed(
+                &target.catalog_path(RUN),
+                &jira_pipeline::sim::render::field_list(&ds),
+            )
+            .unwrap();
+        for seq in 0..30u32 {
+            let mut m = meta("demo", PageKind::Search, seq);
+            m.fetched_at = staging_checkpoint().unwrap();
+            target
+                .write_page(&m, &ds.search_page_body(seq * 100, 100, true))
+                .unwrap();
+        }
+    }
+    transform::run_stage(&ref_cfg, &[], 2).unwrap();
+
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("pipeline"))
+        .current_dir(w.path())
+        .env("DATABASE_URL", database_url())
+        .args(["-q", "run", "--stage", "transform"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let done_before = st.list_batches("demo").unwrap().len();
+    eprintln!("killed after {done_before} of 30 batches");
+
+    w.cmd()
+        .args(["run", "--stage", "transform"])
+        .assert()
+        .success()
+        .stdout(predicates::str::contains(format!(
+            "({done_before} already done)"
+        )));
+    let pages = ref_st.list_pages("demo").unwrap();
+    assert_eq!(st.list_batches("demo").unwrap(), pages);
+    let leftovers: Vec<_> = std::fs::read_dir(st.batches_dir("demo"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    for p in &pages {
+        for spec in tables::ALL {
+            let f = format!("{}.copy.zst", spec.name);
+            assert_eq!(
+                std::fs::read(ref_st.batch_dir("demo", p).join(&f)).ok(),
+                std::fs::read(st.batch_dir("demo", p).join(&f)).ok(),
+                "{p}/{f}"
+            );
+        }
+        assert_eq!(
+            std::fs::read(ref_st.batch_dir("demo", p).join("meta.json")).unwrap(),
+            std::fs::read(st.batch_dir("demo", p).join("meta.json")).unwrap(),
+            "{p}/meta.json"
+        );
+    }
 }
