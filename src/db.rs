@@ -335,7 +335,7 @@ pub fn try_lock(client: &mut Client, schema: &str) -> Result<()> {
         })
         .unwrap_or_else(|| "another session".to_string());
     Err(Error::Locked(format!(
-        "another pipeline run holds the lock on schema {}: {holder}; wait for it to finish (or stop it) and run again",
+        "another pipeline run holds the lock on schema {}: {holder}; wait for it to finish (or stop it) and run again (a run that was just killed keeps it until PostgreSQL notices, usually within seconds)",
         Ident::new(schema)
     )))
 }

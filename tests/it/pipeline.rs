@@ -91,6 +91,29 @@ fn spawn(w: &Workdir, sim: &SimHandle, args: &[&str]) -> Child {
         .unwrap()
 }
 
+/// After a kill -9, PostgreSQL ends the dead client's session (and frees its
+/// advisory lock) once it notices the closed socket; wait for that.
+fn wait_lock_free(s: &mut TestSchema) {
+    let key = jira_pipeline::db::lock_key(&s.name);
+    for _ in 0..1000 {
+        let held: i64 = s
+            .client
+            .query_one(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted
+                   AND classid = (($1::bigint >> 32) & 4294967295)::oid
+                   AND objid = ($1::bigint & 4294967295)::oid",
+                &[&key],
+            )
+            .unwrap()
+            .get(0);
+        if held == 0 {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("the killed run's session kept the lock for 10 s");
+}
+
 fn count_files(dir: &std::path::Path) -> usize {
     std::fs::read_dir(dir)
         .map(|rd| {
@@ -172,6 +195,7 @@ fn kill_9_at_three_points_then_rerun_equals_an_uninterrupted_run() {
             killed_mid_run += 1;
         }
         let _ = child.wait();
+        wait_lock_free(&mut s);
     }
     assert!(
         killed_mid_run >= 2,
@@ -401,16 +425,27 @@ fn crash_loop_30_kills() {
         let target = 1 + (seed % 12) as usize;
         let watch_archive = seed % 2 == 0;
         let base = count_all(&root, watch_archive);
-        let mut child = spawn(&w, &sim, &["run"]);
+        // `backfill` re-reads everything each time, so every run is long
+        // enough to be killed (a killed one is resumed by the next).
+        let mut child = spawn(&w, &sim, &["backfill"]);
         if wait_for(&mut child, || {
             count_all(&root, watch_archive) >= base + target
         }) {
             child.kill().unwrap();
             kills += 1;
+            let _ = child.wait();
+            wait_lock_free(&mut s);
+        } else {
+            let out = child.wait_with_output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            let last = err.lines().last().unwrap_or("").to_string();
+            *other_exits.entry((out.status.code(), last)).or_insert(0) += 1;
         }
-        let _ = child.wait();
     }
-    assert!(kills >= 30, "only {kills} kills landed mid-run");
+    assert!(
+        kills >= 30,
+        "only {kills} kills landed mid-run; other exits: {other_exits:#?}"
+    );
     run_ok(&w, &sim, &["run"]);
     assert_eq!(digest(&mut s), expected);
 }
