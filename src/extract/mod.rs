@@ -239,6 +239,7 @@ pub async fn extract(
             store,
             sink: opts.sink.clone(),
             progress: ScopeProgress::new(&sc.name),
+            full_page: Default::default(),
         }));
     }
 

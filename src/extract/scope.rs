@@ -38,6 +38,9 @@ pub struct ScopeCtx {
     pub store: Arc<StateStore>,
     pub sink: Option<Sender<PageRef>>,
     pub progress: Arc<ScopeProgress>,
+    /// The largest search page received in this run (a lower bound of the
+    /// server's real `maxResults` cap).
+    pub full_page: std::sync::atomic::AtomicU64,
 }
 
 impl ScopeCtx {
@@ -220,7 +223,9 @@ pub async fn plan_run(ctx: &ScopeCtx) -> Result<()> {
                 lo,
                 hi: None,
             }];
-            let total = ctx.count(&r).await?;
+            // Cut where the issues are, not from a backfill start decades back.
+            let (total, first) =
+                tokio::try_join!(ctx.count(&r), first_value(ctx, &r, DateField::Created))?;
             let pieces = if total <= small {
                 vec![Piece {
                     lo,
@@ -228,8 +233,6 @@ pub async fn plan_run(ctx: &ScopeCtx) -> Result<()> {
                     count: total,
                 }]
             } else {
-                // Cut where the issues are, not from a backfill start decades back.
-                let first = first_value(ctx, &r, DateField::Created).await?;
                 let span = (floor_minute(first.unwrap_or(st.from).max(st.from)), end);
                 plan_pieces(
                     ctx,
@@ -239,7 +242,7 @@ pub async fn plan_run(ctx: &ScopeCtx) -> Result<()> {
                     None,
                     span,
                     total,
-                    ctx.concurrency,
+                    3 * ctx.concurrency,
                 )
                 .await?
             };
@@ -260,7 +263,10 @@ pub async fn plan_run(ctx: &ScopeCtx) -> Result<()> {
                 lo: Some(floor_minute(st.from)),
                 hi: None,
             }];
-            let total = ctx.count(&fixed).await?;
+            let (total, first) = tokio::try_join!(
+                ctx.count(&fixed),
+                first_value(ctx, &fixed, DateField::Created)
+            )?;
             let pieces = if total <= small {
                 vec![Piece {
                     lo: None,
@@ -268,7 +274,6 @@ pub async fn plan_run(ctx: &ScopeCtx) -> Result<()> {
                     count: total,
                 }]
             } else {
-                let first = first_value(ctx, &fixed, DateField::Created).await?;
                 let span = (floor_minute(first.unwrap_or(ctx.domain_start)), end);
                 plan_pieces(
                     ctx,
@@ -278,7 +283,7 @@ pub async fn plan_run(ctx: &ScopeCtx) -> Result<()> {
                     None,
                     span,
                     total,
-                    ctx.concurrency,
+                    3 * ctx.concurrency,
                 )
                 .await?
             };
@@ -485,7 +490,7 @@ async fn run_slice(ctx: Arc<ScopeCtx>, id: u32, spawn: mpsc::UnboundedSender<u32
         let step =
             blocking(move || stage_and_record(&ctx2, &run_id2, mode, id, &s, &jql, page, already))
                 .await??;
-        if step == Step::Done {
+        if matches!(step, Step::Done | Step::Last) {
             tracing::debug!(scope = %ctx.scope, slice = id, "slice complete");
             return Ok(());
         }
@@ -506,7 +511,10 @@ fn stage_and_record(
     already: Option<bool>,
 ) -> Result<Step> {
     let mut probe = before.clone();
-    let step = advance(&mut probe, before.start_at, &page.issues);
+    let full = ctx.full_page.load(Ordering::Relaxed);
+    let step = advance(&mut probe, before.start_at, &page.issues, full);
+    ctx.full_page
+        .fetch_max(page.issues.len() as u64, Ordering::Relaxed);
     let stage = step != Step::Done && !page.issues.is_empty();
     let mut sent = None;
     if stage {

@@ -260,6 +260,9 @@ pub enum Step {
     More,
     /// The page held nothing past the last issue already seen: the slice is complete.
     Done,
+    /// The page brought new issues and was shorter than a full page: it is
+    /// the slice's last (staged; no further request).
+    Last,
     /// Issues before our position left the result (updated, moved, deleted):
     /// the query restarts from the last seen value of the order field.
     Restarted,
@@ -271,7 +274,12 @@ pub enum Step {
 /// restarts from that issue's minute instead of trusting `startAt`. The next
 /// `startAt` advances by the number of issues received, never by the page
 /// size asked.
-pub fn advance(s: &mut SliceState, asked_start: u64, issues: &[IssueHead]) -> Step {
+///
+/// `full_page` is the largest page received so far in the run (0 before the
+/// first): the server's real cap is at least that, so a page shorter than it
+/// ends the result and saves a request. `total` and the `maxResults` the
+/// server echoes are not trusted for this.
+pub fn advance(s: &mut SliceState, asked_start: u64, issues: &[IssueHead], full_page: u64) -> Step {
     // Every page after the first of a query repeats the last issue seen,
     // even when that issue sits at index 0.
     let overlap = usize::from(s.last.is_some());
@@ -303,6 +311,10 @@ pub fn advance(s: &mut SliceState, asked_start: u64, issues: &[IssueHead]) -> St
             DateField::Updated => tail.updated,
         },
     });
+    if (issues.len() as u64) < full_page {
+        s.done = true;
+        return Step::Last;
+    }
     Step::More
 }
 
@@ -383,25 +395,28 @@ mod tests {
         let mut s = slice();
         // Server capped 1000 asked to 3 issues.
         assert_eq!(
-            advance(&mut s, 0, &[issue(1, 1), issue(2, 2), issue(3, 3)]),
+            advance(&mut s, 0, &[issue(1, 1), issue(2, 2), issue(3, 3)], 0),
             Step::More
         );
         assert_eq!(s.start_at, 2, "index of the last issue, not 0 + page size");
         assert_eq!(s.last.as_ref().unwrap().id, 3);
-        assert_eq!(advance(&mut s, 2, &[issue(3, 3), issue(4, 4)]), Step::More);
+        assert_eq!(
+            advance(&mut s, 2, &[issue(3, 3), issue(4, 4)], 0),
+            Step::More
+        );
         assert_eq!(s.start_at, 3);
         // Only the repeated issue: complete.
-        assert_eq!(advance(&mut s, 3, &[issue(4, 4)]), Step::Done);
+        assert_eq!(advance(&mut s, 3, &[issue(4, 4)], 0), Step::Done);
         assert!(s.done);
     }
 
     #[test]
     fn shifted_result_restarts_from_last_minute() {
         let mut s = slice();
-        advance(&mut s, 0, &[issue(1, 1), issue(2, 5)]);
+        advance(&mut s, 0, &[issue(1, 1), issue(2, 5)], 0);
         // Issue 1 was updated and moved to the end: everything shifted left by one.
         assert_eq!(
-            advance(&mut s, 1, &[issue(3, 6), issue(1, 9)]),
+            advance(&mut s, 1, &[issue(3, 6), issue(1, 9)], 0),
             Step::Restarted
         );
         assert_eq!(s.lo, Some(t(5)));
@@ -413,8 +428,8 @@ mod tests {
         assert_eq!(r[0].lo, Some(t(5)));
         // An empty answer where the repeated issue should be is a shift too.
         let mut s2 = slice();
-        advance(&mut s2, 0, &[issue(1, 1), issue(2, 5)]);
-        assert_eq!(advance(&mut s2, 1, &[]), Step::Restarted);
+        advance(&mut s2, 0, &[issue(1, 1), issue(2, 5)], 0);
+        assert_eq!(advance(&mut s2, 1, &[], 0), Step::Restarted);
     }
 
     #[test]
@@ -422,15 +437,37 @@ mod tests {
         // Regression: a restarted query whose first page held one issue left
         // startAt at 0; the next page repeated it and was taken as new.
         let mut s = slice();
-        assert_eq!(advance(&mut s, 0, &[issue(7, 1)]), Step::More);
+        assert_eq!(advance(&mut s, 0, &[issue(7, 1)], 0), Step::More);
         assert_eq!(s.start_at, 0);
-        assert_eq!(advance(&mut s, 0, &[issue(7, 1)]), Step::Done);
+        assert_eq!(advance(&mut s, 0, &[issue(7, 1)], 0), Step::Done);
+    }
+
+    #[test]
+    fn a_page_shorter_than_a_full_one_is_the_last() {
+        let mut s = slice();
+        // 3 < 5 received before: the result ends here.
+        assert_eq!(
+            advance(&mut s, 0, &[issue(1, 1), issue(2, 2), issue(3, 3)], 5),
+            Step::Last
+        );
+        assert!(s.done);
+        // Before any full page is known, a short page is not trusted.
+        let mut s = slice();
+        assert_eq!(
+            advance(&mut s, 0, &[issue(1, 1), issue(2, 2)], 0),
+            Step::More
+        );
+        // A full page goes on.
+        assert_eq!(
+            advance(&mut s, 1, &[issue(2, 2), issue(3, 3)], 2),
+            Step::More
+        );
     }
 
     #[test]
     fn empty_first_page_is_done() {
         let mut s = slice();
-        assert_eq!(advance(&mut s, 0, &[]), Step::Done);
+        assert_eq!(advance(&mut s, 0, &[], 0), Step::Done);
     }
 
     #[test]

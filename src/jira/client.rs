@@ -42,6 +42,8 @@ pub struct Req {
     pub json: Option<serde_json::Value>,
     /// The JQL, for error messages.
     pub jql: Option<String>,
+    /// Search paging (`startAt`, `maxResults`), for the debug log.
+    pub page: Option<(u64, u32)>,
 }
 
 impl Req {
@@ -52,6 +54,7 @@ impl Req {
             query: Vec::new(),
             json: None,
             jql: None,
+            page: None,
         }
     }
     /// `GET /path` as shown in messages (query strings are left out).
@@ -180,6 +183,12 @@ impl JiraClient {
             .waited_ms
             .fetch_add(waited.as_millis() as u64, Ordering::Relaxed);
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        match (&req.jql, req.page) {
+            (Some(jql), Some((start_at, max_results))) => {
+                tracing::debug!(request = %req.what(), jql = %jql, start_at, max_results, "sending");
+            }
+            _ => tracing::debug!(request = %req.what(), "sending"),
+        }
         let url = format!("{}{}", self.base, req.path);
         let mut rb = if req.post {
             self.http.post(&url)

@@ -455,11 +455,12 @@ fn extract_rate_limit_storm_waits_for_retry_after() {
         "",
     );
     let at_start = truth(&sim, "DEMO");
+    // Planning sends two searches at once; both are refused twice.
     sim.schedule_search_faults(
         Fault::RateLimit {
             retry_after_secs: 1,
         },
-        2,
+        4,
     );
     // The hook runs only for searches that are served (not for the 429s).
     let first_served = Arc::new(Mutex::new(None::<Instant>));
@@ -470,15 +471,15 @@ fn extract_rate_limit_storm_waits_for_retry_after() {
     let began = Instant::now();
     let report = run(&cfg, &sim, &[]).unwrap();
     let first = first_served.lock().unwrap().unwrap();
-    // Two 429s with Retry-After: 1 before the first search could be served:
-    // the client waited at least 2 s (a lower bound; it cannot be early).
+    // Two rounds of 429 with Retry-After: 1 before the first search could be
+    // served: the client waited at least 2 s (a lower bound; never early).
     assert!(
         first - began >= Duration::from_secs(2),
         "waited {:?}",
         first - began
     );
-    assert_eq!(sim.stats().rate_limited, 2);
-    assert_eq!(report.throttled, 2);
+    assert_eq!(sim.stats().rate_limited, 4);
+    assert_eq!(report.throttled, 4);
     assert_covers(
         &staged_versions(dir.path(), "demo"),
         &at_start,
@@ -541,11 +542,10 @@ fn extract_transient_faults_are_retried_and_persistent_ones_fail_clearly() {
         "{m}"
     );
     assert!(m.contains("JQL: project = \"DEMO\""), "{m}");
-    assert_eq!(
-        sim.stats().count("search", 502),
-        10,
-        "exactly the configured attempts"
-    );
+    // Planning sends two searches at once; the one that gives up first ends
+    // the run, so 10 attempts of one request plus at most 10 of the other.
+    let n502 = sim.stats().count("search", 502);
+    assert!((10..=20).contains(&n502), "{n502} attempts");
     sim.clear_faults();
 }
 
@@ -590,12 +590,12 @@ fn extract_wrong_token_exits_3_after_one_request_and_captcha_stops_at_once() {
     assert_eq!(sim.stats().requests, 1);
 }
 
-/// `(jql, startAt)` of every search the binary logged at -v.
+/// `(jql, startAt)` of every search page request the binary sent (its -v log).
 fn logged_searches(stderr: &str) -> Vec<(String, u64)> {
     stderr
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["message"] == "search")
+        .filter(|v| v["message"] == "sending" && v["max_results"].as_u64().unwrap_or(0) > 1)
         .map(|v| {
             (
                 v["jql"].as_str().unwrap().to_string(),
@@ -681,18 +681,25 @@ fn extract_kill_9_mid_run_then_resume_loses_no_page_and_refetches_only_in_flight
     // Everything staged before the kill is still there, unchanged in name.
     let after = Staging::new(&staging, 3).list_pages("demo").unwrap();
     assert!(staged_before.iter().all(|p| after.contains(p)));
-    // No page fetched twice except those in flight at the kill (<= concurrency).
+    // No page fetched twice except the one each slice had in flight at the
+    // kill (on the wire, or received and not yet staged): at most one repeat
+    // per slice, and no more than 2 x concurrency in all.
     let log1 = std::fs::read_to_string(&log1).unwrap();
     let mut all = logged_searches(&log1);
     let second = logged_searches(&err2);
     assert!(!second.is_empty());
     all.extend(second);
     let mut seen = std::collections::HashSet::new();
-    let repeats = all.iter().filter(|q| !seen.insert(*q)).count();
-    assert!(repeats <= 2, "{repeats} searches repeated across the kill");
+    let repeats: Vec<_> = all.iter().filter(|q| !seen.insert(*q)).collect();
+    let mut per_slice = std::collections::HashSet::new();
+    assert!(
+        repeats.len() <= 4 && repeats.iter().all(|(jql, _)| per_slice.insert(jql)),
+        "{} searches repeated across the kill: {repeats:?}",
+        repeats.len()
+    );
     // The resumed run planned nothing again.
     assert!(
-        !err2.contains("\"message\":\"count\""),
+        !err2.contains("\"max_results\":0"),
         "no re-planning after resume"
     );
 }
@@ -783,13 +790,21 @@ fn extract_bad_jql_shows_jira_messages_and_the_query() {
     assert_eq!(e.exit_code(), ExitCode::Jira);
     assert!(m.contains("HTTP 400"), "{m}");
     // Jira's own words, and the JQL with the quoted issue type.
-    assert!(m.contains("No \"Such\" Type") && m.contains("issuetype in (\"No \\\"Such\\\" Type\")"), "{m}");
-    assert_eq!(sim.stats().count("search", 400), 1, "a bad query is not retried");
+    assert!(
+        m.contains("No \"Such\" Type") && m.contains("issuetype in (\"No \\\"Such\\\" Type\")"),
+        "{m}"
+    );
+    assert_eq!(
+        sim.stats().count("search", 400),
+        1,
+        "a bad query is not retried"
+    );
 }
 
 #[test]
 fn extract_stop_flag_interrupts_between_requests_and_a_rerun_resumes() {
-    let sim = Simulator::start(SimConfig::default().issues(800).projects(1).max_results(50)).unwrap();
+    let sim =
+        Simulator::start(SimConfig::default().issues(800).projects(1).max_results(50)).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(sim.url(), dir.path(), "page_size = 50\nconcurrency = 2", "");
     let at_start = truth(&sim, "DEMO");
@@ -804,50 +819,79 @@ fn extract_stop_flag_interrupts_between_requests_and_a_rerun_resumes() {
         &cfg,
         &Secret::new(sim.token()),
         &HashMap::new(),
-        ExtractOptions {
-            stop,
-            ..opts()
-        },
+        ExtractOptions { stop, ..opts() },
     )
     .unwrap_err();
     assert!(matches!(e, Error::Interrupted(_)), "{e}");
     let served = sim.stats().searches_served;
-    assert!(served <= 8 + 2, "stopped within the requests in flight: {served}");
+    assert!(
+        served <= 8 + 2,
+        "stopped within the requests in flight: {served}"
+    );
     assert!(end_pages(dir.path(), "demo").is_empty());
     sim.clear_search_hook();
     let r = run(&cfg, &sim, &[]).unwrap();
     assert!(r.scopes[0].resumed);
-    assert_covers(&staged_versions(dir.path(), "demo"), &at_start, "stopped then resumed");
+    assert_covers(
+        &staged_versions(dir.path(), "demo"),
+        &at_start,
+        "stopped then resumed",
+    );
 }
 
 /// Long (about 25,000 issue renders): `cargo test --test it -- --ignored crowded`.
 #[test]
 #[ignore]
 fn extract_crowded_minute_during_the_run_is_drained_by_created() {
-    let sim = Simulator::start(SimConfig::default().issues(12_500).project_keys(&["DEMO"]).max_results(100)).unwrap();
+    let sim = Simulator::start(
+        SimConfig::default()
+            .issues(12_500)
+            .project_keys(&["DEMO"])
+            .max_results(100),
+    )
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(sim.url(), dir.path(), "page_size = 100\nconcurrency = 2", "");
+    let cfg = config(
+        sim.url(),
+        dir.path(),
+        "page_size = 100\nconcurrency = 2",
+        "",
+    );
     let checkpoint = Utc::now();
     let ids: Vec<u64> = sim.ids_in_project("DEMO");
     // A few changes the run plans for (one slice)...
     for id in ids.iter().take(30) {
-        sim.update_issue(*id, &IssueUpdate::new().summary("before")).unwrap();
+        sim.update_issue(*id, &IssueUpdate::new().summary("before"))
+            .unwrap();
     }
     // ...then, once paging has begun, a bulk edit of 12,000 issues in one minute.
     let bulk: Vec<u64> = ids.iter().skip(100).take(12_000).copied().collect();
     let b2 = bulk.clone();
     sim.set_search_hook(move |ctl, n| {
         if n == 2 {
-            ctl.bulk_edit(&b2, &IssueUpdate::new().add_label("bulk")).unwrap();
+            ctl.bulk_edit(&b2, &IssueUpdate::new().add_label("bulk"))
+                .unwrap();
         }
     });
     let r = run(&cfg, &sim, &[("demo", checkpoint)]).unwrap();
     sim.clear_search_hook();
     let now = truth(&sim, "DEMO");
-    let expected: HashMap<u64, i64> = ids.iter().take(30).chain(&bulk).map(|i| (*i, now[i])).collect();
-    assert_covers(&staged_versions(dir.path(), "demo"), &expected, "crowded minute");
+    let expected: HashMap<u64, i64> = ids
+        .iter()
+        .take(30)
+        .chain(&bulk)
+        .map(|i| (*i, now[i]))
+        .collect();
+    assert_covers(
+        &staged_versions(dir.path(), "demo"),
+        &expected,
+        "crowded minute",
+    );
     let sc = &r.scopes[0];
-    assert!(sc.slices > 1, "the crowded minute got slices of its own: {sc:?}");
+    assert!(
+        sc.slices > 1,
+        "the crowded minute got slices of its own: {sc:?}"
+    );
     assert_eq!(sim.stats().count("search", 500), 0);
 }
 
@@ -867,14 +911,19 @@ fn process_cpu_secs() -> f64 {
 #[test]
 #[ignore]
 fn bench_extract() {
-    let env = |k: &str, d: u64| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+    let env = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
 
     // 1. Latency-bound: per-page latency L, concurrency K: pages/s vs 0.8 K / L.
     let l = env("BENCH_LATENCY_MS", 200);
     let k = env("BENCH_K", 8);
     let sim = Simulator::start(
         SimConfig::default()
-            .issues(env("BENCH_LATENCY_ISSUES", 8000) as u32)
+            .issues(env("BENCH_LATENCY_ISSUES", 20_000) as u32)
             .project_keys(&["DEMO"])
             .max_results(100)
             .latency_ms(l)
@@ -882,19 +931,37 @@ fn bench_extract() {
     )
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(sim.url(), dir.path(), &format!("page_size = 100\nconcurrency = {k}"), "");
+    let cfg = config(
+        sim.url(),
+        dir.path(),
+        &format!("page_size = 100\nconcurrency = {k}"),
+        "",
+    );
     let t0 = Instant::now();
     let r = run(&cfg, &sim, &[]).unwrap();
     let secs = t0.elapsed().as_secs_f64();
     let pages = r.scopes[0].pages as f64;
     let searches = sim.stats().searches_served as f64;
     let target = 0.8 * k as f64 / (l as f64 / 1000.0);
+    // Steady state: from the first page received to the last.
+    let st = Staging::new(dir.path(), 3);
+    let times: Vec<DateTime<Utc>> = st
+        .list_pages("demo")
+        .unwrap()
+        .iter()
+        .filter(|p| !p.ends_with("-zend"))
+        .map(|p| read_page(&st.page_path("demo", p)).unwrap().0.fetched_at)
+        .collect();
+    let span = (*times.iter().max().unwrap() - *times.iter().min().unwrap()).num_milliseconds()
+        as f64
+        / 1000.0;
     println!(
-        "bench extract latency: L = {l} ms, K = {k}: {pages} pages ({searches} search requests incl. planning and end probes) in {secs:.2} s = {:.1} pages/s, {:.1} requests/s; target 0.8 K/L = {target:.1} pages/s ({:.0}% of target, {:.0}% of K/L for all requests)",
+        "bench extract latency: L = {l} ms, K = {k}, {} slices: {pages} pages ({searches} search requests incl. planning) in {secs:.2} s = {:.1} pages/s overall, {:.1} pages/s from first page to last; target 0.8 K/L = {target:.1} pages/s ({:.0}% / {:.0}% of target)",
+        r.scopes[0].slices,
         pages / secs,
-        searches / secs,
+        (pages - 1.0) / span,
         100.0 * pages / secs / target,
-        100.0 * searches / secs / (k as f64 * 1000.0 / l as f64)
+        100.0 * (pages - 1.0) / span / target,
     );
     drop(sim);
 
@@ -903,17 +970,38 @@ fn bench_extract() {
     let n = env("BENCH_ISSUES", 100_000);
     let bin = assert_cmd::cargo::cargo_bin("pipeline");
     let mut child = std::process::Command::new(&bin)
-        .args(["simulate", "--port", "0", "--projects", "DEMO", "--cap", "100"])
+        .args([
+            "simulate",
+            "--port",
+            "0",
+            "--projects",
+            "DEMO",
+            "--cap",
+            "100",
+        ])
         .args(["--issues", &n.to_string()])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
-    let url = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_string();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_string();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(&url, dir.path(), &format!("page_size = 100\nconcurrency = {k}"), "");
+    let cfg = config(
+        &url,
+        dir.path(),
+        &format!("page_size = 100\nconcurrency = {k}"),
+        "",
+    );
     let cpu0 = process_cpu_secs();
     let t0 = Instant::now();
     let r = extract_blocking(&cfg, &Secret::new("sim-token"), &HashMap::new(), opts()).unwrap();
