@@ -14,7 +14,10 @@
 //!   the query restarts from the last minute seen; a minute holding more
 //!   issues than the window is drained as its own slices on the other date
 //!   field. `total` is never trusted for completeness: a slice ends when a
-//!   page brings nothing past the last issue seen.
+//!   page brings nothing past the last issue seen (a short page is not the
+//!   end: Jira skips issues deleted since its index saw them). Restarts go
+//!   back to the earliest minute on the last page, because Jira sorts by its
+//!   possibly lagging index but renders live values.
 //! - The run's start instant T (the earlier of our clock and Jira's
 //!   `serverTime`, taken before the first search) is the checkpoint it
 //!   proposes: every search happens after T, so every issue changed before T
@@ -239,7 +242,6 @@ pub async fn extract(
             store,
             sink: opts.sink.clone(),
             progress: ScopeProgress::new(&sc.name),
-            full_page: Default::default(),
         }));
     }
 

@@ -38,9 +38,6 @@ pub struct ScopeCtx {
     pub store: Arc<StateStore>,
     pub sink: Option<Sender<PageRef>>,
     pub progress: Arc<ScopeProgress>,
-    /// The largest search page received in this run (a lower bound of the
-    /// server's real `maxResults` cap).
-    pub full_page: std::sync::atomic::AtomicU64,
 }
 
 impl ScopeCtx {
@@ -490,7 +487,7 @@ async fn run_slice(ctx: Arc<ScopeCtx>, id: u32, spawn: mpsc::UnboundedSender<u32
         let step =
             blocking(move || stage_and_record(&ctx2, &run_id2, mode, id, &s, &jql, page, already))
                 .await??;
-        if matches!(step, Step::Done | Step::Last) {
+        if step == Step::Done {
             tracing::debug!(scope = %ctx.scope, slice = id, "slice complete");
             return Ok(());
         }
@@ -511,10 +508,7 @@ fn stage_and_record(
     already: Option<bool>,
 ) -> Result<Step> {
     let mut probe = before.clone();
-    let full = ctx.full_page.load(Ordering::Relaxed);
-    let step = advance(&mut probe, before.start_at, &page.issues, full);
-    ctx.full_page
-        .fetch_max(page.issues.len() as u64, Ordering::Relaxed);
+    let step = advance(&mut probe, before.start_at, &page.issues);
     let stage = step != Step::Done && !page.issues.is_empty();
     let mut sent = None;
     if stage {

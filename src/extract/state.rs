@@ -41,7 +41,11 @@ impl Mode {
 pub struct Last {
     pub id: u64,
     pub key: String,
-    /// Its value of the slice's order field.
+    /// The smallest value of the slice's order field on the page this issue
+    /// ended. Jira orders by its search index but renders live data, and the
+    /// index may lag: an issue's rendered value can be newer than the one it
+    /// was sorted by, so the page's minimum (not the last issue's value) is
+    /// the safe point to restart the query from.
     pub sort: DateTime<Utc>,
 }
 
@@ -260,9 +264,6 @@ pub enum Step {
     More,
     /// The page held nothing past the last issue already seen: the slice is complete.
     Done,
-    /// The page brought new issues and was shorter than a full page: it is
-    /// the slice's last (staged; no further request).
-    Last,
     /// Issues before our position left the result (updated, moved, deleted):
     /// the query restarts from the last seen value of the order field.
     Restarted,
@@ -273,13 +274,10 @@ pub enum Step {
 /// issue is not first in the page, the result shifted under us and the slice
 /// restarts from that issue's minute instead of trusting `startAt`. The next
 /// `startAt` advances by the number of issues received, never by the page
-/// size asked.
-///
-/// `full_page` is the largest page received so far in the run (0 before the
-/// first): the server's real cap is at least that, so a page shorter than it
-/// ends the result and saves a request. `total` and the `maxResults` the
-/// server echoes are not trusted for this.
-pub fn advance(s: &mut SliceState, asked_start: u64, issues: &[IssueHead], full_page: u64) -> Step {
+/// size asked. A slice ends only on a page with nothing past the repeated
+/// issue: a short page is not the end (Jira skips issues deleted since its
+/// index saw them), and `total` is never trusted.
+pub fn advance(s: &mut SliceState, asked_start: u64, issues: &[IssueHead]) -> Step {
     // Every page after the first of a query repeats the last issue seen,
     // even when that issue sits at index 0.
     let overlap = usize::from(s.last.is_some());
@@ -303,18 +301,20 @@ pub fn advance(s: &mut SliceState, asked_start: u64, issues: &[IssueHead], full_
         return Step::Done;
     };
     s.start_at = asked_start + issues.len() as u64 - 1;
+    let value = |i: &IssueHead| match s.order {
+        DateField::Created => i.created,
+        DateField::Updated => i.updated,
+    };
+    let sort = issues
+        .iter()
+        .map(value)
+        .min()
+        .unwrap_or_else(|| value(tail));
     s.last = Some(Last {
         id: tail.id,
         key: tail.key.clone(),
-        sort: match s.order {
-            DateField::Created => tail.created,
-            DateField::Updated => tail.updated,
-        },
+        sort,
     });
-    if (issues.len() as u64) < full_page {
-        s.done = true;
-        return Step::Last;
-    }
     Step::More
 }
 
@@ -395,41 +395,38 @@ mod tests {
         let mut s = slice();
         // Server capped 1000 asked to 3 issues.
         assert_eq!(
-            advance(&mut s, 0, &[issue(1, 1), issue(2, 2), issue(3, 3)], 0),
+            advance(&mut s, 0, &[issue(1, 1), issue(2, 2), issue(3, 3)]),
             Step::More
         );
         assert_eq!(s.start_at, 2, "index of the last issue, not 0 + page size");
         assert_eq!(s.last.as_ref().unwrap().id, 3);
-        assert_eq!(
-            advance(&mut s, 2, &[issue(3, 3), issue(4, 4)], 0),
-            Step::More
-        );
+        assert_eq!(advance(&mut s, 2, &[issue(3, 3), issue(4, 4)]), Step::More);
         assert_eq!(s.start_at, 3);
         // Only the repeated issue: complete.
-        assert_eq!(advance(&mut s, 3, &[issue(4, 4)], 0), Step::Done);
+        assert_eq!(advance(&mut s, 3, &[issue(4, 4)]), Step::Done);
         assert!(s.done);
     }
 
     #[test]
     fn shifted_result_restarts_from_last_minute() {
         let mut s = slice();
-        advance(&mut s, 0, &[issue(1, 1), issue(2, 5)], 0);
+        advance(&mut s, 0, &[issue(1, 1), issue(2, 5)]);
         // Issue 1 was updated and moved to the end: everything shifted left by one.
         assert_eq!(
-            advance(&mut s, 1, &[issue(3, 6), issue(1, 9)], 0),
+            advance(&mut s, 1, &[issue(3, 6), issue(1, 9)]),
             Step::Restarted
         );
-        assert_eq!(s.lo, Some(t(5)));
+        assert_eq!(s.lo, Some(t(1)), "the earliest minute of the last page");
         assert_eq!(s.start_at, 0);
         assert!(s.last.is_none());
         // The restart query carries the new lower bound.
         let r = s.query_ranges();
         assert_eq!(r.len(), 1);
-        assert_eq!(r[0].lo, Some(t(5)));
+        assert_eq!(r[0].lo, Some(t(1)));
         // An empty answer where the repeated issue should be is a shift too.
         let mut s2 = slice();
-        advance(&mut s2, 0, &[issue(1, 1), issue(2, 5)], 0);
-        assert_eq!(advance(&mut s2, 1, &[], 0), Step::Restarted);
+        advance(&mut s2, 0, &[issue(1, 1), issue(2, 5)]);
+        assert_eq!(advance(&mut s2, 1, &[]), Step::Restarted);
     }
 
     #[test]
@@ -437,37 +434,26 @@ mod tests {
         // Regression: a restarted query whose first page held one issue left
         // startAt at 0; the next page repeated it and was taken as new.
         let mut s = slice();
-        assert_eq!(advance(&mut s, 0, &[issue(7, 1)], 0), Step::More);
+        assert_eq!(advance(&mut s, 0, &[issue(7, 1)]), Step::More);
         assert_eq!(s.start_at, 0);
-        assert_eq!(advance(&mut s, 0, &[issue(7, 1)], 0), Step::Done);
+        assert_eq!(advance(&mut s, 0, &[issue(7, 1)]), Step::Done);
     }
 
     #[test]
-    fn a_page_shorter_than_a_full_one_is_the_last() {
+    fn restart_point_is_the_page_minimum_not_the_last_issue() {
+        // Jira sorts by its (lagging) index but renders live data: the last
+        // issue may show a newer `updated` than the one it was sorted by.
         let mut s = slice();
-        // 3 < 5 received before: the result ends here.
-        assert_eq!(
-            advance(&mut s, 0, &[issue(1, 1), issue(2, 2), issue(3, 3)], 5),
-            Step::Last
-        );
-        assert!(s.done);
-        // Before any full page is known, a short page is not trusted.
-        let mut s = slice();
-        assert_eq!(
-            advance(&mut s, 0, &[issue(1, 1), issue(2, 2)], 0),
-            Step::More
-        );
-        // A full page goes on.
-        assert_eq!(
-            advance(&mut s, 1, &[issue(2, 2), issue(3, 3)], 2),
-            Step::More
-        );
+        advance(&mut s, 0, &[issue(1, 10), issue(2, 30), issue(3, 12)]);
+        assert_eq!(s.last.as_ref().unwrap().sort, t(10) + Duration::seconds(7));
+        assert_eq!(advance(&mut s, 2, &[issue(9, 40)]), Step::Restarted);
+        assert_eq!(s.lo, Some(t(10)), "restart from the page's earliest minute");
     }
 
     #[test]
     fn empty_first_page_is_done() {
         let mut s = slice();
-        assert_eq!(advance(&mut s, 0, &[], 0), Step::Done);
+        assert_eq!(advance(&mut s, 0, &[]), Step::Done);
     }
 
     #[test]
