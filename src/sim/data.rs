@@ -238,6 +238,15 @@ impl Issue {
     }
 }
 
+/// A deliberately broken rendering of one issue, for quarantine tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Poison {
+    /// `customfield_10100` (Story Points, a number) rendered as the string `"lots"`.
+    WrongType,
+    /// `created` rendered as `"yesterday"`.
+    BadDate,
+}
+
 /// A link added by a mutation.
 #[derive(Debug, Clone)]
 pub(crate) struct AddedLink {
@@ -284,6 +293,8 @@ pub struct Dataset {
     pub(crate) next_link_id: u64,
     /// Bumped by every mutation (cache key).
     pub(crate) generation: u64,
+    /// Issues rendered with a broken field.
+    pub(crate) poisoned: HashMap<u32, Poison>,
     /// Pre-rendered constant JSON under `base_url`.
     pub(crate) frags: std::sync::Arc<super::render::Frags>,
 }
@@ -299,6 +310,11 @@ impl Dataset {
             chrono_tz::America::New_York,
             "http://127.0.0.1:8080",
         )
+    }
+
+    /// A dataset over `projects` generated project keys (DEMO, ALPHA, BETA, …).
+    pub fn with_projects(seed: u64, issues: u32, projects: usize) -> Dataset {
+        Dataset::new(seed, issues, &project_keys(projects.max(1)))
     }
 
     /// Like [`Dataset::new`] with the server's time zone and base URL.
@@ -340,7 +356,12 @@ impl Dataset {
             next_history_id: HIST_BASE + n64 * HIST_PER_ISSUE + 1000,
             next_link_id: LINK_BASE + n64 * 2 + 1000,
             generation: 0,
-            frags: std::sync::Arc::new(super::render::Frags::new(base_url.trim_end_matches('/'))),
+            poisoned: HashMap::new(),
+            frags: std::sync::Arc::new(super::render::Frags::new(
+                base_url.trim_end_matches('/'),
+                server_tz,
+                p as usize,
+            )),
         }
     }
 
@@ -474,7 +495,7 @@ impl Dataset {
     }
 
     /// Generated outward links of `i`: (link id, target, type).
-    fn base_out_links(&self, i: u32) -> Vec<(u64, u32, usize)> {
+    fn base_out_links(&self, i: u32) -> OutLinks {
         base_out_links(self.seed, i)
     }
 
@@ -493,7 +514,7 @@ impl Dataset {
                 other_id: ID_BASE + other as u64,
             });
         };
-        for (id, t, lt) in self.base_out_links(i) {
+        for (id, t, lt) in self.base_out_links(i).into_iter().flatten() {
             push(id, lt, true, t, self);
         }
         for d in 1..=LINK_REACH {
@@ -501,7 +522,7 @@ impl Dataset {
             if j >= self.n as u64 {
                 break;
             }
-            for (id, t, lt) in self.base_out_links(j as u32) {
+            for (id, t, lt) in self.base_out_links(j as u32).into_iter().flatten() {
                 if t == i {
                     push(id, lt, false, j as u32, self);
                 }
@@ -670,6 +691,10 @@ impl Dataset {
             issue.custom.sort_by_key(|(k, _)| *k);
             histories.extend(ov.histories.iter().cloned());
         }
+        // An epic link to a deleted epic renders as null: not a value.
+        issue
+            .custom
+            .retain(|(_, v)| !matches!(v, CfValue::EpicLink(e) if !self.is_live(*e)));
         issue.histories = histories;
         issue
     }
@@ -848,21 +873,24 @@ pub(crate) fn base_labels(seed: u64, i: u32) -> Vec<String> {
     v
 }
 
-fn base_out_links(seed: u64, i: u32) -> Vec<(u64, u32, usize)> {
+/// (link id, target index, link type) of up to two generated outward links.
+type OutLinks = [Option<(u64, u32, usize)>; 2];
+
+fn base_out_links(seed: u64, i: u32) -> OutLinks {
     let mut r = Rng::new(seed, i, 5);
     let k = match r.below(100) {
         0..=59 => 0,
         60..=87 => 1,
         _ => 2,
     };
-    let mut out: Vec<(u64, u32, usize)> = Vec::with_capacity(k);
+    let mut out: OutLinks = [None, None];
     for slot in 0..k {
         let d = 1 + r.below(LINK_REACH as u64) as u32;
         let lt = r.below(LINK_TYPES.len() as u64) as usize;
-        if d > i || out.iter().any(|l| l.1 == i - d) {
+        if d > i || out.iter().flatten().any(|l| l.1 == i - d) {
             continue;
         }
-        out.push((LINK_BASE + i as u64 * 2 + slot as u64, i - d, lt));
+        out[slot] = Some((LINK_BASE + i as u64 * 2 + slot as u64, i - d, lt));
     }
     out
 }
@@ -1017,9 +1045,9 @@ fn random_item(ds: &Dataset, r: &mut Rng, idx: u32) -> HistoryItem {
             let b = r.pick(&USERS);
             jira(
                 "assignee",
-                Some(a.name.into()),
+                Some(a.key.into()),
                 Some(a.display_name.into()),
-                Some(b.name.into()),
+                Some(b.key.into()),
                 Some(b.display_name.into()),
             )
         }
@@ -1304,6 +1332,13 @@ mod tests {
                 STATUSES[is.status].category_key == "done"
             );
         }
+    }
+
+    #[test]
+    fn dataset_can_be_shared_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Dataset>();
+        assert_send_sync::<Issue>();
     }
 
     #[test]

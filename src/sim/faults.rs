@@ -16,6 +16,9 @@ pub enum Fault {
     Status(u16),
     /// HTTP 502 with an HTML error page (as a reverse proxy sends).
     HtmlBadGateway,
+    /// HTTP 200 with an HTML single-sign-on login page instead of JSON (a
+    /// proxy in front of Jira that lost the session).
+    HtmlLoginPage,
     /// Status and headers with the full `Content-Length`, half the body,
     /// then a TCP reset.
     ResetMidBody,

@@ -8,7 +8,9 @@
 //! - [`faults`]: fault kinds, probabilities and schedules.
 //! - [`state`]: mutations, hook, statistics, ground truth ([`SimControl`]).
 //! - [`server`]: the HTTP/1.1 server on its own thread and tokio runtime.
+//! - [`admin`]: `/_sim/…` endpoints to script mutations and faults over HTTP.
 
+pub mod admin;
 pub mod catalog;
 pub mod data;
 pub mod faults;
@@ -24,7 +26,7 @@ use std::thread::JoinHandle;
 use chrono_tz::Tz;
 use clap::Args;
 
-pub use data::{CfValue, Dataset, History, HistoryItem, Issue, IssueLink};
+pub use data::{CfValue, Dataset, History, HistoryItem, Issue, IssueLink, Poison};
 pub use faults::{Fault, FaultConfig, FaultScope};
 pub use render::FieldSel;
 pub use state::{IssueUpdate, SearchHook, SimControl, SimStats};
@@ -203,6 +205,7 @@ impl Simulator {
             faults: Mutex::new(faults::FaultState::new(cfg.faults.clone())),
             stats: Mutex::new(SimStats::default()),
             hook: Mutex::new(None),
+            index: Mutex::new(Default::default()),
             auth_failures: AtomicU64::new(0),
             searches: AtomicU64::new(0),
             results: Mutex::new(Default::default()),
@@ -359,6 +362,10 @@ pub struct SimulateArgs {
     /// Failed logins before the CAPTCHA challenge.
     #[arg(long, default_value_t = 3)]
     pub captcha_after: u32,
+    /// Search index lag behind changes, milliseconds (changes made through
+    /// /_sim/ reach JQL this much later).
+    #[arg(long, default_value_t = 0)]
+    pub index_lag_ms: u64,
 }
 
 impl SimulateArgs {
@@ -438,6 +445,9 @@ pub fn exec(args: &SimulateArgs) -> Result<ExitCode> {
     let cfg = args.to_config()?;
     let (issues, projects) = (cfg.issues, cfg.projects.join(", "));
     let handle = Simulator::start(cfg)?;
+    if args.index_lag_ms > 0 {
+        handle.set_index_lag_ms(args.index_lag_ms);
+    }
     println!("Jira DC simulator listening on {}", handle.url());
     println!("  {issues} issues in projects {projects}");
     println!(

@@ -6,7 +6,7 @@
 use chrono::TimeZone;
 
 use super::catalog::*;
-use super::data::{CfValue, Dataset, History, ID_BASE, Issue, format_ts, sprint_string};
+use super::data::{CfValue, Dataset, History, ID_BASE, Issue, Poison, format_ts, sprint_string};
 
 /// The system fields the simulator renders, in output order:
 /// (id, name, schema type, schema items, orderable, searchable, clause names).
@@ -21,7 +21,7 @@ pub type SystemField = (
     &'static [&'static str],
 );
 
-pub static SYSTEM_FIELDS: [SystemField; 21] = [
+pub static SYSTEM_FIELDS: [SystemField; 31] = [
     (
         "summary",
         "Summary",
@@ -203,6 +203,88 @@ pub static SYSTEM_FIELDS: [SystemField; 21] = [
         true,
         &["parent"],
     ),
+    (
+        "environment",
+        "Environment",
+        "string",
+        None,
+        true,
+        true,
+        &["environment"],
+    ),
+    ("votes", "Votes", "votes", None, false, false, &["votes"]),
+    (
+        "watches",
+        "Watchers",
+        "watches",
+        None,
+        false,
+        false,
+        &["watchers"],
+    ),
+    (
+        "workratio",
+        "Work Ratio",
+        "number",
+        None,
+        false,
+        true,
+        &["workratio"],
+    ),
+    (
+        "lastViewed",
+        "Last Viewed",
+        "datetime",
+        None,
+        false,
+        false,
+        &["lastViewed"],
+    ),
+    (
+        "progress",
+        "Progress",
+        "progress",
+        None,
+        false,
+        false,
+        &["progress"],
+    ),
+    (
+        "aggregateprogress",
+        "Σ Progress",
+        "progress",
+        None,
+        false,
+        false,
+        &["aggregateprogress"],
+    ),
+    (
+        "timespent",
+        "Time Spent",
+        "number",
+        None,
+        false,
+        false,
+        &["timespent"],
+    ),
+    (
+        "timeoriginalestimate",
+        "Original Estimate",
+        "number",
+        None,
+        false,
+        true,
+        &["originalEstimate", "timeoriginalestimate"],
+    ),
+    (
+        "timeestimate",
+        "Remaining Estimate",
+        "number",
+        None,
+        false,
+        true,
+        &["remainingEstimate", "timeestimate"],
+    ),
 ];
 
 const F_SUMMARY: u32 = 0;
@@ -226,6 +308,12 @@ const F_VERSIONS: u32 = 17;
 const F_ISSUELINKS: u32 = 18;
 const F_SUBTASKS: u32 = 19;
 const F_PARENT: u32 = 20;
+const F_ENVIRONMENT: u32 = 21;
+const F_VOTES: u32 = 22;
+const F_WATCHES: u32 = 23;
+const F_WORKRATIO: u32 = 24;
+const F_PROGRESS: u32 = 26;
+const F_AGGREGATEPROGRESS: u32 = 27;
 
 /// Which fields to render: bit masks over [`SYSTEM_FIELDS`] and [`CUSTOM_FIELDS`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -300,28 +388,43 @@ pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
-        let esc: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x08 => b"\\b",
-            0x0c => b"\\f",
-            0..=0x1f => b"",
-            _ => continue,
-        };
+        if !NEEDS_ESCAPE[b as usize] {
+            continue;
+        }
         out.extend_from_slice(&bytes[start..i]);
-        if esc.is_empty() {
-            out.extend_from_slice(format!("\\u{:04x}", b).as_bytes());
-        } else {
-            out.extend_from_slice(esc);
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[(b >> 4) as usize]);
+                out.push(HEX[(b & 15) as usize]);
+            }
         }
         start = i + 1;
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
 }
+
+/// Bytes that need escaping inside a JSON string: controls, `"` and `\`.
+static NEEDS_ESCAPE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
 
 #[inline]
 fn raw(out: &mut Vec<u8>, s: &str) {
@@ -515,10 +618,21 @@ pub struct Frags {
     statuses: Vec<Vec<u8>>,
     types: Vec<Vec<u8>>,
     priorities: Vec<Vec<u8>>,
+    /// Sprint id → its JSON string literal.
+    sprints: std::collections::HashMap<u32, Vec<u8>>,
 }
 
 impl Frags {
-    pub fn new(base_url: &str) -> Frags {
+    pub fn new(base_url: &str, tz: chrono_tz::Tz, projects: usize) -> Frags {
+        let mut sprints = std::collections::HashMap::new();
+        for p in 0..projects as u32 {
+            for s in 1..=90u32 {
+                let id = p * 1000 + s;
+                let mut out = Vec::new();
+                write_json_str(&mut out, &sprint_string(tz, id));
+                sprints.insert(id, out);
+            }
+        }
         let build = |n: usize, f: &dyn Fn(&mut Vec<u8>, usize)| -> Vec<Vec<u8>> {
             (0..n)
                 .map(|i| {
@@ -533,6 +647,7 @@ impl Frags {
             statuses: build(STATUSES.len(), &|o, i| build_status(base_url, o, i)),
             types: build(ISSUE_TYPES.len(), &|o, i| build_issuetype(base_url, o, i)),
             priorities: build(PRIORITIES.len(), &|o, i| build_priority(base_url, o, i)),
+            sprints,
         }
     }
 }
@@ -621,7 +736,10 @@ pub(crate) fn write_cf_value(ds: &Dataset, out: &mut Vec<u8>, v: &CfValue) {
                 if i > 0 {
                     out.push(b',');
                 }
-                write_json_str(out, &sprint_string(ds.server_tz, *id));
+                match ds.frags.sprints.get(id) {
+                    Some(lit) => out.extend_from_slice(lit),
+                    None => write_json_str(out, &sprint_string(ds.server_tz, *id)),
+                }
             }
             out.push(b']');
         }
@@ -791,6 +909,9 @@ pub fn write_issue(ds: &Dataset, out: &mut Vec<u8>, is: &Issue, sel: FieldSel, c
                 Some(ms) => ts(ds, out, ms),
                 None => raw(out, "null"),
             },
+            F_CREATED if ds.poisoned.get(&is.index) == Some(&Poison::BadDate) => {
+                raw(out, "\"yesterday\"")
+            }
             F_CREATED => ts(ds, out, is.created_ms),
             F_UPDATED => ts(ds, out, is.updated_ms),
             F_DUEDATE => match is.due_date {
@@ -876,6 +997,31 @@ pub fn write_issue(ds: &Dataset, out: &mut Vec<u8>, is: &Issue, sel: FieldSel, c
                     write_issue_stub(ds, out, p);
                 }
             }
+            F_ENVIRONMENT => {
+                if is.id % 10 == 3 {
+                    write_json_str(out, "Chrome 120 on Windows 11\r\nJava 17 (Temurin)")
+                } else {
+                    raw(out, "null")
+                }
+            }
+            F_VOTES => raw(
+                out,
+                &format!(
+                    "{{\"self\":\"{b}/rest/api/2/issue/{}/votes\",\"votes\":{},\"hasVoted\":false}}",
+                    is.key,
+                    super::data::mix(is.id) % 4
+                ),
+            ),
+            F_WATCHES => raw(
+                out,
+                &format!(
+                    "{{\"self\":\"{b}/rest/api/2/issue/{}/watchers\",\"watchCount\":{},\"isWatching\":false}}",
+                    is.key,
+                    1 + super::data::mix(is.id ^ 7) % 5
+                ),
+            ),
+            F_WORKRATIO => raw(out, "-1"),
+            F_PROGRESS | F_AGGREGATEPROGRESS => raw(out, "{\"progress\":0,\"total\":0}"),
             _ => raw(out, "null"),
         }
     }
@@ -884,6 +1030,10 @@ pub fn write_issue(ds: &Dataset, out: &mut Vec<u8>, is: &Issue, sel: FieldSel, c
             continue;
         }
         sep(out, &cf.id());
+        if ci == CF_STORY_POINTS && ds.poisoned.get(&is.index) == Some(&Poison::WrongType) {
+            raw(out, "\"lots\"");
+            continue;
+        }
         match is.custom.iter().find(|(k, _)| *k == ci) {
             Some((_, v)) => write_cf_value(ds, out, v),
             None => raw(out, "null"),
@@ -938,6 +1088,79 @@ pub fn write_search_page(
         write_issue(ds, out, &is, sel, changelog);
     }
     raw(out, "]}");
+}
+
+/// The `"names"` and/or `"schema"` members a search adds for `expand=names,schema`
+/// (each starting with a comma), for the selected fields.
+pub fn names_and_schema(sel: FieldSel, names: bool, schema: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    let sys: Vec<&SystemField> = SYSTEM_FIELDS
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| sel.sys & (1 << i) != 0)
+        .map(|(_, f)| f)
+        .collect();
+    let cfs: Vec<&CustomField> = CUSTOM_FIELDS
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| sel.cf & (1 << i) != 0)
+        .map(|(_, f)| f)
+        .collect();
+    if names {
+        raw(&mut out, ",\"names\":{");
+        let mut first = true;
+        for (id, name, ..) in &sys {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            key_field(&mut out, id);
+            write_json_str(&mut out, name);
+        }
+        for cf in &cfs {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            key_field(&mut out, &cf.id());
+            write_json_str(&mut out, cf.name);
+        }
+        out.push(b'}');
+    }
+    if schema {
+        raw(&mut out, ",\"schema\":{");
+        let mut first = true;
+        for (id, _, ty, items, ..) in &sys {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            key_field(&mut out, id);
+            raw(&mut out, &format!("{{\"type\":\"{ty}\""));
+            if let Some(it) = items {
+                raw(&mut out, &format!(",\"items\":\"{it}\""));
+            }
+            raw(&mut out, &format!(",\"system\":\"{id}\"}}"));
+        }
+        for cf in &cfs {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            key_field(&mut out, &cf.id());
+            let (ty, items) = cf.schema();
+            raw(&mut out, &format!("{{\"type\":\"{ty}\""));
+            if let Some(it) = items {
+                raw(&mut out, &format!(",\"items\":\"{it}\""));
+            }
+            raw(
+                &mut out,
+                &format!(",\"custom\":\"{}\",\"customId\":{}}}", cf.custom, cf.num),
+            );
+        }
+        out.push(b'}');
+    }
+    out
 }
 
 /// `GET /rest/api/2/field`: every system and custom field the simulator emits.

@@ -28,6 +28,7 @@ struct Request {
     authorization: Option<String>,
     content_length: usize,
     close: bool,
+    expect_continue: bool,
 }
 
 /// How the body goes on the wire.
@@ -115,6 +116,7 @@ fn parse_head(buf: &[u8]) -> Result<Option<(Request, usize)>, String> {
                 authorization: None,
                 content_length: 0,
                 close: req.version == Some(0),
+                expect_continue: false,
             };
             for h in req.headers.iter() {
                 let v = String::from_utf8_lossy(h.value).to_string();
@@ -129,6 +131,8 @@ fn parse_head(buf: &[u8]) -> Result<Option<(Request, usize)>, String> {
                     } else if v.contains("keep-alive") {
                         r.close = false;
                     }
+                } else if h.name.eq_ignore_ascii_case("expect") {
+                    r.expect_continue = v.eq_ignore_ascii_case("100-continue");
                 } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
                     return Err(
                         "chunked request bodies are not supported; send Content-Length".into(),
@@ -172,6 +176,9 @@ async fn connection(mut s: TcpStream, sh: Arc<Shared>) -> std::io::Result<()> {
             let r = Response::error(413, "request body too large");
             write_response(&mut s, &r, true).await?;
             return Ok(());
+        }
+        if req.expect_continue && buf.len() < head_len + req.content_length {
+            s.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
         }
         while buf.len() < head_len + req.content_length {
             let mut chunk = vec![0u8; 65536];
@@ -378,6 +385,16 @@ fn fault_response(f: Fault, base: Response) -> Response {
             wire: Wire::Normal,
             delay_ms: 0,
         },
+        Fault::HtmlLoginPage => Response {
+            status: 200,
+            headers: Vec::new(),
+            content_type: "text/html;charset=UTF-8",
+            body: Bytes::from_static(
+                b"<!DOCTYPE html>\n<html><head><title>Log in - Company SSO</title></head>\n<body><form method=\"post\" action=\"/login\"><input name=\"username\"><input type=\"password\" name=\"password\"><button>Log in</button></form></body></html>\n",
+            ),
+            wire: Wire::Normal,
+            delay_ms: 0,
+        },
         Fault::ResetMidBody => Response {
             wire: Wire::Reset,
             ..base
@@ -407,15 +424,40 @@ async fn handle(sh: &Arc<Shared>, req: &Request, body: &[u8]) -> Response {
         let ds = sh.ds.read().unwrap_or_else(|e| e.into_inner());
         ds.base_url().to_string()
     };
+    if path.starts_with("/_sim/") {
+        let authed = req
+            .authorization
+            .as_deref()
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(|t| t.trim() == sh.token)
+            .unwrap_or(false);
+        if !authed {
+            return Response::error(401, "the admin endpoints need the simulator's Bearer token");
+        }
+        let ctl = SimControl { shared: sh.clone() };
+        // Mutations take the dataset's write lock: keep them off the runtime's workers.
+        let (method, p, b) = (req.method.clone(), path.clone(), body.to_vec());
+        let (status, json) =
+            tokio::task::spawn_blocking(move || super::admin::handle(&ctl, &method, &p, &b))
+                .await
+                .unwrap_or((
+                    500,
+                    "{\"errorMessages\":[\"admin task failed\"],\"errors\":{}}".into(),
+                ));
+        return Response::json(status, json);
+    }
     let fault = sh
         .faults
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .next(ep == "search");
     let mut resp = match fault {
-        Some(f @ (Fault::RateLimit { .. } | Fault::Status(_) | Fault::HtmlBadGateway)) => {
-            fault_response(f, Response::json(200, Bytes::new()))
-        }
+        Some(
+            f @ (Fault::RateLimit { .. }
+            | Fault::Status(_)
+            | Fault::HtmlBadGateway
+            | Fault::HtmlLoginPage),
+        ) => fault_response(f, Response::json(200, Bytes::new())),
         _ => {
             let r = match check_auth(sh, req, &base_url) {
                 Err(r) => r,
@@ -676,11 +718,21 @@ async fn search(sh: &Arc<Shared>, p: SearchParams, auth: &Auth) -> Response {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .searches_served += 1;
+    let index = sh
+        .index
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .current(now_ms());
     let ds = sh.ds.read().unwrap_or_else(|e| e.into_inner());
-    let gen_ = ds.generation();
+    // What JQL matches against: the (possibly lagging) index, else the data.
+    let ids: &super::data::Dataset = index.as_deref().unwrap_or(&ds);
+    let gen_ = ids.generation();
     let body_key = format!(
-        "{gen_}\u{1}{}\u{1}{start_at}\u{1}{max_results}\u{1}{:?}\u{1}{changelog}",
-        p.jql, sel
+        "{gen_}\u{1}{}\u{1}{}\u{1}{start_at}\u{1}{max_results}\u{1}{:?}\u{1}{:?}",
+        ds.generation(),
+        p.jql,
+        sel,
+        p.expand
     );
     if let Some(b) = sh
         .bodies
@@ -702,14 +754,14 @@ async fn search(sh: &Arc<Shared>, p: SearchParams, auth: &Auth) -> Response {
     let matching = match cached {
         Some(v) => v,
         None => {
-            let compiled = match query.compile(&ds, sh.user_tz) {
+            let compiled = match query.compile(ids, sh.user_tz) {
                 Ok(c) => c,
                 Err(e) => return Response::error(400, &e.0),
             };
-            let v = Arc::new(compiled.run(&ds));
+            let v = Arc::new(compiled.run(ids));
             let mut rc = sh.results.lock().unwrap_or_else(|e| e.into_inner());
             rc.retain(|_, (g, _)| *g == gen_);
-            if rc.len() > 64 {
+            if rc.len() > 16 {
                 rc.clear();
             }
             rc.insert(result_key, (gen_, v.clone()));
@@ -719,7 +771,14 @@ async fn search(sh: &Arc<Shared>, p: SearchParams, auth: &Auth) -> Response {
     let total = matching.len() as u64;
     let from = (start_at as usize).min(matching.len());
     let to = (from + max_results as usize).min(matching.len());
-    let mut out = Vec::with_capacity((to - from) * if changelog { 12_000 } else { 7_000 } + 128);
+    // Found issues are loaded from the live data; ones deleted since the
+    // index saw them are skipped (the page comes out short, as in Jira).
+    let page: Vec<u32> = matching[from..to]
+        .iter()
+        .copied()
+        .filter(|&i| ds.is_live(i))
+        .collect();
+    let mut out = Vec::with_capacity(page.len() * if changelog { 12_000 } else { 7_000 } + 128);
     render::write_search_page(
         &ds,
         &mut out,
@@ -728,11 +787,23 @@ async fn search(sh: &Arc<Shared>, p: SearchParams, auth: &Auth) -> Response {
             max_results,
             total,
         },
-        &matching[from..to],
+        &page,
         sel,
         changelog,
     );
     drop(ds);
+    let want = |x: &str| {
+        p.expand
+            .iter()
+            .flat_map(|e| e.split(','))
+            .any(|e| e.trim() == x)
+    };
+    let (names, schema) = (want("names"), want("schema"));
+    if names || schema {
+        out.pop(); // the closing brace
+        out.extend_from_slice(&render::names_and_schema(sel, names, schema));
+        out.push(b'}');
+    }
     let body = Bytes::from(out);
     sh.bodies
         .lock()

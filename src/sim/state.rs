@@ -12,7 +12,7 @@ use bytes::Bytes;
 use chrono_tz::Tz;
 
 use super::catalog::*;
-use super::data::{AddedLink, CfValue, Dataset, History, HistoryItem, ID_BASE, Issue};
+use super::data::{AddedLink, CfValue, Dataset, History, HistoryItem, ID_BASE, Issue, Poison};
 use super::faults::{Fault, FaultConfig, FaultState};
 
 /// Milliseconds since the epoch, real clock.
@@ -256,9 +256,9 @@ impl Dataset {
             };
             items.push(jira_item(
                 "assignee",
-                cur.assignee.map(|u| USERS[u].name.to_string()),
+                cur.assignee.map(|u| USERS[u].key.to_string()),
                 cur.assignee.map(|u| USERS[u].display_name.to_string()),
-                new.map(|u| USERS[u].name.to_string()),
+                new.map(|u| USERS[u].key.to_string()),
                 new.map(|u| USERS[u].display_name.to_string()),
             ));
             ov.assignee = Some(new);
@@ -535,6 +535,32 @@ impl SimStats {
 /// sequence number), e.g. to update issues while a client is paging.
 pub type SearchHook = Arc<dyn Fn(&SimControl, u64) + Send + Sync>;
 
+/// A search index that lags behind the database: searches match and order
+/// against a snapshot of the dataset as it was `lag_ms` ago, while issue
+/// bodies (GET issue, and the fields of search results) come from the live
+/// data, as in Jira DC whose search index is updated after the commit.
+#[derive(Default)]
+pub(crate) struct IndexLag {
+    pub lag_ms: u64,
+    /// What the index holds now (`None`: the index is the live data).
+    pub snapshot: Option<Arc<Dataset>>,
+    /// States waiting to reach the index: (visible at ms, state).
+    pub pending: std::collections::VecDeque<(i64, Arc<Dataset>)>,
+}
+
+impl IndexLag {
+    /// The dataset searches see at `now` (`None` = the live one).
+    pub fn current(&mut self, now: i64) -> Option<Arc<Dataset>> {
+        while let Some((t, _)) = self.pending.front() {
+            if *t > now {
+                break;
+            }
+            self.snapshot = self.pending.pop_front().map(|(_, d)| d);
+        }
+        self.snapshot.clone()
+    }
+}
+
 /// (generation, JQL) → matching issue indexes in order.
 pub(crate) type ResultCache = HashMap<String, (u64, Arc<Vec<u32>>)>;
 
@@ -549,6 +575,7 @@ pub(crate) struct Shared {
     pub faults: Mutex<FaultState>,
     pub stats: Mutex<SimStats>,
     pub hook: Mutex<Option<SearchHook>>,
+    pub index: Mutex<IndexLag>,
     pub auth_failures: AtomicU64,
     pub searches: AtomicU64,
     /// (generation, query text) → matching indexes in order.
@@ -597,7 +624,36 @@ impl std::fmt::Debug for SimControl {
 impl SimControl {
     fn write<T>(&self, f: impl FnOnce(&mut Dataset) -> T) -> T {
         let mut ds = self.shared.ds.write().unwrap_or_else(|e| e.into_inner());
-        f(&mut ds)
+        let out = f(&mut ds);
+        let mut ix = self.shared.index.lock().unwrap_or_else(|e| e.into_inner());
+        if ix.lag_ms > 0 {
+            let at = now_ms() + ix.lag_ms as i64;
+            let state = Arc::new(ds.clone());
+            // Changes within 10 ms of each other reach the index together,
+            // which bounds the states kept during a burst of mutations.
+            match ix.pending.back_mut() {
+                Some(last) if at - last.0 < 10 => *last = (at, state),
+                _ => ix.pending.push_back((at, state)),
+            }
+        }
+        out
+    }
+
+    /// Makes the search index lag `ms` behind the data (0 = searches see
+    /// every change at once, the default). With a lag, a change is found by
+    /// JQL only `ms` after it was made, with its original `updated`; search
+    /// results still render the live fields (as Jira DC loads found issues
+    /// from the database), and issues deleted meanwhile are left out of a page.
+    pub fn set_index_lag_ms(&self, ms: u64) {
+        let ds = self.shared.ds.read().unwrap_or_else(|e| e.into_inner());
+        let mut ix = self.shared.index.lock().unwrap_or_else(|e| e.into_inner());
+        if ms == 0 {
+            ix.snapshot = None;
+            ix.pending.clear();
+        } else if ix.snapshot.is_none() {
+            ix.snapshot = Some(Arc::new(ds.clone()));
+        }
+        ix.lag_ms = ms;
     }
 
     /// Read access to the dataset (for tests that need more than the dump).
@@ -709,6 +765,27 @@ impl SimControl {
         *f = FaultState::new(FaultConfig::none());
     }
 
+    /// Renders issue `id` with a broken field from now on (ground truth
+    /// unchanged; `updated` moves to now so incremental runs pick it up).
+    pub fn poison_issue(&self, id: u64, kind: Poison) -> Result<(), String> {
+        let at = now_ms();
+        self.write(|ds| {
+            let i = self.index(ds, id)?;
+            ds.apply_update(i, &IssueUpdate::new(), at)?;
+            ds.poisoned.insert(i, kind);
+            ds.generation += 1;
+            Ok(())
+        })
+    }
+
+    /// Ids of poisoned issues.
+    pub fn poisoned_ids(&self) -> Vec<u64> {
+        let ds = self.dataset();
+        let mut v: Vec<u64> = ds.poisoned.keys().map(|&i| ID_BASE + i as u64).collect();
+        v.sort();
+        v
+    }
+
     /// Sets the fixed latency added to every search response.
     pub fn set_latency_ms(&self, ms: u64) {
         self.shared.latency_ms.store(ms, Ordering::Relaxed);
@@ -741,11 +818,40 @@ impl SimControl {
             .collect()
     }
 
+    /// Visits every live issue in id order without holding them all in
+    /// memory (for large datasets; `ground_truth()` of 1,000,000 issues would
+    /// need gigabytes). The dataset is read-locked during the visit: do not
+    /// mutate from `f`.
+    pub fn visit_ground_truth(&self, mut f: impl FnMut(&Issue)) {
+        let ds = self.dataset();
+        for i in 0..ds.len() {
+            if ds.is_live(i) {
+                f(&ds.issue(i));
+            }
+        }
+    }
+
+    /// (id, key, updated ms) of every live issue, in id order: a compact
+    /// summary for large checks.
+    pub fn truth_index(&self) -> Vec<(u64, String, i64)> {
+        let ds = self.dataset();
+        (0..ds.len())
+            .filter(|&i| ds.is_live(i))
+            .map(|i| (ID_BASE + i as u64, ds.key_of(i), ds.core(i).updated))
+            .collect()
+    }
+
     /// One issue as Jira holds it now, by id (`None` if missing or deleted).
     pub fn issue(&self, id: u64) -> Option<Issue> {
         let ds = self.dataset();
         let i = ds.index_of_id(id)?;
         ds.is_live(i).then(|| ds.issue(i))
+    }
+
+    /// The custom field values of a ground-truth issue as `(field id, JSON
+    /// value as rendered in fields)`.
+    pub fn custom_values(&self, issue: &Issue) -> Vec<(String, serde_json::Value)> {
+        issue.custom_values(&self.dataset())
     }
 
     /// Ids of deleted issues.

@@ -1266,3 +1266,366 @@ fn sim_simulate_command_prints_url_and_serves() {
     assert_eq!(me.json()["timeZone"], "Europe/Berlin");
     assert_eq!(r.json()["total"], 20);
 }
+
+#[test]
+fn sim_admin_endpoints_script_mutations_and_faults() {
+    let sim = start(300, 3);
+    let post = |path: &str, body: Value| {
+        request(
+            sim.url(),
+            "POST",
+            path,
+            Some(&bearer()),
+            Some(&body.to_string()),
+        )
+    };
+    assert_eq!(
+        request(sim.url(), "GET", "/_sim/stats", None, None).status,
+        401
+    );
+    let r = post(
+        "/_sim/update",
+        serde_json::json!({"ids": [10001], "summary": "via admin", "add_labels": ["adm"]}),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(sim.issue(10001).unwrap().summary, "via admin");
+    let r = post(
+        "/_sim/move",
+        serde_json::json!({"id": 10003, "project": "BETA"}),
+    );
+    assert_eq!(r.json()["key"], "BETA-101");
+    post("/_sim/delete", serde_json::json!({"ids": [10004]}));
+    assert!(sim.issue(10004).is_none());
+    let r = post(
+        "/_sim/bulk-edit",
+        serde_json::json!({"project": "DEMO", "count": 50, "add_label": "b"}),
+    );
+    assert_eq!(r.json()["edited"], 50);
+    post(
+        "/_sim/faults",
+        serde_json::json!({"fault": "429", "count": 1, "retry_after": 3}),
+    );
+    let r = search(&sim, "", "");
+    assert_eq!((r.status, r.header("Retry-After")), (429, Some("3")));
+    assert_eq!(search(&sim, "", "").status, 200);
+    let truth = get(&sim, "/_sim/truth").json();
+    assert_eq!(truth["issues"].as_array().unwrap().len(), 299);
+    assert_eq!(truth["deleted"], serde_json::json!([10004]));
+    let st = get(&sim, "/_sim/stats").json();
+    assert_eq!(st["rate_limited"], 1);
+    assert_eq!(
+        post("/_sim/faults", serde_json::json!({"fault": "nope"})).status,
+        400
+    );
+}
+
+#[test]
+fn sim_search_expand_names_and_schema() {
+    let sim = start(50, 1);
+    let plain = search(&sim, "", "&fields=summary,customfield_10102").json();
+    assert!(plain.get("names").is_none());
+    let v = search(
+        &sim,
+        "",
+        "&fields=summary,customfield_10102&expand=names,schema",
+    )
+    .json();
+    assert_eq!(v["names"]["summary"], "Summary");
+    assert_eq!(v["names"]["customfield_10102"], "Severity");
+    assert_eq!(v["schema"]["customfield_10102"]["type"], "option");
+    assert_eq!(v["schema"]["customfield_10102"]["customId"], 10102);
+    assert_eq!(v["issues"].as_array().unwrap().len(), 50);
+}
+
+#[test]
+fn sim_more_than_10000_matches_need_slicing() {
+    let sim = Simulator::start(SimConfig::default().issues(12_000).projects(1)).unwrap();
+    let q = "project = DEMO ORDER BY key ASC";
+    let v = search(&sim, q, "&startAt=9900&maxResults=100").json();
+    assert_eq!(v["total"], 12_000);
+    assert_eq!(v["issues"][0]["key"], "DEMO-9901");
+    assert_eq!(search(&sim, q, "&startAt=10000&maxResults=1").status, 500);
+    // The tail is reachable only through a narrower query.
+    let v = search(
+        &sim,
+        "project = DEMO AND key > DEMO-10000 ORDER BY key ASC",
+        "&maxResults=1",
+    )
+    .json();
+    assert_eq!(v["total"], 2_000);
+    assert_eq!(v["issues"][0]["key"], "DEMO-10001");
+}
+
+/// Large scale: 1,000,000 issues, a 12,000-issue bulk edit in one minute.
+/// `cargo test --release --test it sim_million -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn sim_million_issues_soak() {
+    let t = Instant::now();
+    let sim = Simulator::start(SimConfig::default().issues(1_000_000).projects(5)).unwrap();
+    println!("started 1M issues in {:?}", t.elapsed());
+    let q = "project = DEMO ORDER BY updated ASC, id ASC";
+    for page in 0..3 {
+        let t = Instant::now();
+        let r = search(
+            &sim,
+            q,
+            &format!("&startAt={}&maxResults=100&expand=changelog", page * 100),
+        );
+        assert_eq!(r.status, 200);
+        assert_eq!(r.json()["total"], 200_000);
+        println!("page {page}: {} bytes in {:?}", r.body.len(), t.elapsed());
+    }
+    let ids: Vec<u64> = sim
+        .ids_in_project("ALPHA")
+        .into_iter()
+        .take(12_000)
+        .collect();
+    let stamps = sim
+        .bulk_edit(&ids, &IssueUpdate::new().add_label("bulk"))
+        .unwrap();
+    let minute = stamps[0] - stamps[0].rem_euclid(60_000);
+    let v = search(&sim, &format!("updated >= {minute}"), "&maxResults=0").json();
+    assert_eq!(v["total"], 12_000);
+    assert_eq!(
+        search(
+            &sim,
+            &format!("updated >= {minute}"),
+            "&startAt=9950&maxResults=100"
+        )
+        .status,
+        500
+    );
+}
+
+#[test]
+fn sim_html_login_page_and_poisoned_issues() {
+    let sim = start(100, 1);
+    sim.schedule_search_faults(Fault::HtmlLoginPage, 1);
+    let r = search(&sim, "", "");
+    assert_eq!(r.status, 200);
+    assert!(r.header("Content-Type").unwrap().starts_with("text/html"));
+    assert!(serde_json::from_slice::<Value>(&r.body).is_err());
+
+    sim.poison_issue(10005, jira_pipeline::sim::Poison::WrongType)
+        .unwrap();
+    sim.poison_issue(10007, jira_pipeline::sim::Poison::BadDate)
+        .unwrap();
+    assert_eq!(sim.poisoned_ids(), vec![10005, 10007]);
+    let v = get(&sim, "/rest/api/2/issue/10005").json();
+    assert_eq!(v["fields"]["customfield_10100"], "lots");
+    let v = get(&sim, "/rest/api/2/issue/10007").json();
+    assert_eq!(v["fields"]["created"], "yesterday");
+    // Poisoning counts as a change: an incremental query finds both.
+    let before = chrono::Utc::now().timestamp_millis() - 60_000;
+    let got = ids(&search_all(
+        &sim,
+        &format!("updated >= {before} ORDER BY id"),
+        "key",
+    ));
+    assert_eq!(got, vec![10005, 10007]);
+    // Every other issue is intact.
+    let v = search(&sim, "key = DEMO-1", "").json();
+    assert!(
+        v["issues"][0]["fields"]["created"]
+            .as_str()
+            .unwrap()
+            .starts_with("20")
+    );
+}
+
+#[test]
+fn sim_ground_truth_matches_rendered_json() {
+    let sim = start(600, 3);
+    // Some churn first: updates, a move, deletions (an epic among them).
+    let truth = sim.ground_truth();
+    let epic = truth
+        .iter()
+        .find(|i| i.issue_type_name() == "Epic")
+        .unwrap()
+        .id;
+    sim.delete_issues(&[epic, 10020]).unwrap();
+    sim.update_issue(10030, &IssueUpdate::new().remove_all_links().add_label("x"))
+        .unwrap();
+    sim.update_issue(10031, &IssueUpdate::new().add_link(10032, "Relates"))
+        .unwrap();
+    sim.move_issue(10033, "ALPHA").unwrap();
+    let truth: HashMap<u64, jira_pipeline::sim::Issue> =
+        sim.ground_truth().into_iter().map(|i| (i.id, i)).collect();
+    let issues = search_all(&sim, "", "*all&expand=changelog");
+    assert_eq!(issues.len(), truth.len());
+    let str_ids = |v: &Value| -> Vec<u64> {
+        let mut x: Vec<u64> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_str().unwrap().parse().unwrap())
+            .collect();
+        x.sort();
+        x
+    };
+    for i in &issues {
+        let id: u64 = i["id"].as_str().unwrap().parse().unwrap();
+        let t = &truth[&id];
+        let f = &i["fields"];
+        assert_eq!(i["key"], t.key);
+        assert_eq!(f["project"]["key"], t.project_key);
+        assert_eq!(f["summary"], t.summary);
+        assert_eq!(f["status"]["name"], t.status_name());
+        assert_eq!(f["issuetype"]["name"], t.issue_type_name());
+        assert_eq!(
+            jira_ts(f["updated"].as_str().unwrap()).timestamp_millis(),
+            t.updated_ms
+        );
+        assert_eq!(
+            jira_ts(f["created"].as_str().unwrap()).timestamp_millis(),
+            t.created_ms
+        );
+        assert_eq!(f["labels"], serde_json::json!(t.labels));
+        let sorted = |v: Vec<(u64, String)>| {
+            let mut ids: Vec<u64> = v.into_iter().map(|x| x.0).collect();
+            ids.sort();
+            ids
+        };
+        assert_eq!(str_ids(&f["components"]), sorted(t.components.clone()));
+        assert_eq!(str_ids(&f["fixVersions"]), sorted(t.fix_versions.clone()));
+        assert_eq!(str_ids(&f["versions"]), sorted(t.versions.clone()));
+        let mut links = t.link_ids();
+        links.sort();
+        assert_eq!(str_ids(&f["issuelinks"]), links);
+        let hist: Vec<u64> = i["changelog"]["histories"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["id"].as_str().unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(hist, t.history_ids());
+        let present: Vec<(String, Value)> = sim.custom_values(t);
+        for (k, v) in f.as_object().unwrap() {
+            if k.starts_with("customfield_") {
+                let want = present
+                    .iter()
+                    .find(|(id, _)| id == k)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or(Value::Null);
+                assert_eq!(v, &want, "{} {k}", t.key);
+            }
+        }
+        assert_eq!(
+            f["parent"]["id"]
+                .as_str()
+                .map(|s| s.parse::<u64>().unwrap()),
+            t.parent.map(|p| 10000 + p as u64)
+        );
+        assert_eq!(f["assignee"]["name"].as_str(), t.assignee_name());
+    }
+}
+
+#[test]
+fn sim_truth_index_and_visitor_agree_with_ground_truth() {
+    let sim = start(200, 2);
+    sim.delete_issues(&[10010]).unwrap();
+    let full = sim.ground_truth();
+    let index = sim.truth_index();
+    assert_eq!(index.len(), full.len());
+    for (t, (id, key, updated)) in full.iter().zip(&index) {
+        assert_eq!((t.id, &t.key, t.updated_ms), (*id, key, *updated));
+    }
+    let mut n = 0;
+    sim.visit_ground_truth(|i| {
+        assert_eq!(i, &full[n]);
+        n += 1;
+    });
+    assert_eq!(n, full.len());
+}
+
+#[test]
+fn sim_serves_concurrent_clients_while_issues_change() {
+    let sim = start(900, 3);
+    let url = sim.url().to_string();
+    let ctl = sim.control();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let writer = std::thread::spawn(move || {
+        let mut n = 0u64;
+        while !stop2.load(Ordering::SeqCst) {
+            ctl.update_issue(10000 + n % 900, &IssueUpdate::new().add_label("churn"))
+                .unwrap();
+            n += 1;
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        n
+    });
+    let readers: Vec<_> = (0..8)
+        .map(|k| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                for p in 0..6 {
+                    let path = format!(
+                        "/rest/api/2/search?jql={}&startAt={}&maxResults=50&expand=changelog",
+                        enc("ORDER BY updated ASC, id ASC"),
+                        (k * 6 + p) * 10
+                    );
+                    let r = request(&url, "GET", &path, Some(&bearer()), None);
+                    assert_eq!(r.status, 200);
+                    assert_eq!(r.json()["issues"].as_array().unwrap().len(), 50);
+                }
+            })
+        })
+        .collect();
+    for r in readers {
+        r.join().unwrap();
+    }
+    stop.store(true, Ordering::SeqCst);
+    assert!(writer.join().unwrap() > 0);
+    assert_eq!(sim.stats().count("search", 200), 48);
+}
+
+#[test]
+fn sim_index_lag_hides_changes_from_jql_for_a_while() {
+    let sim = start(200, 2);
+    sim.set_index_lag_ms(400);
+    let before = chrono::Utc::now().timestamp_millis();
+    sim.update_issue(
+        10002,
+        &IssueUpdate::new().summary("late").add_label("lagged"),
+    )
+    .unwrap();
+    sim.delete_issues(&[10004]).unwrap();
+    // The database has the change at once ...
+    assert_eq!(sim.issue(10002).unwrap().summary, "late");
+    let v = get(&sim, "/rest/api/2/issue/10002").json();
+    assert_eq!(v["fields"]["summary"], "late");
+    // ... the index does not yet: JQL on the new values finds nothing, while
+    // a found issue renders its live fields and a deleted one is left out.
+    assert_eq!(search(&sim, "labels = lagged", "").json()["total"], 0);
+    assert_eq!(
+        search(&sim, &format!("updated >= {before}"), "").json()["total"],
+        0
+    );
+    let v = search(
+        &sim,
+        "key in (DEMO-2, DEMO-3) ORDER BY key",
+        "&fields=summary",
+    )
+    .json();
+    assert_eq!(v["total"], 2, "DEMO-3 (id 10004) is still in the index");
+    let issues = v["issues"].as_array().unwrap();
+    assert_eq!(issues.len(), 1, "but it is not loaded");
+    assert_eq!(issues[0]["fields"]["summary"], "late");
+    // After the lag the index catches up, with the change's original `updated`.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let v = search(&sim, "labels = lagged", "&fields=updated").json();
+        if v["total"] == 1 {
+            let t = jira_ts(v["issues"][0]["fields"]["updated"].as_str().unwrap());
+            assert!(t.timestamp_millis() >= before);
+            assert_eq!(t.timestamp_millis(), sim.issue(10002).unwrap().updated_ms);
+            break;
+        }
+        assert!(Instant::now() < deadline, "the index never caught up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    sim.set_index_lag_ms(0);
+    assert_eq!(search(&sim, "key = DEMO-3", "").json()["total"], 0);
+}

@@ -1,0 +1,193 @@
+//! The simulator's admin endpoints under `/_sim/`, so mutations and faults can
+//! be scripted against a `pipeline simulate` process (demos, tests that run the
+//! binary). They need the same Bearer token, are never faulted, and answer
+//! JSON. Each maps to one [`SimControl`] call:
+//!
+//! | request | effect |
+//! |---|---|
+//! | `GET /_sim/stats` | request statistics |
+//! | `GET /_sim/truth` | ground truth: every live issue (id, key, project, updated ms, summary, status, labels, link and history ids) |
+//! | `POST /_sim/update` `{"ids":[…], "summary"?, "status"?, "add_labels"?, "remove_labels"?, "remove_all_links"?}` | updates issues now |
+//! | `POST /_sim/bulk-edit` `{"ids"?:[…], "project"?:"DEMO", "count"?:N, "add_label"?:"x"}` | bulk edit within the current minute |
+//! | `POST /_sim/move` `{"id":N, "project":"ALPHA"}` | move; answers the new key |
+//! | `POST /_sim/delete` `{"ids":[…]}` | delete issues |
+//! | `POST /_sim/faults` `{"fault":"429"\|"500"\|"502"\|"503"\|"504"\|"html502"\|"reset"\|"truncate"\|"close"\|"slow", "count":N, "retry_after"?:s, "ms"?:ms, "scope"?:"search"\|"all"}` | schedule faults |
+//! | `POST /_sim/faults/clear` | remove every fault |
+//! | `POST /_sim/latency` `{"ms":N}` | per-page latency |
+//! | `POST /_sim/poison` `{"id":N, "kind":"wrong_type"\|"bad_date"}` | render an issue with a broken field |
+
+use serde_json::{Value, json};
+
+use super::data::Poison;
+use super::faults::Fault;
+use super::state::{IssueUpdate, SimControl};
+
+/// Handles `/_sim/…`; returns (status, JSON body).
+pub(crate) fn handle(ctl: &SimControl, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    let req: Value = if body.is_empty() {
+        json!({})
+    } else {
+        match serde_json::from_slice(body) {
+            Ok(v) => v,
+            Err(e) => return err(400, &format!("the request body is not JSON: {e}")),
+        }
+    };
+    let ids = |k: &str| -> Vec<u64> {
+        req.get(k)
+            .and_then(|v| v.as_array())
+            .map(|a| a.iter().filter_map(|x| x.as_u64()).collect())
+            .unwrap_or_default()
+    };
+    let strs = |k: &str| -> Vec<String> {
+        req.get(k)
+            .and_then(|v| v.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let s = |k: &str| req.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    let n = |k: &str| req.get(k).and_then(|v| v.as_u64());
+    match (method, path) {
+        ("GET", "/_sim/stats") => {
+            let st = ctl.stats();
+            let by: Vec<Value> = st
+                .by_endpoint
+                .iter()
+                .map(|((e, c), n)| json!({"endpoint": e, "status": c, "count": n}))
+                .collect();
+            ok(json!({
+                "requests": st.requests, "rate_limited": st.rate_limited, "faults": st.faults,
+                "cut_connections": st.cut_connections, "bytes_sent": st.bytes_sent,
+                "searches_served": st.searches_served, "by_endpoint": by
+            }))
+        }
+        ("GET", "/_sim/truth") => {
+            let list: Vec<Value> = ctl
+                .ground_truth()
+                .iter()
+                .map(|i| {
+                    json!({
+                        "id": i.id, "key": i.key, "project": i.project_key,
+                        "updated": i.updated_ms, "created": i.created_ms,
+                        "summary": i.summary, "status": i.status_name(), "labels": i.labels,
+                        "link_ids": i.link_ids(), "history_ids": i.history_ids(),
+                    })
+                })
+                .collect();
+            ok(json!({ "issues": list, "deleted": ctl.deleted_ids() }))
+        }
+        ("POST", "/_sim/update") => {
+            let mut u = IssueUpdate::new();
+            if let Some(x) = s("summary") {
+                u = u.summary(x);
+            }
+            if let Some(x) = s("status") {
+                u = u.status(x);
+            }
+            u.add_labels = strs("add_labels");
+            u.remove_labels = strs("remove_labels");
+            u.remove_all_links = req
+                .get("remove_all_links")
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false);
+            let ids = ids("ids");
+            for id in &ids {
+                if let Err(e) = ctl.update_issue(*id, &u) {
+                    return err(400, &e);
+                }
+            }
+            ok(json!({ "updated": ids }))
+        }
+        ("POST", "/_sim/bulk-edit") => {
+            let mut list = ids("ids");
+            if let Some(p) = s("project") {
+                list = ctl.ids_in_project(&p);
+            }
+            if let Some(c) = n("count") {
+                list.truncate(c as usize);
+            }
+            let mut u = IssueUpdate::new();
+            if let Some(l) = s("add_label") {
+                u = u.add_label(l);
+            }
+            match ctl.bulk_edit(&list, &u) {
+                Ok(t) => ok(json!({ "edited": list.len(), "first": t.first(), "last": t.last() })),
+                Err(e) => err(400, &e),
+            }
+        }
+        ("POST", "/_sim/move") => {
+            let (Some(id), Some(p)) = (n("id"), s("project")) else {
+                return err(400, "give \"id\" and \"project\"");
+            };
+            match ctl.move_issue(id, &p) {
+                Ok(k) => ok(json!({ "key": k })),
+                Err(e) => err(400, &e),
+            }
+        }
+        ("POST", "/_sim/delete") => match ctl.delete_issues(&ids("ids")) {
+            Ok(()) => ok(json!({ "deleted": ids("ids") })),
+            Err(e) => err(400, &e),
+        },
+        ("POST", "/_sim/faults") => {
+            let count = n("count").unwrap_or(1) as usize;
+            let fault = match s("fault").as_deref() {
+                Some("429") => Fault::RateLimit {
+                    retry_after_secs: n("retry_after").unwrap_or(1),
+                },
+                Some(c @ ("500" | "502" | "503" | "504")) => {
+                    Fault::Status(c.parse().unwrap_or(500))
+                }
+                Some("html502") => Fault::HtmlBadGateway,
+                Some("html200") => Fault::HtmlLoginPage,
+                Some("reset") => Fault::ResetMidBody,
+                Some("truncate") => Fault::TruncatedBody,
+                Some("close") => Fault::CloseMidBody,
+                Some("slow") => Fault::SlowFirstByte {
+                    ms: n("ms").unwrap_or(2000),
+                },
+                other => return err(400, &format!("unknown fault {other:?}")),
+            };
+            if s("scope").as_deref() == Some("all") {
+                ctl.schedule_faults(fault, count);
+            } else {
+                ctl.schedule_search_faults(fault, count);
+            }
+            ok(json!({ "scheduled": count }))
+        }
+        ("POST", "/_sim/faults/clear") => {
+            ctl.clear_faults();
+            ok(json!({}))
+        }
+        ("POST", "/_sim/poison") => {
+            let kind = match s("kind").as_deref() {
+                Some("wrong_type") => Poison::WrongType,
+                Some("bad_date") => Poison::BadDate,
+                other => return err(400, &format!("unknown poison {other:?}")),
+            };
+            match n("id").map(|id| ctl.poison_issue(id, kind)) {
+                Some(Ok(())) => ok(json!({})),
+                Some(Err(e)) => err(400, &e),
+                None => err(400, "give \"id\""),
+            }
+        }
+        ("POST", "/_sim/latency") => {
+            ctl.set_latency_ms(n("ms").unwrap_or(0));
+            ok(json!({}))
+        }
+        _ => err(404, &format!("no admin endpoint {method} {path}")),
+    }
+}
+
+fn ok(v: Value) -> (u16, String) {
+    (200, v.to_string())
+}
+
+fn err(status: u16, msg: &str) -> (u16, String) {
+    (
+        status,
+        json!({"errorMessages": [msg], "errors": {}}).to_string(),
+    )
+}
