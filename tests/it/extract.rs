@@ -1037,3 +1037,61 @@ fn bench_extract() {
         raw_bytes as f64 / staged_bytes.max(1) as f64
     );
 }
+
+#[test]
+fn extract_with_a_lagging_search_index_misses_nothing_changed_before_the_lag() {
+    // Jira's search index trails the data: JQL matches and orders by a
+    // 300 ms old snapshot while pages render live issues.
+    let sim = Simulator::start(
+        SimConfig::default()
+            .issues(1500)
+            .projects(1)
+            .max_results(50),
+    )
+    .unwrap();
+    sim.set_index_lag_ms(300);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        sim.url(),
+        dir.path(),
+        "page_size = 50\nconcurrency = 3",
+        "safety_window_minutes = 15",
+    );
+    let ids = sim.ids_in_project("DEMO");
+    let checkpoint = Utc::now();
+    for id in ids.iter().step_by(7) {
+        sim.update_issue(*id, &IssueUpdate::new().summary("before"))
+            .unwrap();
+    }
+    // Setup, not a timing assertion: let the index see those changes.
+    std::thread::sleep(Duration::from_millis(400));
+    let at_start: HashMap<u64, i64> = truth(&sim, "DEMO")
+        .into_iter()
+        .filter(|(_, u)| *u >= checkpoint.timestamp_millis() - 15 * 60_000)
+        .collect();
+    assert!(at_start.len() >= 200);
+    // While paging: changes to issues, deletions the index has not seen yet.
+    let d2 = ids.clone();
+    sim.set_search_hook(move |ctl, n| {
+        if n % 2 == 0 {
+            let id = d2[((n * 53) % d2.len() as u64) as usize];
+            let _ = ctl.update_issue(id, &IssueUpdate::new().add_label("during"));
+        }
+        if n % 5 == 0 {
+            let id = d2[((n * 101 + 3) % d2.len() as u64) as usize];
+            let _ = ctl.delete_issues(&[id]);
+        }
+    });
+    run(&cfg, &sim, &[("demo", checkpoint)]).unwrap();
+    sim.clear_search_hook();
+    let now = truth(&sim, "DEMO");
+    let expected: HashMap<u64, i64> = at_start
+        .into_iter()
+        .filter(|(id, _)| now.contains_key(id))
+        .collect();
+    assert_covers(
+        &staged_versions(dir.path(), "demo"),
+        &expected,
+        "lagging index",
+    );
+}
