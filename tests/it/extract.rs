@@ -795,10 +795,11 @@ fn extract_bad_jql_shows_jira_messages_and_the_query() {
         m.contains("No \"Such\" Type") && m.contains("issuetype in (\"No \\\"Such\\\" Type\")"),
         "{m}"
     );
-    assert_eq!(
-        sim.stats().count("search", 400),
-        1,
-        "a bad query is not retried"
+    // Planning sends three queries at once: each refused once, none retried.
+    let n400 = sim.stats().count("search", 400);
+    assert!(
+        (1..=3).contains(&n400),
+        "a bad query is not retried: {n400}"
     );
 }
 
