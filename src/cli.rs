@@ -150,7 +150,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Run(args) => {
             let cfg = Config::load(&cli.config)?;
             match args.stage {
-                Stage::Extract => crate::extract::exec_run(&cfg, &args.scopes, args.full),
+                Stage::Extract => crate::extract::run_stage(&cfg, &args.scopes, args.full),
                 other => Err(crate::error::Error::Config(format!(
                     "stage {} is not available yet",
                     other

@@ -377,7 +377,7 @@ pub fn read_checkpoints(
 
 /// `pipeline run --stage extract`: takes the schema's lock, reads the
 /// checkpoints, extracts, prints a summary.
-pub fn exec_run(cfg: &Config, scopes: &[String], full: bool) -> Result<ExitCode> {
+pub fn run_stage(cfg: &Config, scopes: &[String], full: bool) -> Result<ExitCode> {
     let token = crate::config::jira_pat()?;
     let names: Vec<String> = if scopes.is_empty() {
         cfg.scopes.iter().map(|s| s.name.clone()).collect()
