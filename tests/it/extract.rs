@@ -1111,3 +1111,44 @@ fn extract_with_a_lagging_search_index_misses_nothing_changed_before_the_lag() {
         "lagging index",
     );
 }
+
+#[test]
+fn extract_two_scopes_run_together_each_with_its_own_end_page() {
+    let sim =
+        Simulator::start(SimConfig::default().issues(900).projects(3).max_results(50)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[jira]\nbase_url = \"{}\"\npage_size = 50\nconcurrency = 2\n[staging]\ndir = \"{}\"\n\
+         [[scope]]\nname = \"demo\"\nproject = \"DEMO\"\n\
+         [[scope]]\nname = \"alpha-bugs\"\nproject = \"ALPHA\"\nissue_types = [\"Bug\"]\n",
+        sim.url(),
+        dir.path().display()
+    );
+    let p = dir.path().join("p.toml");
+    let cfg = RawConfig::parse(&text, &p).unwrap().validate(&p).unwrap();
+    let demo = truth(&sim, "DEMO");
+    let bugs: HashMap<u64, i64> = sim
+        .ground_truth()
+        .into_iter()
+        .filter(|i| i.project_key == "ALPHA" && i.issue_type_name() == "Bug")
+        .map(|i| (i.id, i.updated_ms))
+        .collect();
+    assert!(!bugs.is_empty());
+    let r = run(&cfg, &sim, &[]).unwrap();
+    assert_eq!(r.scopes.len(), 2);
+    assert_covers(&staged_versions(dir.path(), "demo"), &demo, "demo");
+    let staged_bugs = staged_versions(dir.path(), "alpha-bugs");
+    assert_covers(&staged_bugs, &bugs, "alpha-bugs");
+    assert_eq!(staged_bugs.len(), bugs.len(), "only the scope's issue type");
+    for s in ["demo", "alpha-bugs"] {
+        assert_eq!(end_pages(dir.path(), s).len(), 1, "{s}");
+    }
+    // Only one field catalogue for the run both scopes share.
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("catalog"))
+            .unwrap()
+            .count(),
+        1
+    );
+    assert_eq!(sim.stats().count("field", 200), 1);
+}
