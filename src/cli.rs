@@ -283,7 +283,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Run(args) => {
             let cfg = Config::load(&cli.config)?;
             match args.stage {
-                Stage::Extract => crate::extract::exec_run(&cfg, &args.scopes, args.full),
+                Stage::Extract => crate::extract::run_stage(&cfg, &args.scopes, args.full),
                 Stage::Transform => crate::transform::exec_run(&cfg, &args.scopes),
                 Stage::Load => crate::load::exec_run(&cli.config, &args.scopes),
                 Stage::All => crate::pipeline::exec_run(&cfg, &args, "run", cli.quiet > 0),

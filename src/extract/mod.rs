@@ -14,7 +14,10 @@
 //!   the query restarts from the last minute seen; a minute holding more
 //!   issues than the window is drained as its own slices on the other date
 //!   field. `total` is never trusted for completeness: a slice ends when a
-//!   page brings nothing past the last issue seen.
+//!   page brings nothing past the last issue seen (a short page is not the
+//!   end: Jira skips issues deleted since its index saw them). Restarts go
+//!   back to the earliest minute on the last page, because Jira sorts by its
+//!   possibly lagging index but renders live values.
 //! - The run's start instant T (the earlier of our clock and Jira's
 //!   `serverTime`, taken before the first search) is the checkpoint it
 //!   proposes: every search happens after T, so every issue changed before T
@@ -374,7 +377,7 @@ pub fn read_checkpoints(
 
 /// `pipeline run --stage extract`: takes the schema's lock, reads the
 /// checkpoints, extracts, prints a summary.
-pub fn exec_run(cfg: &Config, scopes: &[String], full: bool) -> Result<ExitCode> {
+pub fn run_stage(cfg: &Config, scopes: &[String], full: bool) -> Result<ExitCode> {
     let token = crate::config::jira_pat()?;
     let names: Vec<String> = if scopes.is_empty() {
         cfg.scopes.iter().map(|s| s.name.clone()).collect()

@@ -171,31 +171,72 @@ async fn plan_pieces(
             next[slot].count = c;
         }
         pieces = next;
+        // Split what is too big for the window; then, while there are too
+        // few slices worth running in parallel, the largest ones.
         let busy = pieces.iter().filter(|p| p.count > 0).count();
-        plan = pieces
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| p.count > target || (busy < min_pieces && p.count > small))
-            .map(|(i, p)| (i, cuts(p, 2)))
-            .collect();
+        let mut order: Vec<usize> = (0..pieces.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(pieces[i].count));
+        let mut more = min_pieces.saturating_sub(busy);
+        plan = Vec::new();
+        for i in order {
+            let p = &pieces[i];
+            let split = if p.count > target {
+                true
+            } else if more > 0 && p.count > small {
+                more -= 1;
+                true
+            } else {
+                false
+            };
+            if split {
+                plan.push((i, cuts(p, 2)));
+            }
+        }
     }
     // Pieces counted empty are kept: a count is only a snapshot, and an
     // empty slice costs one request.
     Ok(pieces)
 }
 
-/// The earliest value of `field` among the issues matching `ranges`.
-async fn first_value(
+/// The earliest (or latest) value of `field` among the issues matching `ranges`.
+async fn edge_value(
     ctx: &ScopeCtx,
     ranges: &[Range],
     field: DateField,
+    latest: bool,
 ) -> Result<Option<DateTime<Utc>>> {
-    let jql = search_jql(&ctx.base, ranges, field, ctx.tz);
+    let jql = if latest {
+        format!(
+            "{} ORDER BY {} DESC, key DESC",
+            count_jql(&ctx.base, ranges, ctx.tz),
+            field.name()
+        )
+    } else {
+        search_jql(&ctx.base, ranges, field, ctx.tz)
+    };
     let page = ctx.client.search(&jql, 0, 1).await?;
     Ok(page.issues.first().map(|i| match field {
         DateField::Created => i.created,
         DateField::Updated => i.updated,
     }))
+}
+
+/// Where the issues matching `ranges` lie on `field`, for cutting slices:
+/// from the earliest to just after the latest (both asked at once with the count).
+async fn count_and_span(
+    ctx: &ScopeCtx,
+    ranges: &[Range],
+    field: DateField,
+    fallback: (DateTime<Utc>, DateTime<Utc>),
+) -> Result<(u64, (DateTime<Utc>, DateTime<Utc>))> {
+    let (total, first, last) = tokio::try_join!(
+        ctx.count(ranges),
+        edge_value(ctx, ranges, field, false),
+        edge_value(ctx, ranges, field, true)
+    )?;
+    let a = first.map_or(fallback.0, floor_minute);
+    let b = last.map_or(fallback.1, |l| floor_minute(l) + Duration::minutes(1));
+    Ok((total, if b > a { (a, b) } else { fallback }))
 }
 
 fn range_of(field: DateField, p: &Piece) -> Option<Range> {
@@ -239,7 +280,9 @@ pub async fn plan_slices(ctx: &ScopeCtx) -> Result<Vec<SliceState>> {
                 lo,
                 hi: None,
             }];
-            let total = ctx.count(&r).await?;
+            // Cut where the issues are, not from a backfill start decades back.
+            let (total, span) =
+                count_and_span(ctx, &r, DateField::Created, (floor_minute(st.from), end)).await?;
             let pieces = if total <= small {
                 vec![Piece {
                     lo,
@@ -247,9 +290,7 @@ pub async fn plan_slices(ctx: &ScopeCtx) -> Result<Vec<SliceState>> {
                     count: total,
                 }]
             } else {
-                // Cut where the issues are, not from a backfill start decades back.
-                let first = first_value(ctx, &r, DateField::Created).await?;
-                let span = (floor_minute(first.unwrap_or(st.from).max(st.from)), end);
+                let span = (span.0.max(floor_minute(st.from)), span.1);
                 plan_pieces(
                     ctx,
                     &[],
@@ -258,7 +299,7 @@ pub async fn plan_slices(ctx: &ScopeCtx) -> Result<Vec<SliceState>> {
                     None,
                     span,
                     total,
-                    ctx.concurrency,
+                    2 * ctx.concurrency,
                 )
                 .await?
             };
@@ -279,7 +320,8 @@ pub async fn plan_slices(ctx: &ScopeCtx) -> Result<Vec<SliceState>> {
                 lo: Some(floor_minute(st.from)),
                 hi: None,
             }];
-            let total = ctx.count(&fixed).await?;
+            let (total, span) =
+                count_and_span(ctx, &fixed, DateField::Created, (ctx.domain_start, end)).await?;
             let pieces = if total <= small {
                 vec![Piece {
                     lo: None,
@@ -287,8 +329,6 @@ pub async fn plan_slices(ctx: &ScopeCtx) -> Result<Vec<SliceState>> {
                     count: total,
                 }]
             } else {
-                let first = first_value(ctx, &fixed, DateField::Created).await?;
-                let span = (floor_minute(first.unwrap_or(ctx.domain_start)), end);
                 plan_pieces(
                     ctx,
                     &fixed,
@@ -297,7 +337,7 @@ pub async fn plan_slices(ctx: &ScopeCtx) -> Result<Vec<SliceState>> {
                     None,
                     span,
                     total,
-                    ctx.concurrency,
+                    2 * ctx.concurrency,
                 )
                 .await?
             };

@@ -41,7 +41,11 @@ impl Mode {
 pub struct Last {
     pub id: u64,
     pub key: String,
-    /// Its value of the slice's order field.
+    /// The smallest value of the slice's order field on the page this issue
+    /// ended. Jira orders by its search index but renders live data, and the
+    /// index may lag: an issue's rendered value can be newer than the one it
+    /// was sorted by, so the page's minimum (not the last issue's value) is
+    /// the safe point to restart the query from.
     pub sort: DateTime<Utc>,
 }
 
@@ -270,7 +274,9 @@ pub enum Step {
 /// issue is not first in the page, the result shifted under us and the slice
 /// restarts from that issue's minute instead of trusting `startAt`. The next
 /// `startAt` advances by the number of issues received, never by the page
-/// size asked.
+/// size asked. A slice ends only on a page with nothing past the repeated
+/// issue: a short page is not the end (Jira skips issues deleted since its
+/// index saw them), and `total` is never trusted.
 pub fn advance(s: &mut SliceState, asked_start: u64, issues: &[IssueHead]) -> Step {
     // Every page after the first of a query repeats the last issue seen,
     // even when that issue sits at index 0.
@@ -295,13 +301,19 @@ pub fn advance(s: &mut SliceState, asked_start: u64, issues: &[IssueHead]) -> St
         return Step::Done;
     };
     s.start_at = asked_start + issues.len() as u64 - 1;
+    let value = |i: &IssueHead| match s.order {
+        DateField::Created => i.created,
+        DateField::Updated => i.updated,
+    };
+    let sort = issues
+        .iter()
+        .map(value)
+        .min()
+        .unwrap_or_else(|| value(tail));
     s.last = Some(Last {
         id: tail.id,
         key: tail.key.clone(),
-        sort: match s.order {
-            DateField::Created => tail.created,
-            DateField::Updated => tail.updated,
-        },
+        sort,
     });
     Step::More
 }
@@ -404,13 +416,13 @@ mod tests {
             advance(&mut s, 1, &[issue(3, 6), issue(1, 9)]),
             Step::Restarted
         );
-        assert_eq!(s.lo, Some(t(5)));
+        assert_eq!(s.lo, Some(t(1)), "the earliest minute of the last page");
         assert_eq!(s.start_at, 0);
         assert!(s.last.is_none());
         // The restart query carries the new lower bound.
         let r = s.query_ranges();
         assert_eq!(r.len(), 1);
-        assert_eq!(r[0].lo, Some(t(5)));
+        assert_eq!(r[0].lo, Some(t(1)));
         // An empty answer where the repeated issue should be is a shift too.
         let mut s2 = slice();
         advance(&mut s2, 0, &[issue(1, 1), issue(2, 5)]);
@@ -425,6 +437,17 @@ mod tests {
         assert_eq!(advance(&mut s, 0, &[issue(7, 1)]), Step::More);
         assert_eq!(s.start_at, 0);
         assert_eq!(advance(&mut s, 0, &[issue(7, 1)]), Step::Done);
+    }
+
+    #[test]
+    fn restart_point_is_the_page_minimum_not_the_last_issue() {
+        // Jira sorts by its (lagging) index but renders live data: the last
+        // issue may show a newer `updated` than the one it was sorted by.
+        let mut s = slice();
+        advance(&mut s, 0, &[issue(1, 10), issue(2, 30), issue(3, 12)]);
+        assert_eq!(s.last.as_ref().unwrap().sort, t(10) + Duration::seconds(7));
+        assert_eq!(advance(&mut s, 2, &[issue(9, 40)]), Step::Restarted);
+        assert_eq!(s.lo, Some(t(10)), "restart from the page's earliest minute");
     }
 
     #[test]

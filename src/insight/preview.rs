@@ -112,6 +112,7 @@ pub async fn fetch_issues(
                 "fields": ids,
             })),
             jql: Some(jql.to_string()),
+            page: Some((issues.len() as u64, want)),
         };
         let page: RawResult = client
             .execute(&req, |resp| parse_json::<RawResult>(&resp))

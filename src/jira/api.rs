@@ -249,7 +249,6 @@ impl JiraClient {
 
     /// `POST /rest/api/2/search` for one page.
     pub async fn search(&self, jql: &str, start_at: u64, max_results: u32) -> Result<SearchPage> {
-        tracing::debug!(jql, start_at, max_results, "search");
         let req = Req {
             post: true,
             path: "/rest/api/2/search".into(),
@@ -262,13 +261,13 @@ impl JiraClient {
                 "expand": [SEARCH_EXPAND],
             })),
             jql: Some(jql.to_string()),
+            page: Some((start_at, max_results)),
         };
         self.execute(&req, |resp| check_search(resp, true)).await
     }
 
     /// How many issues match `jql` (`maxResults=0`; only for planning).
     pub async fn count(&self, jql: &str) -> Result<u64> {
-        tracing::debug!(jql, "count");
         let req = Req {
             post: true,
             path: "/rest/api/2/search".into(),
@@ -280,6 +279,7 @@ impl JiraClient {
                 "fields": ["id"],
             })),
             jql: Some(jql.to_string()),
+            page: Some((0, 0)),
         };
         let page = self.execute(&req, |resp| check_search(resp, false)).await?;
         page.total

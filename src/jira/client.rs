@@ -42,6 +42,8 @@ pub struct Req {
     pub json: Option<serde_json::Value>,
     /// The JQL, for error messages.
     pub jql: Option<String>,
+    /// Search paging (`startAt`, `maxResults`), for the debug log.
+    pub page: Option<(u64, u32)>,
 }
 
 impl Req {
@@ -52,6 +54,7 @@ impl Req {
             query: Vec::new(),
             json: None,
             jql: None,
+            page: None,
         }
     }
     /// `GET /path` as shown in messages (query strings are left out).
@@ -188,6 +191,12 @@ impl JiraClient {
         }
         let endpoint = endpoint_label(&req.path);
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        match (&req.jql, req.page) {
+            (Some(jql), Some((start_at, max_results))) => {
+                tracing::debug!(request = %req.what(), jql = %jql, start_at, max_results, "sending");
+            }
+            _ => tracing::debug!(request = %req.what(), "sending"),
+        }
         let url = format!("{}{}", self.base, req.path);
         let mut rb = if req.post {
             self.http.post(&url)
@@ -417,5 +426,58 @@ fn endpoint_label(path: &str) -> &'static str {
         "issue"
     } else {
         "other"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(ca: Option<std::path::PathBuf>) -> JiraConfig {
+        JiraConfig {
+            base_url: "https://jira.example.com".into(),
+            page_size: 100,
+            concurrency: 4,
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+            ca_bundle: ca,
+            danger_accept_invalid_certs: false,
+            retry: RetryPolicy {
+                attempts: 3,
+                base_delay: Duration::from_millis(10),
+                max_delay: Duration::from_millis(100),
+            },
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_the_token() {
+        let c =
+            JiraClient::new(&cfg(None), &Secret::new("tok-abc-123"), Default::default()).unwrap();
+        let d = format!("{c:?}");
+        assert!(!d.contains("tok-abc-123") && d.contains("***"), "{d}");
+    }
+
+    #[test]
+    fn ca_bundle_problems_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.pem");
+        let e = JiraClient::new(&cfg(Some(missing)), &Secret::new("t"), Default::default())
+            .unwrap_err();
+        assert!(e.to_string().contains("nope.pem"), "{e}");
+        assert_eq!(e.exit_code(), crate::error::ExitCode::Usage);
+        let bad = dir.path().join("bad.pem");
+        std::fs::write(&bad, "not a certificate").unwrap();
+        let e =
+            JiraClient::new(&cfg(Some(bad)), &Secret::new("t"), Default::default()).unwrap_err();
+        assert!(e.to_string().contains("bad.pem"), "{e}");
+    }
+
+    #[test]
+    fn token_that_cannot_be_a_header_is_a_config_error() {
+        let e = JiraClient::new(&cfg(None), &Secret::new("bad\ntoken"), Default::default())
+            .unwrap_err();
+        assert!(!e.to_string().contains("bad\ntoken"));
+        assert_eq!(e.exit_code(), crate::error::ExitCode::Usage);
     }
 }

@@ -451,10 +451,11 @@ fn extract_rate_limit_storm_waits_for_retry_after() {
     let cfg = config(
         sim.url(),
         dir.path(),
-        "page_size = 100\nconcurrency = 2\n[jira.retry]\nbase_delay_ms = 1",
+        "page_size = 100\nconcurrency = 1\n[jira.retry]\nbase_delay_ms = 1",
         "",
     );
     let at_start = truth(&sim, "DEMO");
+    // One request in flight at a time: two 429s in a row.
     sim.schedule_search_faults(
         Fault::RateLimit {
             retry_after_secs: 1,
@@ -470,8 +471,9 @@ fn extract_rate_limit_storm_waits_for_retry_after() {
     let began = Instant::now();
     let report = run(&cfg, &sim, &[]).unwrap();
     let first = first_served.lock().unwrap().unwrap();
-    // Two 429s with Retry-After: 1 before the first search could be served:
-    // the client waited at least 2 s (a lower bound; it cannot be early).
+    // Two 429s with Retry-After: 1 in a row before the first search could be
+    // served; the second came after the first pause, and every request waits
+    // for the pause: at least 2 s (a lower bound; never early).
     assert!(
         first - began >= Duration::from_secs(2),
         "waited {:?}",
@@ -541,11 +543,10 @@ fn extract_transient_faults_are_retried_and_persistent_ones_fail_clearly() {
         "{m}"
     );
     assert!(m.contains("JQL: project = \"DEMO\""), "{m}");
-    assert_eq!(
-        sim.stats().count("search", 502),
-        10,
-        "exactly the configured attempts"
-    );
+    // Planning sends three searches at once; the one that gives up first
+    // ends the run: 10 attempts of one request, at most 10 of each other.
+    let n502 = sim.stats().count("search", 502);
+    assert!((10..=30).contains(&n502), "{n502} attempts");
     sim.clear_faults();
 }
 
@@ -590,12 +591,12 @@ fn extract_wrong_token_exits_3_after_one_request_and_captcha_stops_at_once() {
     assert_eq!(sim.stats().requests, 1);
 }
 
-/// `(jql, startAt)` of every search the binary logged at -v.
+/// `(jql, startAt)` of every search page request the binary sent (its -v log).
 fn logged_searches(stderr: &str) -> Vec<(String, u64)> {
     stderr
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["message"] == "search")
+        .filter(|v| v["message"] == "sending" && v["max_results"].as_u64().unwrap_or(0) > 1)
         .map(|v| {
             (
                 v["jql"].as_str().unwrap().to_string(),
@@ -681,18 +682,25 @@ fn extract_kill_9_mid_run_then_resume_loses_no_page_and_refetches_only_in_flight
     // Everything staged before the kill is still there, unchanged in name.
     let after = Staging::new(&staging, 3).list_pages("demo").unwrap();
     assert!(staged_before.iter().all(|p| after.contains(p)));
-    // No page fetched twice except those in flight at the kill (<= concurrency).
+    // No page fetched twice except the one each slice had in flight at the
+    // kill (on the wire, or received and not yet staged): at most one repeat
+    // per slice, and no more than 2 x concurrency in all.
     let log1 = std::fs::read_to_string(&log1).unwrap();
     let mut all = logged_searches(&log1);
     let second = logged_searches(&err2);
     assert!(!second.is_empty());
     all.extend(second);
     let mut seen = std::collections::HashSet::new();
-    let repeats = all.iter().filter(|q| !seen.insert(*q)).count();
-    assert!(repeats <= 2, "{repeats} searches repeated across the kill");
+    let repeats: Vec<_> = all.iter().filter(|q| !seen.insert(*q)).collect();
+    let mut per_slice = std::collections::HashSet::new();
+    assert!(
+        repeats.len() <= 4 && repeats.iter().all(|(jql, _)| per_slice.insert(jql)),
+        "{} searches repeated across the kill: {repeats:?}",
+        repeats.len()
+    );
     // The resumed run planned nothing again.
     assert!(
-        !err2.contains("\"message\":\"count\""),
+        !err2.contains("\"max_results\":0"),
         "no re-planning after resume"
     );
 }
@@ -787,10 +795,11 @@ fn extract_bad_jql_shows_jira_messages_and_the_query() {
         m.contains("No \"Such\" Type") && m.contains("issuetype in (\"No \\\"Such\\\" Type\")"),
         "{m}"
     );
-    assert_eq!(
-        sim.stats().count("search", 400),
-        1,
-        "a bad query is not retried"
+    // Planning sends three queries at once: each refused once, none retried.
+    let n400 = sim.stats().count("search", 400);
+    assert!(
+        (1..=3).contains(&n400),
+        "a bad query is not retried: {n400}"
     );
 }
 
@@ -916,7 +925,7 @@ fn bench_extract() {
     let k = env("BENCH_K", 8);
     let sim = Simulator::start(
         SimConfig::default()
-            .issues(env("BENCH_LATENCY_ISSUES", 8000) as u32)
+            .issues(env("BENCH_LATENCY_ISSUES", 20_000) as u32)
             .project_keys(&["DEMO"])
             .max_results(100)
             .latency_ms(l)
@@ -936,12 +945,25 @@ fn bench_extract() {
     let pages = r.scopes[0].pages as f64;
     let searches = sim.stats().searches_served as f64;
     let target = 0.8 * k as f64 / (l as f64 / 1000.0);
+    // Steady state: from the first page received to the last.
+    let st = Staging::new(dir.path(), 3);
+    let times: Vec<DateTime<Utc>> = st
+        .list_pages("demo")
+        .unwrap()
+        .iter()
+        .filter(|p| !p.ends_with("-zend"))
+        .map(|p| read_page(&st.page_path("demo", p)).unwrap().0.fetched_at)
+        .collect();
+    let span = (*times.iter().max().unwrap() - *times.iter().min().unwrap()).num_milliseconds()
+        as f64
+        / 1000.0;
     println!(
-        "bench extract latency: L = {l} ms, K = {k}: {pages} pages ({searches} search requests incl. planning and end probes) in {secs:.2} s = {:.1} pages/s, {:.1} requests/s; target 0.8 K/L = {target:.1} pages/s ({:.0}% of target, {:.0}% of K/L for all requests)",
+        "bench extract latency: L = {l} ms, K = {k}, {} slices: {pages} pages ({searches} search requests incl. planning) in {secs:.2} s = {:.1} pages/s overall, {:.1} pages/s from first page to last; target 0.8 K/L = {target:.1} pages/s ({:.0}% / {:.0}% of target)",
+        r.scopes[0].slices,
         pages / secs,
-        searches / secs,
+        (pages - 1.0) / span,
         100.0 * pages / secs / target,
-        100.0 * searches / secs / (k as f64 * 1000.0 / l as f64)
+        100.0 * (pages - 1.0) / span / target,
     );
     drop(sim);
 
@@ -1005,15 +1027,128 @@ fn bench_extract() {
         std::hint::black_box(zstd::bulk::compress(b, cfg.staging.compression_level).unwrap());
     }
     let compress = c0.elapsed().as_secs_f64();
+    // The client's own parse of each page (ids, keys, created, updated).
+    let p0 = Instant::now();
+    for b in &bodies {
+        let nl = b.iter().position(|c| *c == b'\n').unwrap();
+        let resp = jira_pipeline::jira::client::Response {
+            status: 200,
+            body: bytes::Bytes::copy_from_slice(&b[nl + 1..]),
+            headers: Default::default(),
+            fetched_at: Utc::now(),
+        };
+        let _ = std::hint::black_box(jira_pipeline::jira::api::check_search(resp, true));
+    }
+    let parse = p0.elapsed().as_secs_f64();
     let mb = r.body_bytes as f64 / 1e6;
     println!(
-        "bench extract throughput: {n} issues with changelogs, K = {k}, no latency: {} pages, {mb:.1} MB of bodies in {secs:.2} s = {:.1} MB/s ({:.0} issues/s); extractor CPU {cpu:.2} s ({:.0}% of one core), of which zstd compression {compress:.2} s = {:.0}%; staged {:.1} MB (ratio {:.1})",
+        "bench extract throughput: {n} issues with changelogs, K = {k}, no latency: {} pages, {mb:.1} MB of bodies in {secs:.2} s = {:.1} MB/s ({:.0} issues/s); extractor CPU {cpu:.2} s ({:.0}% of one core), of which zstd compression {compress:.2} s = {:.0}%, page parse {parse:.2} s = {:.0}%; staged {:.1} MB (ratio {:.1})",
         r.scopes[0].pages,
         mb / secs,
         n as f64 / secs,
         100.0 * cpu / secs,
         100.0 * compress / cpu.max(0.001),
+        100.0 * parse / cpu.max(0.001),
         staged_bytes as f64 / 1e6,
         raw_bytes as f64 / staged_bytes.max(1) as f64
     );
+}
+
+#[test]
+fn extract_with_a_lagging_search_index_misses_nothing_changed_before_the_lag() {
+    // Jira's search index trails the data: JQL matches and orders by a
+    // 300 ms old snapshot while pages render live issues.
+    let sim = Simulator::start(
+        SimConfig::default()
+            .issues(1500)
+            .projects(1)
+            .max_results(50),
+    )
+    .unwrap();
+    sim.set_index_lag_ms(300);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        sim.url(),
+        dir.path(),
+        "page_size = 50\nconcurrency = 3",
+        "safety_window_minutes = 15",
+    );
+    let ids = sim.ids_in_project("DEMO");
+    let checkpoint = Utc::now();
+    for id in ids.iter().step_by(7) {
+        sim.update_issue(*id, &IssueUpdate::new().summary("before"))
+            .unwrap();
+    }
+    // Setup, not a timing assertion: let the index see those changes.
+    std::thread::sleep(Duration::from_millis(400));
+    let at_start: HashMap<u64, i64> = truth(&sim, "DEMO")
+        .into_iter()
+        .filter(|(_, u)| *u >= checkpoint.timestamp_millis() - 15 * 60_000)
+        .collect();
+    assert!(at_start.len() >= 200);
+    // While paging: changes to issues, deletions the index has not seen yet.
+    let d2 = ids.clone();
+    sim.set_search_hook(move |ctl, n| {
+        if n % 2 == 0 {
+            let id = d2[((n * 53) % d2.len() as u64) as usize];
+            let _ = ctl.update_issue(id, &IssueUpdate::new().add_label("during"));
+        }
+        if n % 5 == 0 {
+            let id = d2[((n * 101 + 3) % d2.len() as u64) as usize];
+            let _ = ctl.delete_issues(&[id]);
+        }
+    });
+    run(&cfg, &sim, &[("demo", checkpoint)]).unwrap();
+    sim.clear_search_hook();
+    let now = truth(&sim, "DEMO");
+    let expected: HashMap<u64, i64> = at_start
+        .into_iter()
+        .filter(|(id, _)| now.contains_key(id))
+        .collect();
+    assert_covers(
+        &staged_versions(dir.path(), "demo"),
+        &expected,
+        "lagging index",
+    );
+}
+
+#[test]
+fn extract_two_scopes_run_together_each_with_its_own_end_page() {
+    let sim =
+        Simulator::start(SimConfig::default().issues(900).projects(3).max_results(50)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[jira]\nbase_url = \"{}\"\npage_size = 50\nconcurrency = 2\n[staging]\ndir = \"{}\"\n\
+         [[scope]]\nname = \"demo\"\nproject = \"DEMO\"\n\
+         [[scope]]\nname = \"alpha-bugs\"\nproject = \"ALPHA\"\nissue_types = [\"Bug\"]\n",
+        sim.url(),
+        dir.path().display()
+    );
+    let p = dir.path().join("p.toml");
+    let cfg = RawConfig::parse(&text, &p).unwrap().validate(&p).unwrap();
+    let demo = truth(&sim, "DEMO");
+    let bugs: HashMap<u64, i64> = sim
+        .ground_truth()
+        .into_iter()
+        .filter(|i| i.project_key == "ALPHA" && i.issue_type_name() == "Bug")
+        .map(|i| (i.id, i.updated_ms))
+        .collect();
+    assert!(!bugs.is_empty());
+    let r = run(&cfg, &sim, &[]).unwrap();
+    assert_eq!(r.scopes.len(), 2);
+    assert_covers(&staged_versions(dir.path(), "demo"), &demo, "demo");
+    let staged_bugs = staged_versions(dir.path(), "alpha-bugs");
+    assert_covers(&staged_bugs, &bugs, "alpha-bugs");
+    assert_eq!(staged_bugs.len(), bugs.len(), "only the scope's issue type");
+    for s in ["demo", "alpha-bugs"] {
+        assert_eq!(end_pages(dir.path(), s).len(), 1, "{s}");
+    }
+    // Only one field catalogue for the run both scopes share.
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("catalog"))
+            .unwrap()
+            .count(),
+        1
+    );
+    assert_eq!(sim.stats().count("field", 200), 1);
 }

@@ -423,7 +423,7 @@ fn crash_loop_30_kills() {
         seed ^= seed << 17;
         // Kill after a pseudo-random number of pages staged or archived since the start.
         let target = 1 + (seed % 12) as usize;
-        let watch_archive = seed % 2 == 0;
+        let watch_archive = seed.is_multiple_of(2);
         let base = count_all(&root, watch_archive);
         // `backfill` re-reads everything each time, so every run is long
         // enough to be killed (a killed one is resumed by the next).
