@@ -54,13 +54,15 @@ fn bench_config(
 
 pub fn exec(args: &BenchE2eArgs) -> Result<ExitCode> {
     let db_url = crate::config::database_url()?;
-    let sim = Simulator::start(
-        SimConfig::default()
-            .issues(args.issues)
-            .project_keys(&["DEMO"])
-            .max_results(args.page_size)
-            .port(0),
-    )?;
+    let mut sim_cfg = SimConfig::default()
+        .issues(args.issues)
+        .project_keys(&["DEMO"])
+        .max_results(args.page_size)
+        .port(0);
+    // The simulator shares this process: keep its response cache small so the
+    // peak RSS printed below is (almost) the pipeline's own.
+    sim_cfg.cache_mib = 8;
+    let sim = Simulator::start(sim_cfg)?;
     let token = Secret::new(sim.token());
     let pid = std::process::id();
     let schemas = [format!("bench_e2e_{pid}_a"), format!("bench_e2e_{pid}_b")];
