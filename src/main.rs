@@ -5,7 +5,24 @@ use clap::Parser;
 use jira_pipeline::cli::{self, Cli};
 use jira_pipeline::error::ExitCode;
 
+/// glibc gives every thread that allocates its own malloc arena (up to 8 per
+/// core); with tokio, rayon and blocking threads all handling page-sized
+/// buffers, the arenas fragment and the resident set grows with the amount of
+/// data a run moves (measured: +45 MB from 100k to 300k issues). Two arenas
+/// keep memory flat at no measurable cost in speed.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn limit_malloc_arenas() {
+    // SAFETY: mallopt is called once, before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn limit_malloc_arenas() {}
+
 fn main() -> std::process::ExitCode {
+    limit_malloc_arenas();
     let cli = Cli::parse();
     if let Err(e) = jira_pipeline::config::load_dotenv() {
         eprintln!("error: {}", e.one_line());
