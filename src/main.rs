@@ -8,8 +8,8 @@ use jira_pipeline::error::ExitCode;
 /// glibc gives every thread that allocates its own malloc arena (up to 8 per
 /// core); with tokio, rayon and blocking threads all handling page-sized
 /// buffers, the arenas fragment and the resident set grows with the amount of
-/// data a run moves (measured: +45 MB from 100k to 300k issues). Two arenas
-/// keep memory flat at no measurable cost in speed.
+/// data a run moves (measured at 300k issues: 185 MB with the default arenas,
+/// 144 MB with two, the same as at 100k), at no measurable cost in speed.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn limit_malloc_arenas() {
     // SAFETY: mallopt is called once, before any other thread exists.
