@@ -23,6 +23,35 @@ pub struct IssueVersion {
     pub id: i64,
     pub key: String,
     pub updated: Option<DateTime<Utc>>,
+    /// xxh3-128 (hex) of every row the issue contributes to the batch except
+    /// links: equal digests mean identical rows. Absent in batches written
+    /// before digests existed (such issues are always merged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+}
+
+/// The digest of one issue's rows: xxh3-128 (32 hex digits) over every
+/// table's bytes, with the table's position and length, except `field` (not
+/// per issue) and `issue_link` (a link between two issues of one page is
+/// written by whichever comes first, so it is not the issue's own; the loader
+/// never skips links). `parts` are `(table name, the issue's rows in it)`.
+/// Equal digests mean byte-identical rows, which lets the loader skip an
+/// unchanged issue before the COPY.
+pub fn issue_digest<'a>(parts: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> String {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for (name, rows) in parts {
+        if name == tables::FIELD.name || name == tables::ISSUE_LINK.name || rows.is_empty() {
+            continue;
+        }
+        let pos = tables::ALL
+            .iter()
+            .position(|t| t.name == name)
+            .unwrap_or(usize::MAX);
+        h.update(&(pos as u64).to_le_bytes());
+        h.update(&(rows.len() as u64).to_le_bytes());
+        h.update(rows);
+    }
+    format!("{:032x}", h.digest128())
 }
 
 /// An issue left out of a batch because it could not be transformed.
@@ -197,6 +226,7 @@ mod tests {
                     id: 1,
                     key: "A-1".into(),
                     updated: Some(Utc::now()),
+                    digest: Some(issue_digest([("issue", &b"1\tA-1\n"[..])])),
                 }],
                 tables: vec![TableCount {
                     table: "issue_label".into(),

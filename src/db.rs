@@ -41,11 +41,18 @@ pub struct Migration {
 }
 
 /// Every migration the binary knows, in order.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "0001_init",
-    sql: include_str!("../sql/0001_init.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "0001_init",
+        sql: include_str!("../sql/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "0002_digests",
+        sql: include_str!("../sql/0002_digests.sql"),
+    },
+];
 
 /// The newest schema version this binary knows.
 pub fn latest_version() -> i32 {

@@ -246,10 +246,16 @@ pub fn run_all(
         std::thread::Builder::new()
             .name("load".into())
             .spawn(move || {
-                let loader = Loader::new(load_client, &schema, st.clone())
+                let mut loader = Loader::new(load_client, &schema, st.clone())
                     .with_options(lopts)
                     .with_reconnect(connector);
-                load_loop(loader, &st, &names, batch_rx, &progress, &stop)
+                let loaded = load_loop(&mut loader, &st, &names, batch_rx, &progress, &stop);
+                // Indexes a bulk first load deferred are rebuilt even after
+                // a failure or a stop.
+                let finished = loader.finish();
+                let total = loaded?;
+                finished?;
+                Ok(total)
             })
             .map_err(|e| Error::Other(format!("cannot start the load thread: {e}")))?
     };
@@ -514,7 +520,7 @@ fn transform_loop(
 /// Loads leftover staged batches, then what transform sends, in units of
 /// one scope; a unit closes when it is full or nothing more is waiting.
 fn load_loop(
-    mut loader: Loader,
+    loader: &mut Loader,
     st: &Staging,
     scopes: &[String],
     rx: Receiver<Batch>,
@@ -522,10 +528,7 @@ fn load_loop(
     stop: &Stop,
 ) -> Result<UnitReport> {
     let mut total = UnitReport::default();
-    let (max_rows, max_pages) = (
-        loader.options().unit_rows,
-        loader.options().unit_pages.max(1),
-    );
+    let (max_rows, max_pages) = loader.unit_limits()?;
     let run_unit =
         |loader: &mut Loader, unit: &mut Vec<Batch>, total: &mut UnitReport| -> Result<()> {
             if unit.is_empty() {
@@ -553,11 +556,11 @@ fn load_loop(
             rows += b.total_rows();
             unit.push(b);
             if rows >= max_rows || unit.len() >= max_pages {
-                run_unit(&mut loader, &mut unit, &mut total)?;
+                run_unit(loader, &mut unit, &mut total)?;
                 rows = 0;
             }
         }
-        run_unit(&mut loader, &mut unit, &mut total)?;
+        run_unit(loader, &mut unit, &mut total)?;
     }
     let mut unit: Vec<Batch> = Vec::new();
     let mut rows = 0u64;
@@ -570,7 +573,7 @@ fn load_loop(
             Err(_) => break,
         };
         if unit.first().is_some_and(|u| u.meta.scope != b.meta.scope) {
-            run_unit(&mut loader, &mut unit, &mut total)?;
+            run_unit(loader, &mut unit, &mut total)?;
             rows = 0;
         }
         rows += b.total_rows();
@@ -583,17 +586,17 @@ fn load_loop(
                     unit.push(b);
                 }
                 Ok(b) => {
-                    run_unit(&mut loader, &mut unit, &mut total)?;
+                    run_unit(loader, &mut unit, &mut total)?;
                     rows = b.total_rows();
                     unit.push(b);
                 }
                 Err(_) => break,
             }
         }
-        run_unit(&mut loader, &mut unit, &mut total)?;
+        run_unit(loader, &mut unit, &mut total)?;
         rows = 0;
     }
-    run_unit(&mut loader, &mut unit, &mut total)?;
+    run_unit(loader, &mut unit, &mut total)?;
     Ok(total)
 }
 

@@ -30,10 +30,11 @@
 //! Access to the warehouse tables is always by index (the staging tables have
 //! no statistics, and a plan that scans a whole warehouse table per unit makes
 //! a backfill quadratic): per-row probes are `LATERAL … OFFSET 0` subqueries
-//! on the key; tables keyed by `issue_id` first (and `InsertOnce` tables with
-//! an `issue_id` column, indexed in `0001_init.sql`) read the stored rows of
-//! the unit's issues once with `issue_id = ANY(ARRAY(…))`; updates and deletes
-//! go by `ctid`. Writes are plain `INSERT`/`UPDATE`/`DELETE`: the loader holds
+//! on the primary key; tables keyed by `issue_id` first read the stored rows
+//! of the unit's issues once with `issue_id = ANY(ARRAY(…))`; `issue_link`
+//! finds the links of the unit's issues through its two owner indexes;
+//! updates and deletes go by `ctid`. No merge needs any other secondary
+//! index, so a bulk first load may defer them (see `Loader::prepare`). Writes are plain `INSERT`/`UPDATE`/`DELETE`: the loader holds
 //! the schema's advisory lock, so no other writer races it.
 
 use std::fmt::Write as _;
@@ -223,9 +224,6 @@ pub fn merge(schema: &Ident, spec: &TableSpec, path: Path) -> String {
     {
         return merge_owned(schema, spec, path);
     }
-    if spec.merge == MergeMode::InsertOnce && spec.column("issue_id").is_some() {
-        return insert_once(schema, spec, path);
-    }
     let t = target(schema, spec);
     let cols = all_cols(spec);
     let nk = nonkey(spec);
@@ -371,34 +369,6 @@ fn merge_owned(schema: &Ident, spec: &TableSpec, path: Path) -> String {
     )
 }
 
-/// The merge of an `InsertOnce` table with an `issue_id` column: the stored
-/// keys of the incoming issues are read once through the `issue_id` index
-/// (`= ANY(ARRAY(…))`); only incoming rows not among them are probed by key
-/// (they may belong to an issue stored under another id) and inserted. A
-/// re-delivered history costs one index range read per issue.
-fn insert_once(schema: &Ident, spec: &TableSpec, path: Path) -> String {
-    let t = target(schema, spec);
-    let cols = all_cols(spec);
-    format!(
-        "WITH src AS ({src}),
-         cur AS (SELECT {tkey} FROM {t} t
-                  WHERE t.issue_id = ANY (ARRAY(SELECT DISTINCT issue_id FROM {st}))),
-         cand AS (SELECT src.* FROM src WHERE ({skey}) NOT IN (SELECT {ckey} FROM cur c)),
-         j AS (SELECT cand.* FROM cand LEFT JOIN LATERAL (
-                 SELECT t.ctid AS _tid FROM {t} t WHERE {keq} OFFSET 0) p ON true
-                WHERE p._tid IS NULL),
-         ins AS (INSERT INTO {t} ({cl}) SELECT {cl} FROM j RETURNING 1)
-         SELECT 0::bigint, (SELECT count(*) FROM ins), 0::bigint",
-        src = source(spec, path),
-        st = stg(spec),
-        tkey = list("t.", spec.key),
-        skey = list("src.", spec.key),
-        ckey = list("c.", spec.key),
-        keq = key_eq(spec, "t", "cand"),
-        cl = list("", &cols),
-    )
-}
-
 /// Every table's generated SQL, built once per loader.
 #[derive(Debug, Clone)]
 pub struct UnitSql {
@@ -414,6 +384,16 @@ pub struct UnitSql {
     pub checkpoint_get: String,
     pub checkpoint_set: String,
     pub quarantine_insert: String,
+    /// `$1` issue ids → `(issue_id, digest)` of those stored (digest NULL
+    /// when none is recorded).
+    pub stored_digests: String,
+    /// `$1` ids, `$2` batch ordinals, `$3` digests: recorded for the
+    /// versions taken (those in [`ACCEPTED`] with that ordinal).
+    pub digest_upsert: String,
+    /// Fills [`ACCEPTED`] on the direct path from `$1` ids, `$2` ordinals,
+    /// `$3` updated (every issue is new there).
+    pub accepted_direct: String,
+    schema: String,
 }
 
 impl UnitSql {
@@ -459,7 +439,35 @@ impl UnitSql {
                  ON CONFLICT (scope, page, issue_key) DO UPDATE
                     SET reason = EXCLUDED.reason, recorded_at = now()"
             ),
+            stored_digests: format!(
+                "SELECT i.issue_id, d.digest FROM {s}.issue i
+                   LEFT JOIN {s}.issue_digest d ON d.issue_id = i.issue_id
+                  WHERE i.issue_id = ANY($1)"
+            ),
+            digest_upsert: format!(
+                "INSERT INTO {s}.issue_digest AS t (issue_id, digest)
+                 SELECT u.i, u.d FROM unnest($1::int8[], $2::int4[], $3::text[]) AS u(i, b, d)
+                   JOIN {ACCEPTED} a ON a.issue_id = u.i AND a.{ORD} = u.b
+                 ON CONFLICT (issue_id) DO UPDATE SET digest = EXCLUDED.digest
+                  WHERE t.digest IS DISTINCT FROM EXCLUDED.digest"
+            ),
+            accepted_direct: format!(
+                "CREATE TEMP TABLE {ACCEPTED} ON COMMIT DROP AS
+                 SELECT u.issue_id, u.{ORD}, u.{UPDATED}
+                   FROM unnest($1::int8[], $2::int4[], $3::timestamptz[]) AS u(issue_id, {ORD}, {UPDATED})"
+            ),
+            schema: schema.to_string(),
         }
+    }
+
+    /// `COPY <schema>.<table> (cols) FROM STDIN`: the direct path's COPY
+    /// straight into a warehouse table.
+    pub fn copy_direct(&self, spec: &TableSpec) -> String {
+        format!(
+            "COPY {} ({}) FROM STDIN",
+            target(&Ident::new(&self.schema), spec),
+            spec.column_list()
+        )
     }
 }
 

@@ -30,7 +30,7 @@ use postgres::Client;
 
 use crate::batch::{self, Batch};
 use crate::config::{self, Config, DatabaseConfig, Secret};
-use crate::db;
+use crate::db::{self, Ident};
 use crate::error::{Error, ExitCode, Result};
 use crate::staging::Staging;
 
@@ -74,6 +74,9 @@ pub struct UnitReport {
     pub issues_accepted: u64,
     /// Incoming issues older than the stored row: nothing of them was written.
     pub issues_rejected_older: u64,
+    /// Incoming issues stored already with byte-identical rows (same digest):
+    /// skipped before the COPY.
+    pub issues_unchanged: u64,
     /// Quarantined issues recorded.
     pub quarantined: u64,
     /// Rows COPYed into the staging tables.
@@ -136,6 +139,7 @@ impl UnitReport {
         self.pages_deferred += o.pages_deferred;
         self.issues_accepted += o.issues_accepted;
         self.issues_rejected_older += o.issues_rejected_older;
+        self.issues_unchanged += o.issues_unchanged;
         self.quarantined += o.quarantined;
         self.rows_in += o.rows_in;
         self.retries += o.retries;
@@ -161,6 +165,10 @@ pub struct LoadOptions {
     /// loaded (the merge rules still refuse older versions); End pages are
     /// ignored, so checkpoints never move.
     pub replay: bool,
+    /// When the warehouse holds no issue at the first unit, drop its
+    /// secondary indexes for the load and rebuild them at [`Loader::finish`]
+    /// (see [`Loader::prepare`]).
+    pub bulk_first_load: bool,
 }
 
 impl Default for LoadOptions {
@@ -172,6 +180,7 @@ impl Default for LoadOptions {
             backoff_base: Duration::from_millis(200),
             backoff_max: Duration::from_secs(10),
             replay: false,
+            bulk_first_load: true,
         }
     }
 }
@@ -217,7 +226,32 @@ pub struct Loader {
     connector: Option<Box<dyn Connect>>,
     hook: Option<Hook>,
     session_ready: bool,
+    /// [`Loader::prepare`] ran on this loader.
+    prepared: bool,
+    /// A bulk first load is under way (secondary indexes deferred).
+    bulk: bool,
 }
+
+/// How much larger a unit is during a bulk first load: every unit is new
+/// rows going straight into the tables, so fewer, larger transactions save
+/// the per-unit costs (commit flush, setup, statements) at no risk.
+const BULK_UNIT_FACTOR: u64 = 5;
+
+/// Secondary indexes of the warehouse tables that a bulk first load may drop:
+/// every index that is neither a primary key nor unique, except those the
+/// merges reach the warehouse through (`issue_link`'s owner indexes; every
+/// other merge goes by primary key).
+const DEFERRABLE_INDEXES: &str = "
+    SELECT c.relname::text, pg_get_indexdef(i.indexrelid)
+      FROM pg_index i
+      JOIN pg_class c ON c.oid = i.indexrelid
+      JOIN pg_class t ON t.oid = i.indrelid
+      JOIN pg_namespace n ON n.oid = t.relnamespace
+     WHERE n.nspname = $1
+       AND t.relname = ANY($2)
+       AND NOT i.indisprimary AND NOT i.indisunique
+       AND t.relname <> 'issue_link'
+     ORDER BY 1";
 
 /// Whether a failed unit may be redone on a new connection: the connection is
 /// gone, the server is shutting down or restarting, or a serialization
@@ -256,7 +290,161 @@ impl Loader {
             connector: None,
             hook: None,
             session_ready: false,
+            prepared: false,
+            bulk: false,
         }
+    }
+
+    /// The size at which callers close a unit: `(rows, pages)`. Runs
+    /// [`Loader::prepare`] first: a bulk first load uses larger units.
+    pub fn unit_limits(&mut self) -> Result<(u64, usize)> {
+        self.prepare()?;
+        let (r, p) = (self.opts.unit_rows.max(1), self.opts.unit_pages.max(1));
+        Ok(if self.bulk {
+            (r * BULK_UNIT_FACTOR, p * BULK_UNIT_FACTOR as usize)
+        } else {
+            (r, p)
+        })
+    }
+
+    /// Whether a bulk first load is under way (after [`Loader::prepare`]).
+    pub fn bulk(&self) -> bool {
+        self.bulk
+    }
+
+    /// Runs once, before the first unit (`load_unit` calls it).
+    ///
+    /// Bulk first load: when [`LoadOptions::bulk_first_load`] is on and the
+    /// warehouse holds no issue, the secondary indexes readers use (not the
+    /// keys, not those the merges need) are dropped — their definitions kept
+    /// in `deferred_index` in the same transaction — and [`Loader::finish`]
+    /// rebuilds them, which is several times cheaper than maintaining them
+    /// row by row. If the run dies before that, the next run finds them in
+    /// `deferred_index`: it keeps loading without them and rebuilds them at
+    /// its end, or rebuilds them at once if bulk loading is off.
+    pub fn prepare(&mut self) -> Result<()> {
+        if self.prepared {
+            return Ok(());
+        }
+        let schema_name = self.schema.clone();
+        let schema = Ident::new(&schema_name);
+        let bulk = self.opts.bulk_first_load && !self.opts.replay;
+        let client = self.client()?;
+        let mut tx = client
+            .transaction()
+            .map_err(Error::db("bulk load: BEGIN"))?;
+        let deferred: i64 = tx
+            .query_one(
+                &format!("SELECT count(*) FROM {schema}.deferred_index"),
+                &[],
+            )
+            .map_err(Error::db("bulk load: reading deferred_index"))?
+            .get(0);
+        let empty: bool = tx
+            .query_one(
+                &format!("SELECT NOT EXISTS (SELECT 1 FROM {schema}.issue)"),
+                &[],
+            )
+            .map_err(Error::db("bulk load: is the warehouse empty?"))?
+            .get(0);
+        if bulk && (empty || deferred > 0) {
+            let tables: Vec<&str> = crate::tables::ALL.iter().map(|t| t.name).collect();
+            let rows = tx
+                .query(DEFERRABLE_INDEXES, &[&schema_name, &tables])
+                .map_err(Error::db("bulk load: listing secondary indexes"))?;
+            for r in &rows {
+                let (name, def): (String, String) = (r.get(0), r.get(1));
+                tx.execute(
+                    &format!(
+                        "INSERT INTO {schema}.deferred_index (index_name, definition) VALUES ($1, $2)
+                         ON CONFLICT (index_name) DO NOTHING"
+                    ),
+                    &[&name, &def],
+                )
+                .map_err(Error::db("bulk load: recording a deferred index"))?;
+                tx.batch_execute(&format!("DROP INDEX {schema}.{}", Ident::new(&name)))
+                    .map_err(Error::db(format!("bulk load: dropping index {name}")))?;
+            }
+            if !rows.is_empty() {
+                tracing::info!(
+                    indexes = rows.len(),
+                    "bulk first load: secondary indexes dropped for the load, rebuilt when it ends"
+                );
+            }
+            tx.commit().map_err(Error::db("bulk load: COMMIT"))?;
+            self.bulk = true;
+        } else {
+            tx.commit().map_err(Error::db("bulk load: COMMIT"))?;
+            if deferred > 0 {
+                self.restore_indexes()?;
+            }
+        }
+        self.prepared = true;
+        Ok(())
+    }
+
+    /// Rebuilds the indexes a bulk first load deferred (none: nothing to do).
+    /// Call it when the load ends, whether it succeeded or not.
+    pub fn finish(&mut self) -> Result<()> {
+        self.restore_indexes()
+    }
+
+    fn restore_indexes(&mut self) -> Result<()> {
+        let schema = Ident::new(&self.schema);
+        let client = self.client()?;
+        let rows = client
+            .query(
+                &format!("SELECT index_name, definition FROM {schema}.deferred_index ORDER BY 1"),
+                &[],
+            )
+            .map_err(Error::db("reading deferred_index"))?;
+        for r in &rows {
+            let (name, def): (String, String) = (r.get(0), r.get(1));
+            let started = Instant::now();
+            let mut tx = client
+                .transaction()
+                .map_err(Error::db("rebuilding indexes: BEGIN"))?;
+            // The definition comes from pg_get_indexdef; it may already exist
+            // if an earlier rebuild committed and died before this row went.
+            let exists: bool = tx
+                .query_one(
+                    "SELECT to_regclass($1) IS NOT NULL",
+                    &[&format!("{schema}.{}", Ident::new(&name))],
+                )
+                .map_err(Error::db(format!("rebuilding index {name}")))?
+                .get(0);
+            if !exists {
+                tx.batch_execute(&format!("SET LOCAL maintenance_work_mem = '256MB'; {def}"))
+                    .map_err(Error::db(format!("rebuilding index {name}")))?;
+            }
+            tx.execute(
+                &format!("DELETE FROM {schema}.deferred_index WHERE index_name = $1"),
+                &[&name],
+            )
+            .map_err(Error::db(format!("rebuilding index {name}")))?;
+            tx.commit()
+                .map_err(Error::db(format!("rebuilding index {name}: COMMIT")))?;
+            tracing::info!(index = %name, secs = started.elapsed().as_secs_f64(), "index rebuilt");
+        }
+        Ok(())
+    }
+
+    /// The connection, reconnecting if it was lost.
+    fn client(&mut self) -> Result<&mut Client> {
+        if self.client.as_ref().is_none_or(|c| c.is_closed()) {
+            self.client = None;
+            self.session_ready = false;
+            let Some(conn) = self.connector.as_mut() else {
+                return Err(Error::Database(
+                    "the connection to PostgreSQL was lost; rerun `pipeline run --stage load`"
+                        .into(),
+                ));
+            };
+            self.client = Some(conn.connect()?);
+        }
+        self.client
+            .as_mut()
+            .ok_or_else(|| Error::Other("loader has no connection".into()))
     }
 
     pub fn with_options(mut self, opts: LoadOptions) -> Self {
@@ -296,6 +484,7 @@ impl Loader {
                 b.meta.scope, b.meta.page
             )));
         }
+        self.prepare()?;
         let mut sorted: Vec<&Batch> = batches.iter().collect();
         sorted.sort_by(|a, b| a.meta.page.cmp(&b.meta.page));
         sorted.dedup_by(|a, b| a.meta.page == b.meta.page);
@@ -488,33 +677,47 @@ pub fn run_stage_with(
         .with_options(opts)
         .with_reconnect(connector);
     let mut report = LoadReport::default();
-    for scope in &names {
+    let loaded = load_scopes(&mut loader, &staging, &names, &mut report);
+    // Indexes a bulk first load deferred are rebuilt even after a failure.
+    let finished = loader.finish();
+    loaded?;
+    finished?;
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+fn load_scopes(
+    loader: &mut Loader,
+    staging: &Staging,
+    names: &[String],
+    report: &mut LoadReport,
+) -> Result<()> {
+    for scope in names {
         let pages = staging.list_batches(scope)?;
         if pages.is_empty() {
             tracing::info!(scope = %scope, "no transformed batches waiting to be loaded");
             continue;
         }
         tracing::info!(scope = %scope, batches = pages.len(), "loading");
-        let (max_rows, max_pages) = (loader.opts.unit_rows, loader.opts.unit_pages.max(1));
+        let (max_rows, max_pages) = loader.unit_limits()?;
         let mut unit: Vec<Batch> = Vec::new();
         let mut unit_rows = 0u64;
         let mut checkpoint = None;
         for page in &pages {
-            let b = batch::read_batch(&staging, scope, page)?;
+            let b = batch::read_batch(staging, scope, page)?;
             unit_rows += b.total_rows();
             unit.push(b);
             if unit_rows >= max_rows || unit.len() >= max_pages {
-                flush(&mut loader, &mut unit, &mut report, &mut checkpoint)?;
+                flush(loader, &mut unit, report, &mut checkpoint)?;
                 unit_rows = 0;
             }
         }
-        flush(&mut loader, &mut unit, &mut report, &mut checkpoint)?;
+        flush(loader, &mut unit, report, &mut checkpoint)?;
         if let Some(c) = checkpoint {
             report.checkpoints.push((scope.clone(), c));
         }
     }
-    report.elapsed = started.elapsed();
-    Ok(report)
+    Ok(())
 }
 
 fn flush(

@@ -273,6 +273,7 @@ pub fn transform_issue<'t, 'i>(
             id: id_num,
             key: key_str.to_owned(),
             updated,
+            digest: Some(digest(out, &mark.lens)),
         }),
         Err(reason) => {
             for (i, len) in mark.lens.iter().enumerate() {
@@ -285,6 +286,16 @@ pub fn transform_issue<'t, 'i>(
             Err(quarantine(reason))
         }
     }
+}
+
+/// The digest of the rows one issue added to `out` since `lens`.
+fn digest(out: &Out, lens: &[usize; N_TABLES]) -> String {
+    crate::batch::issue_digest(
+        tables::ALL
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name, &out.bufs[i][lens[i]..])),
+    )
 }
 
 fn truncate(s: &str, n: usize) -> &str {

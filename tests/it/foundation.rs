@@ -11,12 +11,12 @@ fn db_init_twice_creates_every_contract_table() {
         .args(["db", "init"])
         .assert()
         .success()
-        .stdout(predicate::str::contains("migrated from version 0 to 1"));
+        .stdout(predicate::str::contains("migrated from version 0 to 2"));
     w.cmd()
         .args(["db", "init"])
         .assert()
         .success()
-        .stdout(predicate::str::contains("up to date at version 1"));
+        .stdout(predicate::str::contains("up to date at version 2"));
     // Every table spec matches the migrated columns and types.
     for t in jira_pipeline::tables::ALL {
         let rows = s
@@ -57,10 +57,20 @@ fn db_init_twice_creates_every_contract_table() {
             .collect();
         assert_eq!(pk, t.key, "primary key of {}", t.name);
     }
-    for state in ["checkpoint", "page_ledger", "run_history", "quarantine"] {
+    for state in [
+        "checkpoint",
+        "page_ledger",
+        "run_history",
+        "quarantine",
+        "issue_digest",
+        "deferred_index",
+    ] {
         assert_eq!(s.count(state), 0, "{state} starts empty");
     }
-    assert_eq!(s.count("schema_migrations"), 1);
+    assert_eq!(
+        s.count("schema_migrations") as usize,
+        jira_pipeline::db::MIGRATIONS.len()
+    );
 }
 
 #[test]

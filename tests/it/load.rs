@@ -104,6 +104,7 @@ fn build(
                     id: i.id,
                     key: i.key.clone(),
                     updated: Some(i.updated),
+                    digest: None,
                 })
                 .collect(),
             tables: counts,
@@ -964,4 +965,222 @@ fn redo_after_a_lost_connection_refuses_if_another_run_took_the_lock() {
     assert!(intruder.lock().unwrap().is_some());
     assert_eq!(e.count("issue"), 0, "nothing written by the loser");
     assert_eq!(e.count("page_ledger"), 0);
+}
+
+/// [`page`] with each issue's digest, as transform computes it.
+fn dpage(run: &str, seq: u32, issues: &[Iss]) -> Batch {
+    let mut b = page(run, seq, issues);
+    for (v, i) in b.meta.issues.iter_mut().zip(issues) {
+        let one = page(run, seq, std::slice::from_ref(i));
+        v.digest = Some(jira_pipeline::batch::issue_digest(
+            one.data.iter().map(|(t, d)| (*t, d.as_slice())),
+        ));
+    }
+    b
+}
+
+/// `(key, xmin)` of every row of issue `id` in the tables keyed by issue.
+fn issue_tuples(e: &mut Env, id: i64) -> Vec<String> {
+    let mut out = Vec::new();
+    for spec in tables::ALL {
+        if spec.column("issue_id").is_none() {
+            continue;
+        }
+        out.extend(e.strings(&format!(
+            "SELECT '{t} ' || ctid::text || ' ' || xmin::text FROM S.{t} WHERE issue_id = {id} ORDER BY 1",
+            t = spec.name
+        )));
+    }
+    out
+}
+
+#[test]
+fn unchanged_issues_are_skipped_before_the_copy() {
+    let mut e = Env::new();
+    let mut a = iss(1, 10);
+    a.links = vec![(500, 1, 2)];
+    let b = iss(2, 10);
+    let mut l = e.loader();
+    let r = l
+        .load_unit(&[
+            dpage(RUN1, 0, &[a.clone(), b.clone()]),
+            end_page(RUN1, 1, t(100), "Story Points"),
+        ])
+        .unwrap();
+    assert_eq!((r.issues_accepted, r.issues_unchanged), (2, 0));
+    assert_eq!(e.count("issue_digest"), 2);
+    let a_before = issue_tuples(&mut e, 1);
+    let b_before = issue_tuples(&mut e, 2);
+    assert!(!a_before.is_empty());
+
+    // b changes (a new label, a later `updated`); a arrives as it is stored.
+    let mut b2 = b.clone();
+    b2.updated = t(30);
+    b2.labels.push("new".into());
+    let r = l.load_unit(&[dpage(RUN2, 0, &[a.clone(), b2])]).unwrap();
+    assert_eq!((r.issues_accepted, r.issues_unchanged), (1, 1));
+    assert_eq!(r.table("issue_label").inserted, 1);
+    assert_eq!(issue_tuples(&mut e, 1), a_before, "a was not touched");
+    assert_ne!(issue_tuples(&mut e, 2), b_before, "b was rewritten");
+    assert_eq!(
+        e.strings("SELECT label FROM S.issue_label WHERE issue_id = 2 ORDER BY 1"),
+        vec!["l1", "l2", "new"]
+    );
+    assert_eq!(e.count("issue_link"), 1, "a's link is still there");
+
+    // The same content again on new pages: nothing is copied or written.
+    let before = e.tuples();
+    let mut b3 = b.clone();
+    b3.updated = t(30);
+    b3.labels.push("new".into());
+    let r = l
+        .load_unit(&[dpage("20240303T100000000Z", 0, &[a.clone(), b3])])
+        .unwrap();
+    assert_eq!((r.issues_accepted, r.issues_unchanged), (0, 2));
+    assert_eq!(r.rows_written(), 0, "{:?}", r.tables);
+    assert_eq!(
+        r.pages_loaded, 1,
+        "the page is still recorded in the ledger"
+    );
+    assert_eq!(e.tuples(), before, "no table got a new tuple version");
+
+    // A replay skips nothing: the merge runs (and finds nothing to change).
+    let mut rl = e.loader().with_options(LoadOptions {
+        replay: true,
+        ..LoadOptions::default()
+    });
+    let r = rl.load_unit(&[dpage(RUN1, 7, &[a])]).unwrap();
+    assert_eq!((r.issues_accepted, r.issues_unchanged), (1, 0));
+    assert_eq!(r.rows_written(), 0, "{:?}", r.tables);
+}
+
+#[test]
+fn a_new_issue_whose_rows_are_stored_already_falls_back_to_the_merge() {
+    let mut e = Env::new();
+    let mut l = e.loader();
+    // A fresh issue goes straight into the tables.
+    let r = l.load_unit(&[dpage(RUN1, 0, &[iss(5, 10)])]).unwrap();
+    assert!(
+        r.timings.iter().any(|(s, _, _)| *s == "(direct copy)"),
+        "{:?}",
+        r.timings
+    );
+    assert_eq!(r.table("issue").inserted, 1);
+    // A changelog row of issue 1 is stored although issue 1 is not (a user
+    // deleted the issue row): the direct COPY hits the key, the unit is
+    // merged instead, and the stored history is kept as it is.
+    e.q("INSERT INTO S.changelog (history_id, issue_id, author) VALUES (1001, 1, 'kept')");
+    let r = l.load_unit(&[dpage(RUN1, 1, &[iss(1, 10)])]).unwrap();
+    assert!(
+        !r.timings.iter().any(|(s, _, _)| *s == "(direct copy)"),
+        "{:?}",
+        r.timings
+    );
+    assert_eq!(r.issues_accepted, 1);
+    assert_eq!(r.table("issue").inserted, 1);
+    assert_eq!(r.table("changelog").inserted, 0);
+    assert_eq!(
+        e.strings("SELECT author FROM S.changelog WHERE history_id = 1001"),
+        vec!["kept"]
+    );
+    assert_eq!(
+        e.strings("SELECT label FROM S.issue_label WHERE issue_id = 1 ORDER BY 1"),
+        vec!["l1", "l2"]
+    );
+    assert_eq!(e.count("issue"), 2);
+}
+
+fn index_exists(e: &mut Env, name: &str) -> bool {
+    let n = format!("\"{}\".{name}", e.s.name);
+    e.client()
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&n])
+        .unwrap()
+        .get(0)
+}
+
+const DEFERRED: [&str; 7] = [
+    "changelog_issue_idx",
+    "changelog_item_issue_field_idx",
+    "issue_key_idx",
+    "issue_project_updated_idx",
+    "issue_parent_idx",
+    "issue_label_label_idx",
+    "issue_field_value_field_idx",
+];
+
+#[test]
+fn bulk_first_load_defers_secondary_indexes_and_rebuilds_them() {
+    let mut e = Env::new();
+    let mut l = e.loader();
+    let (rows, _) = l.unit_limits().unwrap();
+    assert!(l.bulk());
+    assert!(
+        rows > LoadOptions::default().unit_rows,
+        "larger units in bulk"
+    );
+    for i in DEFERRED {
+        assert!(!index_exists(&mut e, i), "{i} is dropped during the load");
+    }
+    for i in ["issue_link_source_idx", "issue_link_target_idx"] {
+        assert!(
+            index_exists(&mut e, i),
+            "{i} is kept: the link merge needs it"
+        );
+    }
+    assert_eq!(e.count("deferred_index"), DEFERRED.len() as i64);
+    l.load_unit(&[dpage(RUN1, 0, &[iss(1, 10), iss(2, 11)])])
+        .unwrap();
+    l.finish().unwrap();
+    for i in DEFERRED {
+        assert!(index_exists(&mut e, i), "{i} is rebuilt");
+    }
+    assert_eq!(e.count("deferred_index"), 0);
+    // The warehouse is not empty any more: the next loader keeps the indexes.
+    let mut l2 = e.loader();
+    l2.prepare().unwrap();
+    assert!(!l2.bulk());
+    assert!(index_exists(&mut e, "issue_key_idx"));
+}
+
+#[test]
+fn indexes_deferred_by_a_killed_bulk_load_are_rebuilt_by_the_next_run() {
+    let mut e = Env::new();
+    {
+        let mut l = e.loader();
+        l.prepare().unwrap();
+        l.load_unit(&[dpage(RUN1, 0, &[iss(1, 10)])]).unwrap();
+        // Dropped without finish(): what a kill -9 leaves.
+    }
+    assert!(!index_exists(&mut e, "issue_key_idx"));
+    assert_eq!(e.count("deferred_index"), DEFERRED.len() as i64);
+    // The next bulk-capable run carries on without them and rebuilds them at its end…
+    let mut l = e.loader();
+    l.prepare().unwrap();
+    assert!(l.bulk(), "an interrupted bulk load resumes as one");
+    l.load_unit(&[dpage(RUN1, 1, &[iss(2, 10)])]).unwrap();
+    l.finish().unwrap();
+    for i in DEFERRED {
+        assert!(index_exists(&mut e, i), "{i} is rebuilt");
+    }
+}
+
+#[test]
+fn with_bulk_loading_off_deferred_indexes_are_rebuilt_at_once() {
+    let mut e = Env::new();
+    {
+        let mut l = e.loader();
+        l.load_unit(&[dpage(RUN1, 0, &[iss(1, 10)])]).unwrap();
+        // Dropped without finish(): what a kill -9 leaves.
+    }
+    assert!(!index_exists(&mut e, "issue_label_label_idx"));
+    let mut l = e.loader().with_options(LoadOptions {
+        bulk_first_load: false,
+        ..LoadOptions::default()
+    });
+    l.prepare().unwrap();
+    assert!(!l.bulk());
+    for i in DEFERRED {
+        assert!(index_exists(&mut e, i), "{i} is rebuilt");
+    }
+    assert_eq!(e.count("deferred_index"), 0);
 }
