@@ -397,6 +397,9 @@ pub struct Figures {
     /// (links deduplicated): what any loader into this schema must pay.
     pub floor_rows: u64,
     pub floor: Duration,
+    /// The same into tables with only their primary keys.
+    pub pk_rows: u64,
+    pub pk_floor: Duration,
     pub noop: Duration,
     pub noop_report: UnitReport,
     pub ledger_skip: Duration,
@@ -432,31 +435,25 @@ impl Figures {
         );
         let _ = writeln!(
             s,
-            "merge per table; COPY into staging    first load            no-op reload"
+            "step (a table's name: its merge)      first load                   no-op reload"
         );
         for (t, rows, d) in &self.first.timings {
-            let noop = self
-                .noop_report
-                .timings
-                .iter()
-                .find(|(n, _, _)| n == t)
-                .map(|x| x.2)
-                .unwrap_or_default();
+            let noop = match self.noop_report.timings.iter().find(|(n, _, _)| n == t) {
+                Some((_, _, nd)) => format!("{:>7.3}s", nd.as_secs_f64()),
+                None => format!("{:>8}", "-"),
+            };
             if *rows > 0 {
                 let _ = writeln!(
                     s,
-                    "  {t:<18} {rows:>9} rows  {:>7.3}s {:>9.0} rows/s  {:>7.3}s {:>9.0} rows/s",
+                    "  {t:<18} {rows:>9} rows  {:>7.3}s {:>9.0} rows/s  {noop}",
                     d.as_secs_f64(),
                     rate(*rows, *d),
-                    noop.as_secs_f64(),
-                    rate(*rows, noop)
                 );
             } else {
                 let _ = writeln!(
                     s,
-                    "  {t:<18}                 {:>7.3}s                  {:>7.3}s",
+                    "  {t:<18}                 {:>7.3}s                  {noop}",
                     d.as_secs_f64(),
-                    noop.as_secs_f64()
                 );
             }
         }
@@ -483,6 +480,14 @@ impl Figures {
             self.floor.as_secs_f64(),
             rate(self.floor_rows, self.floor),
             r / rate(self.floor_rows, self.floor)
+        );
+        let _ = writeln!(
+            s,
+            "COPY, keys only       {:>9} rows  {:>8.3}s  {:>10.0} rows/s   first load = {:.2} x a plain COPY into tables with only their primary keys",
+            self.pk_rows,
+            self.pk_floor.as_secs_f64(),
+            rate(self.pk_rows, self.pk_floor),
+            r / rate(self.pk_rows, self.pk_floor)
         );
         let _ = writeln!(
             s,
@@ -568,51 +573,25 @@ pub fn run(
         f.ceiling = started.elapsed();
     }
 
-    // 1b. Plain COPY into the indexed warehouse tables of another fresh schema
-    // (links carried by both ends would break the key: deduplicated first).
-    {
-        let floor_schema = format!("{schema}_floor");
-        db::init(&mut admin, &floor_schema)?;
-        let fi = Ident::new(&floor_schema);
-        let mut seen = std::collections::HashSet::new();
-        let mut links = Vec::new();
-        for b in &batches {
-            for line in b.rows("issue_link").split_inclusive(|&c| c == b'\n') {
-                let id = line.split(|&c| c == b'\t').next().unwrap_or_default();
-                if seen.insert(id.to_vec()) {
-                    links.extend_from_slice(line);
-                }
-            }
-        }
-        let mut c = db::connect(url, dbc)?;
-        let started = Instant::now();
-        let mut tx = c.transaction().map_err(Error::db("bench: BEGIN"))?;
-        let mut n = 0;
-        for spec in tables::ALL {
-            let mut w = tx
-                .copy_in(&format!(
-                    "COPY {fi}.{} ({}) FROM STDIN",
-                    Ident::new(spec.name),
-                    spec.column_list()
-                ))
-                .map_err(Error::db("bench: COPY into indexed tables"))?;
-            if spec.name == "issue_link" {
-                w.write_all(&links)
-                    .map_err(|e| Error::Other(format!("bench: COPY: {e}")))?;
-            } else {
-                for b in &batches {
-                    w.write_all(b.rows(spec.name))
-                        .map_err(|e| Error::Other(format!("bench: COPY: {e}")))?;
-                }
-            }
-            n += w
-                .finish()
-                .map_err(Error::db("bench: COPY into indexed tables"))?;
-        }
-        tx.commit().map_err(Error::db("bench: COMMIT"))?;
-        f.floor = started.elapsed();
-        f.floor_rows = n;
-    }
+    // 1b. Plain COPY into the warehouse tables of other fresh schemas: with
+    // every index, and with only the primary keys (what a bulk first load
+    // keeps).
+    (f.floor_rows, f.floor) = copy_floor(
+        url,
+        dbc,
+        &mut admin,
+        &format!("{schema}_floor"),
+        false,
+        &batches,
+    )?;
+    (f.pk_rows, f.pk_floor) = copy_floor(
+        url,
+        dbc,
+        &mut admin,
+        &format!("{schema}_pk"),
+        true,
+        &batches,
+    )?;
 
     // 2. The first load, in units as `run --stage load` groups them.
     let opts = LoadOptions::default();
@@ -670,6 +649,81 @@ pub fn run(
     f.rbr_rows = n;
     f.rbr = d;
     Ok(f)
+}
+
+/// A plain COPY of `batches` into the warehouse tables of a fresh schema
+/// `name` (links carried by both ends would break the key: deduplicated
+/// first), in one transaction; `keys_only` drops every index but the primary
+/// keys first. Returns rows and time.
+fn copy_floor(
+    url: &Secret,
+    dbc: &DatabaseConfig,
+    admin: &mut Client,
+    name: &str,
+    keys_only: bool,
+    batches: &[Batch],
+) -> Result<(u64, Duration)> {
+    db::init(admin, name)?;
+    let fi = Ident::new(name);
+    if keys_only {
+        let rows = admin
+            .query(
+                "SELECT c.relname::text FROM pg_index i
+                   JOIN pg_class c ON c.oid = i.indexrelid
+                   JOIN pg_class t ON t.oid = i.indrelid
+                   JOIN pg_namespace n ON n.oid = t.relnamespace
+                  WHERE n.nspname = $1 AND NOT i.indisprimary
+                    AND t.relname = ANY($2)",
+                &[
+                    &name,
+                    &tables::ALL.iter().map(|t| t.name).collect::<Vec<_>>(),
+                ],
+            )
+            .map_err(Error::db("bench: listing indexes"))?;
+        for r in rows {
+            let idx: String = r.get(0);
+            admin
+                .batch_execute(&format!("DROP INDEX {fi}.{}", Ident::new(&idx)))
+                .map_err(Error::db("bench: dropping an index"))?;
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut links = Vec::new();
+    for b in batches {
+        for line in b.rows("issue_link").split_inclusive(|&c| c == b'\n') {
+            let id = line.split(|&c| c == b'\t').next().unwrap_or_default();
+            if seen.insert(id.to_vec()) {
+                links.extend_from_slice(line);
+            }
+        }
+    }
+    let mut c = db::connect(url, dbc)?;
+    let started = Instant::now();
+    let mut tx = c.transaction().map_err(Error::db("bench: BEGIN"))?;
+    let mut n = 0;
+    for spec in tables::ALL {
+        let mut w = tx
+            .copy_in(&format!(
+                "COPY {fi}.{} ({}) FROM STDIN",
+                Ident::new(spec.name),
+                spec.column_list()
+            ))
+            .map_err(Error::db("bench: COPY into warehouse tables"))?;
+        if spec.name == "issue_link" {
+            w.write_all(&links)
+                .map_err(|e| Error::Other(format!("bench: COPY: {e}")))?;
+        } else {
+            for b in batches {
+                w.write_all(b.rows(spec.name))
+                    .map_err(|e| Error::Other(format!("bench: COPY: {e}")))?;
+            }
+        }
+        n += w
+            .finish()
+            .map_err(Error::db("bench: COPY into warehouse tables"))?;
+    }
+    tx.commit().map_err(Error::db("bench: COMMIT"))?;
+    Ok((n, started.elapsed()))
 }
 
 /// One prepared `INSERT … ON CONFLICT DO UPDATE` per row, one transaction
@@ -776,19 +830,21 @@ pub fn exec(config_path: &Path, args: &BenchLoadArgs) -> Result<ExitCode> {
         return Err(Error::Config("--issues must be at least 1".into()));
     }
     eprintln!(
-        "bench load: {} issues into schema {schema:?} (and {schema}_floor, {schema}_rbr for the baselines)…",
+        "bench load: {} issues into schema {schema:?} (and {schema}_floor, {schema}_pk, {schema}_rbr for the baselines)…",
         args.issues
     );
     let res = run(&url, &dbc, &schema, args.issues, args.baseline_issues);
     if !args.keep
         && let Ok(mut c) = db::connect(&url, &dbc)
     {
-        let _ = c.batch_execute(&format!(
-            "DROP SCHEMA IF EXISTS {} CASCADE; DROP SCHEMA IF EXISTS {} CASCADE; DROP SCHEMA IF EXISTS {} CASCADE",
-            Ident::new(&schema),
-            Ident::new(&format!("{schema}_rbr")),
-            Ident::new(&format!("{schema}_floor"))
-        ));
+        for s in [
+            schema.clone(),
+            format!("{schema}_rbr"),
+            format!("{schema}_floor"),
+            format!("{schema}_pk"),
+        ] {
+            let _ = c.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", Ident::new(&s)));
+        }
     }
     let f = res?;
     print!("{}", f.render());

@@ -914,6 +914,7 @@ fn bench_load_runs_and_its_noop_reload_writes_nothing() {
     let out = String::from_utf8(out).unwrap();
     assert!(out.contains("250 issues"), "{out}");
     assert!(out.contains("x ceiling"), "{out}");
+    assert!(out.contains("only their primary keys"), "{out}");
     assert!(out.contains("rows written: 0"), "{out}");
     assert!(out.contains("x row-by-row"), "{out}");
     // The bench schemas are dropped afterwards.
