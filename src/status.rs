@@ -74,6 +74,9 @@ pub struct Status {
     /// Why the database part is missing, if it is.
     pub database_error: Option<String>,
     pub last_run: Option<LastRun>,
+    /// Secondary indexes an interrupted bulk first load dropped and has not
+    /// rebuilt yet (the next load rebuilds them).
+    pub deferred_indexes: Vec<String>,
     pub scopes: Vec<ScopeStatus>,
 }
 
@@ -141,6 +144,7 @@ pub fn status(
     let schema = Ident::new(&cfg.database.schema);
     let mut scopes = Vec::new();
     let mut last_run = None;
+    let mut deferred_indexes = Vec::new();
     let mut database_error = db_error;
     let mut client = client;
     if let Some(c) = client.as_deref_mut() {
@@ -161,6 +165,15 @@ pub fn status(
                         outcome: r.get(3),
                         summary: r.get(4),
                     });
+                deferred_indexes = c
+                    .query(
+                        &format!("SELECT index_name FROM {schema}.deferred_index ORDER BY 1"),
+                        &[],
+                    )
+                    .map_err(Error::db("status: reading deferred_index"))?
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect();
             }
             Err(e) => {
                 database_error = Some(e.one_line());
@@ -227,6 +240,7 @@ pub fn status(
         staging_dir: cfg.staging.dir.display().to_string(),
         database_error,
         last_run,
+        deferred_indexes,
         scopes,
     })
 }
@@ -274,6 +288,13 @@ pub fn render_text(s: &Status) -> String {
         None => {
             let _ = writeln!(o, "last run: none recorded");
         }
+    }
+    if !s.deferred_indexes.is_empty() {
+        let _ = writeln!(
+            o,
+            "indexes deferred by an interrupted bulk first load (the next load rebuilds them): {}",
+            s.deferred_indexes.join(", ")
+        );
     }
     for sc in &s.scopes {
         let _ = writeln!(o, "scope {} (project {})", sc.scope, sc.project);

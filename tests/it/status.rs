@@ -15,6 +15,16 @@ fn status_reports_checkpoint_waiting_pages_and_quarantine() {
             &[],
         )
         .unwrap();
+    // What a bulk first load killed before its index rebuild leaves.
+    s.client
+        .execute(
+            &format!(
+                "INSERT INTO \"{}\".deferred_index VALUES ('issue_key_idx', 'CREATE INDEX …')",
+                s.name
+            ),
+            &[],
+        )
+        .unwrap();
     let w = Workdir::new(&config_with(&s.name, ""));
     let st = Staging::new(w.path().join("staging"), 3);
     std::fs::create_dir_all(st.pages_dir("demo")).unwrap();
@@ -45,11 +55,16 @@ fn status_reports_checkpoint_waiting_pages_and_quarantine() {
         "not zstd: unknown frame descriptor"
     );
     assert!(v["database_error"].is_null());
+    assert_eq!(v["deferred_indexes"][0], "issue_key_idx");
 
     let text = w.cmd().arg("status").output().unwrap();
     let t = String::from_utf8_lossy(&text.stdout);
     assert!(t.contains("checkpoint: 2024-05-01T00:00:00+00:00"), "{t}");
     assert!(t.contains("not zstd"), "{t}");
+    assert!(
+        t.contains("indexes deferred by an interrupted bulk first load (the next load rebuilds them): issue_key_idx"),
+        "{t}"
+    );
 }
 
 #[test]
