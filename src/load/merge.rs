@@ -390,9 +390,9 @@ pub struct UnitSql {
     /// `$1` ids, `$2` batch ordinals, `$3` digests: recorded for the
     /// versions taken (those in [`ACCEPTED`] with that ordinal).
     pub digest_upsert: String,
-    /// Fills [`ACCEPTED`] on the direct path from `$1` ids, `$2` ordinals,
-    /// `$3` updated (every issue is new there).
-    pub accepted_direct: String,
+    /// Adds the new issues COPYed directly to [`ACCEPTED`]: `$1` ids, `$2`
+    /// batch ordinals, `$3` updated.
+    pub accepted_add: String,
     schema: String,
 }
 
@@ -451,10 +451,9 @@ impl UnitSql {
                  ON CONFLICT (issue_id) DO UPDATE SET digest = EXCLUDED.digest
                   WHERE t.digest IS DISTINCT FROM EXCLUDED.digest"
             ),
-            accepted_direct: format!(
-                "CREATE TEMP TABLE {ACCEPTED} ON COMMIT DROP AS
-                 SELECT u.issue_id, u.{ORD}, u.{UPDATED}
-                   FROM unnest($1::int8[], $2::int4[], $3::timestamptz[]) AS u(issue_id, {ORD}, {UPDATED})"
+            accepted_add: format!(
+                "INSERT INTO {ACCEPTED} (issue_id, {ORD}, {UPDATED})
+                 SELECT * FROM unnest($1::int8[], $2::int4[], $3::timestamptz[])"
             ),
             schema: schema.to_string(),
         }

@@ -97,20 +97,21 @@ pub(crate) fn run(
         // COPY or merge (links included: they are as their issues were).
         hook(HookPoint::AfterCopy);
     } else {
-        let mut merged = false;
+        // New issues first, straight into the tables (inside a savepoint: if
+        // a key turns out to be stored after all, rows left behind by a
+        // hand-deleted issue row, everything takes the merge path instead).
+        let mut direct = false;
         if plan.direct {
-            // A savepoint: if a key turns out to be stored after all (rows
-            // left behind by a deleted issue row), the merge takes over.
             let mut sp = tx
                 .savepoint("direct_load")
                 .map_err(Error::db(format!("{}: SAVEPOINT", unit_pages())))?;
             let mut report = UnitReport::default();
-            match load_direct(&mut sp, sql, &todo, &plan, &mut report, &unit_pages, hook) {
+            match load_direct(&mut sp, sql, &todo, &plan, &mut report, &unit_pages) {
                 Ok(()) => {
                     sp.commit()
                         .map_err(Error::db(format!("{}: RELEASE SAVEPOINT", unit_pages())))?;
                     out.report.absorb(&report);
-                    merged = true;
+                    direct = true;
                 }
                 Err(e) if is_unique_violation(&e) => {
                     sp.rollback().map_err(Error::db(format!(
@@ -126,17 +127,17 @@ pub(crate) fn run(
                 Err(e) => return Err(e),
             }
         }
-        if !merged {
-            load_merged(
-                &mut tx,
-                sql,
-                &todo,
-                &plan,
-                &mut out.report,
-                &unit_pages,
-                hook,
-            )?;
-        }
+        // Then the merge: stored issues, links, the field catalogue.
+        load_merged(
+            &mut tx,
+            sql,
+            &todo,
+            &plan,
+            direct,
+            &mut out.report,
+            &unit_pages,
+            hook,
+        )?;
         // The digests of the versions taken.
         let phase = Instant::now();
         let (ids, ords, digests) = plan.digest_arrays();
@@ -263,16 +264,27 @@ pub(crate) fn run(
 /// What a unit will do with its issues, decided before any COPY.
 #[derive(Debug, Default)]
 pub(crate) struct UnitPlan {
-    /// Per batch (in unit order): issue ids whose rows are skipped (stored
-    /// with the same digest).
-    pub skip: Vec<HashSet<i64>>,
+    /// Per batch (in unit order): issue ids whose rows are skipped because
+    /// they are stored with the same digest.
+    pub unchanged_skip: Vec<HashSet<i64>>,
+    /// Per batch: what the direct COPY leaves out — unchanged and stored
+    /// issues, and every version of a new issue but its winning one.
+    pub direct_skip: Vec<HashSet<i64>>,
+    /// Per batch: what the merge leaves out once the direct COPY is done —
+    /// unchanged issues and new issues.
+    pub merge_skip: Vec<HashSet<i64>>,
     /// Issues skipped as unchanged.
     pub unchanged: u64,
-    /// Issues to load: `(batch ordinal, issue id, digest)`.
+    /// Every version still to load: `(batch ordinal, issue id, digest)`.
     pub remaining: Vec<(i32, i64, Option<String>)>,
-    /// No remaining issue is stored and none appears twice: the rows of the
-    /// tables keyed by issue go straight into the warehouse tables.
+    /// New issues (not stored): their winning version `(batch ordinal,
+    /// issue id, updated)` — latest `updated`, then latest page, as the merge
+    /// would pick it.
+    pub new_winners: Vec<(i32, i64, Option<DateTime<Utc>>)>,
+    /// Some new issue goes straight into the tables.
     pub direct: bool,
+    /// Some new issue has more than one version in the unit.
+    pub new_repeated: bool,
 }
 
 impl UnitPlan {
@@ -285,8 +297,7 @@ impl UnitPlan {
 }
 
 /// Reads which of the unit's issues are stored and their digests, and decides
-/// the skip sets and the path (see [`UnitPlan`]). `replay` skips nothing and
-/// always merges.
+/// the skip sets (see [`UnitPlan`]). `replay` skips nothing and always merges.
 fn plan_unit(
     tx: &mut postgres::Transaction<'_>,
     sql: &UnitSql,
@@ -319,32 +330,54 @@ pub(crate) fn decide(
     stored: &HashMap<i64, Option<String>>,
     replay: bool,
 ) -> UnitPlan {
+    let n = todo.len();
     let mut plan = UnitPlan {
-        direct: !replay,
+        unchanged_skip: vec![HashSet::new(); n],
+        direct_skip: vec![HashSet::new(); n],
+        merge_skip: vec![HashSet::new(); n],
         ..UnitPlan::default()
     };
-    let mut seen = HashSet::new();
+    // New issue → index of its winning version in `new_winners`.
+    let mut winner: HashMap<i64, usize> = HashMap::new();
     for (ord, b) in todo.iter().enumerate() {
-        let mut skip = HashSet::new();
+        let o = i32::try_from(ord).unwrap_or(i32::MAX);
         for i in &b.meta.issues {
             let same =
                 !replay && i.digest.is_some() && stored.get(&i.id).is_some_and(|d| *d == i.digest);
             if same {
-                skip.insert(i.id);
+                plan.unchanged_skip[ord].insert(i.id);
+                plan.direct_skip[ord].insert(i.id);
+                plan.merge_skip[ord].insert(i.id);
                 plan.unchanged += 1;
                 continue;
             }
-            if stored.contains_key(&i.id) || !seen.insert(i.id) {
-                plan.direct = false;
+            plan.remaining.push((o, i.id, i.digest.clone()));
+            if replay || stored.contains_key(&i.id) {
+                plan.direct_skip[ord].insert(i.id);
+                continue;
             }
-            plan.remaining.push((
-                i32::try_from(ord).unwrap_or(i32::MAX),
-                i.id,
-                i.digest.clone(),
-            ));
+            plan.merge_skip[ord].insert(i.id);
+            if winner.contains_key(&i.id) {
+                plan.new_repeated = true;
+            }
+            match winner.get(&i.id) {
+                // A later page wins unless its version is older.
+                Some(&w) if plan.new_winners[w].2 > i.updated => {
+                    plan.direct_skip[ord].insert(i.id);
+                }
+                Some(&w) => {
+                    let (old, _, _) = plan.new_winners[w];
+                    plan.direct_skip[old as usize].insert(i.id);
+                    plan.new_winners[w] = (o, i.id, i.updated);
+                }
+                None => {
+                    winner.insert(i.id, plan.new_winners.len());
+                    plan.new_winners.push((o, i.id, i.updated));
+                }
+            }
         }
-        plan.skip.push(skip);
     }
+    plan.direct = !plan.new_winners.is_empty();
     plan
 }
 
@@ -426,7 +459,7 @@ fn copy(
 fn gather(
     spec: &TableSpec,
     todo: &[&Batch],
-    plan: &UnitPlan,
+    skips: &[HashSet<i64>],
     tag: bool,
     buf: &mut Vec<u8>,
 ) -> Result<u64> {
@@ -435,7 +468,7 @@ fn gather(
     let mut kept = 0;
     for (ord, b) in todo.iter().enumerate() {
         let empty = HashSet::new();
-        let skip = plan.skip.get(ord).unwrap_or(&empty);
+        let skip = skips.get(ord).unwrap_or(&empty);
         let (rows, k) = filter_rows(b.rows(spec.name), col, skip, tag.then_some(ord), buf);
         let meta_rows = b.row_count(spec.name);
         if rows != meta_rows {
@@ -449,9 +482,8 @@ fn gather(
     Ok(kept)
 }
 
-/// The direct path: tables keyed by issue are COPYed straight into the
-/// warehouse (none of their issues is stored, none appears twice); the others
-/// (links, which both ends carry; the field catalogue) are staged and merged.
+/// The direct part: the winning version of every new issue goes straight
+/// into the tables keyed by issue, by COPY.
 fn load_direct(
     tx: &mut postgres::Transaction<'_>,
     sql: &UnitSql,
@@ -459,98 +491,59 @@ fn load_direct(
     plan: &UnitPlan,
     report: &mut UnitReport,
     unit_pages: &dyn Fn() -> String,
-    hook: &mut dyn FnMut(HookPoint),
 ) -> Result<()> {
     let mut buf = Vec::new();
-    let (ids, ords, _) = plan.digest_arrays();
-    let updated: Vec<Option<DateTime<Utc>>> = plan
-        .remaining
-        .iter()
-        .map(|(o, id, _)| {
-            todo.get(*o as usize)
-                .and_then(|b| b.meta.issues.iter().find(|i| i.id == *id))
-                .and_then(|i| i.updated)
-        })
-        .collect();
-    let phase = Instant::now();
-    tx.execute(&sql.accepted_direct, &[&ids, &ords, &updated])
-        .map_err(Error::db(format!(
-            "{}: recording accepted issues",
-            unit_pages()
-        )))?;
-    report.add_time("(setup)", 0, phase.elapsed());
-    report.issues_accepted += ids.len() as u64;
-    let mut staged = Vec::new();
-    for (spec, copy_stg, fast, _) in &sql.tables {
-        if issue_col(spec).is_some() {
-            let n = gather(spec, todo, plan, false, &mut buf)?;
-            if n == 0 {
-                continue;
-            }
-            let started = Instant::now();
-            let ctx = || format!("{}: COPY into table {}", unit_pages(), spec.name);
-            let copied = copy(tx, &sql.copy_direct(spec), &buf, &ctx)?;
-            if copied != n {
-                return Err(Error::Other(format!(
-                    "{}: COPY reported {copied} rows, the batches hold {n}",
-                    ctx()
-                )));
-            }
-            report.add(
-                spec.name,
-                TableCounts {
-                    inserted: copied,
-                    ..TableCounts::default()
-                },
-            );
-            report.add_time("(direct copy)", copied, started.elapsed());
-        } else {
-            if spec.merge == MergeMode::ReplacePerIssue && plan.remaining.is_empty() {
-                // Only unchanged issues: their links are as stored.
-                continue;
-            }
-            let n = gather(spec, todo, plan, true, &mut buf)?;
-            let started = Instant::now();
-            tx.batch_execute(&merge::create_temp(spec))
-                .map_err(Error::db(format!(
-                    "{}: creating staging table {}",
-                    unit_pages(),
-                    spec.name
-                )))?;
-            if n > 0 {
-                let ctx = || format!("{}: COPY into staging table {}", unit_pages(), spec.name);
-                let copied = copy(tx, copy_stg, &buf, &ctx)?;
-                if copied != n {
-                    return Err(Error::Other(format!(
-                        "{}: COPY reported {copied} rows, the batches hold {n}",
-                        ctx()
-                    )));
-                }
-            }
-            report.add_time("(copy)", n, started.elapsed());
-            if n > 0 || spec.merge == MergeMode::ReplacePerIssue {
-                staged.push((*spec, fast.as_str(), n));
-            }
+    for (spec, _, _, _) in &sql.tables {
+        if issue_col(spec).is_none() {
+            continue;
         }
+        let n = gather(spec, todo, &plan.direct_skip, false, &mut buf)?;
+        if n == 0 {
+            continue;
+        }
+        let started = Instant::now();
+        let ctx = || format!("{}: COPY into table {}", unit_pages(), spec.name);
+        let copied = copy(tx, &sql.copy_direct(spec), &buf, &ctx)?;
+        if copied != n {
+            return Err(Error::Other(format!(
+                "{}: COPY reported {copied} rows, the batches hold {n}",
+                ctx()
+            )));
+        }
+        report.add(
+            spec.name,
+            TableCounts {
+                inserted: copied,
+                ..TableCounts::default()
+            },
+        );
+        report.add_time("(direct copy)", copied, started.elapsed());
     }
-    hook(HookPoint::AfterCopy);
-    for (spec, stmt, n) in staged {
-        merge_table(tx, spec, stmt, n, report, unit_pages)?;
-    }
+    report.issues_accepted += plan.new_winners.len() as u64;
     Ok(())
 }
 
-/// The merge path: every table is COPYed into its staging table and merged
-/// (see [`super::merge`]).
+/// The merge: every table's rows not skipped (with `direct`, new issues were
+/// COPYed already and only stored issues, links and the field catalogue are
+/// left) go into staging tables and are merged (see [`super::merge`]). The
+/// new issues join [`merge::ACCEPTED`] just before the link merge, which runs
+/// last, so their links are replaced like any accepted issue's.
+#[allow(clippy::too_many_arguments)]
 fn load_merged(
     tx: &mut postgres::Transaction<'_>,
     sql: &UnitSql,
     todo: &[&Batch],
     plan: &UnitPlan,
+    direct: bool,
     report: &mut UnitReport,
     unit_pages: &dyn Fn() -> String,
     hook: &mut dyn FnMut(HookPoint),
 ) -> Result<()> {
+    let skips = if direct {
+        &plan.merge_skip
+    } else {
+        &plan.unchanged_skip
+    };
     let phase = Instant::now();
     tx.batch_execute(&sql.create_temps)
         .map_err(Error::db(format!(
@@ -561,7 +554,7 @@ fn load_merged(
     let mut buf = Vec::new();
     let mut copied_tables = Vec::new();
     for (spec, copy_sql, _, _) in &sql.tables {
-        let expected = gather(spec, todo, plan, true, &mut buf)?;
+        let expected = gather(spec, todo, skips, true, &mut buf)?;
         if expected == 0 {
             continue;
         }
@@ -579,7 +572,7 @@ fn load_merged(
     }
     hook(HookPoint::AfterCopy);
 
-    // Which incoming issues win (newest version, not older than stored).
+    // Which incoming (merged) issues win: newest version, not older than stored.
     let phase = Instant::now();
     tx.batch_execute(&sql.accepted).map_err(Error::db(format!(
         "{}: selecting accepted issues",
@@ -598,7 +591,10 @@ fn load_merged(
     let acc: i64 = counts.get(0);
     let distinct_in: i64 = counts.get(1);
     let issue_rows: i64 = counts.get(2);
-    let path = if acc == distinct_in && distinct_in == issue_rows {
+    // The fast path takes the staged rows as they are: only when every issue
+    // appears once (the links of a new issue's older version must not count).
+    let once = !(direct && plan.new_repeated);
+    let path = if once && acc == distinct_in && distinct_in == issue_rows {
         merge::Path::Fast
     } else {
         merge::Path::Full
@@ -607,14 +603,37 @@ fn load_merged(
     report.issues_accepted += acc as u64;
     report.issues_rejected_older += (distinct_in - acc).max(0) as u64;
 
-    for (spec, _, fast, full) in &sql.tables {
+    let link = crate::tables::ISSUE_LINK.name;
+    let mut order: Vec<_> = sql.tables.iter().filter(|t| t.0.name != link).collect();
+    order.extend(sql.tables.iter().filter(|t| t.0.name == link));
+    for (spec, _, fast, full) in order {
+        if spec.name == link && direct {
+            tx.execute(
+                &sql.accepted_add,
+                &[
+                    &plan.new_winners.iter().map(|w| w.1).collect::<Vec<i64>>(),
+                    &plan.new_winners.iter().map(|w| w.0).collect::<Vec<i32>>(),
+                    &plan
+                        .new_winners
+                        .iter()
+                        .map(|w| w.2)
+                        .collect::<Vec<Option<DateTime<Utc>>>>(),
+                ],
+            )
+            .map_err(Error::db(format!(
+                "{}: adding new issues to the accepted set",
+                unit_pages()
+            )))?;
+        }
+        let owns =
+            spec.merge == MergeMode::ReplacePerIssue && (acc > 0 || (spec.name == link && direct));
+        if !copied_tables.contains(&spec.name) && !owns {
+            continue;
+        }
         let stmt = match path {
             merge::Path::Fast => fast,
             merge::Path::Full => full,
         };
-        if !copied_tables.contains(&spec.name) && spec.merge != MergeMode::ReplacePerIssue {
-            continue;
-        }
         let rows_in: u64 = todo.iter().map(|b| b.row_count(spec.name)).sum();
         merge_table(tx, spec, stmt, rows_in, report, unit_pages)?;
     }
@@ -718,10 +737,17 @@ mod tests {
         }
     }
 
+    fn set(ids: &[i64]) -> HashSet<i64> {
+        ids.iter().copied().collect()
+    }
+
     #[test]
-    fn plan_skips_unchanged_and_goes_direct_only_for_new_unique_issues() {
-        let a = batch("p1", &[(1, Some("d1")), (2, Some("d2")), (3, None)]);
-        let b = batch("p2", &[(4, Some("d4"))]);
+    fn plan_skips_unchanged_copies_new_winners_and_merges_the_rest() {
+        let a = batch(
+            "p1",
+            &[(1, Some("d1")), (2, Some("d2")), (3, None), (4, Some("x"))],
+        );
+        let b = batch("p2", &[(4, Some("d4")), (5, Some("d5"))]);
         let stored: HashMap<i64, Option<String>> = [
             (1, Some("d1".to_string())),
             (2, Some("old".to_string())),
@@ -731,23 +757,45 @@ mod tests {
         .collect();
         let p = decide(&[&a, &b], &stored, false);
         assert_eq!(p.unchanged, 1);
-        assert!(p.skip[0].contains(&1) && p.skip[0].len() == 1 && p.skip[1].is_empty());
+        assert_eq!(p.unchanged_skip, vec![set(&[1]), set(&[])]);
+        // Direct: new issues only, each in its winning version (4: the later page).
+        assert_eq!(p.direct_skip, vec![set(&[1, 2, 3, 4]), set(&[])]);
+        // Merge: stored issues only.
+        assert_eq!(p.merge_skip, vec![set(&[1, 4]), set(&[4, 5])]);
+        assert_eq!(
+            p.new_winners.iter().map(|w| (w.0, w.1)).collect::<Vec<_>>(),
+            vec![(1, 4), (1, 5)]
+        );
+        assert!(p.direct && p.new_repeated);
         assert_eq!(
             p.remaining.iter().map(|r| (r.0, r.1)).collect::<Vec<_>>(),
-            vec![(0, 2), (0, 3), (1, 4)]
+            vec![(0, 2), (0, 3), (0, 4), (1, 4), (1, 5)]
         );
-        assert!(!p.direct, "issues 2 and 3 are stored");
-        // All new and unique: direct.
-        let p = decide(&[&b], &stored, false);
-        assert!(p.direct);
-        // The same new issue on two pages: merged (latest version wins there).
-        let c = batch("p3", &[(4, Some("d4b"))]);
-        assert!(!decide(&[&b, &c], &stored, false).direct);
-        // Replay skips nothing and always merges.
+        // Replay skips nothing and copies nothing directly.
         let p = decide(&[&a], &stored, true);
-        assert_eq!((p.unchanged, p.remaining.len(), p.direct), (0, 3, false));
-        // Only stored issues are unchanged ones: all skipped, nothing remains.
+        assert_eq!((p.unchanged, p.remaining.len(), p.direct), (0, 4, false));
+        assert_eq!(p.direct_skip, vec![set(&[1, 2, 3, 4])]);
+        // Only unchanged issues: nothing remains.
         let p = decide(&[&batch("p4", &[(1, Some("d1"))])], &stored, false);
-        assert_eq!((p.unchanged, p.remaining.len()), (1, 0));
+        assert_eq!((p.unchanged, p.remaining.len(), p.direct), (1, 0, false));
+    }
+
+    #[test]
+    fn the_winner_of_a_new_issue_is_its_latest_version() {
+        let t = |m: i64| Some(chrono::DateTime::<Utc>::from_timestamp(m * 60, 0).unwrap());
+        let mut a = batch("p1", &[(7, Some("a"))]);
+        a.meta.issues[0].updated = t(20);
+        let mut b = batch("p2", &[(7, Some("b"))]);
+        b.meta.issues[0].updated = t(10);
+        let mut c = batch("p3", &[(7, Some("c"))]);
+        c.meta.issues[0].updated = t(20);
+        // p2 is older than p1; p3 ties p1 and is the later page: p3 wins.
+        let p = decide(&[&a, &b, &c], &HashMap::new(), false);
+        assert_eq!(p.new_winners, vec![(2, 7, t(20))]);
+        assert_eq!(p.direct_skip, vec![set(&[7]), set(&[7]), set(&[])]);
+        // Without p3, p1 stays the winner over the older p2.
+        let p = decide(&[&a, &b], &HashMap::new(), false);
+        assert_eq!(p.new_winners, vec![(0, 7, t(20))]);
+        assert_eq!(p.direct_skip, vec![set(&[]), set(&[7])]);
     }
 }

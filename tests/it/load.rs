@@ -1185,3 +1185,64 @@ fn with_bulk_loading_off_deferred_indexes_are_rebuilt_at_once() {
     }
     assert_eq!(e.count("deferred_index"), 0);
 }
+
+#[test]
+fn a_unit_copies_new_issues_directly_and_merges_stored_ones() {
+    let mut e = Env::new();
+    let mut l = e.loader();
+    let mut one = iss(1, 10);
+    one.links = vec![(500, 1, 2)];
+    l.load_unit(&[dpage(RUN1, 0, std::slice::from_ref(&one))])
+        .unwrap();
+    assert_eq!(e.count("issue_link"), 1);
+
+    // One unit: issue 2 new on two pages — an older version still listing
+    // the link, then the winning newer one without it, on the page where
+    // issue 1 (stored: merged) has changed and lost the link too.
+    let mut one2 = one.clone();
+    one2.updated = t(20);
+    one2.labels = vec!["l1".into(), "x".into()];
+    one2.links = vec![];
+    let mut two_old = iss(2, 10);
+    two_old.links = vec![(500, 1, 2)];
+    two_old.labels = vec!["old".into()];
+    let mut two_new = iss(2, 15);
+    two_new.labels = vec!["new".into()];
+    let r = l
+        .load_unit(&[dpage(RUN2, 0, &[two_old]), dpage(RUN2, 1, &[one2, two_new])])
+        .unwrap();
+    assert!(
+        r.timings.iter().any(|(s, _, _)| *s == "(direct copy)"),
+        "{:?}",
+        r.timings
+    );
+    assert_eq!(r.issues_accepted, 2);
+    assert_eq!(
+        e.strings("SELECT issue_id::text || ':' || label FROM S.issue_label ORDER BY 1"),
+        vec!["1:l1", "1:x", "2:new"]
+    );
+    assert_eq!(e.count("issue"), 2);
+    assert_eq!(e.count("changelog"), 2, "one history per issue");
+    assert_eq!(
+        e.count("issue_link"),
+        0,
+        "neither end lists link 500 any more"
+    );
+    assert_eq!(
+        e.strings("SELECT updated::text FROM S.issue WHERE issue_id = 2"),
+        e.strings(&format!(
+            "SELECT '{}'::timestamptz::text",
+            t(15).to_rfc3339()
+        ))
+    );
+    assert_eq!(e.count("issue_digest"), 2);
+
+    // A new issue listing a link to a stored issue keeps it.
+    let mut three = iss(3, 30);
+    three.links = vec![(501, 3, 1)];
+    let r = l
+        .load_unit(&[dpage("20240303T100000000Z", 0, &[three])])
+        .unwrap();
+    assert_eq!(r.table("issue_link").inserted, 1);
+    assert_eq!(e.count("issue_link"), 1);
+}
