@@ -198,6 +198,24 @@ pub fn read_batch(st: &Staging, scope: &str, page: &str) -> Result<Batch> {
 }
 
 /// Removes a batch directory (after it was loaded).
+/// Moves a loaded batch directory into the staging trash (one rename) and
+/// returns where it went, for a background deletion; `None` if there was none.
+pub fn trash_batch(st: &Staging, scope: &str, page: &str) -> Result<Option<PathBuf>> {
+    let dir = st.batch_dir(scope, page);
+    let trash = st.trash_dir();
+    fs::create_dir_all(&trash).map_err(Error::io(&trash))?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let to = trash.join(format!("{scope}--{page}--{}-{nanos}", std::process::id()));
+    match fs::rename(&dir, &to) {
+        Ok(()) => Ok(Some(to)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(&dir)(e)),
+    }
+}
+
 pub fn remove_batch(st: &Staging, scope: &str, page: &str) -> Result<()> {
     let dir = st.batch_dir(scope, page);
     match fs::remove_dir_all(&dir) {
@@ -244,6 +262,11 @@ mod tests {
         let back = read_batch(&st, "s", &b.meta.page).unwrap();
         assert_eq!(back, b);
         remove_batch(&st, "s", &b.meta.page).unwrap();
+        write_batch(&st, &b).unwrap();
+        let t = trash_batch(&st, "s", &b.meta.page).unwrap().unwrap();
+        assert!(t.starts_with(st.trash_dir()) && t.join("meta.json").is_file());
+        assert!(st.list_batches("s").unwrap().is_empty());
+        assert!(trash_batch(&st, "s", &b.meta.page).unwrap().is_none());
         assert!(st.list_batches("s").unwrap().is_empty());
     }
 }

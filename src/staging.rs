@@ -141,6 +141,12 @@ impl Staging {
     pub fn state_dir(&self) -> PathBuf {
         self.root.join("state")
     }
+    /// Batch directories already loaded, renamed here to be deleted in the
+    /// background (deleting many small files is slow on some file systems;
+    /// a rename is not). Anything here may be deleted at any time.
+    pub fn trash_dir(&self) -> PathBuf {
+        self.root.join("trash")
+    }
 
     /// Page names (stems) in a scope's pages directory, sorted (load order).
     pub fn list_pages(&self, scope: &str) -> Result<Vec<String>> {

@@ -357,6 +357,7 @@ pub fn usage(st: &Staging) -> Usage {
         "quarantine",
         "catalog",
         "state",
+        "trash",
     ]
     .iter()
     .map(|p| (p.to_string(), staging::dir_size(&st.root.join(p))))

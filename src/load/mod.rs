@@ -230,6 +230,57 @@ pub struct Loader {
     prepared: bool,
     /// A bulk first load is under way (secondary indexes deferred).
     bulk: bool,
+    /// Deletes loaded batch directories in the background.
+    janitor: Option<Janitor>,
+}
+
+/// Deletes the staging trash (loaded batch directories, renamed there) on a
+/// thread of its own: unlinking many small files just written costs ~2 ms
+/// each on ext4 here, more than loading their rows. Leftovers of an earlier
+/// run are deleted first. Joined by [`Loader::finish`] and on drop.
+struct Janitor {
+    tx: Option<std::sync::mpsc::Sender<std::path::PathBuf>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Janitor {
+    fn start(trash: std::path::PathBuf) -> Option<Janitor> {
+        let (tx, rx) = std::sync::mpsc::channel::<std::path::PathBuf>();
+        let handle = std::thread::Builder::new()
+            .name("janitor".into())
+            .spawn(move || {
+                if let Ok(entries) = std::fs::read_dir(&trash) {
+                    for e in entries.flatten() {
+                        let _ = std::fs::remove_dir_all(e.path());
+                    }
+                }
+                for dir in rx {
+                    if let Err(e) = std::fs::remove_dir_all(&dir)
+                        && e.kind() != std::io::ErrorKind::NotFound
+                    {
+                        tracing::warn!(dir = %dir.display(), "cannot delete a loaded batch from the staging trash: {e}; `pipeline staging gc` or the next load retries");
+                    }
+                }
+            })
+            .ok()?;
+        Some(Janitor {
+            tx: Some(tx),
+            handle: Some(handle),
+        })
+    }
+
+    fn join(&mut self) {
+        self.tx = None;
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for Janitor {
+    fn drop(&mut self) {
+        self.join();
+    }
 }
 
 /// How much larger a unit is during a bulk first load: every unit is new
@@ -292,6 +343,7 @@ impl Loader {
             session_ready: false,
             prepared: false,
             bulk: false,
+            janitor: None,
         }
     }
 
@@ -386,7 +438,11 @@ impl Loader {
     /// Rebuilds the indexes a bulk first load deferred (none: nothing to do).
     /// Call it when the load ends, whether it succeeded or not.
     pub fn finish(&mut self) -> Result<()> {
-        self.restore_indexes()
+        let restored = self.restore_indexes();
+        if let Some(mut j) = self.janitor.take() {
+            j.join();
+        }
+        restored
     }
 
     fn restore_indexes(&mut self) -> Result<()> {
@@ -523,7 +579,15 @@ impl Loader {
         // harmless: the rerun finds them in the ledger and only archives them.
         for page in &outcome.done_pages {
             self.staging.archive_page(&scope, page)?;
-            batch::remove_batch(&self.staging, &scope, page)?;
+            if let Some(dir) = batch::trash_batch(&self.staging, &scope, page)? {
+                if self.janitor.is_none() {
+                    self.janitor = Janitor::start(self.staging.trash_dir());
+                }
+                match &self.janitor {
+                    Some(Janitor { tx: Some(tx), .. }) if tx.send(dir.clone()).is_ok() => {}
+                    _ => std::fs::remove_dir_all(&dir).map_err(Error::io(&dir))?,
+                }
+            }
         }
         Ok(report)
     }

@@ -853,6 +853,11 @@ fn run_stage_load_via_the_binary() {
     assert_eq!(e.checkpoint(), Some(t(100)));
     assert!(st.list_batches(SCOPE).unwrap().is_empty());
     assert_eq!(st.list_archived(SCOPE).unwrap().len(), 3);
+    // Loaded batch directories went through the trash, emptied before exit;
+    // a leftover there (a killed run's) is deleted by the next load.
+    let trash = st.trash_dir();
+    assert_eq!(std::fs::read_dir(&trash).unwrap().count(), 0);
+    std::fs::create_dir_all(trash.join("demo--leftover/x")).unwrap();
     // Nothing left: a second run is a no-op.
     w.cmd()
         .args(["run", "--stage", "load", "--scope", "demo"])
@@ -868,6 +873,7 @@ fn run_stage_load_via_the_binary() {
         .success()
         .stdout(predicate::str::contains("1 already loaded"));
     assert!(st.list_batches(SCOPE).unwrap().is_empty());
+    assert_eq!(std::fs::read_dir(&trash).unwrap().count(), 0);
     // Unknown scope: usage error.
     w.cmd()
         .args(["run", "--stage", "load", "--scope", "nope"])
