@@ -107,6 +107,70 @@ pub struct ExtractReport {
     pub body_bytes: u64,
 }
 
+/// Where a scope's next extract run starts. The one place this is decided:
+/// the extractor and `pipeline plan` both call [`start_of`].
+#[derive(Debug, Clone)]
+pub enum Start {
+    /// Resume this unfinished run (same query; not an incremental run under `--full`).
+    Resume(RunState),
+    /// Start a new run.
+    New {
+        mode: Mode,
+        /// The lower bound of the run (backfill start, or cursor − safety window).
+        from: DateTime<Utc>,
+        /// The cursor it continues from: the newer of the database checkpoint
+        /// and a staged, not yet loaded End page's (`None`: backfill).
+        cursor: Option<DateTime<Utc>>,
+        /// The cursor came from a staged End page, not from PostgreSQL.
+        cursor_staged: bool,
+        /// An unfinished run that is not resumed (its query changed, or `--full`).
+        abandoned: Option<RunState>,
+    },
+}
+
+/// Decides how scope `sc` starts (see [`Start`]): resume an unfinished run
+/// with the same query, else incremental from the checkpoint, else backfill.
+pub fn start_of(
+    cfg: &Config,
+    staging: &Staging,
+    sc: &crate::config::Scope,
+    full: bool,
+    checkpoints: &HashMap<String, DateTime<Utc>>,
+) -> Result<Start> {
+    let base = scope_clause(sc)?;
+    let existing = load(&state_path(&staging.state_dir(), &sc.name))?;
+    let mut abandoned = None;
+    if let Some(s) = existing.filter(|s| !s.finished) {
+        if s.base_jql == base && !(full && s.mode == Mode::Incremental) {
+            return Ok(Start::Resume(s));
+        }
+        abandoned = Some(s);
+    }
+    let (db, staged) = if full {
+        (None, None)
+    } else {
+        (
+            checkpoints.get(&sc.name).copied(),
+            staged_checkpoint(staging, &sc.name)?,
+        )
+    };
+    let cursor = db.max(staged);
+    let (mode, from) = match cursor {
+        None => (Mode::Backfill, cfg.sync.backfill_start),
+        Some(c) => (
+            Mode::Incremental,
+            c - chrono::Duration::from_std(cfg.sync.safety_window).unwrap_or_default(),
+        ),
+    };
+    Ok(Start::New {
+        mode,
+        from,
+        cursor,
+        cursor_staged: cursor.is_some() && staged == cursor && db != cursor,
+        abandoned,
+    })
+}
+
 /// The newest checkpoint proposed by a finished run whose End page is still
 /// waiting in `pages/` (staged, not yet loaded): those pages will be loaded
 /// before anything this run stages, so the next run may start from there.
@@ -173,40 +237,26 @@ pub async fn extract(
     for sc in &selected {
         let base = scope_clause(sc)?;
         let path = state_path(&staging.state_dir(), &sc.name);
-        let existing = load(&path)?;
-        let resumable = existing.filter(|s| {
-            let ok = !s.finished && s.base_jql == base && !(opts.full && s.mode == Mode::Incremental);
-            if !s.finished && !ok {
-                tracing::warn!(
-                    scope = %sc.name,
-                    run = %s.run_id,
-                    "not resuming the interrupted run (the scope's query changed or --full was given); starting a new run"
-                );
-            }
-            ok
-        });
-        let resumed = resumable.is_some();
-        let st = match resumable {
-            Some(s) => {
+        let start = start_of(cfg, &staging, sc, opts.full, checkpoints)?;
+        let resumed = matches!(start, Start::Resume(_));
+        let st = match start {
+            Start::Resume(s) => {
                 tracing::info!(scope = %sc.name, run = %s.run_id, mode = s.mode.as_str(), "resuming the interrupted run");
                 s
             }
-            None => {
-                let cursor = if opts.full {
-                    None
-                } else {
-                    checkpoints
-                        .get(&sc.name)
-                        .copied()
-                        .max(staged_checkpoint(&staging, &sc.name)?)
-                };
-                let (mode, from) = match cursor {
-                    None => (Mode::Backfill, cfg.sync.backfill_start),
-                    Some(c) => (
-                        Mode::Incremental,
-                        c - chrono::Duration::from_std(cfg.sync.safety_window).unwrap_or_default(),
-                    ),
-                };
+            Start::New {
+                mode,
+                from,
+                abandoned,
+                ..
+            } => {
+                if let Some(s) = abandoned {
+                    tracing::warn!(
+                        scope = %sc.name,
+                        run = %s.run_id,
+                        "not resuming the interrupted run (the scope's query changed or --full was given); starting a new run"
+                    );
+                }
                 RunState {
                     format: 1,
                     scope: sc.name.clone(),

@@ -26,9 +26,9 @@ use serde::Serialize;
 use crate::config::{Config, Scope};
 use crate::error::{Error, ExitCode, Result};
 use crate::extract::progress::ScopeProgress;
+use crate::extract::read_checkpoints;
 use crate::extract::scope::{ScopeCtx, plan_slices};
-use crate::extract::state::{Mode, RunState, SliceState, StateStore, advance, load, state_path};
-use crate::extract::{read_checkpoints, staged_checkpoint};
+use crate::extract::state::{Mode, RunState, SliceState, StateStore, advance};
 use crate::jira::api::check_search;
 use crate::jira::client::Response;
 use crate::jira::jql::{DateField, Range, floor_minute, scope_clause, search_jql};
@@ -270,8 +270,8 @@ struct Start {
     needs_catalog: bool,
 }
 
-/// Mirrors the extractor's decision (`extract::extract`): resume an
-/// unfinished run with the same query, else checkpoint → incremental, else backfill.
+/// The extractor's decision ([`crate::extract::start_of`]), with the reason
+/// in words and the state a new run would start with.
 fn start_of(
     cfg: &Config,
     staging: &Staging,
@@ -281,59 +281,42 @@ fn start_of(
     started: DateTime<Utc>,
     tz: &str,
 ) -> Result<Start> {
-    let base = scope_clause(sc)?;
-    let existing = load(&state_path(&staging.state_dir(), &sc.name))?;
-    if let Some(s) = existing
-        .filter(|s| !s.finished && s.base_jql == base && !(full && s.mode == Mode::Incremental))
-    {
-        let needs_catalog = !staging.catalog_path(&s.run_id).is_file();
-        return Ok(Start {
-            reason: format!(
-                "continues the interrupted {} run {} ({} pages staged)",
-                s.mode.as_str(),
-                s.run_id,
-                s.pages()
-            ),
-            resumed: true,
-            needs_catalog,
-            state: s,
-        });
-    }
-    let staged = if full {
-        None
-    } else {
-        staged_checkpoint(staging, &sc.name)?
-    };
-    let db = if full {
-        None
-    } else {
-        db_checkpoints.get(&sc.name).copied()
-    };
-    let cursor = db.max(staged);
-    let (mode, from, reason) = match cursor {
-        None if full => (
-            Mode::Backfill,
-            cfg.sync.backfill_start,
-            "--full: backfill from sync.backfill_start".to_string(),
-        ),
-        None => (
-            Mode::Backfill,
-            cfg.sync.backfill_start,
-            "no checkpoint: backfill from sync.backfill_start".to_string(),
-        ),
-        Some(c) => (
-            Mode::Incremental,
-            c - chrono::Duration::from_std(cfg.sync.safety_window).unwrap_or_default(),
-            format!(
-                "checkpoint {} ({}) minus the {}-minute safety window",
-                c.to_rfc3339(),
-                if staged == Some(c) && db != Some(c) {
-                    "from a staged End page not yet loaded"
-                } else {
-                    "from PostgreSQL"
-                },
-                cfg.sync.safety_window.as_secs() / 60
-            ),
+    let (mode, from, cursor, cursor_staged) =
+        match crate::extract::start_of(cfg, staging, sc, full, db_checkpoints)? {
+            crate::extract::Start::Resume(s) => {
+                let needs_catalog = !staging.catalog_path(&s.run_id).is_file();
+                return Ok(Start {
+                    reason: format!(
+                        "continues the interrupted {} run {} ({} pages staged)",
+                        s.mode.as_str(),
+                        s.run_id,
+                        s.pages()
+                    ),
+                    resumed: true,
+                    needs_catalog,
+                    state: s,
+                });
+            }
+            crate::extract::Start::New {
+                mode,
+                from,
+                cursor,
+                cursor_staged,
+                ..
+            } => (mode, from, cursor, cursor_staged),
+        };
+    let reason = match cursor {
+        None if full => "--full: backfill from sync.backfill_start".to_string(),
+        None => "no checkpoint: backfill from sync.backfill_start".to_string(),
+        Some(c) => format!(
+            "checkpoint {} ({}) minus the {}-minute safety window",
+            c.to_rfc3339(),
+            if cursor_staged {
+                "from a staged End page not yet loaded"
+            } else {
+                "from PostgreSQL"
+            },
+            cfg.sync.safety_window.as_secs() / 60
         ),
     };
     Ok(Start {
@@ -344,7 +327,7 @@ fn start_of(
             mode,
             started_at: started,
             from,
-            base_jql: base,
+            base_jql: scope_clause(sc)?,
             time_zone: tz.to_string(),
             planned: false,
             slices: Vec::new(),
