@@ -517,8 +517,13 @@ fn transform_loop(
     }
 }
 
+/// How long the loader waits for more batches while its unit holds less
+/// than a quarter of the unit size.
+const UNIT_FILL_WAIT: Duration = Duration::from_millis(250);
+
 /// Loads leftover staged batches, then what transform sends, in units of
-/// one scope; a unit closes when it is full or nothing more is waiting.
+/// one scope; a unit closes when it is full, or when nothing more is waiting
+/// and it is a quarter full or [`UNIT_FILL_WAIT`] has passed.
 fn load_loop(
     loader: &mut Loader,
     st: &Staging,
@@ -578,19 +583,31 @@ fn load_loop(
         }
         rows += b.total_rows();
         unit.push(b);
-        // Take what is already waiting, up to a full unit.
+        // Take what is already waiting, up to a full unit; while the unit is
+        // small, wait a little for more: every unit pays a fixed cost (its
+        // statements, a COMMIT flush), and a loader that keeps up with
+        // transform would otherwise load one page per unit.
+        let deadline = Instant::now() + UNIT_FILL_WAIT;
         while rows < max_rows && unit.len() < max_pages {
-            match rx.try_recv() {
-                Ok(b) if b.meta.scope == unit[0].meta.scope => {
+            let next = if rows < max_rows / 4 {
+                match deadline.checked_duration_since(Instant::now()) {
+                    Some(left) => rx.recv_timeout(left).ok(),
+                    None => rx.try_recv().ok(),
+                }
+            } else {
+                rx.try_recv().ok()
+            };
+            match next {
+                Some(b) if b.meta.scope == unit[0].meta.scope => {
                     rows += b.total_rows();
                     unit.push(b);
                 }
-                Ok(b) => {
+                Some(b) => {
                     run_unit(loader, &mut unit, &mut total)?;
                     rows = b.total_rows();
                     unit.push(b);
                 }
-                Err(_) => break,
+                None => break,
             }
         }
         run_unit(loader, &mut unit, &mut total)?;
