@@ -184,10 +184,17 @@ impl Staging {
     /// Writes a page file atomically: meta line, then the raw body, zstd-compressed.
     pub fn write_page(&self, meta: &PageMeta, body: &[u8]) -> Result<PathBuf> {
         let path = self.page_path(&meta.scope, &meta.page_name());
-        let mut raw = serde_json::to_vec(meta).map_err(|e| Error::Other(e.to_string()))?;
-        raw.push(b'\n');
-        raw.extend_from_slice(body);
-        let compressed = zstd::bulk::compress(&raw, self.level).map_err(Error::io(&path))?;
+        // Free the uncompressed copy and the unused tail of the worst-case
+        // output buffer (each about the size of the body) before the fsync,
+        // which can be slow: many slices stage pages at once.
+        let compressed = {
+            let mut raw = serde_json::to_vec(meta).map_err(|e| Error::Other(e.to_string()))?;
+            raw.push(b'\n');
+            raw.extend_from_slice(body);
+            let mut c = zstd::bulk::compress(&raw, self.level).map_err(Error::io(&path))?;
+            c.shrink_to_fit();
+            c
+        };
         write_atomic(&path, &compressed)?;
         Ok(path)
     }
