@@ -286,7 +286,7 @@ impl Drop for Janitor {
 /// How much larger a unit is during a bulk first load: every unit is new
 /// rows going straight into the tables, so fewer, larger transactions save
 /// the per-unit costs (commit flush, setup, statements) at no risk.
-const BULK_UNIT_FACTOR: u64 = 5;
+const BULK_UNIT_FACTOR: u64 = 3;
 
 /// Secondary indexes of the warehouse tables that a bulk first load may drop:
 /// every index that is neither a primary key nor unique, except those the
