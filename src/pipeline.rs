@@ -81,6 +81,8 @@ pub struct RunSummary {
     pub pages_quarantined: u64,
     pub issues_quarantined: u64,
     pub issues_rejected_older: u64,
+    /// Incoming issues stored already with identical rows: skipped.
+    pub issues_unchanged: u64,
     pub checkpoints: Vec<(String, String)>,
     pub interrupted: bool,
     pub error: Option<String>,
@@ -135,6 +137,13 @@ impl RunSummary {
                 s,
                 "  {} issue versions older than the warehouse's were ignored",
                 self.issues_rejected_older
+            );
+        }
+        if self.issues_unchanged > 0 {
+            let _ = writeln!(
+                s,
+                "  {} issues arrived exactly as stored and were skipped",
+                self.issues_unchanged
             );
         }
         if self.pages_quarantined + self.issues_quarantined > 0 {
@@ -363,6 +372,7 @@ fn absorb_load(s: &mut RunSummary, u: &UnitReport) {
     s.pages_already_loaded = u.pages_skipped;
     s.issues_quarantined = u.quarantined;
     s.issues_rejected_older = u.issues_rejected_older;
+    s.issues_unchanged = u.issues_unchanged;
     s.rows_by_table = u
         .tables
         .iter()

@@ -684,6 +684,12 @@ impl LoadReport {
                 t.issues_rejected_older
             ));
         }
+        if t.issues_unchanged > 0 {
+            s.push_str(&format!(
+                "\n  {} incoming issue(s) arrived exactly as stored and were skipped",
+                t.issues_unchanged
+            ));
+        }
         for (scope, c) in &self.checkpoints {
             s.push_str(&format!(
                 "\n  checkpoint of scope {scope}: {}",

@@ -399,6 +399,30 @@ fn sync_after_edits_matches_the_simulator_and_metrics_match_the_summary() {
         summary["load"]["pages"].as_f64().unwrap()
     );
     assert!(samples.contains_key("jira_pipeline_checkpoint_lag_seconds{scope=\"demo\"}"));
+
+    // Another sync at once: the safety window fetches the edited issues
+    // again; they arrive exactly as stored and are skipped, nothing written.
+    let out = run_ok(&w, &sim, &["sync"]);
+    assert!(
+        out.contains("arrived exactly as stored and were skipped"),
+        "{out}"
+    );
+    assert!(!out.contains("rows written"), "{out}");
+    let summary: serde_json::Value = s
+        .client
+        .query_one(
+            &format!(
+                "SELECT summary FROM \"{}\".run_history ORDER BY run_id DESC LIMIT 1",
+                s.name
+            ),
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(
+        summary["issues_unchanged"].as_u64().unwrap() >= 30,
+        "{summary}"
+    );
 }
 
 /// The long crash loop: ≥ 30 kill -9 at pseudo-random points of `run`, then
