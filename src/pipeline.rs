@@ -327,7 +327,9 @@ pub fn run_all(
         }
     }
     record_metrics(&summary);
-    let first_err = ex.err().or(tr.err()).or(ld.err());
+    // The most downstream failure is the cause: a failed loader stops
+    // transform, which stops extract ("stopped taking pages").
+    let first_err = ld.err().or(tr.err()).or(ex.err());
     if let Some(e) = &first_err {
         summary.error = Some(e.one_line());
     }

@@ -377,7 +377,8 @@ pub struct GcReport {
 
 /// Prunes the archive: files older than `max_age` (if set), then the oldest
 /// until the archive fits in `max_bytes` (if set). Also removes leftover
-/// temporary files (`.tmp-*`) of crashed writers older than an hour.
+/// temporary files (`.tmp-*`) of crashed writers older than an hour, and
+/// the staging trash (loaded batches a killed load did not delete).
 pub fn gc(
     st: &Staging,
     max_age: Option<Duration>,
@@ -417,6 +418,25 @@ pub fn gc(
             fs::remove_file(&path).map_err(Error::io(&path))?;
             report.removed_files += 1;
             report.removed_bytes += size;
+        }
+    }
+    // Loaded batches waiting for deletion; a running load's janitor may be
+    // deleting them at the same time, so a vanished file is fine.
+    let mut trash = Vec::new();
+    collect_files(&st.trash_dir(), &mut trash)?;
+    for (_, size, path) in trash {
+        match fs::remove_file(&path) {
+            Ok(()) => {
+                report.removed_files += 1;
+                report.removed_bytes += size;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&path)(e)),
+        }
+    }
+    if let Ok(entries) = fs::read_dir(st.trash_dir()) {
+        for e in entries.flatten() {
+            let _ = fs::remove_dir_all(e.path());
         }
     }
     Ok(report)
@@ -469,6 +489,19 @@ mod tests {
         assert_eq!(r.kept_bytes, 200);
         assert!(!a.join(format!("p0{PAGE_EXT}")).exists());
         assert!(a.join(format!("p3{PAGE_EXT}")).exists());
+    }
+
+    #[test]
+    fn gc_empties_the_trash() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = Staging::new(dir.path(), 3);
+        let b = st.trash_dir().join("demo--p1--1-2");
+        fs::create_dir_all(&b).unwrap();
+        fs::write(b.join("meta.json"), b"{}").unwrap();
+        fs::write(b.join("issue.copy.zst"), b"xyz").unwrap();
+        let r = gc(&st, None, None, SystemTime::now()).unwrap();
+        assert_eq!((r.removed_files, r.removed_bytes), (2, 5));
+        assert_eq!(fs::read_dir(st.trash_dir()).unwrap().count(), 0);
     }
 
     #[test]
