@@ -442,6 +442,10 @@ fn transform_loop(
     let cache = CatalogCache::default();
     let mut selections: Selections = HashMap::new();
     let mut counts = TransformCounts::default();
+    // A resumed extract run hands on again a page it staged before the
+    // crash, which is also among the leftovers: each page is transformed
+    // once per run (the second time, it may be loaded and archived already).
+    let mut handled: std::collections::HashSet<(String, String)> = std::collections::HashSet::new();
     let mut leftovers = leftovers.into_iter();
     loop {
         if stop.requested() {
@@ -466,6 +470,10 @@ fn transform_loop(
         // Read pages and resolve catalogues sequentially (cheap), transform in parallel.
         let mut work = Vec::with_capacity(group.len());
         for p in &group {
+            if !handled.insert((p.scope.clone(), p.page.clone())) {
+                tracing::debug!(scope = %p.scope, page = %p.page, "page handed on twice (resumed run); transformed once");
+                continue;
+            }
             let path = st.page_path(&p.scope, &p.page);
             let Ok(scope) = cfg.scope(&p.scope) else {
                 continue;
@@ -485,6 +493,13 @@ fn transform_loop(
                 Err(e @ Error::Staging { .. }) => {
                     st.quarantine_page(&p.scope, &p.page, &format!("{e}\n"))?;
                     counts.pages_quarantined += 1;
+                }
+                // Gone from pages/ but in the archive: loaded already.
+                Err(Error::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound
+                        && st.archived_path(&p.scope, &p.page).is_file() =>
+                {
+                    tracing::debug!(scope = %p.scope, page = %p.page, "page loaded and archived already");
                 }
                 Err(e) => return Err(e),
             }

@@ -214,11 +214,16 @@ pub struct PageRef {
 }
 
 impl Staging {
+    /// Where a loaded page is archived.
+    pub fn archived_path(&self, scope: &str, page: &str) -> PathBuf {
+        self.archive_dir(scope).join(format!("{page}{PAGE_EXT}"))
+    }
+
     /// Moves a loaded page to the archive (idempotent: a page already archived
     /// is fine).
     pub fn archive_page(&self, scope: &str, page: &str) -> Result<()> {
         let from = self.page_path(scope, page);
-        let to = self.archive_dir(scope).join(format!("{page}{PAGE_EXT}"));
+        let to = self.archived_path(scope, page);
         if !from.exists() {
             return Ok(());
         }
