@@ -706,3 +706,83 @@ pub fn exec_run(
     print!("{}", summary.render());
     Ok(summary.exit_code())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A page handed on twice (a resumed extract run re-sends a page that is
+    /// also a leftover) is transformed once; a page already archived is skipped.
+    #[test]
+    fn transform_loop_takes_each_page_once_and_skips_archived_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg_path = dir.path().join("pipeline.toml");
+        let text = format!(
+            "[staging]\ndir = {:?}\n\n[[scope]]\nname = \"bench\"\nproject = \"DEMO\"\n",
+            dir.path().join("staging").display().to_string()
+        );
+        let cfg = crate::config::RawConfig::parse(&text, &cfg_path)
+            .unwrap()
+            .validate(&cfg_path)
+            .unwrap();
+        let st = Staging::new(&cfg.staging.dir, cfg.staging.compression_level);
+        let ds = crate::sim::Dataset::new(42, 20, &[]);
+        let meta0 = crate::transform::bench::search_meta("bench", 0, 10);
+        let meta1 = crate::transform::bench::search_meta("bench", 1, 10);
+        st.write_compressed(
+            &st.catalog_path(&meta0.run_id),
+            &crate::sim::render::field_list(&ds),
+        )
+        .unwrap();
+        st.write_page(&meta0, &ds.search_page_body(0, 10, true))
+            .unwrap();
+        st.write_page(&meta1, &ds.search_page_body(10, 10, true))
+            .unwrap();
+        let (p0, p1) = (meta0.page_name(), meta1.page_name());
+        st.archive_page("bench", &p1).unwrap();
+        let r = |p: &str| PageRef {
+            scope: "bench".into(),
+            page: p.to_string(),
+        };
+        let (page_tx, page_rx) = bounded::<PageRef>(4);
+        page_tx.send(r(&p0)).unwrap();
+        page_tx.send(r(&p1)).unwrap();
+        drop(page_tx);
+        let (batch_tx, batch_rx) = bounded::<Batch>(8);
+        let counts = transform_loop(
+            &cfg,
+            &st,
+            vec![r(&p0)],
+            page_rx,
+            batch_tx,
+            &RunProgress::default(),
+            &Stop::new(),
+            1,
+        )
+        .unwrap();
+        let batches: Vec<Batch> = batch_rx.try_iter().collect();
+        assert_eq!(batches.len(), 1, "p0 once, p1 (archived) not at all");
+        assert_eq!(batches[0].meta.page, p0);
+        assert_eq!(counts.pages_quarantined, 0);
+        // A page that is neither staged nor archived is still an error.
+        let (page_tx, page_rx) = bounded::<PageRef>(1);
+        page_tx
+            .send(r("20240101T000000000Z-s00000-p000009"))
+            .unwrap();
+        drop(page_tx);
+        let (batch_tx, _keep) = bounded::<Batch>(1);
+        assert!(
+            transform_loop(
+                &cfg,
+                &st,
+                vec![],
+                page_rx,
+                batch_tx,
+                &RunProgress::default(),
+                &Stop::new(),
+                1
+            )
+            .is_err()
+        );
+    }
+}
