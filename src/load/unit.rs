@@ -101,7 +101,7 @@ pub(crate) fn run(
         // a key turns out to be stored after all, rows left behind by a
         // hand-deleted issue row, everything takes the merge path instead).
         let mut direct = false;
-        if plan.direct {
+        if plan.direct() {
             let mut sp = tx
                 .savepoint("direct_load")
                 .map_err(Error::db(format!("{}: SAVEPOINT", unit_pages())))?;
@@ -281,13 +281,16 @@ pub(crate) struct UnitPlan {
     /// issue id, updated)` — latest `updated`, then latest page, as the merge
     /// would pick it.
     pub new_winners: Vec<(i32, i64, Option<DateTime<Utc>>)>,
-    /// Some new issue goes straight into the tables.
-    pub direct: bool,
     /// Some new issue has more than one version in the unit.
     pub new_repeated: bool,
 }
 
 impl UnitPlan {
+    /// Some new issue goes straight into the tables.
+    pub fn direct(&self) -> bool {
+        !self.new_winners.is_empty()
+    }
+
     fn digest_arrays(&self) -> (Vec<i64>, Vec<i32>, Vec<Option<String>>) {
         let ids = self.remaining.iter().map(|r| r.1).collect();
         let ords = self.remaining.iter().map(|r| r.0).collect();
@@ -357,15 +360,14 @@ pub(crate) fn decide(
                 continue;
             }
             plan.merge_skip[ord].insert(i.id);
-            if winner.contains_key(&i.id) {
-                plan.new_repeated = true;
-            }
             match winner.get(&i.id) {
                 // A later page wins unless its version is older.
                 Some(&w) if plan.new_winners[w].2 > i.updated => {
+                    plan.new_repeated = true;
                     plan.direct_skip[ord].insert(i.id);
                 }
                 Some(&w) => {
+                    plan.new_repeated = true;
                     let (old, _, _) = plan.new_winners[w];
                     plan.direct_skip[old as usize].insert(i.id);
                     plan.new_winners[w] = (o, i.id, i.updated);
@@ -377,7 +379,6 @@ pub(crate) fn decide(
             }
         }
     }
-    plan.direct = !plan.new_winners.is_empty();
     plan
 }
 
@@ -435,12 +436,14 @@ fn field_i64(line: &[u8], col: usize) -> Option<i64> {
     std::str::from_utf8(f).ok()?.parse().ok()
 }
 
-/// One COPY of `data`; a server error raised while streaming is reported as
-/// the database error (so a unique violation is recognisable).
+/// One COPY of `data`, which holds `expected` rows; a server error raised
+/// while streaming is reported as the database error (so a unique violation
+/// is recognisable), and a row count other than `expected` is an error.
 fn copy(
     tx: &mut postgres::Transaction<'_>,
     stmt: &str,
     data: &[u8],
+    expected: u64,
     ctx: &dyn Fn() -> String,
 ) -> Result<u64> {
     let mut w = tx.copy_in(stmt).map_err(Error::db(ctx()))?;
@@ -450,7 +453,14 @@ fn copy(
             Ok(_) => Err(Error::Other(format!("{}: {e}", ctx()))),
         };
     }
-    w.finish().map_err(Error::db(ctx()))
+    let copied = w.finish().map_err(Error::db(ctx()))?;
+    if copied != expected {
+        return Err(Error::Other(format!(
+            "{}: COPY reported {copied} rows, the batches hold {expected}; delete the unit's batch directories and rerun transform",
+            ctx()
+        )));
+    }
+    Ok(copied)
 }
 
 /// The batches' rows of one table, filtered by the plan's skip sets, with the
@@ -503,13 +513,7 @@ fn load_direct(
         }
         let started = Instant::now();
         let ctx = || format!("{}: COPY into table {}", unit_pages(), spec.name);
-        let copied = copy(tx, &sql.copy_direct(spec), &buf, &ctx)?;
-        if copied != n {
-            return Err(Error::Other(format!(
-                "{}: COPY reported {copied} rows, the batches hold {n}",
-                ctx()
-            )));
-        }
+        let copied = copy(tx, &sql.copy_direct(spec), &buf, n, &ctx)?;
         report.add(
             spec.name,
             TableCounts {
@@ -560,13 +564,7 @@ fn load_merged(
         }
         let started = Instant::now();
         let ctx = || format!("{}: COPY into staging table {}", unit_pages(), spec.name);
-        let copied = copy(tx, copy_sql, &buf, &ctx)?;
-        if copied != expected {
-            return Err(Error::Other(format!(
-                "{}: COPY reported {copied} rows, the batches hold {expected}",
-                ctx()
-            )));
-        }
+        let copied = copy(tx, copy_sql, &buf, expected, &ctx)?;
         copied_tables.push(spec.name);
         report.add_time("(copy)", copied, started.elapsed());
     }
@@ -766,18 +764,18 @@ mod tests {
             p.new_winners.iter().map(|w| (w.0, w.1)).collect::<Vec<_>>(),
             vec![(1, 4), (1, 5)]
         );
-        assert!(p.direct && p.new_repeated);
+        assert!(p.direct() && p.new_repeated);
         assert_eq!(
             p.remaining.iter().map(|r| (r.0, r.1)).collect::<Vec<_>>(),
             vec![(0, 2), (0, 3), (0, 4), (1, 4), (1, 5)]
         );
         // Replay skips nothing and copies nothing directly.
         let p = decide(&[&a], &stored, true);
-        assert_eq!((p.unchanged, p.remaining.len(), p.direct), (0, 4, false));
+        assert_eq!((p.unchanged, p.remaining.len(), p.direct()), (0, 4, false));
         assert_eq!(p.direct_skip, vec![set(&[1, 2, 3, 4])]);
         // Only unchanged issues: nothing remains.
         let p = decide(&[&batch("p4", &[(1, Some("d1"))])], &stored, false);
-        assert_eq!((p.unchanged, p.remaining.len(), p.direct), (1, 0, false));
+        assert_eq!((p.unchanged, p.remaining.len(), p.direct()), (1, 0, false));
     }
 
     #[test]
