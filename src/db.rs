@@ -308,6 +308,22 @@ pub fn lock_key(schema: &str) -> i64 {
     h as i64
 }
 
+/// True when some session holds the advisory lock of `schema` (a run is
+/// under way). Takes nothing itself.
+pub fn lock_held(client: &mut Client, schema: &str) -> Result<bool> {
+    let key = lock_key(schema);
+    Ok(client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks l
+              WHERE l.locktype = 'advisory' AND l.granted
+                AND l.classid = (($1::bigint >> 32) & 4294967295)::oid
+                AND l.objid = ($1::bigint & 4294967295)::oid)",
+            &[&key],
+        )
+        .map_err(Error::db("checking the advisory lock"))?
+        .get(0))
+}
+
 /// Takes the session-level advisory lock of `schema` or fails with exit code 5,
 /// naming the session that holds it.
 pub fn try_lock(client: &mut Client, schema: &str) -> Result<()> {

@@ -84,6 +84,9 @@ pub struct RunSummary {
     /// Incoming issues stored already with identical rows: skipped.
     pub issues_unchanged: u64,
     pub checkpoints: Vec<(String, String)>,
+    /// Scopes whose run finished an interrupted run and then caught up
+    /// ("scope S: finished the … run … interrupted at …, then caught up from …").
+    pub catch_ups: Vec<String>,
     pub interrupted: bool,
     pub error: Option<String>,
 }
@@ -128,6 +131,9 @@ impl RunSummary {
         );
         for (t, n) in &self.rows_by_table {
             let _ = writeln!(s, "  {t:<18} {n} rows written");
+        }
+        for line in &self.catch_ups {
+            let _ = writeln!(s, "  {line}");
         }
         for (scope, c) in &self.checkpoints {
             let _ = writeln!(s, "  checkpoint of scope {scope}: {c}");
@@ -367,6 +373,7 @@ fn absorb_extract(s: &mut RunSummary, r: &ExtractReport) {
     s.requests = r.requests;
     s.retries = r.retries;
     s.throttled = r.throttled;
+    s.catch_ups = r.scopes.iter().filter_map(extract::catch_up_line).collect();
 }
 
 fn absorb_load(s: &mut RunSummary, u: &UnitReport) {

@@ -6,7 +6,10 @@ use postgres::Client;
 use crate::db::Ident;
 use crate::error::{Error, Result};
 
-/// Records the start of a run; returns its id.
+/// Records the start of a run; returns its id. The caller holds the
+/// schema's advisory lock, so every older row still without an end belongs to
+/// a run that died (`kill -9`, a lost connection) without recording one: it
+/// is closed as `interrupted` here (its `ended_at` stays unknown, null).
 pub fn start(client: &mut Client, schema: &str, command: &str) -> Result<i64> {
     let s = Ident::new(schema);
     let row = client
@@ -15,7 +18,25 @@ pub fn start(client: &mut Client, schema: &str, command: &str) -> Result<i64> {
             &[&command],
         )
         .map_err(Error::db("recording the run start in run_history"))?;
-    Ok(row.get(0))
+    let run_id: i64 = row.get(0);
+    let closed = client
+        .execute(
+            &format!(
+                "UPDATE {s}.run_history SET outcome = 'interrupted',
+                        summary = coalesce(summary, '{{}}'::jsonb)
+                                  || jsonb_build_object('error', 'the run ended without recording an end (killed, or its connection was lost); found by run ' || $1::bigint)
+                  WHERE run_id < $1 AND ended_at IS NULL AND outcome IS NULL"
+            ),
+            &[&run_id],
+        )
+        .map_err(Error::db("closing the run_history rows of killed runs"))?;
+    if closed > 0 {
+        tracing::warn!(
+            runs = closed,
+            "earlier runs ended without recording an end (killed?); marked interrupted in run_history"
+        );
+    }
+    Ok(run_id)
 }
 
 /// Records the end of a run with its outcome (`ok`, `quarantined`, `failed`,

@@ -49,6 +49,8 @@ pub struct LastRun {
     pub command: String,
     pub started_at: DateTime<Utc>,
     pub ended_at: Option<DateTime<Utc>>,
+    /// `ok`, `quarantined`, `failed`, `interrupted` (stopped, or killed: no end
+    /// recorded and no session holds the lock) or `running`.
     pub outcome: Option<String>,
     pub summary: Option<serde_json::Value>,
 }
@@ -165,6 +167,12 @@ pub fn status(
                         outcome: r.get(3),
                         summary: r.get(4),
                     });
+                // A row with no end is a run under way while some session
+                // holds the schema's lock, otherwise a run that was killed.
+                if let Some(r) = last_run.as_mut().filter(|r| r.outcome.is_none()) {
+                    let running = crate::db::lock_held(c, &cfg.database.schema)?;
+                    r.outcome = Some(if running { "running" } else { "interrupted" }.into());
+                }
                 deferred_indexes = c
                     .query(
                         &format!("SELECT index_name FROM {schema}.deferred_index ORDER BY 1"),
@@ -279,7 +287,7 @@ pub fn render_text(s: &Status) -> String {
                 r.ended_at
                     .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
                     .unwrap_or_else(|| "-".into()),
-                r.outcome.as_deref().unwrap_or("running or killed")
+                r.outcome.as_deref().unwrap_or("unknown")
             );
             if let Some(sum) = &r.summary {
                 let _ = writeln!(o, "  summary: {sum}");

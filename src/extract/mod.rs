@@ -74,6 +74,18 @@ impl Default for ExtractOptions {
     }
 }
 
+/// An interrupted run that this invocation resumed and finished before it
+/// caught up (see [`ScopeReport::caught_up_after`]).
+#[derive(Debug, Clone)]
+pub struct FinishedInterrupted {
+    pub run_id: String,
+    pub mode: Mode,
+    /// When the interrupted run started: the checkpoint its End page proposes.
+    pub started_at: DateTime<Utc>,
+    pub pages: u64,
+    pub issues: u64,
+}
+
 /// What one scope's run did.
 #[derive(Debug, Clone)]
 pub struct ScopeReport {
@@ -82,6 +94,13 @@ pub struct ScopeReport {
     pub mode: Mode,
     /// True when this continued a run interrupted earlier.
     pub resumed: bool,
+    /// Set when this invocation first finished a run interrupted earlier
+    /// (which started before this invocation did, so its pages may hold
+    /// versions older than this invocation's start), then ran the
+    /// incremental catch-up run this report describes, from that run's
+    /// start minus the safety window. Invariant 1 then holds for this
+    /// invocation's own start instant.
+    pub caught_up_after: Option<FinishedInterrupted>,
     /// Where the run started reading (backfill start or cursor − window).
     pub from: DateTime<Utc>,
     /// The checkpoint proposed in the End page.
@@ -101,6 +120,8 @@ pub struct ExtractReport {
     pub time_zone: String,
     pub server_version: String,
     pub scopes: Vec<ScopeReport>,
+    /// The instant this extraction started (before its first search).
+    pub started_at: Option<DateTime<Utc>>,
     pub requests: u64,
     pub retries: u64,
     pub throttled: u64,
@@ -295,10 +316,15 @@ pub async fn extract(
         }));
     }
 
-    // The field catalogue of every run that lacks one.
+    // The field catalogue of every run that lacks one, including the
+    // catch-up run that follows a resumed run started before this one.
     let mut need: Vec<String> = ctxs
         .iter()
-        .map(|c| c.store.snapshot().run_id)
+        .map(|c| c.store.snapshot())
+        .flat_map(|st| {
+            let catch_up = (st.started_at < started).then(|| new_run_id.clone());
+            std::iter::once(st.run_id).chain(catch_up)
+        })
         .filter(|r| !staging.catalog_path(r).is_file())
         .collect();
     need.sort();
@@ -320,7 +346,17 @@ pub async fn extract(
         opts.display,
         finished.clone(),
     );
-    let results = futures::future::join_all(ctxs.iter().map(|c| run_scope(c.clone()))).await;
+    let catch_up = CatchUp {
+        started,
+        run_id: new_run_id.clone(),
+        window: chrono::Duration::from_std(cfg.sync.safety_window).unwrap_or_default(),
+        time_zone: me.tz.to_string(),
+    };
+    let results = futures::future::join_all(
+        ctxs.iter()
+            .map(|c| run_scope_caught_up(c.clone(), &catch_up)),
+    )
+    .await;
     finished.store(true, Ordering::Relaxed);
     if let Some(h) = reporter {
         let _ = h.join();
@@ -333,13 +369,15 @@ pub async fn extract(
         ..Default::default()
     };
     let mut first_err = None;
+    report.started_at = Some(started);
     for ((r, c), resumed) in results.into_iter().zip(&ctxs).zip(resumed_flags) {
         match r {
-            Ok(st) => report.scopes.push(ScopeReport {
+            Ok((st, caught_up_after)) => report.scopes.push(ScopeReport {
                 scope: c.scope.clone(),
                 run_id: st.run_id.clone(),
                 mode: st.mode,
-                resumed,
+                resumed: resumed && caught_up_after.is_none(),
+                caught_up_after,
                 from: st.from,
                 checkpoint: st.started_at,
                 pages: st.pages(),
@@ -362,6 +400,84 @@ pub async fn extract(
         Some(e) => Err(e),
         None => Ok(report),
     }
+}
+
+/// What a catch-up run after a resumed run starts with.
+struct CatchUp {
+    /// This invocation's start instant (the catch-up run's checkpoint).
+    started: DateTime<Utc>,
+    run_id: String,
+    window: chrono::Duration,
+    time_zone: String,
+}
+
+/// Runs the scope's run to its End page; when that run was interrupted
+/// earlier and started before this invocation did, goes on at once with an
+/// incremental run from its start minus the safety window, started at this
+/// invocation's start, so what this invocation reports complete is current
+/// as of its own start (invariant 1), not as of the interrupted run's.
+async fn run_scope_caught_up(
+    ctx: Arc<scope::ScopeCtx>,
+    catch_up: &CatchUp,
+) -> Result<(RunState, Option<FinishedInterrupted>)> {
+    let first = run_scope(ctx.clone()).await?;
+    if first.started_at >= catch_up.started {
+        return Ok((first, None));
+    }
+    let from = first.started_at - catch_up.window;
+    tracing::info!(
+        scope = %ctx.scope,
+        interrupted_run = %first.run_id,
+        interrupted_at = %first.started_at,
+        from = %from,
+        "finished the interrupted run; catching up with an incremental run from its start"
+    );
+    let st = RunState {
+        format: 1,
+        scope: ctx.scope.clone(),
+        run_id: catch_up.run_id.clone(),
+        mode: Mode::Incremental,
+        started_at: catch_up.started,
+        from,
+        base_jql: first.base_jql.clone(),
+        time_zone: catch_up.time_zone.clone(),
+        planned: false,
+        slices: Vec::new(),
+        finished: false,
+    };
+    let store = Arc::new(StateStore::new(ctx.store.path.clone(), st));
+    let s2 = store.clone();
+    tokio::task::spawn_blocking(move || s2.update(|_| ()))
+        .await
+        .map_err(|e| Error::Other(e.to_string()))??;
+    ctx.progress.done.store(false, Ordering::Relaxed);
+    let next = Arc::new(scope::ScopeCtx {
+        client: ctx.client.clone(),
+        staging: ctx.staging.clone(),
+        scope: ctx.scope.clone(),
+        base: ctx.base.clone(),
+        tz: ctx.tz,
+        page_size: ctx.page_size,
+        concurrency: ctx.concurrency,
+        domain_start: ctx.domain_start,
+        store,
+        sink: ctx.sink.clone(),
+        progress: ctx.progress.clone(),
+    });
+    let second = run_scope(next).await?;
+    // `second` started at this invocation's start, so one catch-up is
+    // enough; if it is interrupted, the next invocation resumes it and
+    // catches up again from its start.
+    Ok((
+        second,
+        Some(FinishedInterrupted {
+            run_id: first.run_id.clone(),
+            mode: first.mode,
+            started_at: first.started_at,
+            pages: first.pages(),
+            issues: first.slices.iter().map(|s| s.issues).sum(),
+        }),
+    ))
 }
 
 async fn run_scope(ctx: Arc<scope::ScopeCtx>) -> Result<RunState> {
@@ -487,6 +603,9 @@ pub fn summary(r: &ExtractReport) -> String {
         r.body_bytes as f64 / 1048576.0
     );
     for sc in &r.scopes {
+        if let Some(line) = catch_up_line(sc) {
+            let _ = writeln!(s, "{line}");
+        }
         let _ = writeln!(
             s,
             "scope {}: {} run {}{} from {} — {} pages, {} issues in {} slices ({} restarts); proposed checkpoint {}",
@@ -503,4 +622,20 @@ pub fn summary(r: &ExtractReport) -> String {
         );
     }
     s
+}
+
+/// "scope S: finished the run interrupted at …, then caught up from …", for a
+/// scope whose invocation finished an interrupted run before catching up.
+pub fn catch_up_line(sc: &ScopeReport) -> Option<String> {
+    let f = sc.caught_up_after.as_ref()?;
+    Some(format!(
+        "scope {}: finished the {} run {} interrupted at {} ({} pages, {} issues), then caught up from {}",
+        sc.scope,
+        f.mode.as_str(),
+        f.run_id,
+        f.started_at.to_rfc3339(),
+        f.pages,
+        f.issues,
+        sc.from.to_rfc3339()
+    ))
 }

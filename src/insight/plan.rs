@@ -281,30 +281,43 @@ fn start_of(
     started: DateTime<Utc>,
     tz: &str,
 ) -> Result<Start> {
-    let (mode, from, cursor, cursor_staged) =
-        match crate::extract::start_of(cfg, staging, sc, full, db_checkpoints)? {
-            crate::extract::Start::Resume(s) => {
-                let needs_catalog = !staging.catalog_path(&s.run_id).is_file();
-                return Ok(Start {
-                    reason: format!(
-                        "continues the interrupted {} run {} ({} pages staged)",
-                        s.mode.as_str(),
-                        s.run_id,
-                        s.pages()
-                    ),
-                    resumed: true,
-                    needs_catalog,
-                    state: s,
-                });
-            }
-            crate::extract::Start::New {
-                mode,
-                from,
-                cursor,
-                cursor_staged,
-                ..
-            } => (mode, from, cursor, cursor_staged),
-        };
+    let (mode, from, cursor, cursor_staged) = match crate::extract::start_of(
+        cfg,
+        staging,
+        sc,
+        full,
+        db_checkpoints,
+    )? {
+        crate::extract::Start::Resume(s) => {
+            let needs_catalog = !staging.catalog_path(&s.run_id).is_file();
+            return Ok(Start {
+                reason: format!(
+                    "continues the interrupted {} run {} ({} pages staged){}",
+                    s.mode.as_str(),
+                    s.run_id,
+                    s.pages(),
+                    if s.started_at < started {
+                        format!(
+                            ", then catches up with an incremental run from its start ({}) minus the safety window, so the run is current as of its own start",
+                            s.started_at.to_rfc3339()
+                        )
+                    } else {
+                        String::new()
+                    }
+                ),
+                resumed: true,
+                needs_catalog,
+                state: s,
+            });
+        }
+        crate::extract::Start::New {
+            mode,
+            from,
+            cursor,
+            cursor_staged,
+            ..
+        } => (mode, from, cursor, cursor_staged),
+    };
     let reason = match cursor {
         None if full => "--full: backfill from sync.backfill_start".to_string(),
         None => "no checkpoint: backfill from sync.backfill_start".to_string(),

@@ -112,3 +112,49 @@ fn staging_gc_prunes_archive_to_size() {
     let v: serde_json::Value = serde_json::from_slice(&u.stdout).unwrap();
     assert_eq!(v["total"], 600 * 1024);
 }
+
+/// A `run_history` row with no end is `running` while a session holds the
+/// schema's lock and `interrupted` (killed) once none does.
+#[test]
+fn status_shows_a_run_without_an_end_as_running_or_interrupted() {
+    let mut s = TestSchema::initialised();
+    s.client
+        .execute(
+            &format!(
+                "INSERT INTO \"{}\".run_history (command) VALUES ('sync')",
+                s.name
+            ),
+            &[],
+        )
+        .unwrap();
+    let w = Workdir::new(&config_with(&s.name, ""));
+    let outcome = |w: &Workdir| -> String {
+        let out = w
+            .cmd()
+            .args(["status", "--format", "json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["last_run"]["outcome"].as_str().unwrap().to_string()
+    };
+    assert_eq!(outcome(&w), "interrupted");
+    let text = w.cmd().arg("status").output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("outcome interrupted"),
+        "{}",
+        String::from_utf8_lossy(&text.stdout)
+    );
+    let mut holder = connect();
+    holder
+        .execute(
+            "SELECT pg_advisory_lock($1)",
+            &[&jira_pipeline::db::lock_key(&s.name)],
+        )
+        .unwrap();
+    assert_eq!(outcome(&w), "running");
+}
