@@ -327,26 +327,70 @@ impl RawConfig {
         })
     }
 
-    /// Checks every setting; pure (no I/O).
+    /// Checks every setting; pure (no I/O). Every problem is collected
+    /// before failing, so a user fixes the file once: the error is one line
+    /// naming the file and each key with its fix (`; ` between them).
     pub fn validate(self, path: &Path) -> Result<Config> {
-        let file = path.display().to_string();
-        let bad = |key: &str, msg: String| Error::Config(format!("{file}: {key}: {msg}"));
+        let mut p = Problems::default();
+        let jira = self.jira.validate(&mut p);
+        let sync = self.sync.validate(&mut p);
+        let staging = self.staging.validate(&mut p);
+        let database = self.database.validate(&mut p);
+        let scopes = validate_scopes(self.scope, &mut p);
+        match (jira, sync, staging, database) {
+            (Some(jira), Some(sync), Some(staging), Some(database)) if p.0.is_empty() => {
+                Ok(Config {
+                    path: path.to_path_buf(),
+                    jira,
+                    sync,
+                    staging,
+                    database,
+                    scopes,
+                })
+            }
+            _ => Err(p.into_error(path)),
+        }
+    }
+}
 
-        let j = self.jira;
+/// Configuration problems found by `validate`: (key, what to do).
+#[derive(Debug, Default)]
+struct Problems(Vec<(String, String)>);
+
+impl Problems {
+    fn bad(&mut self, key: impl Into<String>, msg: String) {
+        self.0.push((key.into(), msg));
+    }
+
+    fn into_error(self, path: &Path) -> Error {
+        let file = path.display();
+        let list: Vec<String> = self.0.iter().map(|(k, m)| format!("{k}: {m}")).collect();
+        match list.len() {
+            0 => Error::Config(format!("{file}: invalid configuration")),
+            1 => Error::Config(format!("{file}: {}", list[0])),
+            n => Error::Config(format!("{file}: {n} problems: {}", list.join("; "))),
+        }
+    }
+}
+
+impl RawJira {
+    fn validate(self, p: &mut Problems) -> Option<JiraConfig> {
+        let j = self;
+        let ok = p.0.len();
         let base_url = j.base_url.trim_end_matches('/').to_string();
         if !(base_url.starts_with("http://") || base_url.starts_with("https://"))
             || base_url.len() <= "https://".len()
         {
-            return Err(bad(
+            p.bad(
                 "jira.base_url",
                 format!(
                     "{:?} is not an http(s) URL; set it to your Jira's address, e.g. \"https://jira.example.com\"",
                     j.base_url
                 ),
-            ));
+            );
         }
         if !PAGE_SIZE_RANGE.contains(&j.page_size) {
-            return Err(bad(
+            p.bad(
                 "jira.page_size",
                 format!(
                     "{} is out of range; use a value from {} to {} (Jira DC caps it at 100 by default)",
@@ -354,164 +398,180 @@ impl RawConfig {
                     PAGE_SIZE_RANGE.start(),
                     PAGE_SIZE_RANGE.end()
                 ),
-            ));
+            );
         }
         if !(1..=64).contains(&j.concurrency) {
-            return Err(bad(
+            p.bad(
                 "jira.concurrency",
                 format!("{} is out of range; use 1 to 64", j.concurrency),
-            ));
+            );
         }
         if j.connect_timeout_secs == 0 || j.request_timeout_secs == 0 {
-            return Err(bad(
+            p.bad(
                 "jira.connect_timeout_secs / jira.request_timeout_secs",
                 "timeouts must be at least 1 second".into(),
-            ));
+            );
         }
         if !(1..=100).contains(&j.retry.attempts) {
-            return Err(bad(
+            p.bad(
                 "jira.retry.attempts",
                 format!("{} is out of range; use 1 to 100", j.retry.attempts),
-            ));
+            );
         }
         if j.retry.base_delay_ms == 0 || j.retry.max_delay_ms < j.retry.base_delay_ms {
-            return Err(bad(
+            p.bad(
                 "jira.retry.max_delay_ms",
                 format!(
                     "base_delay_ms ({}) must be at least 1 and no more than max_delay_ms ({})",
                     j.retry.base_delay_ms, j.retry.max_delay_ms
                 ),
-            ));
+            );
         }
-        let backfill_start = parse_instant(&self.sync.backfill_start).ok_or_else(|| {
-            bad(
+        (p.0.len() == ok).then(|| JiraConfig {
+            base_url,
+            page_size: j.page_size,
+            concurrency: j.concurrency as usize,
+            connect_timeout: Duration::from_secs(j.connect_timeout_secs),
+            request_timeout: Duration::from_secs(j.request_timeout_secs),
+            ca_bundle: j.ca_bundle,
+            danger_accept_invalid_certs: j.danger_accept_invalid_certs,
+            retry: RetryPolicy {
+                attempts: j.retry.attempts,
+                base_delay: Duration::from_millis(j.retry.base_delay_ms),
+                max_delay: Duration::from_millis(j.retry.max_delay_ms),
+            },
+        })
+    }
+}
+
+impl RawSync {
+    fn validate(self, p: &mut Problems) -> Option<SyncConfig> {
+        let Some(backfill_start) = parse_instant(&self.backfill_start) else {
+            p.bad(
                 "sync.backfill_start",
                 format!(
                     "{:?} is not a date; write YYYY-MM-DD or an RFC 3339 timestamp such as 2020-01-01T00:00:00Z",
-                    self.sync.backfill_start
+                    self.backfill_start
                 ),
-            )
-        })?;
-        if !(1..=22).contains(&self.staging.compression_level) {
-            return Err(bad(
+            );
+            return None;
+        };
+        Some(SyncConfig {
+            safety_window: Duration::from_secs(u64::from(self.safety_window_minutes) * 60),
+            backfill_start,
+        })
+    }
+}
+
+impl RawStaging {
+    fn validate(self, p: &mut Problems) -> Option<StagingConfig> {
+        let ok = p.0.len();
+        if !(1..=22).contains(&self.compression_level) {
+            p.bad(
                 "staging.compression_level",
                 format!(
                     "{} is out of range; use a zstd level from 1 to 22 (3 is a good default)",
-                    self.staging.compression_level
+                    self.compression_level
                 ),
-            ));
+            );
         }
-        if self.staging.dir.as_os_str().is_empty() {
-            return Err(bad(
+        if self.dir.as_os_str().is_empty() {
+            p.bad(
                 "staging.dir",
                 "is empty; name a directory, e.g. \"staging\"".into(),
-            ));
+            );
         }
-        if !is_valid_schema_name(&self.database.schema) {
-            return Err(bad(
+        (p.0.len() == ok).then(|| StagingConfig {
+            dir: self.dir,
+            compression_level: self.compression_level,
+            archive_max_age_days: self.archive_max_age_days,
+            archive_max_mib: self.archive_max_mib,
+        })
+    }
+}
+
+impl RawDatabase {
+    fn validate(self, p: &mut Problems) -> Option<DatabaseConfig> {
+        if !is_valid_schema_name(&self.schema) {
+            p.bad(
                 "database.schema",
                 format!(
                     "{:?} is not a valid schema name; use lower-case letters, digits and _ (at most 63), e.g. \"jira\"",
-                    self.database.schema
+                    self.schema
                 ),
-            ));
+            );
+            return None;
         }
-        if self.scope.is_empty() {
-            return Err(bad(
-                "scope",
-                "no scopes are configured; add at least one [[scope]] with name and project".into(),
-            ));
-        }
-        let mut names = HashSet::new();
-        let mut scopes = Vec::with_capacity(self.scope.len());
-        for (i, s) in self.scope.into_iter().enumerate() {
-            let key = |k: &str| format!("scope[{i}].{k}");
-            if !is_valid_scope_name(&s.name) {
-                return Err(bad(
-                    &key("name"),
-                    format!(
-                        "{:?} is not a valid scope name; use letters, digits, _ and - (it becomes a directory name)",
-                        s.name
-                    ),
-                ));
-            }
-            if !names.insert(s.name.clone()) {
-                return Err(bad(
-                    &key("name"),
-                    format!(
-                        "scope name {:?} is used twice; give every [[scope]] its own name",
-                        s.name
-                    ),
-                ));
-            }
-            if !is_valid_project_key(&s.project) {
-                return Err(bad(
-                    &key("project"),
-                    format!(
-                        "{:?} is not a Jira project key; use the key in capitals, e.g. \"ABC\"",
-                        s.project
-                    ),
-                ));
-            }
-            if s.issue_types.iter().any(|t| t.trim().is_empty()) {
-                return Err(bad(
-                    &key("issue_types"),
-                    "contains an empty name; remove it or name the issue type".into(),
-                ));
-            }
-            if s.fields.iter().any(|t| t.trim().is_empty()) {
-                return Err(bad(
-                    &key("fields"),
-                    "contains an empty name; list custom field ids or names, or \"*all\"".into(),
-                ));
-            }
-            let jql = s
-                .jql
-                .map(|q| q.trim().to_string())
-                .filter(|q| !q.is_empty());
-            scopes.push(Scope {
-                name: s.name,
-                project: s.project,
-                issue_types: s.issue_types,
-                fields: s.fields,
-                jql,
-            });
-        }
-
-        Ok(Config {
-            path: path.to_path_buf(),
-            jira: JiraConfig {
-                base_url,
-                page_size: j.page_size,
-                concurrency: j.concurrency as usize,
-                connect_timeout: Duration::from_secs(j.connect_timeout_secs),
-                request_timeout: Duration::from_secs(j.request_timeout_secs),
-                ca_bundle: j.ca_bundle,
-                danger_accept_invalid_certs: j.danger_accept_invalid_certs,
-                retry: RetryPolicy {
-                    attempts: j.retry.attempts,
-                    base_delay: Duration::from_millis(j.retry.base_delay_ms),
-                    max_delay: Duration::from_millis(j.retry.max_delay_ms),
-                },
-            },
-            sync: SyncConfig {
-                safety_window: Duration::from_secs(u64::from(self.sync.safety_window_minutes) * 60),
-                backfill_start,
-            },
-            staging: StagingConfig {
-                dir: self.staging.dir,
-                compression_level: self.staging.compression_level,
-                archive_max_age_days: self.staging.archive_max_age_days,
-                archive_max_mib: self.staging.archive_max_mib,
-            },
-            database: DatabaseConfig {
-                schema: self.database.schema,
-                statement_timeout: Duration::from_secs(self.database.statement_timeout_secs),
-                ca_bundle: self.database.ca_bundle,
-            },
-            scopes,
+        Some(DatabaseConfig {
+            schema: self.schema,
+            statement_timeout: Duration::from_secs(self.statement_timeout_secs),
+            ca_bundle: self.ca_bundle,
         })
     }
+}
+
+fn validate_scopes(raw: Vec<RawScope>, p: &mut Problems) -> Vec<Scope> {
+    if raw.is_empty() {
+        p.bad(
+            "scope",
+            "no scopes are configured; add at least one [[scope]] with name and project".into(),
+        );
+    }
+    let mut names = HashSet::new();
+    let mut scopes = Vec::with_capacity(raw.len());
+    for (i, s) in raw.into_iter().enumerate() {
+        let key = |k: &str| format!("scope[{i}].{k}");
+        if !is_valid_scope_name(&s.name) {
+            p.bad(
+                key("name"),
+                format!(
+                    "{:?} is not a valid scope name; use letters, digits, _ and - (it becomes a directory name)",
+                    s.name
+                ),
+            );
+        } else if !names.insert(s.name.clone()) {
+            p.bad(
+                key("name"),
+                format!(
+                    "scope name {:?} is used twice; give every [[scope]] its own name",
+                    s.name
+                ),
+            );
+        }
+        if !is_valid_project_key(&s.project) {
+            p.bad(
+                key("project"),
+                format!(
+                    "{:?} is not a Jira project key; use the key in capitals, e.g. \"ABC\"",
+                    s.project
+                ),
+            );
+        }
+        if s.issue_types.iter().any(|t| t.trim().is_empty()) {
+            p.bad(
+                key("issue_types"),
+                "contains an empty name; remove it or name the issue type".into(),
+            );
+        }
+        if s.fields.iter().any(|t| t.trim().is_empty()) {
+            p.bad(
+                key("fields"),
+                "contains an empty name; list custom field ids or names, or \"*all\"".into(),
+            );
+        }
+        let jql = s
+            .jql
+            .map(|q| q.trim().to_string())
+            .filter(|q| !q.is_empty());
+        scopes.push(Scope {
+            name: s.name,
+            project: s.project,
+            issue_types: s.issue_types,
+            fields: s.fields,
+            jql,
+        });
+    }
+    scopes
 }
 
 fn toml_error(path: &Path, text: &str, e: &toml::de::Error, key: Option<String>) -> Error {
@@ -678,6 +738,27 @@ mod tests {
     fn duplicate_scope_refused() {
         let m = parse(&format!("{MIN}{MIN}")).unwrap_err().to_string();
         assert!(m.contains("scope[1].name") && m.contains("twice"), "{m}");
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let m = parse(
+            "[jira]\npage_size = 0\nconcurrency = 99\n[sync]\nbackfill_start = \"yesterday\"\n\
+             [database]\nschema = \"Bad-Name\"\n[[scope]]\nname = \"demo\"\nproject = \"lower\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(m.starts_with("t.toml: 5 problems: "), "{m}");
+        for key in [
+            "jira.page_size",
+            "jira.concurrency",
+            "sync.backfill_start",
+            "database.schema",
+            "scope[0].project",
+        ] {
+            assert!(m.contains(key), "{key} missing from {m}");
+        }
+        assert!(!m.contains('\n'), "not one line: {m}");
     }
 
     #[test]

@@ -92,7 +92,8 @@ pub struct ScopeReport {
     pub scope: String,
     pub run_id: String,
     pub mode: Mode,
-    /// True when this continued a run interrupted earlier.
+    /// True when this invocation continued a run interrupted earlier (then
+    /// caught up when that run started before it: see `caught_up_after`).
     pub resumed: bool,
     /// Set when this invocation first finished a run interrupted earlier
     /// (which started before this invocation did, so its pages may hold
@@ -376,7 +377,7 @@ pub async fn extract(
                 scope: c.scope.clone(),
                 run_id: st.run_id.clone(),
                 mode: st.mode,
-                resumed: resumed && caught_up_after.is_none(),
+                resumed,
                 caught_up_after,
                 from: st.from,
                 checkpoint: st.started_at,
@@ -612,7 +613,13 @@ pub fn summary(r: &ExtractReport) -> String {
             sc.scope,
             sc.mode.as_str(),
             sc.run_id,
-            if sc.resumed { " (resumed)" } else { "" },
+            if sc.caught_up_after.is_some() {
+                " (catch-up)"
+            } else if sc.resumed {
+                " (resumed)"
+            } else {
+                ""
+            },
             sc.from.to_rfc3339(),
             sc.pages,
             sc.issues,

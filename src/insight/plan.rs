@@ -80,6 +80,10 @@ pub struct ScopePlan {
     pub reason: String,
     /// The run id of an interrupted run the next run continues.
     pub resumes: Option<String>,
+    /// Where the incremental catch-up run that follows the resumed run reads
+    /// from (the resumed run's start minus the safety window); its slices are
+    /// counted in `slices`, its counts in `planning_requests`.
+    pub catch_up_from: Option<DateTime<Utc>>,
     /// Where the run reads from (backfill start, or checkpoint − safety window).
     pub from: DateTime<Utc>,
     /// The query of the whole run (each slice narrows it).
@@ -414,7 +418,7 @@ pub async fn build(
         };
         let t0 = Instant::now();
         let r0 = requests(client);
-        let (raw, planning_requests) = if start.resumed && st.planned {
+        let (mut raw, mut planning_requests) = if start.resumed && st.planned {
             // The run goes on from each unfinished slice's position.
             let mut raw = Vec::new();
             for s in st.slices.iter().filter(|s| !s.done) {
@@ -442,6 +446,36 @@ pub async fn build(
                 requests(client) - r0,
             )
         };
+        // A resumed run that started before this one is followed by an
+        // incremental catch-up run from its start (see the extractor).
+        let mut catch_up_from = None;
+        if start.resumed && st.started_at < started {
+            let from = st.started_at
+                - chrono::Duration::from_std(cfg.sync.safety_window).unwrap_or_default();
+            let up = RunState {
+                run_id: crate::staging::run_id(started),
+                mode: Mode::Incremental,
+                started_at: started,
+                from,
+                planned: false,
+                slices: Vec::new(),
+                finished: false,
+                ..st.clone()
+            };
+            let ctx = ScopeCtx {
+                store: Arc::new(StateStore::new(PathBuf::new(), up)),
+                ..ctx
+            };
+            let r1 = requests(client);
+            let slices = plan_slices(&ctx).await?;
+            planning_requests += requests(client) - r1;
+            raw.extend(slices.into_iter().map(|s| {
+                let e = s.estimate;
+                (s, e)
+            }));
+            any_catalog = true;
+            catch_up_from = Some(from);
+        }
         let planning_secs = if planning_requests > 0 {
             t0.elapsed().as_secs_f64()
         } else {
@@ -467,6 +501,7 @@ pub async fn build(
                 mode: st.mode.as_str().into(),
                 reason: start.reason,
                 resumes: start.resumed.then(|| st.run_id.clone()),
+                catch_up_from,
                 from: st.from,
                 jql: search_jql(&st.base_jql, &whole, order, me.tz),
                 issues,

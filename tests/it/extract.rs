@@ -665,7 +665,13 @@ fn extract_kill_9_mid_run_then_resume_loses_no_page_and_refetches_only_in_flight
         .unwrap();
     let err2 = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err2}");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("(resumed)"));
+    // The interrupted run is finished, then (it started before this
+    // invocation) an incremental catch-up run follows.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("finished the backfill run") && stdout.contains("then caught up from"),
+        "{stdout}"
+    );
     let staging = wd.path().join("staging");
     // No page lost.
     assert_covers(
@@ -674,11 +680,25 @@ fn extract_kill_9_mid_run_then_resume_loses_no_page_and_refetches_only_in_flight
         "after kill -9 and resume",
     );
     let ends = end_pages(&staging, "demo");
-    assert_eq!(ends.len(), 1, "one run, resumed, not a second one");
     assert_eq!(
-        ends[0].2 as usize,
-        search_pages_of_run(&staging, "demo", &ends[0].0)
+        ends.len(),
+        2,
+        "the resumed run, then the catch-up: {ends:?}"
     );
+    assert!(
+        staged_before.iter().all(|p| p.starts_with(&ends[0].0)),
+        "the first End page is the resumed run's"
+    );
+    assert!(
+        ends[0].1 < ends[1].1,
+        "the catch-up proposes a later checkpoint"
+    );
+    for end in &ends {
+        assert_eq!(
+            end.2 as usize,
+            search_pages_of_run(&staging, "demo", &end.0)
+        );
+    }
     // Everything staged before the kill is still there, unchanged in name.
     let after = Staging::new(&staging, 3).list_pages("demo").unwrap();
     assert!(staged_before.iter().all(|p| after.contains(p)));
@@ -698,11 +718,18 @@ fn extract_kill_9_mid_run_then_resume_loses_no_page_and_refetches_only_in_flight
         "{} searches repeated across the kill: {repeats:?}",
         repeats.len()
     );
-    // The resumed run planned nothing again.
-    assert!(
-        !err2.contains("\"max_results\":0"),
-        "no re-planning after resume"
-    );
+    // The resumed run planned nothing again: the only counts are the
+    // catch-up's (an incremental query on `updated`).
+    for v in err2
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["message"] == "sending" && v["max_results"].as_u64() == Some(0))
+    {
+        assert!(
+            v["jql"].as_str().unwrap_or("").contains("updated >="),
+            "re-planning after resume: {v}"
+        );
+    }
 }
 
 #[test]
@@ -834,6 +861,7 @@ fn extract_stop_flag_interrupts_between_requests_and_a_rerun_resumes() {
     sim.clear_search_hook();
     let r = run(&cfg, &sim, &[]).unwrap();
     assert!(r.scopes[0].resumed);
+    assert!(r.scopes[0].caught_up_after.is_some());
     assert_covers(
         &staged_versions(dir.path(), "demo"),
         &at_start,
