@@ -481,7 +481,7 @@ impl RawStaging {
                 "is empty; name a directory, e.g. \"staging\"".into(),
             );
         }
-        (p.0.len() == ok).then(|| StagingConfig {
+        (p.0.len() == ok).then_some(StagingConfig {
             dir: self.dir,
             compression_level: self.compression_level,
             archive_max_age_days: self.archive_max_age_days,
