@@ -2,7 +2,7 @@
 //! `simd_json::to_tape` of the same bytes (one group per input; compare the
 //! two throughputs of a group). Run: `cargo bench --bench transform`.
 //! Inputs: generated simulator-shaped pages, and the real Jira fixtures in
-//! `../shared/fixtures/jira-real/` when that directory exists.
+//! `tests/fixtures/jira-real/`.
 
 use std::hint::black_box;
 use std::path::Path;
@@ -46,15 +46,10 @@ fn group(c: &mut Criterion, name: &str, corpus: &Corpus) {
 
 fn benches(c: &mut Criterion) {
     group(c, "generated", &generated(1_000));
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/jira-real");
-    let fixtures = if fixtures.is_dir() {
-        fixtures
-    } else {
-        Path::new("/work/shared/fixtures/jira-real").to_path_buf()
-    };
-    if let Ok(corpus) = load_dir(&fixtures) {
-        group(c, "fixtures", &corpus);
-    }
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/jira-real");
+    let corpus = load_dir(&fixtures)
+        .unwrap_or_else(|e| panic!("real Jira fixtures {}: {e}", fixtures.display()));
+    group(c, "fixtures", &corpus);
 }
 
 criterion_group!(transform, benches);

@@ -1,4 +1,4 @@
--- 0001: the warehouse contract tables (DESIGN.md) and the pipeline's own state.
+-- 0001: the warehouse contract tables (docs/schema.md) and the pipeline's own state.
 -- Runs with search_path set to the warehouse schema; every statement is idempotent.
 
 CREATE TABLE IF NOT EXISTS issue (

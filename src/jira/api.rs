@@ -302,19 +302,13 @@ mod tests {
 
     #[test]
     fn myself_parses_real_shape_and_zone() {
-        let fixture = ["../shared", "../../shared", "/work/shared"]
-            .iter()
-            .map(|d| {
-                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join(d)
-                    .join("fixtures/jira-real/jrjc-server5_user-with-timezone.json")
-            })
-            .find_map(|p| std::fs::read_to_string(p).ok());
-        if let Some(body) = fixture {
-            let m = check_myself(resp(&body)).unwrap();
-            assert!(!m.name.is_empty());
-            assert!(m.time_zone.is_some());
-        }
+        let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/jira-real/jrjc-server5_user-with-timezone.json");
+        let body = std::fs::read_to_string(&fixture)
+            .unwrap_or_else(|e| panic!("real Jira fixture {}: {e}", fixture.display()));
+        let m = check_myself(resp(&body)).unwrap();
+        assert!(!m.name.is_empty());
+        assert!(m.time_zone.is_some());
         let m = check_myself(resp(r#"{"name":"bob","timeZone":"America/New_York"}"#)).unwrap();
         assert_eq!(m.tz, chrono_tz::America::New_York);
     }

@@ -18,17 +18,13 @@ use crate::common::*;
 const RUN: &str = "20240310T120000000Z";
 
 fn fixtures_dir() -> PathBuf {
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for c in [
-        here.join("../shared/fixtures/jira-real"),
-        here.join("../../shared/fixtures/jira-real"),
-        PathBuf::from("/work/shared/fixtures/jira-real"),
-    ] {
-        if c.is_dir() {
-            return c;
-        }
-    }
-    panic!("the real Jira fixtures (shared/fixtures/jira-real) are missing");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/jira-real");
+    assert!(
+        dir.is_dir(),
+        "the real Jira fixtures are missing: {}",
+        dir.display()
+    );
+    dir
 }
 
 fn fixture(name: &str) -> Value {
