@@ -7,7 +7,7 @@
 //!
 //! - [`insight`]: `preview`, `fields`, `plan`.
 //! - [`replay`]: the `replay` command.
-//! - [`bench`] (feature `sim`): `bench transform|load|e2e`.
+//! - [`mod@bench`] (feature `sim`): `bench transform|load|e2e`.
 //! - [`simulate`] (feature `sim`): `simulate`.
 
 #[cfg(feature = "sim")]
