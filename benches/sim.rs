@@ -15,7 +15,7 @@ use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use jira_pipeline::sim::{Dataset, SimConfig, Simulator};
+use jira_sim::{Dataset, SimConfig, Simulator};
 
 fn render(c: &mut Criterion) {
     let keys: Vec<String> = ["DEMO", "ALPHA", "BETA"]

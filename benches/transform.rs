@@ -8,8 +8,8 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use jira_pipeline::transform::bench::{Corpus, generated, load_dir};
-use jira_pipeline::transform::{Selection, recycle, transform_page_with};
+use jira_pipeline_bench::transform::{Corpus, generated, load_dir};
+use jira_pipeline_core::transform::{Selection, recycle, transform_page_with};
 
 fn group(c: &mut Criterion, name: &str, corpus: &Corpus) {
     let mut g = c.benchmark_group(format!("transform/{name}"));

@@ -1,13 +1,30 @@
 //! Command-line interface (clap derive) and the thin dispatch from each
 //! subcommand to one library call. Subcommands parse, load the config, call the
 //! library, and print a summary; they hold no pipeline logic.
+//!
+//! Every clap type lives in this module and its children; the libraries take
+//! plain option structs, which the `*Args` types here convert to:
+//!
+//! - [`insight`]: `preview`, `fields`, `plan`.
+//! - [`replay`]: the `replay` command.
+//! - [`mod@bench`] (feature `sim`): `bench transform|load|e2e`.
+//! - [`simulate`] (feature `sim`): `simulate`.
+
+#[cfg(feature = "sim")]
+pub mod bench;
+pub mod insight;
+pub mod replay;
+#[cfg(feature = "sim")]
+pub mod simulate;
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::{self, Config};
-use crate::error::{ExitCode, Result};
+use jira_pipeline_core::config::{self, Config};
+use jira_pipeline_core::error::{Error, ExitCode, Result};
+use jira_pipeline_core::pipeline::{self, RunOptions};
+use jira_pipeline_core::{db, extract, load, report, staging, status, transform};
 
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
@@ -53,6 +70,15 @@ pub enum LogFormat {
     Json,
 }
 
+impl From<LogFormat> for jira_pipeline_core::logging::LogFormat {
+    fn from(f: LogFormat) -> Self {
+        match f {
+            LogFormat::Text => Self::Text,
+            LogFormat::Json => Self::Json,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Database administration.
@@ -74,20 +100,23 @@ pub enum Command {
     /// Full copy: `run --stage all --full` (re-reads every issue from sync.backfill_start).
     Backfill(SyncArgs),
     /// Benchmarks.
+    #[cfg(feature = "sim")]
     #[command(subcommand)]
-    Bench(BenchCommand),
+    Bench(bench::BenchCommand),
     /// Quick start: simulator → full pipeline → fresh schema `jira_demo` of DATABASE_URL, then a summary.
+    #[cfg(feature = "sim")]
     Demo(crate::demo::DemoArgs),
     /// Re-feed archived pages through transform: print their rows (--dry-run) or load them again.
-    Replay(crate::replay::ReplayArgs),
+    Replay(replay::ReplayArgs),
     /// Serve a simulated Jira Data Center on 127.0.0.1 (no config or database needed).
-    Simulate(crate::sim::SimulateArgs),
+    #[cfg(feature = "sim")]
+    Simulate(simulate::SimulateArgs),
     /// Show live issues of a JQL query (table, JSON or CSV); writes nothing.
-    Preview(crate::insight::preview::PreviewArgs),
+    Preview(insight::PreviewArgs),
     /// List Jira's field catalogue (ids, names, types); writes nothing.
-    Fields(crate::insight::fields::FieldsArgs),
+    Fields(insight::FieldsArgs),
     /// Show what the next run will send, match, slice and cost; writes nothing.
-    Plan(crate::insight::plan::PlanArgs),
+    Plan(insight::PlanArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -161,16 +190,6 @@ pub struct SyncArgs {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum BenchCommand {
-    /// Transform throughput vs a bare simd-json parse of the same bytes.
-    Transform(crate::transform::bench::BenchTransformArgs),
-    /// Load throughput: merge vs plain COPY vs row-by-row upsert.
-    Load(crate::load::BenchLoadArgs),
-    /// Simulator → PostgreSQL with `run --stage all`, vs each stage alone on the same data.
-    E2e(crate::bench_e2e::BenchE2eArgs),
-}
-
-#[derive(Debug, Subcommand)]
 pub enum DbCommand {
     /// Create or migrate the warehouse schema (idempotent).
     Init(DbInitArgs),
@@ -197,7 +216,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             let schema = match args.schema {
                 Some(s) => {
                     if !config::is_valid_schema_name(&s) {
-                        return Err(crate::error::Error::Config(format!(
+                        return Err(Error::Config(format!(
                             "--schema {s:?} is not a valid schema name; use lower-case letters, digits and _"
                         )));
                     }
@@ -206,8 +225,8 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
                 None => cfg.database.schema.clone(),
             };
             let url = config::database_url()?;
-            let mut client = crate::db::connect(&url, &cfg.database)?;
-            let r = crate::db::init(&mut client, &schema)?;
+            let mut client = db::connect(&url, &cfg.database)?;
+            let r = db::init(&mut client, &schema)?;
             if r.applied.is_empty() {
                 println!(
                     "schema {:?} is up to date at version {}",
@@ -226,31 +245,30 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::Status(args) => {
             let cfg = Config::load(&cli.config)?;
-            let (mut client, db_error) = match config::database_url()
-                .and_then(|url| crate::db::connect(&url, &cfg.database))
-            {
-                Ok(c) => (Some(c), None),
-                Err(e) => (None, Some(e.one_line())),
-            };
-            let s = crate::status::status(&cfg, client.as_mut(), db_error)?;
+            let (mut client, db_error) =
+                match config::database_url().and_then(|url| db::connect(&url, &cfg.database)) {
+                    Ok(c) => (Some(c), None),
+                    Err(e) => (None, Some(e.one_line())),
+                };
+            let s = status::status(&cfg, client.as_mut(), db_error)?;
             match args.format {
-                OutputFormat::Text => print!("{}", crate::status::render_text(&s)),
+                OutputFormat::Text => print!("{}", status::render_text(&s)),
                 OutputFormat::Json => println!("{}", to_json(&s)?),
             }
             Ok(ExitCode::Success)
         }
         Command::Staging(cmd) => {
             let cfg = Config::load(&cli.config)?;
-            let st = crate::staging::Staging::new(&cfg.staging.dir, cfg.staging.compression_level);
+            let st = staging::Staging::new(&cfg.staging.dir, cfg.staging.compression_level);
             match cmd {
                 StagingCommand::Usage { format } => {
-                    let u = crate::status::usage(&st);
+                    let u = status::usage(&st);
                     match format {
                         OutputFormat::Text => {
                             for (part, bytes) in &u.parts {
-                                println!("{part:<11} {}", crate::status::human_bytes(*bytes));
+                                println!("{part:<11} {}", status::human_bytes(*bytes));
                             }
-                            println!("{:<11} {}", "total", crate::status::human_bytes(u.total));
+                            println!("{:<11} {}", "total", status::human_bytes(u.total));
                         }
                         OutputFormat::Json => println!("{}", to_json(&u)?),
                     }
@@ -261,7 +279,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
                 } => {
                     let days = max_age_days.unwrap_or(cfg.staging.archive_max_age_days);
                     let mib = max_mib.unwrap_or(cfg.staging.archive_max_mib);
-                    let r = crate::status::gc(
+                    let r = status::gc(
                         &st,
                         (days > 0).then(|| std::time::Duration::from_secs(u64::from(days) * 86400)),
                         (mib > 0).then_some(mib * 1024 * 1024),
@@ -270,9 +288,9 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
                     println!(
                         "removed {} files ({}), kept {} files ({})",
                         r.removed_files,
-                        crate::status::human_bytes(r.removed_bytes),
+                        status::human_bytes(r.removed_bytes),
                         r.kept_files,
-                        crate::status::human_bytes(r.kept_bytes)
+                        status::human_bytes(r.kept_bytes)
                     );
                 }
             }
@@ -283,31 +301,40 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Run(args) => {
             let cfg = Config::load(&cli.config)?;
             match args.stage {
-                Stage::Extract => crate::extract::run_stage(&cfg, &args.scopes, args.full),
-                Stage::Transform => crate::transform::exec_run(&cfg, &args.scopes),
-                Stage::Load => crate::load::exec_run(&cli.config, &args.scopes),
-                Stage::All => crate::pipeline::exec_run(&cfg, &args, "run", cli.quiet > 0),
+                Stage::Extract => extract::run_stage(&cfg, &args.scopes, args.full),
+                Stage::Transform => transform::exec_run(&cfg, &args.scopes),
+                Stage::Load => load::exec_run(&cli.config, &args.scopes),
+                Stage::All => pipeline::exec_run(&cfg, &args.options("run", cli.quiet > 0)),
             }
         }
-        Command::Bench(BenchCommand::Transform(args)) => crate::transform::bench::exec(&args),
-        Command::Bench(BenchCommand::E2e(args)) => crate::bench_e2e::exec(&args),
-        Command::Bench(BenchCommand::Load(args)) => crate::load::bench::exec(&cli.config, &args),
-        Command::Replay(args) => crate::replay::exec(&Config::load(&cli.config)?, &args),
+        #[cfg(feature = "sim")]
+        Command::Bench(cmd) => bench::exec(&cli.config, cmd),
+        Command::Replay(args) => {
+            jira_pipeline_core::replay::exec(&Config::load(&cli.config)?, &args.options())
+        }
+        #[cfg(feature = "sim")]
         Command::Demo(args) => crate::demo::exec(&args, cli.quiet > 0),
-        Command::Simulate(args) => crate::sim::exec(&args),
-        Command::Preview(args) => crate::insight::preview::exec(&cli.config, &args),
-        Command::Fields(args) => crate::insight::fields::exec(&cli.config, &args),
-        Command::Plan(args) => crate::insight::plan::exec(&cli.config, &args),
+        #[cfg(feature = "sim")]
+        Command::Simulate(args) => simulate::exec(&args),
+        Command::Preview(args) => {
+            jira_pipeline_core::insight::preview::exec(&cli.config, &args.options())
+        }
+        Command::Fields(args) => {
+            jira_pipeline_core::insight::fields::exec(&cli.config, &args.options())
+        }
+        Command::Plan(args) => {
+            jira_pipeline_core::insight::plan::exec(&cli.config, &args.options())
+        }
         Command::Config(ConfigCommand::Check) => {
             let cfg = Config::load(&cli.config)?;
-            print!("{}", crate::report::effective_config(&cfg));
+            print!("{}", report::effective_config(&cfg));
             Ok(ExitCode::Success)
         }
     }
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
-    serde_json::to_string_pretty(v).map_err(|e| crate::error::Error::Other(e.to_string()))
+    serde_json::to_string_pretty(v).map_err(|e| Error::Other(e.to_string()))
 }
 
 /// `sync` and `backfill`: `run --stage all`, incremental or full.
@@ -319,5 +346,21 @@ fn everyday(config: &std::path::Path, a: SyncArgs, full: bool, quiet: bool) -> R
         full,
         metrics_file: a.metrics_file,
     };
-    crate::pipeline::exec_run(&cfg, &args, if full { "backfill" } else { "sync" }, quiet)
+    let command = if full { "backfill" } else { "sync" };
+    pipeline::exec_run(&cfg, &args.options(command, quiet))
+}
+
+impl RunArgs {
+    /// The library's options for `run --stage all` (and `sync`, `backfill`).
+    fn options(&self, command: &str, quiet: bool) -> RunOptions {
+        RunOptions {
+            scopes: self.scopes.clone(),
+            full: self.full,
+            metrics_file: self.metrics_file.clone(),
+            quiet,
+            command: command.to_string(),
+            threads: 0,
+            load: Default::default(),
+        }
+    }
 }

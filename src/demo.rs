@@ -8,11 +8,13 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::config::{self, Config, RawConfig, Secret};
-use crate::db::Ident;
-use crate::error::{Error, ExitCode, Result};
-use crate::pipeline::{RunOptions, run_all};
-use crate::sim::{IssueUpdate, SimConfig, Simulator};
+use jira_pipeline_core::config::{self, Config, RawConfig, Secret};
+use jira_pipeline_core::db::Ident;
+use jira_pipeline_core::error::{Error, ExitCode, Result};
+use jira_pipeline_core::pipeline::{RunOptions, run_all};
+use jira_sim::{IssueUpdate, SimConfig, Simulator};
+
+use crate::cli::simulate::sim_error;
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -36,7 +38,8 @@ pub fn exec(args: &DemoArgs, quiet: bool) -> Result<ExitCode> {
         )));
     }
     let db_url = config::database_url()?;
-    let sim = Simulator::start(SimConfig::default().issues(args.issues).projects(3).port(0))?;
+    let sim = Simulator::start(SimConfig::default().issues(args.issues).projects(3).port(0))
+        .map_err(sim_error)?;
     let tmp;
     let staging_dir = match &args.staging {
         Some(d) => d.clone(),
@@ -52,7 +55,7 @@ pub fn exec(args: &DemoArgs, quiet: bool) -> Result<ExitCode> {
         args.issues
     );
 
-    let mut client = crate::db::connect(&db_url, &cfg.database)?;
+    let mut client = jira_pipeline_core::db::connect(&db_url, &cfg.database)?;
     client
         .batch_execute(&format!(
             "DROP SCHEMA IF EXISTS {} CASCADE",
@@ -62,11 +65,11 @@ pub fn exec(args: &DemoArgs, quiet: bool) -> Result<ExitCode> {
             "dropping the demo schema {}",
             args.schema
         )))?;
-    crate::db::init(&mut client, &args.schema)?;
+    jira_pipeline_core::db::init(&mut client, &args.schema)?;
     println!("created schema {:?}", args.schema);
 
     let token = Secret::new(sim.token());
-    let stop = crate::shutdown::install()?;
+    let stop = jira_pipeline_core::shutdown::install()?;
     let opts = |command: &str| RunOptions {
         command: command.into(),
         quiet,
@@ -107,7 +110,7 @@ pub fn exec(args: &DemoArgs, quiet: bool) -> Result<ExitCode> {
 
     let s = Ident::new(&args.schema);
     println!("\nwarehouse {:?} now holds:", args.schema);
-    for t in crate::tables::ALL {
+    for t in jira_pipeline_core::tables::ALL {
         let n: i64 = client
             .query_one(&format!("SELECT count(*) FROM {s}.{}", t.name), &[])
             .map_err(Error::db(format!("counting {}", t.name)))?

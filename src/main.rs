@@ -1,9 +1,13 @@
 //! `pipeline`: parse the command line, set up logging, run, map errors to exit codes.
 
+mod cli;
+#[cfg(feature = "sim")]
+mod demo;
+
 use clap::Parser;
 
-use jira_pipeline::cli::{self, Cli};
-use jira_pipeline::error::ExitCode;
+use cli::Cli;
+use jira_pipeline_core::error::ExitCode;
 
 /// glibc gives every thread that allocates its own malloc arena (up to 8 per
 /// core); with tokio, rayon and blocking threads all handling page-sized
@@ -24,12 +28,12 @@ fn limit_malloc_arenas() {}
 fn main() -> std::process::ExitCode {
     limit_malloc_arenas();
     let cli = Cli::parse();
-    if let Err(e) = jira_pipeline::config::load_dotenv() {
+    if let Err(e) = jira_pipeline_core::config::load_dotenv() {
         eprintln!("error: {}", e.one_line());
         return std::process::ExitCode::from(e.exit_code() as u8);
     }
     let verbosity = cli.verbose as i8 - cli.quiet as i8;
-    jira_pipeline::logging::init(cli.log_format, verbosity);
+    jira_pipeline_core::logging::init(cli.log_format.into(), verbosity);
     match cli::dispatch(cli) {
         Ok(code) => std::process::ExitCode::from(code as u8),
         Err(e) => {

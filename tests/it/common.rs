@@ -61,7 +61,7 @@ impl TestSchema {
     /// A schema initialised with every migration.
     pub fn initialised() -> Self {
         let mut s = Self::new();
-        jira_pipeline::db::init(&mut s.client, &s.name).expect("db init");
+        jira_pipeline_core::db::init(&mut s.client, &s.name).expect("db init");
         s
     }
 

@@ -8,13 +8,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use jira_pipeline::config::{Config, RawConfig, Secret};
-use jira_pipeline::error::{Error, ExitCode};
-use jira_pipeline::extract::progress::Display;
-use jira_pipeline::extract::{ExtractOptions, ExtractReport, extract_blocking};
-use jira_pipeline::jira::jql::parse_jira_time;
-use jira_pipeline::sim::{Fault, FaultConfig, IssueUpdate, SimConfig, SimHandle, Simulator};
-use jira_pipeline::staging::{PageKind, Staging, read_page};
+use jira_pipeline_core::config::{Config, RawConfig, Secret};
+use jira_pipeline_core::error::{Error, ExitCode};
+use jira_pipeline_core::extract::progress::Display;
+use jira_pipeline_core::extract::{ExtractOptions, ExtractReport, extract_blocking};
+use jira_pipeline_core::jira::jql::parse_jira_time;
+use jira_pipeline_core::staging::{PageKind, Staging, read_page};
+use jira_sim::{Fault, FaultConfig, IssueUpdate, SimConfig, SimHandle, Simulator};
 
 use crate::common::{TestSchema, Workdir};
 
@@ -787,7 +787,7 @@ fn extract_token_never_in_logs_or_staged_files() {
             }
             let raw = std::fs::read(&p).unwrap();
             let data = if p.extension().is_some_and(|x| x == "zst") {
-                jira_pipeline::staging::read_zstd(&p).unwrap()
+                jira_pipeline_core::staging::read_zstd(&p).unwrap()
             } else {
                 raw
             };
@@ -1047,7 +1047,7 @@ fn bench_extract() {
     for p in st.list_pages("demo").unwrap() {
         let path = st.page_path("demo", &p);
         staged_bytes += std::fs::metadata(&path).unwrap().len();
-        bodies.push(jira_pipeline::staging::read_zstd(&path).unwrap());
+        bodies.push(jira_pipeline_core::staging::read_zstd(&path).unwrap());
     }
     let c0 = Instant::now();
     for b in &bodies {
@@ -1059,13 +1059,13 @@ fn bench_extract() {
     let p0 = Instant::now();
     for b in &bodies {
         let nl = b.iter().position(|c| *c == b'\n').unwrap();
-        let resp = jira_pipeline::jira::client::Response {
+        let resp = jira_pipeline_core::jira::client::Response {
             status: 200,
             body: bytes::Bytes::copy_from_slice(&b[nl + 1..]),
             headers: Default::default(),
             fetched_at: Utc::now(),
         };
-        let _ = std::hint::black_box(jira_pipeline::jira::api::check_search(resp, true));
+        let _ = std::hint::black_box(jira_pipeline_core::jira::api::check_search(resp, true));
     }
     let parse = p0.elapsed().as_secs_f64();
     let mb = r.body_bytes as f64 / 1e6;

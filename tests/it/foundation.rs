@@ -18,7 +18,7 @@ fn db_init_twice_creates_every_contract_table() {
         .success()
         .stdout(predicate::str::contains("up to date at version 2"));
     // Every table spec matches the migrated columns and types.
-    for t in jira_pipeline::tables::ALL {
+    for t in jira_pipeline_core::tables::ALL {
         let rows = s
             .client
             .query(
@@ -69,7 +69,7 @@ fn db_init_twice_creates_every_contract_table() {
     }
     assert_eq!(
         s.count("schema_migrations") as usize,
-        jira_pipeline::db::MIGRATIONS.len()
+        jira_pipeline_core::db::MIGRATIONS.len()
     );
 }
 
@@ -106,9 +106,9 @@ fn db_connects_with_sslmode_require() {
         .assert()
         .success();
     // Prove the session was encrypted.
-    let secret = jira_pipeline::config::Secret::new(url);
-    let cfg = jira_pipeline::config::Config::load(&w.config_path()).unwrap();
-    let mut c = jira_pipeline::db::connect(&secret, &cfg.database).unwrap();
+    let secret = jira_pipeline_core::config::Secret::new(url);
+    let cfg = jira_pipeline_core::config::Config::load(&w.config_path()).unwrap();
+    let mut c = jira_pipeline_core::db::connect(&secret, &cfg.database).unwrap();
     let ssl: bool = c
         .query_one(
             "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
@@ -224,20 +224,20 @@ fn missing_jira_pat_names_the_variable() {
     let e = {
         let saved = std::env::var("JIRA_PAT").ok();
         unsafe { std::env::remove_var("JIRA_PAT") };
-        let e = jira_pipeline::config::jira_pat().unwrap_err();
+        let e = jira_pipeline_core::config::jira_pat().unwrap_err();
         if let Some(v) = saved {
             unsafe { std::env::set_var("JIRA_PAT", v) };
         }
         e
     };
-    assert_eq!(e.exit_code(), jira_pipeline::error::ExitCode::Usage);
+    assert_eq!(e.exit_code(), jira_pipeline_core::error::ExitCode::Usage);
     assert!(e.to_string().contains("JIRA_PAT is not set"));
 }
 
 #[test]
 fn shipped_config_is_valid() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pipeline.toml");
-    let cfg = jira_pipeline::config::Config::load(&path).expect("shipped pipeline.toml");
+    let cfg = jira_pipeline_core::config::Config::load(&path).expect("shipped pipeline.toml");
     assert_eq!(cfg.scopes.len(), 1);
     assert_eq!(cfg.database.schema, "jira");
 }
@@ -317,16 +317,16 @@ fn second_lock_holder_is_refused_with_exit_5() {
     let s = TestSchema::initialised();
     let mut a = connect();
     let mut b = connect();
-    jira_pipeline::db::try_lock(&mut a, &s.name).unwrap();
-    let e = jira_pipeline::db::try_lock(&mut b, &s.name).unwrap_err();
-    assert_eq!(e.exit_code(), jira_pipeline::error::ExitCode::Locked);
+    jira_pipeline_core::db::try_lock(&mut a, &s.name).unwrap();
+    let e = jira_pipeline_core::db::try_lock(&mut b, &s.name).unwrap_err();
+    assert_eq!(e.exit_code(), jira_pipeline_core::error::ExitCode::Locked);
     assert!(e.to_string().contains("holds the lock"), "{e}");
     assert!(e.to_string().contains("pid"), "{e}");
     drop(a);
     // Released with the session (once the server has noticed it ended).
     let mut released = false;
     for _ in 0..500 {
-        if jira_pipeline::db::try_lock(&mut b, &s.name).is_ok() {
+        if jira_pipeline_core::db::try_lock(&mut b, &s.name).is_ok() {
             released = true;
             break;
         }

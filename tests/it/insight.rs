@@ -4,7 +4,7 @@
 //! `run --stage extract` then does.
 
 use crate::common::*;
-use jira_pipeline::sim::{IssueUpdate, SimConfig, SimHandle, Simulator};
+use jira_sim::{IssueUpdate, SimConfig, SimHandle, Simulator};
 use predicates::prelude::*;
 use unicode_width::UnicodeWidthStr;
 

@@ -5,11 +5,11 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use jira_pipeline::batch::{Batch, BatchMeta, IssueVersion, QuarantinedIssue, TableCount};
-use jira_pipeline::error::{Error, ExitCode};
-use jira_pipeline::load::{HookPoint, LoadOptions, Loader};
-use jira_pipeline::staging::{PageKind, PageMeta, Staging};
-use jira_pipeline::tables::{self, CopyRow};
+use jira_pipeline_core::batch::{Batch, BatchMeta, IssueVersion, QuarantinedIssue, TableCount};
+use jira_pipeline_core::error::{Error, ExitCode};
+use jira_pipeline_core::load::{HookPoint, LoadOptions, Loader};
+use jira_pipeline_core::staging::{PageKind, PageMeta, Staging};
+use jira_pipeline_core::tables::{self, CopyRow};
 use predicates::prelude::*;
 
 use crate::common::*;
@@ -205,7 +205,7 @@ fn page(run: &str, seq: u32, issues: &[Iss]) -> Batch {
         }
     }
     build(
-        jira_pipeline::staging::page_name(run, 0, seq),
+        jira_pipeline_core::staging::page_name(run, 0, seq),
         run,
         PageKind::Search,
         issues,
@@ -232,7 +232,7 @@ fn end_page(run: &str, pages_in_run: u64, checkpoint: DateTime<Utc>, field_name:
         });
     }
     build(
-        jira_pipeline::staging::end_page_name(run),
+        jira_pipeline_core::staging::end_page_name(run),
         run,
         PageKind::End,
         &[],
@@ -447,7 +447,7 @@ fn child_sets_are_replaced_and_unchanged_children_untouched() {
     assert_eq!(r.table("issue").updated, 1);
     assert_eq!(
         r.table("issue_label"),
-        jira_pipeline::load::TableCounts {
+        jira_pipeline_core::load::TableCounts {
             inserted: 1,
             updated: 0,
             deleted: 1
@@ -627,7 +627,7 @@ fn end_page_moves_the_checkpoint_only_when_its_run_is_complete() {
     let p0 = page(RUN1, 0, &[iss(1, 10)]);
     let p1 = page(RUN1, 1, &[iss(2, 10)]);
     let end = end_page(RUN1, 2, t(100), "Story Points");
-    jira_pipeline::batch::write_batch(&st, &end).unwrap();
+    jira_pipeline_core::batch::write_batch(&st, &end).unwrap();
     let mut l = e.loader();
     let r = l.load_unit(&[p0, end.clone()]).unwrap();
     assert_eq!(r.pages_deferred, 1);
@@ -702,7 +702,7 @@ fn connection_killed_before_commit_moves_neither_data_nor_checkpoint() {
         end_page(RUN1, 1, t(100), "Story Points"),
     ];
     for b in &batches {
-        jira_pipeline::batch::write_batch(&st, b).unwrap();
+        jira_pipeline_core::batch::write_batch(&st, b).unwrap();
         write_page_file(&st, b);
     }
     let mut l = e.loader();
@@ -751,7 +751,7 @@ fn lost_connection_mid_unit_is_rolled_back_and_redone() {
             end_page(RUN1, 1, t(100), "Story Points"),
         ];
         for b in &batches {
-            jira_pipeline::batch::write_batch(&st, b).unwrap();
+            jira_pipeline_core::batch::write_batch(&st, b).unwrap();
             write_page_file(&st, b);
         }
         let mut l = e
@@ -839,7 +839,7 @@ fn run_stage_load_via_the_binary() {
         end_page(RUN1, 2, t(100), "Story Points"),
     ];
     for b in &batches {
-        jira_pipeline::batch::write_batch(&st, b).unwrap();
+        jira_pipeline_core::batch::write_batch(&st, b).unwrap();
         write_page_file(&st, b);
     }
     w.cmd()
@@ -866,7 +866,7 @@ fn run_stage_load_via_the_binary() {
     assert_eq!(e.count("issue"), 3);
     // A crash between COMMIT and the archive move: the batch is staged again,
     // the ledger knows the page, the run only archives it.
-    jira_pipeline::batch::write_batch(&st, &batches[0]).unwrap();
+    jira_pipeline_core::batch::write_batch(&st, &batches[0]).unwrap();
     w.cmd()
         .args(["run", "--stage", "load"])
         .assert()
@@ -886,7 +886,7 @@ fn second_run_exits_5_naming_the_holder() {
     let mut e = Env::new();
     let w = Workdir::new(&stage_config(&e.s.name));
     let name = e.s.name.clone();
-    jira_pipeline::db::try_lock(e.client(), &name).unwrap();
+    jira_pipeline_core::db::try_lock(e.client(), &name).unwrap();
     w.cmd()
         .args(["run", "--stage", "load"])
         .assert()
@@ -938,16 +938,16 @@ fn bench_load_runs_and_its_noop_reload_writes_nothing() {
 #[test]
 fn redo_after_a_lost_connection_refuses_if_another_run_took_the_lock() {
     let mut e = Env::new();
-    let mut conn = jira_pipeline::load::LockedConnector {
-        url: jira_pipeline::config::Secret::new(database_url()),
-        db: jira_pipeline::config::DatabaseConfig {
+    let mut conn = jira_pipeline_core::load::LockedConnector {
+        url: jira_pipeline_core::config::Secret::new(database_url()),
+        db: jira_pipeline_core::config::DatabaseConfig {
             schema: e.s.name.clone(),
             statement_timeout: std::time::Duration::from_secs(60),
             ca_bundle: None,
         },
         schema: e.s.name.clone(),
     };
-    use jira_pipeline::load::Connect;
+    use jira_pipeline_core::load::Connect;
     let client = conn.connect().unwrap();
     let mut l = Loader::new(client, &e.s.name, e.staging())
         .with_options(LoadOptions {
@@ -963,7 +963,7 @@ fn redo_after_a_lost_connection_refuses_if_another_run_took_the_lock() {
             terminate(pid);
             // The lock died with the loader's session: another run takes it.
             let mut other = connect();
-            jira_pipeline::db::try_lock(&mut other, &schema).unwrap();
+            jira_pipeline_core::db::try_lock(&mut other, &schema).unwrap();
             *slot.lock().unwrap() = Some(other);
         }
     });
@@ -979,7 +979,7 @@ fn dpage(run: &str, seq: u32, issues: &[Iss]) -> Batch {
     let mut b = page(run, seq, issues);
     for (v, i) in b.meta.issues.iter_mut().zip(issues) {
         let one = page(run, seq, std::slice::from_ref(i));
-        v.digest = Some(jira_pipeline::batch::issue_digest(
+        v.digest = Some(jira_pipeline_core::batch::issue_digest(
             one.data.iter().map(|(t, d)| (*t, d.as_slice())),
         ));
     }

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::*;
-use jira_pipeline::sim::{IssueUpdate, SimConfig, SimHandle, Simulator};
+use jira_sim::{IssueUpdate, SimConfig, SimHandle, Simulator};
 
 /// The contract tables compared between runs (state tables hold run times).
 const TABLES: &[(&str, &str)] = &[
@@ -94,7 +94,7 @@ fn spawn(w: &Workdir, sim: &SimHandle, args: &[&str]) -> Child {
 /// After a kill -9, PostgreSQL ends the dead client's session (and frees its
 /// advisory lock) once it notices the closed socket; wait for that.
 fn wait_lock_free(s: &mut TestSchema) {
-    let key = jira_pipeline::db::lock_key(&s.name);
+    let key = jira_pipeline_core::db::lock_key(&s.name);
     for _ in 0..1000 {
         let held: i64 = s
             .client
@@ -385,7 +385,7 @@ fn a_second_run_exits_5_at_once() {
     holder
         .execute(
             "SELECT pg_advisory_lock($1)",
-            &[&jira_pipeline::db::lock_key(&s.name)],
+            &[&jira_pipeline_core::db::lock_key(&s.name)],
         )
         .unwrap();
     for args in [

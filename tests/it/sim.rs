@@ -11,9 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, FixedOffset};
-use jira_pipeline::sim::{
-    Dataset, Fault, FaultConfig, IssueUpdate, SimConfig, SimHandle, Simulator,
-};
+use jira_sim::{Dataset, Fault, FaultConfig, IssueUpdate, SimConfig, SimHandle, Simulator};
 use serde_json::Value;
 
 const TOKEN: &str = "sim-token";
@@ -337,7 +335,7 @@ fn sim_post_search_equals_get() {
 fn sim_jql_filters_match_ground_truth() {
     let sim = start(900, 3);
     let truth = sim.ground_truth();
-    let check = |jql: &str, pred: &dyn Fn(&jira_pipeline::sim::Issue) -> bool| {
+    let check = |jql: &str, pred: &dyn Fn(&jira_sim::Issue) -> bool| {
         let got: BTreeSet<u64> = ids(&search_all(&sim, jql, "key")).into_iter().collect();
         let want: BTreeSet<u64> = truth.iter().filter(|i| pred(i)).map(|i| i.id).collect();
         assert!(
@@ -1407,10 +1405,9 @@ fn sim_html_login_page_and_poisoned_issues() {
     assert!(r.header("Content-Type").unwrap().starts_with("text/html"));
     assert!(serde_json::from_slice::<Value>(&r.body).is_err());
 
-    sim.poison_issue(10005, jira_pipeline::sim::Poison::WrongType)
+    sim.poison_issue(10005, jira_sim::Poison::WrongType)
         .unwrap();
-    sim.poison_issue(10007, jira_pipeline::sim::Poison::BadDate)
-        .unwrap();
+    sim.poison_issue(10007, jira_sim::Poison::BadDate).unwrap();
     assert_eq!(sim.poisoned_ids(), vec![10005, 10007]);
     let v = get(&sim, "/rest/api/2/issue/10005").json();
     assert_eq!(v["fields"]["customfield_10100"], "lots");
@@ -1450,7 +1447,7 @@ fn sim_ground_truth_matches_rendered_json() {
     sim.update_issue(10031, &IssueUpdate::new().add_link(10032, "Relates"))
         .unwrap();
     sim.move_issue(10033, "ALPHA").unwrap();
-    let truth: HashMap<u64, jira_pipeline::sim::Issue> =
+    let truth: HashMap<u64, jira_sim::Issue> =
         sim.ground_truth().into_iter().map(|i| (i.id, i)).collect();
     let issues = search_all(&sim, "", "*all&expand=changelog");
     assert_eq!(issues.len(), truth.len());

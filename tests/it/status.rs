@@ -1,7 +1,7 @@
 //! `pipeline status` and `pipeline staging usage|gc` through the binary.
 
 use crate::common::*;
-use jira_pipeline::staging::Staging;
+use jira_pipeline_core::staging::Staging;
 
 #[test]
 fn status_reports_checkpoint_waiting_pages_and_quarantine() {

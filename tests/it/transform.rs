@@ -6,11 +6,13 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use chrono::Utc;
-use jira_pipeline::batch::{self, Batch};
-use jira_pipeline::config::Scope;
-use jira_pipeline::staging::{self, PageKind, PageMeta, Staging};
-use jira_pipeline::tables::{self, CopyRow};
-use jira_pipeline::transform::{self, Catalog, Selection, transform_page, transform_page_with};
+use jira_pipeline_core::batch::{self, Batch};
+use jira_pipeline_core::config::Scope;
+use jira_pipeline_core::staging::{self, PageKind, PageMeta, Staging};
+use jira_pipeline_core::tables::{self, CopyRow};
+use jira_pipeline_core::transform::{
+    self, Catalog, Selection, transform_page, transform_page_with,
+};
 use serde_json::{Value, json};
 
 use crate::common::*;
@@ -633,7 +635,7 @@ fn the_same_page_gives_byte_identical_batches() {
 }
 
 fn staging_checkpoint() -> Option<chrono::DateTime<Utc>> {
-    jira_pipeline::config::parse_instant("2024-03-10T11:59:00Z")
+    jira_pipeline_core::config::parse_instant("2024-03-10T11:59:00Z")
 }
 
 /// A staging area holding good pages, bad pages and the run's catalogue.
@@ -683,14 +685,14 @@ fn write_bad_pages(st: &Staging, scope: &str) -> Vec<(String, &'static str)> {
     bad
 }
 
-fn test_config(dir: &Path, scope_name: &str) -> jira_pipeline::config::Config {
+fn test_config(dir: &Path, scope_name: &str) -> jira_pipeline_core::config::Config {
     let text = format!(
         "[staging]\ndir = {:?}\n\n[[scope]]\nname = \"{scope_name}\"\nproject = \"TST\"\n",
         dir.join("staging").display().to_string()
     );
     let path = dir.join("pipeline.toml");
     std::fs::write(&path, text).unwrap();
-    jira_pipeline::config::Config::load(&path).unwrap()
+    jira_pipeline_core::config::Config::load(&path).unwrap()
 }
 
 #[test]
@@ -707,7 +709,7 @@ fn run_stage_quarantines_bad_pages_and_transforms_their_neighbours() {
     assert_eq!(report.issues, 5);
     assert_eq!(
         report.exit_code(),
-        jira_pipeline::error::ExitCode::Quarantined
+        jira_pipeline_core::error::ExitCode::Quarantined
     );
     assert_eq!(st.list_batches("tst").unwrap(), {
         let mut g = good.clone();
@@ -735,7 +737,10 @@ fn run_stage_quarantines_bad_pages_and_transforms_their_neighbours() {
     let again = transform::run_stage(&cfg, &[], 1).unwrap();
     assert_eq!(again.pages_transformed, 0);
     assert_eq!(again.pages_already_done, good.len() as u64);
-    assert_eq!(again.exit_code(), jira_pipeline::error::ExitCode::Success);
+    assert_eq!(
+        again.exit_code(),
+        jira_pipeline_core::error::ExitCode::Success
+    );
 }
 
 #[test]
@@ -983,9 +988,9 @@ fn selection_all_matches_scope_all() {
 
 #[test]
 fn simulator_pages_transform_cleanly_and_match_its_ground_truth() {
-    use jira_pipeline::sim::Dataset;
+    use jira_sim::Dataset;
     let ds = Dataset::new(7, 300, &[]);
-    let catalog = Catalog::parse(&jira_pipeline::sim::render::field_list(&ds)).unwrap();
+    let catalog = Catalog::parse(&jira_sim::render::field_list(&ds)).unwrap();
     let mut kinds = std::collections::BTreeSet::new();
     let (mut histories, mut links, mut issues) = (0u64, std::collections::HashSet::new(), 0u64);
     for (seq, start) in (0..300).step_by(100).enumerate() {
@@ -1143,7 +1148,7 @@ mod fuzz {
 /// byte (whenever the kill lands, so the assertion does not depend on timing).
 #[test]
 fn kill_9_mid_run_then_rerun_gives_identical_batches() {
-    use jira_pipeline::sim::Dataset;
+    use jira_sim::Dataset;
     let s = TestSchema::new();
     let w = Workdir::new(&config_with(&s.name, ""));
     let st = Staging::new(w.path().join("staging"), 3);
@@ -1155,7 +1160,7 @@ fn kill_9_mid_run_then_rerun_gives_identical_batches() {
         target
             .write_compressed(
                 &target.catalog_path(RUN),
-                &jira_pipeline::sim::render::field_list(&ds),
+                &jira_sim::render::field_list(&ds),
             )
             .unwrap();
         for seq in 0..30u32 {

@@ -45,12 +45,12 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
         name: "0001_init",
-        sql: include_str!("../sql/0001_init.sql"),
+        sql: include_str!("../../../sql/0001_init.sql"),
     },
     Migration {
         version: 2,
         name: "0002_digests",
-        sql: include_str!("../sql/0002_digests.sql"),
+        sql: include_str!("../../../sql/0002_digests.sql"),
     },
 ];
 
@@ -106,7 +106,7 @@ fn tls_connector(db: &DatabaseConfig) -> Result<tokio_postgres_rustls::MakeRustl
     let config = match &db.ca_bundle {
         Some(path) => {
             let mut roots = rustls::RootCertStore::empty();
-            for cert in read_pem_certs(path)? {
+            for cert in crate::tls::read_pem_certs(path)? {
                 roots.add(cert).map_err(|e| {
                     Error::Config(format!(
                         "{}: database.ca_bundle holds a certificate rustls rejects ({e})",
@@ -122,33 +122,6 @@ fn tls_connector(db: &DatabaseConfig) -> Result<tokio_postgres_rustls::MakeRustl
             .with_no_client_auth(),
     };
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
-}
-
-/// Reads every certificate from a PEM file.
-pub fn read_pem_certs(
-    path: &std::path::Path,
-) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>> {
-    let data = std::fs::read(path).map_err(|e| {
-        Error::Config(format!(
-            "{}: cannot read the CA bundle ({e}); fix the path or remove the setting",
-            path.display()
-        ))
-    })?;
-    let certs: Vec<_> = rustls_pemfile::certs(&mut data.as_slice())
-        .collect::<std::result::Result<_, _>>()
-        .map_err(|e| {
-            Error::Config(format!(
-                "{}: the CA bundle is not valid PEM ({e})",
-                path.display()
-            ))
-        })?;
-    if certs.is_empty() {
-        return Err(Error::Config(format!(
-            "{}: the CA bundle holds no certificate; give a PEM file with -----BEGIN CERTIFICATE-----",
-            path.display()
-        )));
-    }
-    Ok(certs)
 }
 
 /// libpq's `sslmode=require` semantics: encrypt, do not verify the server.

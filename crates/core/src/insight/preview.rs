@@ -4,7 +4,6 @@
 
 use std::path::Path;
 
-use clap::Args;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -20,21 +19,16 @@ pub const DEFAULT_FIELDS: [&str; 5] = ["issuetype", "status", "assignee", "updat
 /// Most issues one preview fetches.
 pub const MAX_LIMIT: u32 = 1000;
 
-/// `pipeline preview`.
-#[derive(Debug, Args)]
-pub struct PreviewArgs {
+/// `pipeline preview` options.
+#[derive(Debug, Clone)]
+pub struct PreviewOptions {
     /// The JQL query, sent to Jira as written.
-    #[arg(long)]
     pub jql: String,
-    /// Fields to show, by id or name, comma-separated (`summary,Story Points,customfield_10103`);
-    /// default: issuetype,status,assignee,updated,summary.
-    #[arg(long, value_delimiter = ',', value_name = "A,B,C")]
+    /// Fields to show, by id or name; empty: issuetype,status,assignee,updated,summary.
     pub fields: Vec<String>,
-    /// How many issues to show (1..=1000).
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    /// How many issues to show (1..=[`MAX_LIMIT`]).
     pub limit: u32,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 }
 
@@ -303,7 +297,7 @@ pub fn render(p: &Preview, format: Format, width: usize) -> Result<String> {
 }
 
 /// `pipeline preview`: resolve the fields, fetch, print.
-pub fn exec(config: &Path, args: &PreviewArgs) -> Result<ExitCode> {
+pub fn exec(config: &Path, args: &PreviewOptions) -> Result<ExitCode> {
     if args.jql.trim().is_empty() {
         return Err(Error::Config(
             "--jql is empty; give a query such as --jql \"project = DEMO ORDER BY updated DESC\""

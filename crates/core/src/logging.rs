@@ -4,7 +4,12 @@
 
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::LogFormat;
+/// Log format on stderr (the binary maps its `--log-format` flag to this).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
 
 /// Installs the global subscriber. `verbosity`: -2 errors … 0 info … 2 trace.
 pub fn init(format: LogFormat, verbosity: i8) {
@@ -15,11 +20,11 @@ pub fn init(format: LogFormat, verbosity: i8) {
         1 => "debug",
         _ => "trace",
     };
-    // Our crate at the chosen level; dependencies one step quieter unless tracing.
+    // Our crates (`jira_pipeline*`, `jira_sim`, the `pipeline` binary) at the chosen level; dependencies one step quieter unless tracing.
     let default = if verbosity >= 2 {
         "trace".to_string()
     } else {
-        format!("warn,jira_pipeline={level}")
+        format!("warn,jira_pipeline={level},jira_sim={level},pipeline={level}")
     };
     let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()

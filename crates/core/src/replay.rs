@@ -226,35 +226,28 @@ mod tests {
 }
 
 /// Output format of `replay --dry-run`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReplayFormat {
     Table,
     Ndjson,
 }
 
-/// `pipeline replay`.
-#[derive(Debug, clap::Args)]
-pub struct ReplayArgs {
+/// `pipeline replay` options.
+#[derive(Debug, Clone)]
+pub struct ReplayOptions {
     /// Replay this one page file (e.g. staging/archive/<scope>/<page>.ndjson.zst).
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["scopes", "since", "until"])]
     pub page: Option<PathBuf>,
-    /// Replay the archived pages of this scope (repeatable); default: every scope.
-    #[arg(long = "scope", value_name = "NAME")]
+    /// Replay the archived pages of these scopes; empty: every scope.
     pub scopes: Vec<String>,
     /// Only pages fetched at or after this instant (YYYY-MM-DD or RFC 3339).
-    #[arg(long, value_name = "WHEN")]
     pub since: Option<String>,
     /// Only pages fetched before this instant (YYYY-MM-DD or RFC 3339).
-    #[arg(long, value_name = "WHEN")]
     pub until: Option<String>,
     /// Print the rows the pages produce instead of loading them.
-    #[arg(long)]
     pub dry_run: bool,
     /// `--dry-run` output format.
-    #[arg(long, value_enum, default_value_t = ReplayFormat::Table)]
     pub format: ReplayFormat,
     /// `--dry-run`: only this warehouse table.
-    #[arg(long, value_name = "TABLE")]
     pub table: Option<String>,
 }
 
@@ -271,7 +264,7 @@ fn parse_when(flag: &str, v: &Option<String>) -> Result<Option<DateTime<Utc>>> {
 }
 
 /// Runs `pipeline replay`.
-pub fn exec(cfg: &crate::config::Config, args: &ReplayArgs) -> Result<crate::error::ExitCode> {
+pub fn exec(cfg: &crate::config::Config, args: &ReplayOptions) -> Result<crate::error::ExitCode> {
     use crate::error::ExitCode;
     use crate::transform::{CatalogCache, transform_page_with};
 

@@ -1,6 +1,15 @@
-//! The Jira Data Center simulator: a faithful fake Jira DC 10 for tests, demos
-//! and benchmarks (`pipeline simulate`, and [`Simulator::start`] in tests).
+//! jira-sim: the Jira Data Center simulator, a faithful fake Jira DC 10 served
+//! over HTTP on loopback for tests, demos and benchmarks (`pipeline simulate`,
+//! and [`Simulator::start`] in tests).
 //!
+//! A crate of its own so that production code cannot reach it by accident: the
+//! pipeline's core uses it only as a dev-dependency, and the `pipeline` binary
+//! only behind its `sim` feature. It depends on no other crate of the workspace.
+//!
+//! Module map:
+//!
+//! - [`Simulator`], [`SimConfig`], [`SimHandle`] (this file): settings, start, stop.
+//! - [`Error`]: what can go wrong starting a simulator.
 //! - [`catalog`]: constant catalogues (types, statuses, users, custom fields).
 //! - [`data`]: the lazily generated, deterministic dataset and its ground truth.
 //! - [`render`]: Jira DC JSON (issues, search pages, fields, myself, serverInfo).
@@ -24,14 +33,24 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
 use chrono_tz::Tz;
-use clap::Args;
 
 pub use data::{CfValue, Dataset, History, HistoryItem, Issue, IssueLink, Poison};
 pub use faults::{Fault, FaultConfig, FaultScope};
 pub use render::FieldSel;
 pub use state::{IssueUpdate, SearchHook, SimControl, SimStats};
 
-use crate::error::{Error, ExitCode, Result};
+/// Why a simulator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Settings it cannot run with (a usage error on a command line).
+    #[error("{0}")]
+    Config(String),
+    /// A failure to set up its socket, runtime or thread.
+    #[error("{0}")]
+    Other(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Settings of a simulated Jira instance. `Default` plus builder methods
 /// named like the fields.
@@ -293,180 +312,12 @@ impl Drop for SimHandle {
     }
 }
 
-/// `pipeline simulate`: serve a simulated Jira DC until Ctrl-C.
-#[derive(Debug, Args)]
-pub struct SimulateArgs {
-    /// Port on 127.0.0.1 (0 picks a free one).
-    #[arg(long, default_value_t = 8080)]
-    pub port: u16,
-    /// Number of issues.
-    #[arg(long, default_value_t = 1000)]
-    pub issues: u32,
-    /// Number of projects (DEMO, ALPHA, BETA, …) or a comma-separated list of keys.
-    #[arg(long, default_value = "3")]
-    pub projects: String,
-    /// Seed of the generated data.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
-    /// The user's time zone (`/myself`), used to read JQL dates.
-    #[arg(long, default_value = "America/New_York")]
-    pub tz: String,
-    /// Zone timestamps are rendered in (default: --tz).
-    #[arg(long)]
-    pub server_tz: Option<String>,
-    /// maxResults cap.
-    #[arg(long, default_value_t = 100)]
-    pub cap: u32,
-    /// Fixed latency per search response, milliseconds.
-    #[arg(long, default_value_t = 0)]
-    pub latency_ms: u64,
-    /// The personal access token to accept (Authorization: Bearer …).
-    #[arg(long, default_value = "sim-token")]
-    pub token: String,
-    /// Probability of HTTP 429 per search request.
-    #[arg(long, default_value_t = 0.0)]
-    pub rate_429: f64,
-    /// Probability of HTTP 500.
-    #[arg(long, default_value_t = 0.0)]
-    pub rate_500: f64,
-    /// Probability of HTTP 502 (JSON body).
-    #[arg(long, default_value_t = 0.0)]
-    pub rate_502: f64,
-    /// Probability of HTTP 503.
-    #[arg(long, default_value_t = 0.0)]
-    pub rate_503: f64,
-    /// Probability of an HTML 502 page.
-    #[arg(long, default_value_t = 0.0)]
-    pub rate_html_502: f64,
-    /// Probability of a connection reset mid-body.
-    #[arg(long, default_value_t = 0.0)]
-    pub rate_reset: f64,
-    /// Probability of a truncated body with status 200.
-    #[arg(long, default_value_t = 0.0)]
-    pub rate_truncate: f64,
-    /// Probability of a slow first byte.
-    #[arg(long, default_value_t = 0.0)]
-    pub rate_slow: f64,
-    /// Delay of a slow first byte, milliseconds.
-    #[arg(long, default_value_t = 2000)]
-    pub slow_ms: u64,
-    /// Retry-After of a 429, seconds.
-    #[arg(long, default_value_t = 1)]
-    pub retry_after: u64,
-    /// Seed of the fault draws.
-    #[arg(long, default_value_t = 0)]
-    pub fault_seed: u64,
-    /// Apply faults to every endpoint, not only search.
-    #[arg(long)]
-    pub faults_everywhere: bool,
-    /// Failed logins before the CAPTCHA challenge.
-    #[arg(long, default_value_t = 3)]
-    pub captcha_after: u32,
-    /// Search index lag behind changes, milliseconds (changes made through
-    /// /_sim/ reach JQL this much later).
-    #[arg(long, default_value_t = 0)]
-    pub index_lag_ms: u64,
-}
-
-impl SimulateArgs {
-    /// The simulator settings these flags describe.
-    pub fn to_config(&self) -> Result<SimConfig> {
-        let projects: Vec<String> = match self.projects.trim().parse::<usize>() {
-            Ok(0) => return Err(Error::Config("--projects must be at least 1".into())),
-            Ok(n) => catalog::project_keys(n),
-            Err(_) => self
-                .projects
-                .split(',')
-                .map(|k| k.trim().to_ascii_uppercase())
-                .filter(|k| !k.is_empty())
-                .collect(),
-        };
-        if projects.is_empty()
-            || projects
-                .iter()
-                .any(|k| !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
-        {
-            return Err(Error::Config(format!(
-                "--projects {:?}: give a count or comma-separated keys like DEMO,ALPHA",
-                self.projects
-            )));
-        }
-        for (name, r) in [
-            ("--rate-429", self.rate_429),
-            ("--rate-500", self.rate_500),
-            ("--rate-502", self.rate_502),
-            ("--rate-503", self.rate_503),
-            ("--rate-html-502", self.rate_html_502),
-            ("--rate-reset", self.rate_reset),
-            ("--rate-truncate", self.rate_truncate),
-            ("--rate-slow", self.rate_slow),
-        ] {
-            if !(0.0..=1.0).contains(&r) {
-                return Err(Error::Config(format!("{name} {r} must be between 0 and 1")));
-            }
-        }
-        Ok(SimConfig {
-            issues: self.issues,
-            projects,
-            seed: self.seed,
-            time_zone: self.tz.clone(),
-            server_time_zone: self.server_tz.clone(),
-            max_results: self.cap,
-            token: self.token.clone(),
-            latency_ms: self.latency_ms,
-            port: self.port,
-            faults: FaultConfig {
-                seed: self.fault_seed,
-                rate_429: self.rate_429,
-                rate_500: self.rate_500,
-                rate_502: self.rate_502,
-                rate_503: self.rate_503,
-                rate_html_502: self.rate_html_502,
-                rate_reset: self.rate_reset,
-                rate_truncate: self.rate_truncate,
-                rate_close: 0.0,
-                rate_slow: self.rate_slow,
-                slow_ms: self.slow_ms,
-                retry_after_secs: self.retry_after,
-                scope: if self.faults_everywhere {
-                    FaultScope::All
-                } else {
-                    FaultScope::Search
-                },
-            },
-            captcha_after: self.captcha_after,
-            ..SimConfig::default()
-        })
-    }
-}
-
-/// Runs `pipeline simulate`: prints the URL and token, serves until Ctrl-C.
-pub fn exec(args: &SimulateArgs) -> Result<ExitCode> {
-    let cfg = args.to_config()?;
-    let (issues, projects) = (cfg.issues, cfg.projects.join(", "));
-    let handle = Simulator::start(cfg)?;
-    if args.index_lag_ms > 0 {
-        handle.set_index_lag_ms(args.index_lag_ms);
-    }
-    println!("Jira DC simulator listening on {}", handle.url());
-    println!("  {issues} issues in projects {projects}");
-    println!(
-        "  use: JIRA_PAT={} and base_url = \"{}\"",
-        handle.token(),
-        handle.url()
-    );
-    println!("Press Ctrl-C to stop.");
+/// Blocks until Ctrl-C (SIGINT): `pipeline simulate` serves until then.
+pub fn wait_for_ctrl_c() -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::Other(format!("runtime: {e}")))?;
     rt.block_on(tokio::signal::ctrl_c())
-        .map_err(|e| Error::Other(format!("waiting for Ctrl-C: {e}")))?;
-    let st = handle.stats();
-    drop(handle);
-    println!(
-        "stopped after {} requests ({} bytes of bodies sent)",
-        st.requests, st.bytes_sent
-    );
-    Ok(ExitCode::Success)
+        .map_err(|e| Error::Other(format!("waiting for Ctrl-C: {e}")))
 }

@@ -123,7 +123,7 @@ impl JiraClient {
             .gzip(true)
             .redirect(reqwest::redirect::Policy::none());
         if let Some(path) = &cfg.ca_bundle {
-            for der in crate::db::read_pem_certs(path)? {
+            for der in crate::tls::read_pem_certs(path)? {
                 let cert = reqwest::Certificate::from_der(der.as_ref()).map_err(|e| {
                     Error::Config(format!(
                         "{}: jira.ca_bundle holds a certificate that cannot be used ({e})",

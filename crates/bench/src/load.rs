@@ -8,7 +8,7 @@
 //! - the **row-by-row baseline**: one `INSERT … ON CONFLICT DO UPDATE` per row
 //!   (what a naive loader does), on a sample, its rate extrapolated.
 //!
-//! Rows are synthesised directly with [`crate::tables::CopyRow`], shaped like
+//! Rows are synthesised directly with [`jira_pipeline_core::tables::CopyRow`], shaped like
 //! Jira data: per issue ~5 labels, 3 components, 3 versions, 3 links (each
 //! carried on the pages of both ends, as Jira does), 10 changelog histories of
 //! 2 items each, 10 custom field values; pages of 100 issues, one End page with
@@ -22,13 +22,13 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, TimeZone, Utc};
 use postgres::Client;
 
-use super::{BenchLoadArgs, LoadOptions, Loader, UnitReport};
-use crate::batch::{Batch, BatchMeta, IssueVersion, TableCount};
-use crate::config::{self, Config, DatabaseConfig, Secret};
-use crate::db::{self, Ident};
-use crate::error::{Error, ExitCode, Result};
-use crate::staging::{self, PageKind, Staging};
-use crate::tables::{self, CopyRow};
+use jira_pipeline_core::batch::{Batch, BatchMeta, IssueVersion, TableCount};
+use jira_pipeline_core::config::{self, Config, DatabaseConfig, Secret};
+use jira_pipeline_core::db::{self, Ident};
+use jira_pipeline_core::error::{Error, ExitCode, Result};
+use jira_pipeline_core::load::{LoadOptions, Loader, UnitReport};
+use jira_pipeline_core::staging::{self, PageKind, Staging};
+use jira_pipeline_core::tables::{self, CopyRow};
 
 /// Issues per synthetic page (Jira DC's default `maxResults` cap).
 pub const PAGE_ISSUES: u64 = 100;
@@ -115,7 +115,7 @@ impl Builder {
     }
     /// The digest of the rows added since `mark` (as transform computes it).
     fn digest_since(&self, mark: &HashMap<&'static str, usize>) -> String {
-        crate::batch::issue_digest(tables::ALL.iter().filter_map(|t| {
+        jira_pipeline_core::batch::issue_digest(tables::ALL.iter().filter_map(|t| {
             let (b, _) = self.bufs.get(t.name)?;
             Some((t.name, &b[mark.get(t.name).copied().unwrap_or(0)..]))
         }))
@@ -801,8 +801,21 @@ fn row_by_row(c: &mut Client, schema: &str, batches: &[Batch]) -> Result<(u64, D
     Ok((n, started.elapsed()))
 }
 
+/// `pipeline bench load` options.
+#[derive(Debug, Clone)]
+pub struct BenchLoadOptions {
+    /// Simulated issues to load.
+    pub issues: u64,
+    /// Issues in the row-by-row upsert baseline sample (its rate is extrapolated).
+    pub baseline_issues: u64,
+    /// Schema to create for the run (default: a fresh random one, dropped afterwards).
+    pub schema: Option<String>,
+    /// Keep the bench schema instead of dropping it.
+    pub keep: bool,
+}
+
 /// `pipeline bench load`.
-pub fn exec(config_path: &Path, args: &BenchLoadArgs) -> Result<ExitCode> {
+pub fn exec(config_path: &Path, args: &BenchLoadOptions) -> Result<ExitCode> {
     let dbc = if config_path.exists() {
         Config::load(config_path)?.database
     } else {

@@ -2,7 +2,7 @@
 //!
 //! - [`Loader`]: a synchronous loader over one `postgres::Client`. Its
 //!   [`Loader::load_unit`] loads one *unit* (one or more batches of one scope,
-//!   in page order) in one transaction (`src/load/unit.rs`): COPY into `ON COMMIT
+//!   in page order) in one transaction (`unit.rs`): COPY into `ON COMMIT
 //!   DROP` staging tables, merge with SQL generated from the table specs (see
 //!   [`merge`]), record the pages in the ledger, move the scope's checkpoint
 //!   when an End page closes a complete run, record quarantined issues, COMMIT;
@@ -12,12 +12,11 @@
 //! - [`run_stage`]: `pipeline run --stage load` — takes the advisory lock and
 //!   loads every staged batch not loaded yet, per scope, in page order, grouped
 //!   into units of a target size.
-//! - [`mod@bench`]: `pipeline bench load`.
+//! - `pipeline bench load` lives in the `jira-pipeline-bench` crate.
 //!
 //! The `postgres` client is synchronous and must never run inside a tokio
 //! runtime: the orchestrator gives the loader a thread of its own.
 
-pub mod bench;
 pub mod merge;
 mod unit;
 
@@ -25,7 +24,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use clap::Args;
 use postgres::Client;
 
 use crate::batch::{self, Batch};
@@ -825,23 +823,6 @@ pub fn exec_run(config_path: &Path, scopes: &[String]) -> Result<ExitCode> {
     } else {
         Ok(ExitCode::Success)
     }
-}
-
-/// `pipeline bench load` arguments.
-#[derive(Debug, Clone, Args)]
-pub struct BenchLoadArgs {
-    /// Simulated issues to load.
-    #[arg(long, default_value_t = 20_000)]
-    pub issues: u64,
-    /// Issues in the row-by-row upsert baseline sample (its rate is extrapolated).
-    #[arg(long, default_value_t = 1_000)]
-    pub baseline_issues: u64,
-    /// Schema to create for the run (default: a fresh random one, dropped afterwards).
-    #[arg(long)]
-    pub schema: Option<String>,
-    /// Keep the bench schema instead of dropping it.
-    #[arg(long)]
-    pub keep: bool,
 }
 
 #[cfg(test)]

@@ -691,25 +691,11 @@ impl MetricsWriter {
 }
 
 /// CLI entry of `run --stage all`, `sync` and `backfill`.
-pub fn exec_run(
-    cfg: &Config,
-    args: &crate::cli::RunArgs,
-    command: &str,
-    quiet: bool,
-) -> Result<ExitCode> {
+pub fn exec_run(cfg: &Config, opts: &RunOptions) -> Result<ExitCode> {
     let token = crate::config::jira_pat()?;
     let url = crate::config::database_url()?;
     let stop = crate::shutdown::install()?;
-    let opts = RunOptions {
-        scopes: args.scopes.clone(),
-        full: args.full,
-        metrics_file: args.metrics_file.clone(),
-        quiet,
-        command: command.to_string(),
-        threads: 0,
-        load: LoadOptions::default(),
-    };
-    let summary = run_all(cfg, &token, &url, &opts, &stop)?;
+    let summary = run_all(cfg, &token, &url, opts, &stop)?;
     print!("{}", summary.render());
     Ok(summary.exit_code())
 }
@@ -733,12 +719,12 @@ mod tests {
             .validate(&cfg_path)
             .unwrap();
         let st = Staging::new(&cfg.staging.dir, cfg.staging.compression_level);
-        let ds = crate::sim::Dataset::new(42, 20, &[]);
-        let meta0 = crate::transform::bench::search_meta("bench", 0, 10);
-        let meta1 = crate::transform::bench::search_meta("bench", 1, 10);
+        let ds = jira_sim::Dataset::new(42, 20, &[]);
+        let meta0 = crate::staging::search_meta("bench", 0, 10);
+        let meta1 = crate::staging::search_meta("bench", 1, 10);
         st.write_compressed(
             &st.catalog_path(&meta0.run_id),
-            &crate::sim::render::field_list(&ds),
+            &jira_sim::render::field_list(&ds),
         )
         .unwrap();
         st.write_page(&meta0, &ds.search_page_body(0, 10, true))

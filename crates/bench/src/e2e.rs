@@ -6,25 +6,21 @@
 
 use std::time::Instant;
 
-use clap::Args;
+use jira_pipeline_core::config::{RawConfig, Secret};
+use jira_pipeline_core::db::Ident;
+use jira_pipeline_core::error::{Error, ExitCode, Result};
+use jira_pipeline_core::pipeline::{RunOptions, run_all};
+use jira_pipeline_core::shutdown::Stop;
+use jira_sim::{SimConfig, Simulator};
 
-use crate::config::{RawConfig, Secret};
-use crate::db::Ident;
-use crate::error::{Error, ExitCode, Result};
-use crate::pipeline::{RunOptions, run_all};
-use crate::shutdown::Stop;
-use crate::sim::{SimConfig, Simulator};
-
-#[derive(Debug, Args)]
-pub struct BenchE2eArgs {
+/// `pipeline bench e2e` options.
+#[derive(Debug, Clone)]
+pub struct BenchE2eOptions {
     /// Issues in the simulated instance (all in one scope).
-    #[arg(long, default_value_t = 100_000)]
     pub issues: u32,
     /// Search page size (the simulator's cap is set to it).
-    #[arg(long, default_value_t = 100)]
     pub page_size: u32,
     /// Skip the stages-alone comparison (only the end-to-end run).
-    #[arg(long)]
     pub e2e_only: bool,
 }
 
@@ -41,7 +37,7 @@ fn bench_config(
     schema: &str,
     staging: &std::path::Path,
     page_size: u32,
-) -> Result<crate::config::Config> {
+) -> Result<jira_pipeline_core::config::Config> {
     let text = format!(
         "[jira]\nbase_url = \"{url}\"\npage_size = {page_size}\nconcurrency = 8\n\
          [staging]\ndir = {:?}\n[database]\nschema = \"{schema}\"\n\
@@ -52,8 +48,8 @@ fn bench_config(
     RawConfig::parse(&text, p)?.validate(p)
 }
 
-pub fn exec(args: &BenchE2eArgs) -> Result<ExitCode> {
-    let db_url = crate::config::database_url()?;
+pub fn exec(args: &BenchE2eOptions) -> Result<ExitCode> {
+    let db_url = jira_pipeline_core::config::database_url()?;
     let mut sim_cfg = SimConfig::default()
         .issues(args.issues)
         .project_keys(&["DEMO"])
@@ -62,7 +58,7 @@ pub fn exec(args: &BenchE2eArgs) -> Result<ExitCode> {
     // The simulator shares this process: keep its response cache small so the
     // peak RSS printed below is (almost) the pipeline's own.
     sim_cfg.cache_mib = 8;
-    let sim = Simulator::start(sim_cfg)?;
+    let sim = Simulator::start(sim_cfg).map_err(crate::sim_error)?;
     let token = Secret::new(sim.token());
     let pid = std::process::id();
     let schemas = [format!("bench_e2e_{pid}_a"), format!("bench_e2e_{pid}_b")];
@@ -72,12 +68,12 @@ pub fn exec(args: &BenchE2eArgs) -> Result<ExitCode> {
     ];
     let cfg_a = bench_config(sim.url(), &schemas[0], dirs[0].path(), args.page_size)?;
     let cfg_b = bench_config(sim.url(), &schemas[1], dirs[1].path(), args.page_size)?;
-    let mut admin = crate::db::connect(&db_url, &cfg_a.database)?;
+    let mut admin = jira_pipeline_core::db::connect(&db_url, &cfg_a.database)?;
     for s in &schemas {
         admin
             .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", Ident::new(s)))
             .map_err(Error::db("bench: dropping an old schema"))?;
-        crate::db::init(&mut admin, s)?;
+        jira_pipeline_core::db::init(&mut admin, s)?;
     }
     println!(
         "bench e2e: {} issues with changelogs, page size {}, {} cores, simulator at {}",
@@ -121,21 +117,21 @@ pub fn exec(args: &BenchE2eArgs) -> Result<ExitCode> {
     let mut code = summary.exit_code();
     if !args.e2e_only {
         let t = Instant::now();
-        let ex = crate::extract::extract_blocking(
+        let ex = jira_pipeline_core::extract::extract_blocking(
             &cfg_b,
             &token,
             &Default::default(),
-            crate::extract::ExtractOptions {
-                display: crate::extract::progress::Display::Off,
+            jira_pipeline_core::extract::ExtractOptions {
+                display: jira_pipeline_core::extract::progress::Display::Off,
                 ..Default::default()
             },
         )?;
         let t_ex = t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let tr = crate::transform::run_stage(&cfg_b, &[], 0)?;
+        let tr = jira_pipeline_core::transform::run_stage(&cfg_b, &[], 0)?;
         let t_tr = t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let ld = crate::load::run_stage(&cfg_b, &db_url, &[])?;
+        let ld = jira_pipeline_core::load::run_stage(&cfg_b, &db_url, &[])?;
         let t_ld = t.elapsed().as_secs_f64();
         let slowest = t_ex.max(t_tr).max(t_ld);
         println!(

@@ -20,7 +20,6 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use clap::{Args, ValueEnum};
 use serde::Serialize;
 
 use crate::config::{Config, Scope};
@@ -36,23 +35,20 @@ use crate::jira::{IssueHead, JiraClient};
 use crate::staging::Staging;
 
 /// Output format of `plan`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PlanFormat {
     Text,
     Json,
 }
 
-/// `pipeline plan`.
-#[derive(Debug, Args)]
-pub struct PlanArgs {
-    /// Only this scope (repeatable); default: every configured scope.
-    #[arg(long = "scope", value_name = "NAME")]
+/// `pipeline plan` options.
+#[derive(Debug, Clone)]
+pub struct PlanOptions {
+    /// Only these scopes; empty: every configured scope.
     pub scopes: Vec<String>,
     /// Plan a backfill from sync.backfill_start even where a checkpoint exists (as `run --full`).
-    #[arg(long)]
     pub full: bool,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
     pub format: PlanFormat,
 }
 
@@ -823,7 +819,7 @@ pub fn text(p: &Plan) -> String {
 }
 
 /// `pipeline plan`.
-pub fn exec(config: &Path, args: &PlanArgs) -> Result<ExitCode> {
+pub fn exec(config: &Path, args: &PlanOptions) -> Result<ExitCode> {
     let cfg = Config::load(config)?;
     let selected: Vec<&Scope> = if args.scopes.is_empty() {
         cfg.scopes.iter().collect()

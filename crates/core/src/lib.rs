@@ -1,4 +1,12 @@
-//! jira-pipeline: copies Jira Data Center issues into a PostgreSQL reporting schema.
+//! jira-pipeline-core: the pipeline itself — everything that copies Jira Data
+//! Center issues into a PostgreSQL reporting schema, without the command line.
+//!
+//! This crate owns the configuration, the Jira client, the three stages
+//! (extract, transform, load), the staging area, the warehouse and the
+//! orchestration that runs the stages together. It depends neither on the
+//! command line (clap lives in the `pipeline` binary, which maps its flags to
+//! the plain option structs here) nor on the simulator (`jira-sim` is only a
+//! dev-dependency, for unit tests); the benchmark harness is `jira-pipeline-bench`.
 //!
 //! Module map and data flow:
 //!
@@ -9,8 +17,8 @@
 //!
 //! - [`config`]: `pipeline.toml` → checked [`config::Config`]; secrets from the environment.
 //! - [`error`]: the error type and the documented exit codes.
-//! - [`cli`]: clap definitions and the thin dispatch to library calls.
 //! - [`db`]: connecting, identifier quoting, migrations, the advisory lock.
+//! - [`tls`]: reading CA bundles (PEM), shared by [`db`] and [`jira`].
 //! - [`tables`]: the warehouse table specs and the text-COPY row encoder.
 //! - [`batch`]: table batches (transform → load), in memory and on disk.
 //! - [`jira`]: the shared Jira HTTP client (retries, rate limits), JQL building, REST calls.
@@ -24,20 +32,14 @@
 //! - [`runlog`]: the `run_history` table.
 //! - [`shutdown`]: Ctrl-C / SIGTERM handling.
 //! - [`metrics`]: counters and gauges, rendered as OpenMetrics text.
-//! - [`bench_e2e`]: `pipeline bench e2e`, the whole pipeline vs each stage alone.
-//! - [`demo`]: `pipeline demo`, the quick start against the built-in simulator.
 //! - [`pipeline`]: `run --stage all` / `sync` / `backfill`: the stages over bounded channels.
 //! - [`progress`]: per-stage progress lines (TTY) or periodic log lines.
 //! - [`replay`]: selecting archived pages and printing the rows they produce.
 //! - [`logging`]: tracing setup (text or JSON on stderr).
-//! - [`sim`]: the Jira Data Center simulator (`pipeline simulate`, tests, benches).
 
 pub mod batch;
-pub mod bench_e2e;
-pub mod cli;
 pub mod config;
 pub mod db;
-pub mod demo;
 pub mod error;
 pub mod extract;
 pub mod insight;
@@ -51,8 +53,8 @@ pub mod replay;
 pub mod report;
 pub mod runlog;
 pub mod shutdown;
-pub mod sim;
 pub mod staging;
 pub mod status;
 pub mod tables;
+pub mod tls;
 pub mod transform;

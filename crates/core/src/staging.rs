@@ -92,6 +92,36 @@ pub fn end_page_name(run_id: &str) -> String {
     format!("{run_id}-zend")
 }
 
+/// The metadata of a synthetic search page `seq` of `n` issues (scope `scope`,
+/// run `20240101T000000000Z`): benchmarks and tests stage generated pages with it.
+pub fn search_meta(scope: &str, seq: u32, n: u32) -> PageMeta {
+    use chrono::TimeZone as _;
+    PageMeta {
+        format: 1,
+        kind: PageKind::Search,
+        scope: scope.into(),
+        run_id: "20240101T000000000Z".into(),
+        mode: "backfill".into(),
+        slice: 0,
+        seq,
+        jql: String::new(),
+        start_at: u64::from(seq) * u64::from(n),
+        max_results: n,
+        issue_count: n,
+        total: None,
+        first_updated: None,
+        last_updated: None,
+        fetched_at: Utc
+            .timestamp_opt(1_704_067_200, 0)
+            .single()
+            .unwrap_or_default(),
+        request_id: None,
+        http_status: 200,
+        checkpoint: None,
+        pages_in_run: None,
+    }
+}
+
 /// A run id for a run starting at `t`; sorts chronologically.
 pub fn run_id(t: DateTime<Utc>) -> String {
     t.format("%Y%m%dT%H%M%S%3fZ").to_string()

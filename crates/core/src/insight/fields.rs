@@ -5,7 +5,6 @@
 
 use std::path::Path;
 
-use clap::Args;
 use serde::{Deserialize, Serialize};
 
 use super::Format;
@@ -201,20 +200,16 @@ pub fn resolve(cat: &[FieldInfo], wanted: &[String]) -> Result<Vec<FieldInfo>> {
     Ok(out)
 }
 
-/// `pipeline fields`.
-#[derive(Debug, Args)]
-pub struct FieldsArgs {
+/// `pipeline fields` options.
+#[derive(Debug, Clone)]
+pub struct FieldsOptions {
     /// Only custom fields.
-    #[arg(long, conflicts_with = "system")]
     pub custom: bool,
     /// Only system fields.
-    #[arg(long)]
     pub system: bool,
-    /// Only fields whose id or name contains TEXT (case-insensitive).
-    #[arg(long = "match", value_name = "TEXT")]
+    /// Only fields whose id or name contains this text (case-insensitive).
     pub pattern: Option<String>,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 }
 
@@ -271,7 +266,7 @@ pub fn format_catalog(fields: &[FieldInfo], format: Format, width: usize) -> Res
 }
 
 /// `pipeline fields`: fetch, filter, print.
-pub fn exec(config: &Path, args: &FieldsArgs) -> Result<ExitCode> {
+pub fn exec(config: &Path, args: &FieldsOptions) -> Result<ExitCode> {
     let cfg = Config::load(config)?;
     let client = super::client(&cfg)?;
     let cat = super::runtime()?.block_on(fetch(&client))?;

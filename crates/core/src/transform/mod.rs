@@ -11,9 +11,8 @@
 //!
 //! Submodules: [`issue`] (issue → rows), [`fields`] (field catalogue and
 //! custom-field typing), [`time`] (Jira timestamps), [`tape`] (walking the
-//! simd-json tape), [`bench`] (`pipeline bench transform`).
+//! simd-json tape); `pipeline bench transform` lives in the `jira-pipeline-bench` crate.
 
-pub mod bench;
 pub mod fields;
 pub mod issue;
 pub mod tape;

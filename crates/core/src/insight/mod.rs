@@ -19,14 +19,12 @@ pub mod table;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use clap::ValueEnum;
-
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::jira::JiraClient;
 
 /// Output format of `preview` and `fields`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// An aligned table that fits the terminal width (`COLUMNS`, else the
     /// terminal's size, else 120 columns); long values end in `…`.
