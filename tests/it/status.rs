@@ -153,7 +153,7 @@ fn status_shows_a_run_without_an_end_as_running_or_interrupted() {
     holder
         .execute(
             "SELECT pg_advisory_lock($1)",
-            &[&jira_pipeline::db::lock_key(&s.name)],
+            &[&jira_pipeline_core::db::lock_key(&s.name)],
         )
         .unwrap();
     assert_eq!(outcome(&w), "running");
