@@ -24,6 +24,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use jira_pipeline_core::config::{self, Config};
 use jira_pipeline_core::error::{Error, ExitCode, Result};
 use jira_pipeline_core::pipeline::{self, RunOptions};
+use jira_pipeline_core::session::{Report, Session};
 use jira_pipeline_core::{db, extract, load, report, staging, status, transform};
 
 pub const EXIT_CODES_HELP: &str = "\
@@ -296,35 +297,45 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::Success)
         }
-        Command::Sync(a) => everyday(&cli.config, a, false, cli.quiet > 0),
-        Command::Backfill(a) => everyday(&cli.config, a, true, cli.quiet > 0),
+        Command::Sync(a) => {
+            let opts = a.options("sync", false, cli.quiet > 0);
+            print_report(pipeline::run(&open(&cli.config, Signals::Stop)?, &opts)?)
+        }
+        Command::Backfill(a) => {
+            let opts = a.options("backfill", true, cli.quiet > 0);
+            print_report(pipeline::run(&open(&cli.config, Signals::Stop)?, &opts)?)
+        }
         Command::Run(args) => {
-            let cfg = Config::load(&cli.config)?;
+            let session = open(&cli.config, Signals::Stop)?;
+            let opts = args.options("run", cli.quiet > 0);
             match args.stage {
-                Stage::Extract => extract::run_stage(&cfg, &args.scopes, args.full),
-                Stage::Transform => transform::exec_run(&cfg, &args.scopes),
-                Stage::Load => load::exec_run(&cli.config, &args.scopes),
-                Stage::All => pipeline::exec_run(&cfg, &args.options("run", cli.quiet > 0)),
+                Stage::Extract => print_report(extract::run(&session, &opts)?),
+                Stage::Transform => print_report(transform::run(&session, &opts)?),
+                Stage::Load => print_report(load::run(&session, &opts)?),
+                Stage::All => print_report(pipeline::run(&session, &opts)?),
             }
         }
         #[cfg(feature = "sim")]
         Command::Bench(cmd) => bench::exec(&cli.config, cmd),
         Command::Replay(args) => {
-            jira_pipeline_core::replay::exec(&Config::load(&cli.config)?, &args.options())
+            jira_pipeline_core::replay::exec(&open(&cli.config, Signals::Stop)?, &args.options())
         }
         #[cfg(feature = "sim")]
         Command::Demo(args) => crate::demo::exec(&args, cli.quiet > 0),
         #[cfg(feature = "sim")]
         Command::Simulate(args) => simulate::exec(&args),
-        Command::Preview(args) => {
-            jira_pipeline_core::insight::preview::exec(&cli.config, &args.options())
-        }
-        Command::Fields(args) => {
-            jira_pipeline_core::insight::fields::exec(&cli.config, &args.options())
-        }
-        Command::Plan(args) => {
-            jira_pipeline_core::insight::plan::exec(&cli.config, &args.options())
-        }
+        Command::Preview(args) => jira_pipeline_core::insight::preview::exec(
+            &open(&cli.config, Signals::Default)?,
+            &args.options(),
+        ),
+        Command::Fields(args) => jira_pipeline_core::insight::fields::exec(
+            &open(&cli.config, Signals::Default)?,
+            &args.options(),
+        ),
+        Command::Plan(args) => jira_pipeline_core::insight::plan::exec(
+            &open(&cli.config, Signals::Default)?,
+            &args.options(),
+        ),
         Command::Config(ConfigCommand::Check) => {
             let cfg = Config::load(&cli.config)?;
             print!("{}", report::effective_config(&cfg));
@@ -337,21 +348,51 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
     serde_json::to_string_pretty(v).map_err(|e| Error::Other(e.to_string()))
 }
 
-/// `sync` and `backfill`: `run --stage all`, incremental or full.
-fn everyday(config: &std::path::Path, a: SyncArgs, full: bool, quiet: bool) -> Result<ExitCode> {
+/// What Ctrl-C does during a command.
+enum Signals {
+    /// The first Ctrl-C (or SIGTERM) asks the stages to stop and leave a
+    /// consistent state; a second one exits at once (commands that write).
+    Stop,
+    /// The default: Ctrl-C ends the process (read-only commands).
+    Default,
+}
+
+/// The command's one session: the checked configuration, and the stop flag.
+fn open(config: &std::path::Path, signals: Signals) -> Result<Session> {
     let cfg = Config::load(config)?;
-    let args = RunArgs {
-        stage: Stage::All,
-        scopes: a.scopes,
-        full,
-        metrics_file: a.metrics_file,
+    let stop = match signals {
+        Signals::Stop => jira_pipeline_core::shutdown::install()?,
+        Signals::Default => jira_pipeline_core::shutdown::Stop::new(),
     };
-    let command = if full { "backfill" } else { "sync" };
-    pipeline::exec_run(&cfg, &args.options(command, quiet))
+    Ok(Session::new(cfg, stop))
+}
+
+/// Prints a stage's report; its exit code is the command's.
+fn print_report(r: impl Report) -> Result<ExitCode> {
+    let text = r.to_string();
+    print!("{text}");
+    if !text.ends_with('\n') {
+        println!();
+    }
+    Ok(r.exit_code())
+}
+
+impl SyncArgs {
+    /// `sync` and `backfill`: `run --stage all`, incremental or full.
+    fn options(&self, command: &str, full: bool, quiet: bool) -> RunOptions {
+        RunOptions {
+            scopes: self.scopes.clone(),
+            full,
+            metrics_file: self.metrics_file.clone(),
+            quiet,
+            command: command.to_string(),
+            ..Default::default()
+        }
+    }
 }
 
 impl RunArgs {
-    /// The library's options for `run --stage all` (and `sync`, `backfill`).
+    /// The library's options for `run` (every stage reads what it needs).
     fn options(&self, command: &str, quiet: bool) -> RunOptions {
         RunOptions {
             scopes: self.scopes.clone(),
@@ -359,8 +400,7 @@ impl RunArgs {
             metrics_file: self.metrics_file.clone(),
             quiet,
             command: command.to_string(),
-            threads: 0,
-            load: Default::default(),
+            ..Default::default()
         }
     }
 }

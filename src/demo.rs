@@ -11,7 +11,8 @@ use clap::Args;
 use jira_pipeline_core::config::{self, Config, RawConfig, Secret};
 use jira_pipeline_core::db::Ident;
 use jira_pipeline_core::error::{Error, ExitCode, Result};
-use jira_pipeline_core::pipeline::{RunOptions, run_all};
+use jira_pipeline_core::pipeline::{self, RunOptions};
+use jira_pipeline_core::session::Session;
 use jira_sim::{IssueUpdate, SimConfig, Simulator};
 
 use crate::cli::simulate::sim_error;
@@ -68,8 +69,9 @@ pub fn exec(args: &DemoArgs, quiet: bool) -> Result<ExitCode> {
     jira_pipeline_core::db::init(&mut client, &args.schema)?;
     println!("created schema {:?}", args.schema);
 
-    let token = Secret::new(sim.token());
-    let stop = jira_pipeline_core::shutdown::install()?;
+    let session = Session::new(cfg, jira_pipeline_core::shutdown::install()?)
+        .with_jira_token(Secret::new(sim.token()))
+        .with_database_url(db_url.clone());
     let opts = |command: &str| RunOptions {
         command: command.into(),
         quiet,
@@ -78,8 +80,8 @@ pub fn exec(args: &DemoArgs, quiet: bool) -> Result<ExitCode> {
     println!(
         "\n1. backfill: every issue of scopes demo (DEMO) and alpha-bugs (ALPHA, Bug and Story)"
     );
-    let first = run_all(&cfg, &token, &db_url, &opts("demo backfill"), &stop)?;
-    print!("{}", first.render());
+    let first = pipeline::run(&session, &opts("demo backfill"))?;
+    print!("{first}");
 
     // Edit a few issues the way people do, then sync.
     let ids = sim.ids_in_project("DEMO");
@@ -105,8 +107,8 @@ pub fn exec(args: &DemoArgs, quiet: bool) -> Result<ExitCode> {
             .unwrap_or_default()
     );
     println!("\n3. incremental sync from the checkpoint");
-    let second = run_all(&cfg, &token, &db_url, &opts("demo sync"), &stop)?;
-    print!("{}", second.render());
+    let second = pipeline::run(&session, &opts("demo sync"))?;
+    print!("{second}");
 
     let s = Ident::new(&args.schema);
     println!("\nwarehouse {:?} now holds:", args.schema);

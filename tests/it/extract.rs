@@ -19,6 +19,14 @@ use jira_sim::{Fault, FaultConfig, IssueUpdate, SimConfig, SimHandle, Simulator}
 use crate::common::{TestSchema, Workdir};
 
 /// A config for one scope `demo` on project DEMO against `url`.
+/// A session over `cfg` with a stop flag of its own (no signal handler).
+fn session(cfg: &Config) -> jira_pipeline_core::session::Session {
+    jira_pipeline_core::session::Session::new(
+        cfg.clone(),
+        jira_pipeline_core::shutdown::Stop::new(),
+    )
+}
+
 fn config(url: &str, staging: &Path, jira_extra: &str, sync_extra: &str) -> Config {
     let text = format!(
         "[jira]\nbase_url = \"{url}\"\n{jira_extra}\n[sync]\n{sync_extra}\n[staging]\ndir = \"{}\"\n\n[[scope]]\nname = \"demo\"\nproject = \"DEMO\"\n",
@@ -44,7 +52,7 @@ fn run(
         .iter()
         .map(|(s, t)| (s.to_string(), *t))
         .collect();
-    extract_blocking(cfg, &Secret::new(sim.token()), &cp, opts())
+    extract_blocking(&session(cfg), &Secret::new(sim.token()), &cp, opts())
 }
 
 /// Every issue in the staged search pages (pages/ and archive/) of a scope:
@@ -163,7 +171,7 @@ fn extract_updates_during_paging_are_not_missed_backfill_then_incremental() {
     let consumer = std::thread::spawn(move || rx.iter().collect::<Vec<_>>());
     let at_start = truth(&sim, "DEMO");
     let report = extract_blocking(
-        &cfg,
+        &session(&cfg),
         &Secret::new(sim.token()),
         &HashMap::new(),
         ExtractOptions {
@@ -845,7 +853,7 @@ fn extract_stop_flag_interrupts_between_requests_and_a_rerun_resumes() {
         }
     });
     let e = extract_blocking(
-        &cfg,
+        &session(&cfg),
         &Secret::new(sim.token()),
         &HashMap::new(),
         ExtractOptions { stop, ..opts() },
@@ -1034,7 +1042,13 @@ fn bench_extract() {
     );
     let cpu0 = process_cpu_secs();
     let t0 = Instant::now();
-    let r = extract_blocking(&cfg, &Secret::new("sim-token"), &HashMap::new(), opts()).unwrap();
+    let r = extract_blocking(
+        &session(&cfg),
+        &Secret::new("sim-token"),
+        &HashMap::new(),
+        opts(),
+    )
+    .unwrap();
     let secs = t0.elapsed().as_secs_f64();
     let cpu = process_cpu_secs() - cpu0;
     let _ = child.kill();

@@ -9,7 +9,8 @@ use std::time::Instant;
 use jira_pipeline_core::config::{RawConfig, Secret};
 use jira_pipeline_core::db::Ident;
 use jira_pipeline_core::error::{Error, ExitCode, Result};
-use jira_pipeline_core::pipeline::{RunOptions, run_all};
+use jira_pipeline_core::pipeline::{self, RunOptions};
+use jira_pipeline_core::session::Session;
 use jira_pipeline_core::shutdown::Stop;
 use jira_sim::{SimConfig, Simulator};
 
@@ -92,7 +93,10 @@ pub fn exec(args: &BenchE2eOptions) -> Result<ExitCode> {
         ..Default::default()
     };
     let t0 = Instant::now();
-    let summary = run_all(&cfg_a, &token, &db_url, &opts, &stop)?;
+    let session_a = Session::new(cfg_a, stop.clone())
+        .with_jira_token(token.clone())
+        .with_database_url(db_url.clone());
+    let summary = pipeline::run(&session_a, &opts)?;
     let e2e = t0.elapsed().as_secs_f64();
     let issues = summary.load.issues.max(1);
     println!(
@@ -117,8 +121,11 @@ pub fn exec(args: &BenchE2eOptions) -> Result<ExitCode> {
     let mut code = summary.exit_code();
     if !args.e2e_only {
         let t = Instant::now();
+        let session_b = Session::new(cfg_b, stop.clone())
+            .with_jira_token(token.clone())
+            .with_database_url(db_url.clone());
         let ex = jira_pipeline_core::extract::extract_blocking(
-            &cfg_b,
+            &session_b,
             &token,
             &Default::default(),
             jira_pipeline_core::extract::ExtractOptions {
@@ -128,10 +135,10 @@ pub fn exec(args: &BenchE2eOptions) -> Result<ExitCode> {
         )?;
         let t_ex = t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let tr = jira_pipeline_core::transform::run_stage(&cfg_b, &[], 0)?;
+        let tr = jira_pipeline_core::transform::run_stage(session_b.config(), &[], 0)?;
         let t_tr = t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let ld = jira_pipeline_core::load::run_stage(&cfg_b, &db_url, &[])?;
+        let ld = jira_pipeline_core::load::run(&session_b, &opts)?;
         let t_ld = t.elapsed().as_secs_f64();
         let slowest = t_ex.max(t_tr).max(t_ld);
         println!(

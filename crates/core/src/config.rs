@@ -611,6 +611,16 @@ impl Config {
     }
 
     /// The scope with this name.
+    /// The scopes named (every configured scope when `names` is empty), in
+    /// the order given: the one rule every command selects scopes by.
+    pub fn select_scopes(&self, names: &[String]) -> Result<Vec<&Scope>> {
+        if names.is_empty() {
+            Ok(self.scopes.iter().collect())
+        } else {
+            names.iter().map(|n| self.scope(n)).collect()
+        }
+    }
+
     pub fn scope(&self, name: &str) -> Result<&Scope> {
         self.scopes.iter().find(|s| s.name == name).ok_or_else(|| {
             let known: Vec<&str> = self.scopes.iter().map(|s| s.name.as_str()).collect();

@@ -30,6 +30,9 @@
 //! - [`load`]: batches → PostgreSQL (COPY, merge, ledger, checkpoint; one transaction per unit).
 //! - [`report`]: human-readable reports (effective configuration, …).
 //! - [`runlog`]: the `run_history` table.
+//! - [`session`]: one command's context (config, secrets, staging, stop flag,
+//!   runtime, locked connections), the shared [`session::RunOptions`] and the
+//!   [`session::Report`] every stage returns.
 //! - [`shutdown`]: Ctrl-C / SIGTERM handling.
 //! - [`metrics`]: counters and gauges, rendered as OpenMetrics text.
 //! - [`pipeline`]: `run --stage all` / `sync` / `backfill`: the stages over bounded channels.
@@ -52,6 +55,7 @@ pub mod progress;
 pub mod replay;
 pub mod report;
 pub mod runlog;
+pub mod session;
 pub mod shutdown;
 pub mod staging;
 pub mod status;

@@ -14,7 +14,6 @@
 //! Ctrl-C stops fetching, lets the load unit in flight commit (or roll back),
 //! and exits; the rerun completes the job.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -24,34 +23,17 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::batch::{self, Batch};
-use crate::config::{Config, Scope, Secret};
 use crate::error::{Error, ExitCode, Result};
 use crate::extract::{self, ExtractOptions, ExtractReport};
-use crate::load::{Connect, LoadOptions, Loader, LockedConnector, UnitReport};
+use crate::load::{Loader, UnitAssembler, UnitReport};
 use crate::metrics;
 use crate::progress::{Reporter, RunProgress};
+use crate::session::{Report, Session};
 use crate::shutdown::Stop;
-use crate::staging::{self, PageRef, Staging};
-use crate::transform::{CatalogCache, Selection, transform_page_with};
+use crate::staging::{PageRef, Staging};
+use crate::transform::worker::{PageWorker, Prepared};
 
-/// How a run is done.
-#[derive(Debug, Clone, Default)]
-pub struct RunOptions {
-    /// Scope names; empty means every configured scope.
-    pub scopes: Vec<String>,
-    /// Backfill even where a checkpoint exists.
-    pub full: bool,
-    /// Rewrite OpenMetrics text here every few seconds and at the end.
-    pub metrics_file: Option<std::path::PathBuf>,
-    /// No progress display.
-    pub quiet: bool,
-    /// The command name recorded in `run_history`.
-    pub command: String,
-    /// Transform threads (0 = one per core).
-    pub threads: usize,
-    /// Loader tuning.
-    pub load: LoadOptions,
-}
+pub use crate::session::RunOptions;
 
 /// Per-stage figures of a run.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -93,11 +75,7 @@ pub struct RunSummary {
 
 impl RunSummary {
     pub fn exit_code(&self) -> ExitCode {
-        if self.pages_quarantined + self.issues_quarantined > 0 {
-            ExitCode::Quarantined
-        } else {
-            ExitCode::Success
-        }
+        ExitCode::from_quarantined(self.pages_quarantined + self.issues_quarantined)
     }
 
     /// The final summary printed by `run`.
@@ -166,38 +144,29 @@ impl RunSummary {
     }
 }
 
-/// Scope names selected by `names` (all when empty), checked against the config.
-pub fn select_scopes<'a>(cfg: &'a Config, names: &[String]) -> Result<Vec<&'a Scope>> {
-    if names.is_empty() {
-        Ok(cfg.scopes.iter().collect())
-    } else {
-        names.iter().map(|n| cfg.scope(n)).collect()
+impl std::fmt::Display for RunSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.render())
     }
 }
 
-/// Runs extract, transform and load together. Takes the schema's advisory
-/// lock (exit 5 when another run holds it) for the whole run.
-pub fn run_all(
-    cfg: &Config,
-    token: &Secret,
-    db_url: &Secret,
-    opts: &RunOptions,
-    stop: &Stop,
-) -> Result<RunSummary> {
-    let started = Instant::now();
-    let scopes = select_scopes(cfg, &opts.scopes)?;
-    let names: Vec<String> = scopes.iter().map(|s| s.name.clone()).collect();
-    let schema = cfg.database.schema.clone();
-    let st = Staging::new(&cfg.staging.dir, cfg.staging.compression_level);
+impl Report for RunSummary {
+    fn exit_code(&self) -> ExitCode {
+        RunSummary::exit_code(self)
+    }
+}
 
-    // The loader's connection holds the lock for the whole run.
-    let mut connector = LockedConnector {
-        url: db_url.clone(),
-        db: cfg.database.clone(),
-        schema: schema.clone(),
-    };
-    let load_client = connector.connect()?;
-    let mut admin = crate::db::connect(db_url, &cfg.database)?;
+/// Runs extract, transform and load together (`run`, `sync`, `backfill`).
+/// The loader's connection takes the schema's advisory lock (exit 5 when
+/// another run holds it) for the whole run; extract runs on this thread, on
+/// the session's runtime, transform and load on threads of their own.
+pub fn run(session: &Session, opts: &RunOptions) -> Result<RunSummary> {
+    let started = Instant::now();
+    let names = session.scope_names(&opts.scopes)?;
+    let token = session.jira_token()?;
+    let loader = Loader::locked(session, opts.load.clone())?;
+    let mut admin = session.connect()?;
+    let schema = session.config().database.schema.clone();
     let run_id = crate::runlog::start(&mut admin, &schema, &opts.command)?;
     let checkpoints = extract::read_checkpoints(&mut admin, &schema, &names)?;
     metrics::set(
@@ -205,7 +174,6 @@ pub fn run_all(
         &[],
         chrono::Utc::now().timestamp() as f64,
     );
-
     let progress = Arc::new(RunProgress::default());
     let reporter = Reporter::start(progress.clone(), opts.quiet, Duration::from_secs(5));
     let metrics_writer = opts
@@ -215,80 +183,26 @@ pub fn run_all(
 
     let (page_tx, page_rx) = bounded::<PageRef>(32);
     let (batch_tx, batch_rx) = bounded::<Batch>(8);
+    let leftovers = leftover_pages(session.staging(), &names)?;
+    let transform = spawn_transform(session, opts, leftovers, page_rx, batch_tx, &progress)?;
+    let load = spawn_load(session, loader, &names, batch_rx, &progress)?;
 
-    // Leftovers of an interrupted run, oldest first.
-    let mut leftover_pages = Vec::new();
-    for s in &names {
-        let done: std::collections::HashSet<String> = st.list_batches(s)?.into_iter().collect();
-        for p in st.list_pages(s)? {
-            if !done.contains(&p) {
-                leftover_pages.push(PageRef {
-                    scope: s.clone(),
-                    page: p,
-                });
-            }
-        }
-    }
-
-    let transform = {
-        let cfg = cfg.clone();
-        let st = st.clone();
-        let progress = progress.clone();
-        let stop = stop.clone();
-        let threads = opts.threads;
-        std::thread::Builder::new()
-            .name("transform".into())
-            .spawn(move || {
-                transform_loop(
-                    &cfg,
-                    &st,
-                    leftover_pages,
-                    page_rx,
-                    batch_tx,
-                    &progress,
-                    &stop,
-                    threads,
-                )
-            })
-            .map_err(|e| Error::Other(format!("cannot start the transform thread: {e}")))?
-    };
-    let load = {
-        let st = st.clone();
-        let progress = progress.clone();
-        let stop = stop.clone();
-        let names = names.clone();
-        let lopts = opts.load.clone();
-        std::thread::Builder::new()
-            .name("load".into())
-            .spawn(move || {
-                let mut loader = Loader::new(load_client, &schema, st.clone())
-                    .with_options(lopts)
-                    .with_reconnect(connector);
-                let loaded = load_loop(&mut loader, &st, &names, batch_rx, &progress, &stop);
-                // Indexes a bulk first load deferred are rebuilt even after
-                // a failure or a stop.
-                let finished = loader.finish();
-                let total = loaded?;
-                finished?;
-                Ok(total)
-            })
-            .map_err(|e| Error::Other(format!("cannot start the load thread: {e}")))?
-    };
-
-    // Extract on this thread (it owns its runtime).
+    // Extract on this thread, on the session's runtime.
     let ex_started = Instant::now();
-    let ex = extract::extract_blocking(
-        cfg,
-        token,
-        &checkpoints,
-        ExtractOptions {
-            scopes: names.clone(),
-            full: opts.full,
-            sink: Some(page_tx),
-            stop: stop.flag(),
-            display: extract::progress::Display::Off,
-        },
-    );
+    let ex = session
+        .block_on(extract::extract(
+            session.config(),
+            &token,
+            &checkpoints,
+            ExtractOptions {
+                scopes: names.clone(),
+                full: opts.full,
+                sink: Some(page_tx),
+                stop: session.stop().flag(),
+                display: extract::progress::Display::Off,
+            },
+        ))
+        .and_then(|r| r);
     progress.extract.add_busy(ex_started.elapsed());
     if ex.is_err() {
         // Nothing more will be fetched; the stages still finish what is staged.
@@ -305,7 +219,7 @@ pub fn run_all(
     let mut summary = RunSummary {
         scopes: names.clone(),
         wall_secs: started.elapsed().as_secs_f64(),
-        interrupted: stop.requested(),
+        interrupted: session.stop().requested(),
         ..Default::default()
     };
     fill_stage(&mut summary.extract, &progress.extract);
@@ -314,15 +228,109 @@ pub fn run_all(
     if let Ok(r) = &ex {
         absorb_extract(&mut summary, r);
     }
-    let tr_counts = tr.as_ref().ok().copied().unwrap_or_default();
-    summary.pages_quarantined = tr_counts.pages_quarantined;
+    summary.pages_quarantined = tr
+        .as_ref()
+        .ok()
+        .copied()
+        .unwrap_or_default()
+        .pages_quarantined;
     if let Ok(u) = &ld {
         absorb_load(&mut summary, u);
     }
-    // Checkpoints now stored (whatever moved them).
-    let now_cp = extract::read_checkpoints(&mut admin, &cfg.database.schema, &names)?;
+    record_checkpoints(&mut summary, &mut admin, &schema, &names)?;
+    record_metrics(&summary);
+    // The most downstream failure is the cause: a failed loader stops
+    // transform, which stops extract ("stopped taking pages").
+    let first_err = ld.err().or(tr.err()).or(ex.err());
+    finish_run(
+        &mut summary,
+        &mut admin,
+        &schema,
+        run_id,
+        first_err,
+        metrics_writer,
+    )
+}
+
+/// Pages an interrupted run left in `pages/` without a batch, oldest first.
+fn leftover_pages(st: &Staging, names: &[String]) -> Result<Vec<PageRef>> {
+    let mut leftovers = Vec::new();
+    for s in names {
+        let done: std::collections::HashSet<String> = st.list_batches(s)?.into_iter().collect();
+        for p in st.list_pages(s)? {
+            if !done.contains(&p) {
+                leftovers.push(PageRef {
+                    scope: s.clone(),
+                    page: p,
+                });
+            }
+        }
+    }
+    Ok(leftovers)
+}
+
+/// The transform thread: leftovers first, then the pages extract sends.
+fn spawn_transform(
+    session: &Session,
+    opts: &RunOptions,
+    leftovers: Vec<PageRef>,
+    pages: Receiver<PageRef>,
+    batches: Sender<Batch>,
+    progress: &Arc<RunProgress>,
+) -> Result<std::thread::JoinHandle<Result<TransformCounts>>> {
+    let cfg = session.config().clone();
+    let st = session.staging().clone();
+    let progress = progress.clone();
+    let stop = session.stop().clone();
+    let threads = opts.threads;
+    std::thread::Builder::new()
+        .name("transform".into())
+        .spawn(move || {
+            let worker = PageWorker::new(&cfg, &st);
+            transform_loop(
+                &worker, leftovers, pages, batches, &progress, &stop, threads,
+            )
+        })
+        .map_err(|e| Error::Other(format!("cannot start the transform thread: {e}")))
+}
+
+/// The load thread: batches left on disk first, then what transform sends.
+fn spawn_load(
+    session: &Session,
+    mut loader: Loader,
+    names: &[String],
+    batches: Receiver<Batch>,
+    progress: &Arc<RunProgress>,
+) -> Result<std::thread::JoinHandle<Result<UnitReport>>> {
+    let st = session.staging().clone();
+    let progress = progress.clone();
+    let stop = session.stop().clone();
+    let names = names.to_vec();
+    std::thread::Builder::new()
+        .name("load".into())
+        .spawn(move || {
+            let loaded = load_loop(&mut loader, &st, &names, batches, &progress, &stop);
+            // Indexes a bulk first load deferred are rebuilt even after
+            // a failure or a stop.
+            let finished = loader.finish();
+            let total = loaded?;
+            finished?;
+            Ok(total)
+        })
+        .map_err(|e| Error::Other(format!("cannot start the load thread: {e}")))
+}
+
+/// The checkpoints now stored (whatever moved them), into the summary and
+/// the lag metric.
+fn record_checkpoints(
+    summary: &mut RunSummary,
+    admin: &mut postgres::Client,
+    schema: &str,
+    names: &[String],
+) -> Result<()> {
+    let now_cp = extract::read_checkpoints(admin, schema, names)?;
     let now = chrono::Utc::now();
-    for n in &names {
+    for n in names {
         if let Some(c) = now_cp.get(n) {
             summary.checkpoints.push((n.clone(), c.to_rfc3339()));
             metrics::set(
@@ -332,10 +340,19 @@ pub fn run_all(
             );
         }
     }
-    record_metrics(&summary);
-    // The most downstream failure is the cause: a failed loader stops
-    // transform, which stops extract ("stopped taking pages").
-    let first_err = ld.err().or(tr.err()).or(ex.err());
+    Ok(())
+}
+
+/// Records the run's outcome in `run_history`, writes the metrics file last
+/// time, and turns a failure or a stop into the command's error.
+fn finish_run(
+    summary: &mut RunSummary,
+    admin: &mut postgres::Client,
+    schema: &str,
+    run_id: i64,
+    first_err: Option<Error>,
+    metrics_writer: Option<MetricsWriter>,
+) -> Result<RunSummary> {
     if let Some(e) = &first_err {
         summary.error = Some(e.one_line());
     }
@@ -345,8 +362,8 @@ pub fn run_all(
         (None, false, ExitCode::Quarantined) => "quarantined",
         _ => "ok",
     };
-    let json = serde_json::to_value(&summary).unwrap_or(serde_json::Value::Null);
-    crate::runlog::finish(&mut admin, &cfg.database.schema, run_id, outcome, &json)?;
+    let json = serde_json::to_value(&*summary).unwrap_or(serde_json::Value::Null);
+    crate::runlog::finish(admin, schema, run_id, outcome, &json)?;
     if let Some(w) = metrics_writer {
         w.finish()?;
     }
@@ -358,7 +375,7 @@ pub fn run_all(
             "the run was stopped; what was loaded is consistent, rerun to complete it".into(),
         ));
     }
-    Ok(summary)
+    Ok(std::mem::take(summary))
 }
 
 fn fill_stage(f: &mut StageFigures, c: &crate::progress::StageCounters) {
@@ -425,14 +442,11 @@ struct TransformCounts {
     pages_quarantined: u64,
 }
 
-type Selections = HashMap<(String, String), Arc<Selection>>;
-
 /// Transforms pages in arrival order: leftovers first, then what extract
-/// sends. Groups of pages are transformed in parallel and sent on in order.
-#[allow(clippy::too_many_arguments)]
+/// sends. Groups of pages are read in order, transformed in parallel by the
+/// page worker, and sent on in order.
 fn transform_loop(
-    cfg: &Config,
-    st: &Staging,
+    worker: &PageWorker,
     leftovers: Vec<PageRef>,
     rx: Receiver<PageRef>,
     tx: Sender<Batch>,
@@ -440,14 +454,8 @@ fn transform_loop(
     stop: &Stop,
     threads: usize,
 ) -> Result<TransformCounts> {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .thread_name(|i| format!("transform-{i}"))
-        .build()
-        .map_err(|e| Error::Other(format!("cannot start the transform threads: {e}")))?;
+    let pool = crate::transform::worker::pool(threads)?;
     let group_max = pool.current_num_threads() * 2;
-    let cache = CatalogCache::default();
-    let mut selections: Selections = HashMap::new();
     let mut counts = TransformCounts::default();
     // A resumed extract run hands on again a page it staged before the
     // crash, which is also among the leftovers: each page is transformed
@@ -460,19 +468,9 @@ fn transform_loop(
             while rx.try_recv().is_ok() {}
             return Ok(counts);
         }
-        let mut group: Vec<PageRef> = leftovers.by_ref().take(group_max).collect();
-        if group.is_empty() {
-            match rx.recv() {
-                Ok(p) => group.push(p),
-                Err(_) => return Ok(counts),
-            }
-            while group.len() < group_max {
-                match rx.try_recv() {
-                    Ok(p) => group.push(p),
-                    Err(_) => break,
-                }
-            }
-        }
+        let Some(group) = next_group(&mut leftovers, &rx, group_max) else {
+            return Ok(counts);
+        };
         let t0 = Instant::now();
         // Read pages and resolve catalogues sequentially (cheap), transform in parallel.
         let mut work = Vec::with_capacity(group.len());
@@ -481,74 +479,64 @@ fn transform_loop(
                 tracing::debug!(scope = %p.scope, page = %p.page, "page handed on twice (resumed run); transformed once");
                 continue;
             }
-            let path = st.page_path(&p.scope, &p.page);
-            let Ok(scope) = cfg.scope(&p.scope) else {
-                continue;
-            };
-            match staging::read_page(&path) {
-                Ok((meta, body)) => {
-                    progress
-                        .extract
-                        .add(1, u64::from(meta.issue_count), 0, body.len() as u64);
-                    let catalog = cache.get(st, &meta.run_id)?;
-                    let sel = selections
-                        .entry((p.scope.clone(), meta.run_id.clone()))
-                        .or_insert_with(|| Arc::new(Selection::resolve(scope, &catalog)))
-                        .clone();
-                    work.push((p.clone(), meta, body, catalog, sel));
+            match worker.prepare(p)? {
+                Prepared::Ready(job) => {
+                    progress.extract.add(
+                        1,
+                        u64::from(job.meta.issue_count),
+                        0,
+                        job.body.len() as u64,
+                    );
+                    work.push(job);
                 }
-                Err(e @ Error::Staging { .. }) => {
-                    st.quarantine_page(&p.scope, &p.page, &format!("{e}\n"))?;
-                    counts.pages_quarantined += 1;
-                }
-                // Gone from pages/ but in the archive: loaded already.
-                Err(Error::Io { source, .. })
-                    if source.kind() == std::io::ErrorKind::NotFound
-                        && st.archived_path(&p.scope, &p.page).is_file() =>
-                {
-                    tracing::debug!(scope = %p.scope, page = %p.page, "page loaded and archived already");
-                }
-                Err(e) => return Err(e),
+                Prepared::Quarantined => counts.pages_quarantined += 1,
+                Prepared::Archived => {}
             }
         }
-        let results: Vec<_> = pool.install(|| {
+        let results: Vec<Result<Option<Batch>>> = pool.install(|| {
             work.into_par_iter()
-                .map(|(p, meta, mut body, catalog, sel)| {
-                    let r = transform_page_with(&meta, &mut body, &catalog, &sel);
-                    (p, r)
-                })
+                .map(|job| worker.transform(job))
                 .collect()
         });
         progress.transform.add_busy(t0.elapsed());
-        for (p, r) in results {
-            match r {
-                Ok(b) => {
-                    for q in &b.meta.quarantined {
-                        tracing::warn!(scope = %p.scope, page = %p.page, issue = %q.key, reason = %q.reason, "issue quarantined");
-                    }
-                    progress.transform.add(
-                        1,
-                        b.meta.issues.len() as u64,
-                        b.total_rows(),
-                        b.meta.source_bytes,
-                    );
-                    if tx.send(b).is_err() {
-                        // The loader stopped (error or Ctrl-C): pages stay staged.
-                        return Ok(counts);
-                    }
-                }
-                Err(bad) => {
-                    tracing::warn!(scope = %p.scope, page = %p.page, reason = %bad, "page quarantined");
-                    st.quarantine_page(
-                        &p.scope,
-                        &p.page,
-                        &format!("{}: {bad}\n", st.page_path(&p.scope, &p.page).display()),
-                    )?;
-                    counts.pages_quarantined += 1;
-                }
+        for r in results {
+            let Some(b) = r? else {
+                counts.pages_quarantined += 1;
+                continue;
+            };
+            progress.transform.add(
+                1,
+                b.meta.issues.len() as u64,
+                b.total_rows(),
+                b.meta.source_bytes,
+            );
+            if tx.send(b).is_err() {
+                // The loader stopped (error or Ctrl-C): pages stay staged.
+                return Ok(counts);
             }
         }
     }
+}
+
+/// The next group of pages: leftovers first, else one page from extract
+/// (waiting for it) plus what else is already waiting; `None` when extract
+/// is done and nothing is left.
+fn next_group(
+    leftovers: &mut std::vec::IntoIter<PageRef>,
+    rx: &Receiver<PageRef>,
+    group_max: usize,
+) -> Option<Vec<PageRef>> {
+    let mut group: Vec<PageRef> = leftovers.by_ref().take(group_max).collect();
+    if group.is_empty() {
+        group.push(rx.recv().ok()?);
+        while group.len() < group_max {
+            match rx.try_recv() {
+                Ok(p) => group.push(p),
+                Err(_) => break,
+            }
+        }
+    }
+    Some(group)
 }
 
 /// How long the loader waits for more batches while its unit holds less
@@ -556,8 +544,9 @@ fn transform_loop(
 const UNIT_FILL_WAIT: Duration = Duration::from_millis(250);
 
 /// Loads leftover staged batches, then what transform sends, in units of
-/// one scope; a unit closes when it is full, or when nothing more is waiting
-/// and it is a quarter full or [`UNIT_FILL_WAIT`] has passed.
+/// one scope (formed by [`UnitAssembler`]); a unit closes when it is full,
+/// or when nothing more is waiting and it is a quarter full or
+/// [`UNIT_FILL_WAIT`] has passed.
 fn load_loop(
     loader: &mut Loader,
     st: &Staging,
@@ -567,63 +556,47 @@ fn load_loop(
     stop: &Stop,
 ) -> Result<UnitReport> {
     let mut total = UnitReport::default();
-    let (max_rows, max_pages) = loader.unit_limits()?;
-    let run_unit =
-        |loader: &mut Loader, unit: &mut Vec<Batch>, total: &mut UnitReport| -> Result<()> {
-            if unit.is_empty() {
-                return Ok(());
-            }
-            let t0 = Instant::now();
-            let r = loader.load_unit(unit)?;
-            progress.load.add_busy(t0.elapsed());
-            progress
-                .load
-                .add(r.pages_loaded, r.issues_accepted, r.rows_written(), 0);
-            total.absorb(&r);
-            unit.clear();
-            Ok(())
-        };
+    let mut units = UnitAssembler::new(loader.unit_limits()?);
+    let mut run_unit = |loader: &mut Loader, unit: Vec<Batch>| -> Result<()> {
+        if unit.is_empty() {
+            return Ok(());
+        }
+        let t0 = Instant::now();
+        let r = loader.load_unit(&unit)?;
+        progress.load.add_busy(t0.elapsed());
+        progress
+            .load
+            .add(r.pages_loaded, r.issues_accepted, r.rows_written(), 0);
+        total.absorb(&r);
+        Ok(())
+    };
     // Batches an earlier `run --stage transform` left on disk.
     for s in scopes {
-        let mut unit = Vec::new();
-        let mut rows = 0;
         for page in st.list_batches(s)? {
             if stop.requested() {
                 return Ok(total);
             }
-            let b = batch::read_batch(st, s, &page)?;
-            rows += b.total_rows();
-            unit.push(b);
-            if rows >= max_rows || unit.len() >= max_pages {
-                run_unit(loader, &mut unit, &mut total)?;
-                rows = 0;
+            for unit in units.push_full(batch::read_batch(st, s, &page)?) {
+                run_unit(loader, unit)?;
             }
         }
-        run_unit(loader, &mut unit, &mut total)?;
+        run_unit(loader, units.take())?;
     }
-    let mut unit: Vec<Batch> = Vec::new();
-    let mut rows = 0u64;
     loop {
         if stop.requested() {
             return Ok(total);
         }
-        let b = match rx.recv() {
-            Ok(b) => b,
-            Err(_) => break,
-        };
-        if unit.first().is_some_and(|u| u.meta.scope != b.meta.scope) {
-            run_unit(loader, &mut unit, &mut total)?;
-            rows = 0;
+        let Ok(b) = rx.recv() else { break };
+        if let Some(unit) = units.push(b) {
+            run_unit(loader, unit)?;
         }
-        rows += b.total_rows();
-        unit.push(b);
         // Take what is already waiting, up to a full unit; while the unit is
         // small, wait a little for more: every unit pays a fixed cost (its
         // statements, a COMMIT flush), and a loader that keeps up with
         // transform would otherwise load one page per unit.
         let deadline = Instant::now() + UNIT_FILL_WAIT;
-        while rows < max_rows && unit.len() < max_pages {
-            let next = if rows < max_rows / 4 {
+        while !units.is_full() {
+            let next = if units.is_small() {
                 match deadline.checked_duration_since(Instant::now()) {
                     Some(left) => rx.recv_timeout(left).ok(),
                     None => rx.try_recv().ok(),
@@ -631,23 +604,14 @@ fn load_loop(
             } else {
                 rx.try_recv().ok()
             };
-            match next {
-                Some(b) if b.meta.scope == unit[0].meta.scope => {
-                    rows += b.total_rows();
-                    unit.push(b);
-                }
-                Some(b) => {
-                    run_unit(loader, &mut unit, &mut total)?;
-                    rows = b.total_rows();
-                    unit.push(b);
-                }
-                None => break,
+            let Some(b) = next else { break };
+            if let Some(unit) = units.push(b) {
+                run_unit(loader, unit)?;
             }
         }
-        run_unit(loader, &mut unit, &mut total)?;
-        rows = 0;
+        run_unit(loader, units.take())?;
     }
-    run_unit(loader, &mut unit, &mut total)?;
+    run_unit(loader, units.take())?;
     Ok(total)
 }
 
@@ -688,16 +652,6 @@ impl MetricsWriter {
         }
         metrics::write_file(&self.path)
     }
-}
-
-/// CLI entry of `run --stage all`, `sync` and `backfill`.
-pub fn exec_run(cfg: &Config, opts: &RunOptions) -> Result<ExitCode> {
-    let token = crate::config::jira_pat()?;
-    let url = crate::config::database_url()?;
-    let stop = crate::shutdown::install()?;
-    let summary = run_all(cfg, &token, &url, opts, &stop)?;
-    print!("{}", summary.render());
-    Ok(summary.exit_code())
 }
 
 #[cfg(test)]
@@ -742,9 +696,9 @@ mod tests {
         page_tx.send(r(&p1)).unwrap();
         drop(page_tx);
         let (batch_tx, batch_rx) = bounded::<Batch>(8);
+        let worker = PageWorker::new(&cfg, &st);
         let counts = transform_loop(
-            &cfg,
-            &st,
+            &worker,
             vec![r(&p0)],
             page_rx,
             batch_tx,
@@ -766,8 +720,7 @@ mod tests {
         let (batch_tx, _keep) = bounded::<Batch>(1);
         assert!(
             transform_loop(
-                &cfg,
-                &st,
+                &worker,
                 vec![],
                 page_rx,
                 batch_tx,

@@ -264,7 +264,11 @@ fn parse_when(flag: &str, v: &Option<String>) -> Result<Option<DateTime<Utc>>> {
 }
 
 /// Runs `pipeline replay`.
-pub fn exec(cfg: &crate::config::Config, args: &ReplayOptions) -> Result<crate::error::ExitCode> {
+pub fn exec(
+    session: &crate::session::Session,
+    args: &ReplayOptions,
+) -> Result<crate::error::ExitCode> {
+    let cfg = session.config();
     use crate::error::ExitCode;
     use crate::transform::{CatalogCache, transform_page_with};
 
@@ -277,10 +281,8 @@ pub fn exec(cfg: &crate::config::Config, args: &ReplayOptions) -> Result<crate::
             names.join(", ")
         )));
     }
-    for s in &args.scopes {
-        cfg.scope(s)?;
-    }
-    let st = Staging::new(&cfg.staging.dir, cfg.staging.compression_level);
+    session.scopes(&args.scopes)?;
+    let st = session.staging().clone();
     let sel = Selection {
         page_file: args.page.clone(),
         scopes: args.scopes.clone(),
@@ -341,43 +343,31 @@ pub fn exec(cfg: &crate::config::Config, args: &ReplayOptions) -> Result<crate::
             }
         }
     } else {
-        let url = crate::config::database_url()?;
-        let mut connector = crate::load::LockedConnector {
-            url: url.clone(),
-            db: cfg.database.clone(),
-            schema: cfg.database.schema.clone(),
-        };
-        let client = crate::load::Connect::connect(&mut connector)?;
         let opts = crate::load::LoadOptions {
             replay: true,
             ..Default::default()
         };
-        let mut loader = crate::load::Loader::new(client, &cfg.database.schema, st.clone())
-            .with_options(opts)
-            .with_reconnect(connector);
+        let mut loader = crate::load::Loader::locked(session, opts)?;
         let mut total = crate::load::UnitReport::default();
-        let mut i = 0;
-        while i < batches.len() {
-            let scope = batches[i].meta.scope.clone();
-            let mut j = i;
-            while j < batches.len() && batches[j].meta.scope == scope && j - i < 16 {
-                j += 1;
+        // Units of at most 16 pages of one scope.
+        let mut units = crate::load::UnitAssembler::new((u64::MAX, 16));
+        let pages = batches.len();
+        for b in batches {
+            for unit in units.push_full(b) {
+                total.absorb(&loader.load_unit(&unit)?);
             }
-            let r = loader.load_unit(&batches[i..j])?;
-            total.absorb(&r);
-            i = j;
+        }
+        let last = units.take();
+        if !last.is_empty() {
+            total.absorb(&loader.load_unit(&last)?);
         }
         println!(
             "replayed {} pages: {} issue versions taken, {} older than the warehouse's ignored, {} rows written",
-            batches.len(),
+            pages,
             total.issues_accepted,
             total.issues_rejected_older,
             total.rows_written()
         );
     }
-    Ok(if bad > 0 {
-        ExitCode::Quarantined
-    } else {
-        ExitCode::Success
-    })
+    Ok(ExitCode::from_quarantined(bad))
 }

@@ -23,8 +23,8 @@
 //!   proposes: every search happens after T, so every issue changed before T
 //!   is fetched at a version at least as new as at T (invariant 1).
 //!
-//! [`run_stage`] is the blocking entry point (`pipeline run --stage
-//! extract`), which owns its tokio runtime; [`extract`] is the async core,
+//! [`run`] is the blocking entry point (`pipeline run --stage extract`), on
+//! the session's runtime; [`extract`] is the async core,
 //! which takes the loaded checkpoints as input (no database) and can hand
 //! every staged page to the next stage over a bounded channel.
 
@@ -44,6 +44,7 @@ use crate::db::Ident;
 use crate::error::{Error, ExitCode, Result};
 use crate::jira::JiraClient;
 use crate::jira::jql::scope_clause;
+use crate::session::{Report, RunOptions, Session};
 use crate::staging::{PageKind, PageRef, Staging, read_page};
 use progress::{Display, ScopeProgress};
 use state::{Mode, RunState, StateStore, load, state_path};
@@ -219,14 +220,7 @@ pub async fn extract(
     checkpoints: &HashMap<String, DateTime<Utc>>,
     opts: ExtractOptions,
 ) -> Result<ExtractReport> {
-    let selected: Vec<&crate::config::Scope> = if opts.scopes.is_empty() {
-        cfg.scopes.iter().collect()
-    } else {
-        opts.scopes
-            .iter()
-            .map(|n| cfg.scope(n))
-            .collect::<Result<_>>()?
-    };
+    let selected = cfg.select_scopes(&opts.scopes)?;
     let client = JiraClient::new(&cfg.jira, token, opts.stop.clone())?;
     let me = client.myself().await?;
     let info = client.server_info().await?;
@@ -504,21 +498,15 @@ async fn run_scope(ctx: Arc<scope::ScopeCtx>) -> Result<RunState> {
     Ok(st)
 }
 
-/// Runs [`extract`] on a runtime of its own (blocking). Must not be called
+/// Runs [`extract`] on the session's runtime (blocking). Must not be called
 /// from inside a tokio runtime.
 pub fn extract_blocking(
-    cfg: &Config,
+    session: &Session,
     token: &Secret,
     checkpoints: &HashMap<String, DateTime<Utc>>,
     opts: ExtractOptions,
 ) -> Result<ExtractReport> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .thread_name("extract")
-        .build()
-        .map_err(|e| Error::Other(format!("cannot start the async runtime: {e}")))?;
-    rt.block_on(extract(cfg, token, checkpoints, opts))
+    session.block_on(extract(session.config(), token, checkpoints, opts))?
 }
 
 /// The loaded checkpoints of `scopes` from the warehouse's `checkpoint` table.
@@ -543,49 +531,36 @@ pub fn read_checkpoints(
 }
 
 /// `pipeline run --stage extract`: takes the schema's lock, reads the
-/// checkpoints, extracts, prints a summary.
-pub fn run_stage(cfg: &Config, scopes: &[String], full: bool) -> Result<ExitCode> {
-    let token = crate::config::jira_pat()?;
-    let names: Vec<String> = if scopes.is_empty() {
-        cfg.scopes.iter().map(|s| s.name.clone()).collect()
-    } else {
-        for s in scopes {
-            cfg.scope(s)?;
-        }
-        scopes.to_vec()
-    };
-    let url = crate::config::database_url()?;
-    let mut db = crate::db::connect(&url, &cfg.database)?;
-    crate::db::check_schema(&mut db, &cfg.database.schema)?;
-    crate::db::try_lock(&mut db, &cfg.database.schema)?;
-    let checkpoints = read_checkpoints(&mut db, &cfg.database.schema, &names)?;
-    let stop = Arc::new(AtomicBool::new(false));
+/// checkpoints, extracts the selected scopes (stopping between requests when
+/// the session's stop flag is raised).
+pub fn run(session: &Session, opts: &RunOptions) -> Result<ExtractReport> {
+    let token = session.jira_token()?;
+    let names = session.scope_names(&opts.scopes)?;
+    let mut db = session.lock()?;
+    let checkpoints = read_checkpoints(&mut db, &session.config().database.schema, &names)?;
     let opts = ExtractOptions {
         scopes: names,
-        full,
+        full: opts.full,
         sink: None,
-        stop: stop.clone(),
+        stop: session.stop().flag(),
         display: Display::Auto,
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .thread_name("extract")
-        .build()
-        .map_err(|e| Error::Other(format!("cannot start the async runtime: {e}")))?;
-    let report = rt.block_on(async {
-        let s = stop.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                tracing::warn!("Ctrl-C: stopping after the requests in flight; rerun to continue");
-                s.store(true, Ordering::Relaxed);
-            }
-        });
-        extract(cfg, &token, &checkpoints, opts).await
-    })?;
+    let report = extract_blocking(session, &token, &checkpoints, opts);
     drop(db);
-    print!("{}", summary(&report));
-    Ok(ExitCode::Success)
+    report
+}
+
+impl std::fmt::Display for ExtractReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&summary(self))
+    }
+}
+
+impl Report for ExtractReport {
+    /// Extraction quarantines nothing: a report means success.
+    fn exit_code(&self) -> ExitCode {
+        ExitCode::Success
+    }
 }
 
 /// The summary `run --stage extract` prints.

@@ -3,14 +3,12 @@
 //! substring; and [`resolve`], which turns field names or ids given by a user
 //! into catalogue entries, naming close matches when one is unknown.
 
-use std::path::Path;
-
 use serde::{Deserialize, Serialize};
 
 use super::Format;
 use super::table;
-use crate::config::Config;
 use crate::error::{Error, ExitCode, Result};
+use crate::session::Session;
 
 /// One field of the catalogue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -266,10 +264,9 @@ pub fn format_catalog(fields: &[FieldInfo], format: Format, width: usize) -> Res
 }
 
 /// `pipeline fields`: fetch, filter, print.
-pub fn exec(config: &Path, args: &FieldsOptions) -> Result<ExitCode> {
-    let cfg = Config::load(config)?;
-    let client = super::client(&cfg)?;
-    let cat = super::runtime()?.block_on(fetch(&client))?;
+pub fn exec(session: &Session, args: &FieldsOptions) -> Result<ExitCode> {
+    let client = super::client(session)?;
+    let cat = session.block_on(fetch(&client))??;
     let kind = if args.custom {
         Kind::Custom
     } else if args.system {

@@ -16,12 +16,9 @@ pub mod plan;
 pub mod preview;
 pub mod table;
 
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-
-use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::jira::JiraClient;
+use crate::session::Session;
 
 /// Output format of `preview` and `fields`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,20 +32,13 @@ pub enum Format {
     Csv,
 }
 
-/// The shared Jira client for `cfg`, with the token from `JIRA_PAT`.
-pub(crate) fn client(cfg: &Config) -> Result<JiraClient> {
-    let token = crate::config::jira_pat()?;
-    JiraClient::new(&cfg.jira, &token, Arc::new(AtomicBool::new(false)))
-}
-
-/// A small runtime for one command (the commands are blocking entry points).
-pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .thread_name("insight")
-        .build()
-        .map_err(|e| Error::Other(format!("cannot start the async runtime: {e}")))
+/// The shared Jira client of the session (its token, its stop flag).
+pub(crate) fn client(session: &Session) -> Result<JiraClient> {
+    JiraClient::new(
+        &session.config().jira,
+        &session.jira_token()?,
+        session.stop().flag(),
+    )
 }
 
 /// Writes `text` to stdout; a closed pipe (`| head`) is not an error.

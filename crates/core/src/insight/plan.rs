@@ -13,7 +13,7 @@
 //! no database row.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -32,6 +32,7 @@ use crate::jira::api::check_search;
 use crate::jira::client::Response;
 use crate::jira::jql::{DateField, Range, floor_minute, scope_clause, search_jql};
 use crate::jira::{IssueHead, JiraClient};
+use crate::session::Session;
 use crate::staging::Staging;
 
 /// Output format of `plan`.
@@ -819,22 +820,14 @@ pub fn text(p: &Plan) -> String {
 }
 
 /// `pipeline plan`.
-pub fn exec(config: &Path, args: &PlanOptions) -> Result<ExitCode> {
-    let cfg = Config::load(config)?;
-    let selected: Vec<&Scope> = if args.scopes.is_empty() {
-        cfg.scopes.iter().collect()
-    } else {
-        args.scopes
-            .iter()
-            .map(|n| cfg.scope(n))
-            .collect::<Result<_>>()?
-    };
-    let client = super::client(&cfg)?;
+pub fn exec(session: &Session, args: &PlanOptions) -> Result<ExitCode> {
+    let cfg = session.config();
+    let selected = session.scopes(&args.scopes)?;
+    let client = super::client(session)?;
     let names: Vec<String> = selected.iter().map(|s| s.name.clone()).collect();
     // The sync postgres client stays outside the runtime.
-    let (cps, note) = checkpoints(&cfg, &names);
-    let plan =
-        super::runtime()?.block_on(build(&cfg, &client, &selected, args.full, &cps, note))?;
+    let (cps, note) = checkpoints(cfg, &names);
+    let plan = session.block_on(build(cfg, &client, &selected, args.full, &cps, note))??;
     let out = match args.format {
         PlanFormat::Text => text(&plan),
         PlanFormat::Json => {

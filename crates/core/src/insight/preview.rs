@@ -2,17 +2,15 @@
 //! as an aligned table that fits the terminal, or as JSON/CSV for piping.
 //! Field names are resolved to ids through the field catalogue. Writes nothing.
 
-use std::path::Path;
-
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::fields::{FieldInfo, fetch, resolve};
 use super::{Format, table};
-use crate::config::Config;
 use crate::error::{Error, ExitCode, Result};
 use crate::jira::JiraClient;
 use crate::jira::client::{Req, parse_json};
+use crate::session::Session;
 
 /// Columns shown when `--fields` is not given.
 pub const DEFAULT_FIELDS: [&str; 5] = ["issuetype", "status", "assignee", "updated", "summary"];
@@ -297,15 +295,15 @@ pub fn render(p: &Preview, format: Format, width: usize) -> Result<String> {
 }
 
 /// `pipeline preview`: resolve the fields, fetch, print.
-pub fn exec(config: &Path, args: &PreviewOptions) -> Result<ExitCode> {
+pub fn exec(session: &Session, args: &PreviewOptions) -> Result<ExitCode> {
     if args.jql.trim().is_empty() {
         return Err(Error::Config(
             "--jql is empty; give a query such as --jql \"project = DEMO ORDER BY updated DESC\""
                 .into(),
         ));
     }
-    let cfg = Config::load(config)?;
-    let client = super::client(&cfg)?;
+    let cfg = session.config();
+    let client = super::client(session)?;
     let wanted: Vec<String> = if args.fields.is_empty() {
         DEFAULT_FIELDS.iter().map(|s| s.to_string()).collect()
     } else {
@@ -319,11 +317,11 @@ pub fn exec(config: &Path, args: &PreviewOptions) -> Result<ExitCode> {
             .cloned()
             .collect()
     };
-    let preview = super::runtime()?.block_on(async {
+    let preview = session.block_on(async {
         let cat = fetch(&client).await?;
         let fields = resolve(&cat, &wanted)?;
         fetch_issues(&client, &args.jql, &fields, args.limit, cfg.jira.page_size).await
-    })?;
+    })??;
     super::emit(&render(&preview, args.format, table::terminal_width())?)?;
     Ok(ExitCode::Success)
 }

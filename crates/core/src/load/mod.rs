@@ -9,7 +9,9 @@
 //!   then archive the pages and remove their batch directories. A lost
 //!   connection or a server restart rolls the unit back; the loader reconnects
 //!   with backoff and redoes it.
-//! - [`run_stage`]: `pipeline run --stage load` — takes the advisory lock and
+//! - [`UnitAssembler`]: the one place batches are grouped into units (used
+//!   here and by `run --stage all`).
+//! - [`run`]: `pipeline run --stage load` — takes the advisory lock and
 //!   loads every staged batch not loaded yet, per scope, in page order, grouped
 //!   into units of a target size.
 //! - `pipeline bench load` lives in the `jira-pipeline-bench` crate.
@@ -20,16 +22,17 @@
 pub mod merge;
 mod unit;
 
-use std::path::Path;
+use std::fmt;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use postgres::Client;
 
 use crate::batch::{self, Batch};
-use crate::config::{self, Config, DatabaseConfig, Secret};
+use crate::config::{DatabaseConfig, Secret};
 use crate::db::{self, Ident};
 use crate::error::{Error, ExitCode, Result};
+use crate::session::{Report, RunOptions, Session};
 use crate::staging::Staging;
 
 /// Points inside a unit's transaction where a fault-injection hook runs (tests).
@@ -710,42 +713,93 @@ impl LoadReport {
     }
 }
 
-/// `pipeline run --stage load`: loads every transformed, not yet loaded batch of
-/// the given scopes (all configured scopes when empty), in page order per
-/// scope, grouped into units. Takes the schema's advisory lock for the run.
-pub fn run_stage(cfg: &Config, db_url: &Secret, scopes: &[String]) -> Result<LoadReport> {
-    run_stage_with(cfg, db_url, scopes, LoadOptions::default())
+/// Groups batches of one scope, in page order, into load units of at most
+/// `max_rows` rows or `max_pages` pages (see [`Loader::unit_limits`]). A
+/// unit never mixes scopes: a batch of another scope closes the unit.
+#[derive(Debug, Default)]
+pub struct UnitAssembler {
+    max_rows: u64,
+    max_pages: usize,
+    unit: Vec<Batch>,
+    rows: u64,
 }
 
-/// [`run_stage`] with explicit options.
-pub fn run_stage_with(
-    cfg: &Config,
-    db_url: &Secret,
-    scopes: &[String],
-    opts: LoadOptions,
-) -> Result<LoadReport> {
-    let started = Instant::now();
-    let names: Vec<String> = if scopes.is_empty() {
-        cfg.scopes.iter().map(|s| s.name.clone()).collect()
-    } else {
-        for s in scopes {
-            cfg.scope(s)?;
+impl UnitAssembler {
+    pub fn new((max_rows, max_pages): (u64, usize)) -> UnitAssembler {
+        UnitAssembler {
+            max_rows: max_rows.max(1),
+            max_pages: max_pages.max(1),
+            ..Default::default()
         }
-        scopes.to_vec()
-    };
-    let staging = Staging::new(&cfg.staging.dir, cfg.staging.compression_level);
-    let schema = cfg.database.schema.clone();
-    let mut connector = LockedConnector {
-        url: db_url.clone(),
-        db: cfg.database.clone(),
-        schema: schema.clone(),
-    };
-    let client = connector.connect()?;
-    let mut loader = Loader::new(client, &schema, staging.clone())
-        .with_options(opts)
-        .with_reconnect(connector);
+    }
+
+    /// Adds a batch; returns the unit it closed when it is of another scope
+    /// than the unit being filled.
+    pub fn push(&mut self, b: Batch) -> Option<Vec<Batch>> {
+        let closed = self
+            .unit
+            .first()
+            .is_some_and(|u| u.meta.scope != b.meta.scope)
+            .then(|| self.take());
+        self.rows += b.total_rows();
+        self.unit.push(b);
+        closed
+    }
+
+    /// [`UnitAssembler::push`], then the unit being filled too when it is full.
+    pub fn push_full(&mut self, b: Batch) -> Vec<Vec<Batch>> {
+        let mut ready: Vec<Vec<Batch>> = self.push(b).into_iter().collect();
+        if self.is_full() {
+            ready.push(self.take());
+        }
+        ready
+    }
+
+    /// The unit being filled holds `max_rows` rows or `max_pages` pages.
+    pub fn is_full(&self) -> bool {
+        self.rows >= self.max_rows || self.unit.len() >= self.max_pages
+    }
+
+    /// The unit being filled holds less than a quarter of `max_rows`.
+    pub fn is_small(&self) -> bool {
+        self.rows < self.max_rows / 4
+    }
+
+    /// Closes the unit being filled (possibly empty) and starts a new one.
+    pub fn take(&mut self) -> Vec<Batch> {
+        self.rows = 0;
+        std::mem::take(&mut self.unit)
+    }
+}
+
+impl Loader {
+    /// A loader whose connection (and every reconnection) checks the schema
+    /// and holds its advisory lock: what every command that loads uses.
+    pub fn locked(session: &Session, opts: LoadOptions) -> Result<Loader> {
+        let cfg = session.config();
+        let mut connector = LockedConnector {
+            url: session.database_url()?,
+            db: cfg.database.clone(),
+            schema: cfg.database.schema.clone(),
+        };
+        let client = connector.connect()?;
+        Ok(
+            Loader::new(client, &cfg.database.schema, session.staging().clone())
+                .with_options(opts)
+                .with_reconnect(connector),
+        )
+    }
+}
+
+/// `pipeline run --stage load`: loads every transformed, not yet loaded batch of
+/// the selected scopes (all configured scopes when none), in page order per
+/// scope, grouped into units. Takes the schema's advisory lock for the run.
+pub fn run(session: &Session, opts: &RunOptions) -> Result<LoadReport> {
+    let started = Instant::now();
+    let names = session.scope_names(&opts.scopes)?;
+    let mut loader = Loader::locked(session, opts.load.clone())?;
     let mut report = LoadReport::default();
-    let loaded = load_scopes(&mut loader, &staging, &names, &mut report);
+    let loaded = load_scopes(&mut loader, session.staging(), &names, &mut report);
     // Indexes a bulk first load deferred are rebuilt even after a failure.
     let finished = loader.finish();
     loaded?;
@@ -767,20 +821,14 @@ fn load_scopes(
             continue;
         }
         tracing::info!(scope = %scope, batches = pages.len(), "loading");
-        let (max_rows, max_pages) = loader.unit_limits()?;
-        let mut unit: Vec<Batch> = Vec::new();
-        let mut unit_rows = 0u64;
+        let mut units = UnitAssembler::new(loader.unit_limits()?);
         let mut checkpoint = None;
         for page in &pages {
-            let b = batch::read_batch(staging, scope, page)?;
-            unit_rows += b.total_rows();
-            unit.push(b);
-            if unit_rows >= max_rows || unit.len() >= max_pages {
-                flush(loader, &mut unit, report, &mut checkpoint)?;
-                unit_rows = 0;
+            for unit in units.push_full(batch::read_batch(staging, scope, page)?) {
+                flush(loader, &unit, report, &mut checkpoint)?;
             }
         }
-        flush(loader, &mut unit, report, &mut checkpoint)?;
+        flush(loader, &units.take(), report, &mut checkpoint)?;
         if let Some(c) = checkpoint {
             report.checkpoints.push((scope.clone(), c));
         }
@@ -790,7 +838,7 @@ fn load_scopes(
 
 fn flush(
     loader: &mut Loader,
-    unit: &mut Vec<Batch>,
+    unit: &[Batch],
     report: &mut LoadReport,
     checkpoint: &mut Option<DateTime<Utc>>,
 ) -> Result<()> {
@@ -807,21 +855,19 @@ fn flush(
     }
     report.units += 1;
     report.totals.absorb(&r);
-    unit.clear();
     Ok(())
 }
 
-/// `pipeline run --stage load`: loads, prints the summary; exit 4 when the
-/// loaded batches carried quarantined issues.
-pub fn exec_run(config_path: &Path, scopes: &[String]) -> Result<ExitCode> {
-    let cfg = Config::load(config_path)?;
-    let url = config::database_url()?;
-    let report = run_stage(&cfg, &url, scopes)?;
-    println!("{}", report.summary());
-    if report.totals.quarantined > 0 {
-        Ok(ExitCode::Quarantined)
-    } else {
-        Ok(ExitCode::Success)
+impl fmt::Display for LoadReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{}", self.summary())
+    }
+}
+
+impl Report for LoadReport {
+    /// 4 when the loaded batches carried quarantined issues.
+    fn exit_code(&self) -> ExitCode {
+        ExitCode::from_quarantined(self.totals.quarantined)
     }
 }
 

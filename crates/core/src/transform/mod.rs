@@ -4,7 +4,9 @@
 //! - [`transform_page`]: one page in memory → one [`Batch`] (pure, no I/O,
 //!   deterministic: the same page gives byte-identical batches). Used by
 //!   [`run_stage`], by the orchestrator (`run --stage all`) and by `replay --dry-run`.
-//! - [`run_stage`]: `pipeline run --stage transform`: every staged page of the
+//! - [`worker`]: the page worker (page → batch or quarantine) and the rayon
+//!   pool, shared by [`run_stage`] and `run --stage all`.
+//! - [`run`] / [`run_stage`]: `pipeline run --stage transform`: every staged page of the
 //!   selected scopes that has no batch yet is transformed and its batch written
 //!   atomically; bad pages are quarantined, counted, and the neighbours go on.
 //!   Rerunning after a kill -9 finishes the job with identical batches.
@@ -17,10 +19,10 @@ pub mod fields;
 pub mod issue;
 pub mod tape;
 pub mod time;
+pub mod worker;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,7 +31,8 @@ use rayon::prelude::*;
 use crate::batch::{self, Batch, BatchMeta, TableCount};
 use crate::config::{Config, Scope};
 use crate::error::{Error, ExitCode, Result};
-use crate::staging::{self, PageKind, PageMeta, Staging};
+use crate::session::{Report, RunOptions, Session};
+use crate::staging::{PageKind, PageMeta, PageRef, Staging};
 pub use fields::{Catalog, Selection};
 use issue::{Out, T_FIELD};
 use tape::V;
@@ -318,11 +321,23 @@ pub struct TransformReport {
 impl TransformReport {
     /// Exit code: 4 when anything was quarantined.
     pub fn exit_code(&self) -> ExitCode {
-        if self.pages_quarantined > 0 || self.issues_quarantined > 0 {
-            ExitCode::Quarantined
-        } else {
-            ExitCode::Success
-        }
+        ExitCode::from_quarantined(self.pages_quarantined + self.issues_quarantined)
+    }
+
+    /// Adds the per-page figures of `o` (not its `pages_todo`, `elapsed`).
+    fn add(&mut self, o: &TransformReport) {
+        self.pages_transformed += o.pages_transformed;
+        self.pages_quarantined += o.pages_quarantined;
+        self.issues += o.issues;
+        self.issues_quarantined += o.issues_quarantined;
+        self.rows += o.rows;
+        self.source_bytes += o.source_bytes;
+    }
+}
+
+impl Report for TransformReport {
+    fn exit_code(&self) -> ExitCode {
+        TransformReport::exit_code(self)
     }
 }
 
@@ -386,72 +401,6 @@ impl CatalogCache {
     }
 }
 
-enum Outcome {
-    Done {
-        issues: u64,
-        quarantined: u64,
-        rows: u64,
-        bytes: u64,
-    },
-    Quarantined,
-}
-
-/// Transforms one staged page file and writes its batch (or quarantines it).
-fn process_page(
-    st: &Staging,
-    cache: &CatalogCache,
-    scope: &Scope,
-    selections: &Mutex<HashMap<String, Arc<Selection>>>,
-    page: &str,
-) -> Result<Outcome> {
-    let path = st.page_path(&scope.name, page);
-    let quarantine = |reason: String| -> Result<Outcome> {
-        tracing::warn!(scope = %scope.name, page, %reason, "page quarantined");
-        st.quarantine_page(&scope.name, page, &format!("{reason}\n"))?;
-        Ok(Outcome::Quarantined)
-    };
-    let (meta, mut body) = match staging::read_page(&path) {
-        Ok(x) => x,
-        Err(e @ Error::Staging { .. }) => return quarantine(e.to_string()),
-        Err(e) => return Err(e),
-    };
-    if meta.scope != scope.name || meta.page_name() != page {
-        return quarantine(format!(
-            "{}: the page metadata names scope {:?} page {:?}, but the file is staged as scope {:?} page {:?}",
-            path.display(),
-            meta.scope,
-            meta.page_name(),
-            scope.name,
-            page
-        ));
-    }
-    let catalog = cache.get(st, &meta.run_id)?;
-    let selection = {
-        let mut m = selections
-            .lock()
-            .map_err(|_| Error::Other("selection cache poisoned".into()))?;
-        m.entry(meta.run_id.clone())
-            .or_insert_with(|| Arc::new(Selection::resolve(scope, &catalog)))
-            .clone()
-    };
-    let batch = match transform_page_with(&meta, &mut body, &catalog, &selection) {
-        Ok(b) => b,
-        Err(e) => return quarantine(format!("{}: {e}", path.display())),
-    };
-    for q in &batch.meta.quarantined {
-        tracing::warn!(scope = %scope.name, page, issue = %q.key, reason = %q.reason, "issue quarantined");
-    }
-    batch::write_batch(st, &batch)?;
-    let outcome = Outcome::Done {
-        issues: batch.meta.issues.len() as u64,
-        quarantined: batch.meta.quarantined.len() as u64,
-        rows: batch.total_rows(),
-        bytes: batch.meta.source_bytes,
-    };
-    recycle(batch);
-    Ok(outcome)
-}
-
 /// Removes half-built batch directories (`.tmp-*`) left by a killed run.
 fn remove_leftovers(st: &Staging, scope: &str) -> Result<()> {
     let dir = st.batches_dir(scope);
@@ -472,20 +421,24 @@ fn remove_leftovers(st: &Staging, scope: &str) -> Result<()> {
     Ok(())
 }
 
-/// `pipeline run --stage transform`: transforms every staged page without a
-/// batch in the given scopes (all configured scopes when `scopes` is empty),
-/// on `threads` threads (0 = one per core). The caller holds the lock.
+/// `pipeline run --stage transform`: takes the schema's lock, then
+/// [`run_stage`] over the selected scopes on `opts.threads` threads.
+pub fn run(session: &Session, opts: &RunOptions) -> Result<TransformReport> {
+    let _lock = session.lock()?;
+    session.scopes(&opts.scopes)?;
+    run_stage(session.config(), &opts.scopes, opts.threads)
+}
+
+/// Transforms every staged page without a batch in the given scopes (all
+/// configured scopes when `scopes` is empty), on `threads` threads (0 = one
+/// per core), with the [`worker::PageWorker`]; writes each batch atomically.
+/// The caller holds the lock (the transform bench runs it without one).
 pub fn run_stage(cfg: &Config, scopes: &[String], threads: usize) -> Result<TransformReport> {
     let started = Instant::now();
     let st = Staging::new(&cfg.staging.dir, cfg.staging.compression_level);
-    let selected: Vec<&Scope> = if scopes.is_empty() {
-        cfg.scopes.iter().collect()
-    } else {
-        scopes.iter().map(|s| cfg.scope(s)).collect::<Result<_>>()?
-    };
     let mut report = TransformReport::default();
-    let mut todo: Vec<(&Scope, String)> = Vec::new();
-    for scope in &selected {
+    let mut todo: Vec<PageRef> = Vec::new();
+    for scope in cfg.select_scopes(scopes)? {
         remove_leftovers(&st, &scope.name)?;
         let done: std::collections::HashSet<String> =
             st.list_batches(&scope.name)?.into_iter().collect();
@@ -493,48 +446,30 @@ pub fn run_stage(cfg: &Config, scopes: &[String], threads: usize) -> Result<Tran
             if done.contains(&page) {
                 report.pages_already_done += 1;
             } else {
-                todo.push((scope, page));
+                todo.push(PageRef {
+                    scope: scope.name.clone(),
+                    page,
+                });
             }
         }
     }
     report.pages_todo = todo.len() as u64;
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .thread_name(|i| format!("transform-{i}"))
-        .build()
-        .map_err(|e| Error::Other(format!("cannot start the transform threads: {e}")))?;
-    let cache = CatalogCache::default();
-    let selections: HashMap<String, Mutex<HashMap<String, Arc<Selection>>>> = selected
-        .iter()
-        .map(|s| (s.name.clone(), Mutex::new(HashMap::new())))
-        .collect();
-    let counters: [AtomicU64; 6] = Default::default();
+    let pool = worker::pool(threads)?;
+    let worker = worker::PageWorker::new(cfg, &st);
+    let totals = Mutex::new(TransformReport::default());
     let first_error: Mutex<Option<Error>> = Mutex::new(None);
     // One page per worker at a time: peak memory is threads × one page,
     // whatever the number of pages.
     pool.install(|| {
-        todo.par_iter().with_max_len(1).for_each(|(scope, page)| {
+        todo.par_iter().with_max_len(1).for_each(|p| {
             if first_error.lock().map(|e| e.is_some()).unwrap_or(true) {
                 return;
             }
-            let Some(sel) = selections.get(&scope.name) else {
-                return;
-            };
-            match process_page(&st, &cache, scope, sel, page) {
-                Ok(Outcome::Done {
-                    issues,
-                    quarantined,
-                    rows,
-                    bytes,
-                }) => {
-                    counters[0].fetch_add(1, Ordering::Relaxed);
-                    counters[1].fetch_add(issues, Ordering::Relaxed);
-                    counters[2].fetch_add(quarantined, Ordering::Relaxed);
-                    counters[3].fetch_add(rows, Ordering::Relaxed);
-                    counters[4].fetch_add(bytes, Ordering::Relaxed);
-                }
-                Ok(Outcome::Quarantined) => {
-                    counters[5].fetch_add(1, Ordering::Relaxed);
+            match transform_to_disk(&worker, &st, p) {
+                Ok(r) => {
+                    if let Ok(mut t) = totals.lock() {
+                        t.add(&r);
+                    }
                 }
                 Err(e) => {
                     if let Ok(mut slot) = first_error.lock()
@@ -549,26 +484,41 @@ pub fn run_stage(cfg: &Config, scopes: &[String], threads: usize) -> Result<Tran
     if let Some(e) = first_error.into_inner().ok().flatten() {
         return Err(e);
     }
-    report.pages_transformed = counters[0].load(Ordering::Relaxed);
-    report.issues = counters[1].load(Ordering::Relaxed);
-    report.issues_quarantined = counters[2].load(Ordering::Relaxed);
-    report.rows = counters[3].load(Ordering::Relaxed);
-    report.source_bytes = counters[4].load(Ordering::Relaxed);
-    report.pages_quarantined = counters[5].load(Ordering::Relaxed);
+    if let Ok(t) = totals.into_inner() {
+        report.add(&t);
+    }
     report.elapsed = started.elapsed();
     Ok(report)
 }
 
-/// CLI entry for `run --stage transform`: takes the schema's lock, runs the
-/// stage, prints the summary; exit code 4 when anything was quarantined.
-pub fn exec_run(cfg: &Config, scopes: &[String]) -> Result<ExitCode> {
-    let url = crate::config::database_url()?;
-    let mut client = crate::db::connect(&url, &cfg.database)?;
-    crate::db::try_lock(&mut client, &cfg.database.schema)?;
-    let report = run_stage(cfg, scopes, 0)?;
-    println!("{report}");
-    drop(client);
-    Ok(report.exit_code())
+/// One page through the worker, its batch written to `batches/`: the figures
+/// of that one page.
+fn transform_to_disk(
+    worker: &worker::PageWorker,
+    st: &Staging,
+    p: &PageRef,
+) -> Result<TransformReport> {
+    let mut r = TransformReport::default();
+    let job = match worker.prepare(p)? {
+        worker::Prepared::Ready(job) => job,
+        worker::Prepared::Quarantined => {
+            r.pages_quarantined = 1;
+            return Ok(r);
+        }
+        worker::Prepared::Archived => return Ok(r),
+    };
+    let Some(batch) = worker.transform(job)? else {
+        r.pages_quarantined = 1;
+        return Ok(r);
+    };
+    batch::write_batch(st, &batch)?;
+    r.pages_transformed = 1;
+    r.issues = batch.meta.issues.len() as u64;
+    r.issues_quarantined = batch.meta.quarantined.len() as u64;
+    r.rows = batch.total_rows();
+    r.source_bytes = batch.meta.source_bytes;
+    recycle(batch);
+    Ok(r)
 }
 
 #[cfg(test)]
