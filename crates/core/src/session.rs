@@ -134,10 +134,18 @@ impl Session {
         crate::db::connect(&self.database_url()?, &self.cfg.database)
     }
 
-    /// A new connection that checked the schema's version and holds the
-    /// schema's advisory lock for as long as it lives (exit 5 when another
-    /// run holds it).
+    /// A new connection that holds the schema's advisory lock for as long
+    /// as it lives (exit 5 when another run holds it). The schema need not
+    /// exist yet (`run --stage transform` writes only files).
     pub fn lock(&self) -> Result<Client> {
+        let mut c = self.connect()?;
+        crate::db::try_lock(&mut c, &self.cfg.database.schema)?;
+        Ok(c)
+    }
+
+    /// [`Session::lock`] on a schema that `pipeline db init` has created at
+    /// the version this build knows (exit 2 naming the fix otherwise).
+    pub fn lock_checked(&self) -> Result<Client> {
         let mut c = self.connect()?;
         crate::db::check_schema(&mut c, &self.cfg.database.schema)?;
         crate::db::try_lock(&mut c, &self.cfg.database.schema)?;

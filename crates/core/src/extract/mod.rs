@@ -536,7 +536,7 @@ pub fn read_checkpoints(
 pub fn run(session: &Session, opts: &RunOptions) -> Result<ExtractReport> {
     let token = session.jira_token()?;
     let names = session.scope_names(&opts.scopes)?;
-    let mut db = session.lock()?;
+    let mut db = session.lock_checked()?;
     let checkpoints = read_checkpoints(&mut db, &session.config().database.schema, &names)?;
     let opts = ExtractOptions {
         scopes: names,
