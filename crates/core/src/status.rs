@@ -152,36 +152,8 @@ pub fn status(
     if let Some(c) = client.as_deref_mut() {
         match crate::db::check_schema(c, &cfg.database.schema) {
             Ok(()) => {
-                last_run = c
-                    .query_opt(
-                        &format!(
-                            "SELECT command, started_at, ended_at, outcome, summary FROM {schema}.run_history ORDER BY run_id DESC LIMIT 1"
-                        ),
-                        &[],
-                    )
-                    .map_err(Error::db("status: reading run_history"))?
-                    .map(|r| LastRun {
-                        command: r.get(0),
-                        started_at: r.get(1),
-                        ended_at: r.get(2),
-                        outcome: r.get(3),
-                        summary: r.get(4),
-                    });
-                // A row with no end is a run under way while some session
-                // holds the schema's lock, otherwise a run that was killed.
-                if let Some(r) = last_run.as_mut().filter(|r| r.outcome.is_none()) {
-                    let running = crate::db::lock_held(c, &cfg.database.schema)?;
-                    r.outcome = Some(if running { "running" } else { "interrupted" }.into());
-                }
-                deferred_indexes = c
-                    .query(
-                        &format!("SELECT index_name FROM {schema}.deferred_index ORDER BY 1"),
-                        &[],
-                    )
-                    .map_err(Error::db("status: reading deferred_index"))?
-                    .iter()
-                    .map(|r| r.get(0))
-                    .collect();
+                last_run = read_last_run(c, cfg, &schema)?;
+                deferred_indexes = read_deferred_indexes(c, &schema)?;
             }
             Err(e) => {
                 database_error = Some(e.one_line());
@@ -201,45 +173,7 @@ pub fn status(
             quarantined_issues: Vec::new(),
         };
         if let Some(c) = client.as_deref_mut() {
-            s.checkpoint = c
-                .query_opt(
-                    &format!("SELECT cursor FROM {schema}.checkpoint WHERE scope = $1"),
-                    &[&sc.name],
-                )
-                .map_err(Error::db("status: reading checkpoint"))?
-                .map(|r| r.get(0));
-            s.loaded_pages = Some(
-                c.query_one(
-                    &format!("SELECT count(*) FROM {schema}.page_ledger WHERE scope = $1"),
-                    &[&sc.name],
-                )
-                .map_err(Error::db("status: reading page_ledger"))?
-                .get(0),
-            );
-            s.issues_in_warehouse = Some(
-                c.query_one(
-                    &format!("SELECT count(*) FROM {schema}.issue WHERE project_key = $1 AND deleted_at IS NULL"),
-                    &[&sc.project],
-                )
-                .map_err(Error::db("status: counting issues"))?
-                .get(0),
-            );
-            s.quarantined_issues = c
-                .query(
-                    &format!(
-                        "SELECT page, issue_key, reason, recorded_at FROM {schema}.quarantine WHERE scope = $1 ORDER BY recorded_at DESC LIMIT 50"
-                    ),
-                    &[&sc.name],
-                )
-                .map_err(Error::db("status: reading quarantine"))?
-                .iter()
-                .map(|r| QuarantinedIssueRow {
-                    page: r.get(0),
-                    issue_key: r.get(1),
-                    reason: r.get(2),
-                    recorded_at: r.get(3),
-                })
-                .collect();
+            read_scope_database(c, &schema, sc, &mut s)?;
         }
         scopes.push(s);
     }
@@ -251,6 +185,101 @@ pub fn status(
         deferred_indexes,
         scopes,
     })
+}
+
+/// Database phase: the last run from run_history, a run with no end shown
+/// as running (the schema's lock is held) or interrupted.
+fn read_last_run(
+    c: &mut postgres::Client,
+    cfg: &Config,
+    schema: &Ident,
+) -> Result<Option<LastRun>> {
+    let mut last_run = c
+        .query_opt(
+            &format!(
+                "SELECT command, started_at, ended_at, outcome, summary FROM {schema}.run_history ORDER BY run_id DESC LIMIT 1"
+            ),
+            &[],
+        )
+        .map_err(Error::db("status: reading run_history"))?
+        .map(|r| LastRun {
+            command: r.get(0),
+            started_at: r.get(1),
+            ended_at: r.get(2),
+            outcome: r.get(3),
+            summary: r.get(4),
+        });
+    // A row with no end is a run under way while some session
+    // holds the schema's lock, otherwise a run that was killed.
+    if let Some(r) = last_run.as_mut().filter(|r| r.outcome.is_none()) {
+        let running = crate::db::lock_held(c, &cfg.database.schema)?;
+        r.outcome = Some(if running { "running" } else { "interrupted" }.into());
+    }
+    Ok(last_run)
+}
+
+/// Database phase: the indexes whose creation was deferred.
+fn read_deferred_indexes(c: &mut postgres::Client, schema: &Ident) -> Result<Vec<String>> {
+    Ok(c.query(
+        &format!("SELECT index_name FROM {schema}.deferred_index ORDER BY 1"),
+        &[],
+    )
+    .map_err(Error::db("status: reading deferred_index"))?
+    .iter()
+    .map(|r| r.get(0))
+    .collect())
+}
+
+/// Per-scope database phase: the scope's checkpoint, loaded pages, issues in
+/// the warehouse and latest quarantined issues, filled into `s`.
+fn read_scope_database(
+    c: &mut postgres::Client,
+    schema: &Ident,
+    sc: &crate::config::Scope,
+    s: &mut ScopeStatus,
+) -> Result<()> {
+    s.checkpoint = c
+        .query_opt(
+            &format!("SELECT cursor FROM {schema}.checkpoint WHERE scope = $1"),
+            &[&sc.name],
+        )
+        .map_err(Error::db("status: reading checkpoint"))?
+        .map(|r| r.get(0));
+    s.loaded_pages = Some(
+        c.query_one(
+            &format!("SELECT count(*) FROM {schema}.page_ledger WHERE scope = $1"),
+            &[&sc.name],
+        )
+        .map_err(Error::db("status: reading page_ledger"))?
+        .get(0),
+    );
+    s.issues_in_warehouse = Some(
+        c.query_one(
+            &format!(
+                "SELECT count(*) FROM {schema}.issue WHERE project_key = $1 AND deleted_at IS NULL"
+            ),
+            &[&sc.project],
+        )
+        .map_err(Error::db("status: counting issues"))?
+        .get(0),
+    );
+    s.quarantined_issues = c
+        .query(
+            &format!(
+                "SELECT page, issue_key, reason, recorded_at FROM {schema}.quarantine WHERE scope = $1 ORDER BY recorded_at DESC LIMIT 50"
+            ),
+            &[&sc.name],
+        )
+        .map_err(Error::db("status: reading quarantine"))?
+        .iter()
+        .map(|r| QuarantinedIssueRow {
+            page: r.get(0),
+            issue_key: r.get(1),
+            reason: r.get(2),
+            recorded_at: r.get(3),
+        })
+        .collect();
+    Ok(())
 }
 
 /// Bytes as a short human string.

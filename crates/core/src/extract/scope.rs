@@ -95,107 +95,133 @@ async fn plan_pieces(
     if total <= small.min(target) {
         return Ok(vec![whole]);
     }
-    let bounds = |p: &Piece| -> (DateTime<Utc>, DateTime<Utc>) {
-        (
-            p.lo.unwrap_or(span.0).max(span.0),
-            p.hi.unwrap_or(span.1).min(span.1),
-        )
-    };
-    // Cut points strictly inside the piece, on whole minutes.
-    let cuts = |p: &Piece, n: usize| -> Vec<DateTime<Utc>> {
-        let (a, b) = bounds(p);
-        let mut out: Vec<DateTime<Utc>> = Vec::new();
-        if b - a < Duration::minutes(2) {
-            return out;
-        }
-        for k in 1..n {
-            let c = floor_minute(a + (b - a) * k as i32 / n as i32);
-            if c > a && c < b && out.last().is_none_or(|l| c > *l) {
-                out.push(c);
-            }
-        }
-        out
-    };
-    let split = |p: &Piece, points: &[DateTime<Utc>]| -> Vec<Piece> {
-        let mut out = Vec::with_capacity(points.len() + 1);
-        let mut from = p.lo;
-        for c in points {
-            out.push(Piece {
-                lo: from,
-                hi: Some(*c),
-                count: 0,
-            });
-            from = Some(*c);
-        }
-        out.push(Piece {
-            lo: from,
-            hi: p.hi,
-            count: 0,
-        });
-        out
-    };
     // Round 0: equal widths; later rounds: halve what is still too big.
     let first_n = min_pieces
         .max(2)
         .max((total / target.max(1)) as usize + 1)
         .min(64);
     let mut pieces = vec![whole];
-    let mut plan: Vec<(usize, Vec<DateTime<Utc>>)> = vec![(0, cuts(&whole, first_n))];
+    let mut plan: Vec<(usize, Vec<DateTime<Utc>>)> = vec![(0, cuts(&whole, first_n, span))];
     for _round in 0..40 {
         plan.retain(|(_, c)| !c.is_empty());
         if plan.is_empty() {
             break;
         }
-        let mut next: Vec<Piece> = Vec::new();
-        let mut todo: Vec<Piece> = Vec::new();
-        let mut slots: Vec<usize> = Vec::new();
-        for (i, p) in pieces.iter().enumerate() {
-            match plan.iter().find(|(j, _)| *j == i) {
-                Some((_, c)) => {
-                    for q in split(p, c) {
-                        slots.push(next.len());
-                        next.push(q);
-                        todo.push(q);
-                    }
-                }
-                None => next.push(*p),
-            }
-        }
-        let counts = futures::future::try_join_all(todo.iter().map(|q| {
-            let mut ranges = fixed.to_vec();
-            ranges.extend(range_of(field, q));
-            async move { ctx.count(&ranges).await }
-        }))
-        .await?;
-        for (slot, c) in slots.into_iter().zip(counts) {
-            next[slot].count = c;
-        }
-        pieces = next;
-        // Split what is too big for the window; then, while there are too
-        // few slices worth running in parallel, the largest ones.
-        let busy = pieces.iter().filter(|p| p.count > 0).count();
-        let mut order: Vec<usize> = (0..pieces.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(pieces[i].count));
-        let mut more = min_pieces.saturating_sub(busy);
-        plan = Vec::new();
-        for i in order {
-            let p = &pieces[i];
-            let split = if p.count > target {
-                true
-            } else if more > 0 && p.count > small {
-                more -= 1;
-                true
-            } else {
-                false
-            };
-            if split {
-                plan.push((i, cuts(p, 2)));
-            }
-        }
+        pieces = split_and_count(ctx, fixed, field, &pieces, &plan).await?;
+        plan = next_cuts(&pieces, target, small, min_pieces, span);
     }
     // Pieces counted empty are kept: a count is only a snapshot, and an
     // empty slice costs one request.
     Ok(pieces)
+}
+
+/// Cutting phase: `n - 1` cut points at equal widths strictly inside the
+/// piece (its open ends bounded by `span`), on whole minutes.
+fn cuts(p: &Piece, n: usize, span: (DateTime<Utc>, DateTime<Utc>)) -> Vec<DateTime<Utc>> {
+    let (a, b) = (
+        p.lo.unwrap_or(span.0).max(span.0),
+        p.hi.unwrap_or(span.1).min(span.1),
+    );
+    let mut out: Vec<DateTime<Utc>> = Vec::new();
+    if b - a < Duration::minutes(2) {
+        return out;
+    }
+    for k in 1..n {
+        let c = floor_minute(a + (b - a) * k as i32 / n as i32);
+        if c > a && c < b && out.last().is_none_or(|l| c > *l) {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Cutting phase: the piece split at `points` into uncounted pieces.
+fn split_at(p: &Piece, points: &[DateTime<Utc>]) -> Vec<Piece> {
+    let mut out = Vec::with_capacity(points.len() + 1);
+    let mut from = p.lo;
+    for c in points {
+        out.push(Piece {
+            lo: from,
+            hi: Some(*c),
+            count: 0,
+        });
+        from = Some(*c);
+    }
+    out.push(Piece {
+        lo: from,
+        hi: p.hi,
+        count: 0,
+    });
+    out
+}
+
+/// Counting phase of a planning round: the pieces `plan` names split at
+/// its cut points, the new pieces counted in parallel, the others kept.
+async fn split_and_count(
+    ctx: &ScopeCtx,
+    fixed: &[Range],
+    field: DateField,
+    pieces: &[Piece],
+    plan: &[(usize, Vec<DateTime<Utc>>)],
+) -> Result<Vec<Piece>> {
+    let mut next: Vec<Piece> = Vec::new();
+    let mut todo: Vec<Piece> = Vec::new();
+    let mut slots: Vec<usize> = Vec::new();
+    for (i, p) in pieces.iter().enumerate() {
+        match plan.iter().find(|(j, _)| *j == i) {
+            Some((_, c)) => {
+                for q in split_at(p, c) {
+                    slots.push(next.len());
+                    next.push(q);
+                    todo.push(q);
+                }
+            }
+            None => next.push(*p),
+        }
+    }
+    let counts = futures::future::try_join_all(todo.iter().map(|q| {
+        let mut ranges = fixed.to_vec();
+        ranges.extend(range_of(field, q));
+        async move { ctx.count(&ranges).await }
+    }))
+    .await?;
+    for (slot, c) in slots.into_iter().zip(counts) {
+        next[slot].count = c;
+    }
+    Ok(next)
+}
+
+/// Choosing phase of a planning round: the pieces to halve next, with their
+/// cut points.
+fn next_cuts(
+    pieces: &[Piece],
+    target: u64,
+    small: u64,
+    min_pieces: usize,
+    span: (DateTime<Utc>, DateTime<Utc>),
+) -> Vec<(usize, Vec<DateTime<Utc>>)> {
+    // Split what is too big for the window; then, while there are too
+    // few slices worth running in parallel, the largest ones.
+    let busy = pieces.iter().filter(|p| p.count > 0).count();
+    let mut order: Vec<usize> = (0..pieces.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(pieces[i].count));
+    let mut more = min_pieces.saturating_sub(busy);
+    let mut plan = Vec::new();
+    for i in order {
+        let p = &pieces[i];
+        let split = if p.count > target {
+            true
+        } else if more > 0 && p.count > small {
+            more -= 1;
+            true
+        } else {
+            false
+        };
+        if split {
+            plan.push((i, cuts(p, 2, span)));
+        }
+    }
+    plan
 }
 
 /// The earliest (or latest) value of `field` among the issues matching `ranges`.
@@ -270,112 +296,136 @@ pub async fn plan_run(ctx: &ScopeCtx) -> Result<()> {
 pub async fn plan_slices(ctx: &ScopeCtx) -> Result<Vec<SliceState>> {
     let st = ctx.store.snapshot();
     let end = st.started_at + Duration::minutes(1);
-    let small = 4 * u64::from(ctx.page_size);
-    let mut slices = Vec::new();
-    match st.mode {
-        Mode::Backfill => {
-            let lo = Some(floor_minute(st.from));
-            let r = [Range {
-                field: DateField::Created,
-                lo,
-                hi: None,
-            }];
-            // Cut where the issues are, not from a backfill start decades back.
-            let (total, span) =
-                count_and_span(ctx, &r, DateField::Created, (floor_minute(st.from), end)).await?;
-            let pieces = if total <= small {
-                vec![Piece {
-                    lo,
-                    hi: None,
-                    count: total,
-                }]
-            } else {
-                let span = (span.0.max(floor_minute(st.from)), span.1);
-                plan_pieces(
-                    ctx,
-                    &[],
-                    DateField::Created,
-                    lo,
-                    None,
-                    span,
-                    total,
-                    2 * ctx.concurrency,
-                )
-                .await?
-            };
-            for (i, p) in pieces.iter().enumerate() {
-                let ranges = range_of(DateField::Created, p).into_iter().collect();
-                slices.push(SliceState::new(
-                    i as u32,
-                    ranges,
-                    DateField::Created,
-                    p.count,
-                    0,
-                ));
-            }
-        }
-        Mode::Incremental => {
-            let fixed = vec![Range {
-                field: DateField::Updated,
-                lo: Some(floor_minute(st.from)),
-                hi: None,
-            }];
-            let (total, span) =
-                count_and_span(ctx, &fixed, DateField::Created, (ctx.domain_start, end)).await?;
-            let pieces = if total <= small {
-                vec![Piece {
-                    lo: None,
-                    hi: None,
-                    count: total,
-                }]
-            } else {
-                plan_pieces(
-                    ctx,
-                    &fixed,
-                    DateField::Created,
-                    None,
-                    None,
-                    span,
-                    total,
-                    2 * ctx.concurrency,
-                )
-                .await?
-            };
-            for (i, p) in pieces.iter().enumerate() {
-                let mut ranges = fixed.clone();
-                ranges.extend(range_of(DateField::Created, p));
-                slices.push(SliceState::new(
-                    i as u32,
-                    ranges,
-                    DateField::Updated,
-                    p.count,
-                    0,
-                ));
-            }
-        }
-    }
+    let mut slices = match st.mode {
+        Mode::Backfill => backfill_slices(ctx, st.from, end).await?,
+        Mode::Incremental => incremental_slices(ctx, st.from, end).await?,
+    };
     if slices.is_empty() {
         // Nothing matched when counting: one open slice still checks, so an
         // issue that appeared meanwhile is not missed.
-        let ranges = match st.mode {
-            Mode::Backfill => vec![Range {
-                field: DateField::Created,
-                lo: Some(floor_minute(st.from)),
-                hi: None,
-            }],
-            Mode::Incremental => vec![Range {
-                field: DateField::Updated,
-                lo: Some(floor_minute(st.from)),
-                hi: None,
-            }],
-        };
-        let order = match st.mode {
-            Mode::Backfill => DateField::Created,
-            Mode::Incremental => DateField::Updated,
-        };
-        slices.push(SliceState::new(0, ranges, order, 0, 0));
+        slices.push(open_slice(st.mode, st.from));
     }
     Ok(slices)
+}
+
+/// Backfill planning: slices on `created` from `from`, cut where the issues are.
+async fn backfill_slices(
+    ctx: &ScopeCtx,
+    from: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Result<Vec<SliceState>> {
+    let small = 4 * u64::from(ctx.page_size);
+    let mut slices = Vec::new();
+    let lo = Some(floor_minute(from));
+    let r = [Range {
+        field: DateField::Created,
+        lo,
+        hi: None,
+    }];
+    // Cut where the issues are, not from a backfill start decades back.
+    let (total, span) =
+        count_and_span(ctx, &r, DateField::Created, (floor_minute(from), end)).await?;
+    let pieces = if total <= small {
+        vec![Piece {
+            lo,
+            hi: None,
+            count: total,
+        }]
+    } else {
+        let span = (span.0.max(floor_minute(from)), span.1);
+        plan_pieces(
+            ctx,
+            &[],
+            DateField::Created,
+            lo,
+            None,
+            span,
+            total,
+            2 * ctx.concurrency,
+        )
+        .await?
+    };
+    for (i, p) in pieces.iter().enumerate() {
+        let ranges = range_of(DateField::Created, p).into_iter().collect();
+        slices.push(SliceState::new(
+            i as u32,
+            ranges,
+            DateField::Created,
+            p.count,
+            0,
+        ));
+    }
+    Ok(slices)
+}
+
+/// Incremental planning: slices of the issues updated since `from`, cut on
+/// `created`, read in `updated` order.
+async fn incremental_slices(
+    ctx: &ScopeCtx,
+    from: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Result<Vec<SliceState>> {
+    let small = 4 * u64::from(ctx.page_size);
+    let mut slices = Vec::new();
+    let fixed = vec![Range {
+        field: DateField::Updated,
+        lo: Some(floor_minute(from)),
+        hi: None,
+    }];
+    let (total, span) =
+        count_and_span(ctx, &fixed, DateField::Created, (ctx.domain_start, end)).await?;
+    let pieces = if total <= small {
+        vec![Piece {
+            lo: None,
+            hi: None,
+            count: total,
+        }]
+    } else {
+        plan_pieces(
+            ctx,
+            &fixed,
+            DateField::Created,
+            None,
+            None,
+            span,
+            total,
+            2 * ctx.concurrency,
+        )
+        .await?
+    };
+    for (i, p) in pieces.iter().enumerate() {
+        let mut ranges = fixed.clone();
+        ranges.extend(range_of(DateField::Created, p));
+        slices.push(SliceState::new(
+            i as u32,
+            ranges,
+            DateField::Updated,
+            p.count,
+            0,
+        ));
+    }
+    Ok(slices)
+}
+
+/// Fallback planning: the one open slice of a run whose counts matched nothing.
+fn open_slice(mode: Mode, from: DateTime<Utc>) -> SliceState {
+    let ranges = match mode {
+        Mode::Backfill => vec![Range {
+            field: DateField::Created,
+            lo: Some(floor_minute(from)),
+            hi: None,
+        }],
+        Mode::Incremental => vec![Range {
+            field: DateField::Updated,
+            lo: Some(floor_minute(from)),
+            hi: None,
+        }],
+    };
+    let order = match mode {
+        Mode::Backfill => DateField::Created,
+        Mode::Incremental => DateField::Updated,
+    };
+    SliceState::new(0, ranges, order, 0, 0)
 }
 
 async fn blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> Result<R> {
@@ -509,46 +559,12 @@ async fn run_slice(ctx: Arc<ScopeCtx>, id: u32, spawn: mpsc::UnboundedSender<u32
         if s.done {
             return Ok(());
         }
-        match window_step(&s, ctx.page_size) {
-            WindowStep::Fetch => {}
-            WindowStep::Restart(m) => {
-                let crowded = ctx.count(&s.minute_ranges(m)).await?;
-                if crowded + 2 * u64::from(ctx.page_size) > SEARCH_WINDOW {
-                    drain_crowded_minute(&ctx, &s, m, crowded, &spawn).await?;
-                } else {
-                    let store = ctx.store.clone();
-                    blocking(move || {
-                        store.update(|st| {
-                            if let Some(x) = st.slice_mut(id) {
-                                x.lo = Some(m);
-                                x.start_at = 0;
-                                x.last = None;
-                                x.restarts += 1;
-                            }
-                        })
-                    })
-                    .await??;
-                }
-                continue;
-            }
-            WindowStep::Crowded(m) => {
-                let crowded = ctx.count(&s.minute_ranges(m)).await?;
-                drain_crowded_minute(&ctx, &s, m, crowded, &spawn).await?;
-                continue;
-            }
+        if !window_allows_fetch(&ctx, &s, id, &spawn).await? {
+            continue;
         }
         let jql = search_jql(&ctx.base, &s.query_ranges(), s.order, ctx.tz);
         let name = crate::staging::page_name(&run_id, s.id, s.next_seq);
-        let (page, already) = match staged_page(&ctx, &name, &jql, s.start_at) {
-            Some((p, in_pages)) => {
-                tracing::debug!(scope = %ctx.scope, page = %name, "resuming from a page staged before the interruption");
-                (p, Some(in_pages))
-            }
-            None => (
-                ctx.client.search(&jql, s.start_at, ctx.page_size).await?,
-                None,
-            ),
-        };
+        let (page, already) = fetch_page(&ctx, &name, &jql, &s).await?;
         // A guard against a server whose order is not stable: a restarted
         // query may re-read up to a window of issues, but never more.
         let fresh = page
@@ -573,6 +589,65 @@ async fn run_slice(ctx: Arc<ScopeCtx>, id: u32, spawn: mpsc::UnboundedSender<u32
             return Ok(());
         }
     }
+}
+
+/// Window phase of a slice step: true when the slice can fetch its next
+/// page; false when its query was moved on first (restarted past a minute,
+/// or a crowded minute handed to slices of its own) and the slice is read again.
+async fn window_allows_fetch(
+    ctx: &ScopeCtx,
+    s: &SliceState,
+    id: u32,
+    spawn: &mpsc::UnboundedSender<u32>,
+) -> Result<bool> {
+    match window_step(s, ctx.page_size) {
+        WindowStep::Fetch => Ok(true),
+        WindowStep::Restart(m) => {
+            let crowded = ctx.count(&s.minute_ranges(m)).await?;
+            if crowded + 2 * u64::from(ctx.page_size) > SEARCH_WINDOW {
+                drain_crowded_minute(ctx, s, m, crowded, spawn).await?;
+            } else {
+                let store = ctx.store.clone();
+                blocking(move || {
+                    store.update(|st| {
+                        if let Some(x) = st.slice_mut(id) {
+                            x.lo = Some(m);
+                            x.start_at = 0;
+                            x.last = None;
+                            x.restarts += 1;
+                        }
+                    })
+                })
+                .await??;
+            }
+            Ok(false)
+        }
+        WindowStep::Crowded(m) => {
+            let crowded = ctx.count(&s.minute_ranges(m)).await?;
+            drain_crowded_minute(ctx, s, m, crowded, spawn).await?;
+            Ok(false)
+        }
+    }
+}
+
+/// Fetch phase of a slice step: the page staged before an interruption
+/// (and whether it is still in pages/), else the page asked from Jira.
+async fn fetch_page(
+    ctx: &ScopeCtx,
+    name: &str,
+    jql: &str,
+    s: &SliceState,
+) -> Result<(SearchPage, Option<bool>)> {
+    Ok(match staged_page(ctx, name, jql, s.start_at) {
+        Some((p, in_pages)) => {
+            tracing::debug!(scope = %ctx.scope, page = %name, "resuming from a page staged before the interruption");
+            (p, Some(in_pages))
+        }
+        None => (
+            ctx.client.search(jql, s.start_at, ctx.page_size).await?,
+            None,
+        ),
+    })
 }
 
 /// Stages a fetched page (unless it only repeats the last issue), records the

@@ -377,12 +377,6 @@ pub async fn build(
     let started = DateTime::from_timestamp_millis(started.timestamp_millis()).unwrap_or(started);
     let staging = Staging::new(&cfg.staging.dir, cfg.staging.compression_level);
 
-    struct Work {
-        sp: ScopePlan,
-        base: String,
-        raw: Vec<(SliceState, u64)>,
-        planning_secs: f64,
-    }
     let mut works = Vec::new();
     let mut plan_only = 0u64;
     let mut any_catalog = false;
@@ -397,125 +391,240 @@ pub async fn build(
             started,
             &me.tz.to_string(),
         )?;
-        any_catalog |= start.needs_catalog;
-        let st = start.state.clone();
-        let ctx = ScopeCtx {
-            client: client.clone(),
-            staging: staging.clone(),
-            scope: sc.name.clone(),
-            base: st.base_jql.clone(),
-            tz: me.tz,
-            page_size: cfg.jira.page_size,
-            concurrency: cfg.jira.concurrency,
-            domain_start: cfg.sync.backfill_start,
-            // Never written: plan_slices only reads the state.
-            store: Arc::new(StateStore::new(PathBuf::new(), st.clone())),
-            sink: None,
-            progress: ScopeProgress::new(&sc.name),
-        };
-        let t0 = Instant::now();
-        let r0 = requests(client);
-        let (mut raw, mut planning_requests) = if start.resumed && st.planned {
-            // The run goes on from each unfinished slice's position.
-            let mut raw = Vec::new();
-            for s in st.slices.iter().filter(|s| !s.done) {
-                let total = client
-                    .count(&crate::jira::jql::count_jql(
-                        &st.base_jql,
-                        &s.query_ranges(),
-                        me.tz,
-                    ))
-                    .await?;
-                raw.push((s.clone(), total));
-            }
-            plan_only += requests(client) - r0;
-            (raw, 0)
-        } else {
-            let slices = plan_slices(&ctx).await?;
-            (
-                slices
-                    .into_iter()
-                    .map(|s| {
-                        let e = s.estimate;
-                        (s, e)
-                    })
-                    .collect(),
-                requests(client) - r0,
-            )
-        };
-        // A resumed run that started before this one is followed by an
-        // incremental catch-up run from its start (see the extractor).
-        let mut catch_up_from = None;
-        if start.resumed && st.started_at < started {
-            let from = st.started_at
-                - chrono::Duration::from_std(cfg.sync.safety_window).unwrap_or_default();
-            let up = RunState {
-                run_id: crate::staging::run_id(started),
-                mode: Mode::Incremental,
-                started_at: started,
-                from,
-                planned: false,
-                slices: Vec::new(),
-                finished: false,
-                ..st.clone()
-            };
-            let ctx = ScopeCtx {
-                store: Arc::new(StateStore::new(PathBuf::new(), up)),
-                ..ctx
-            };
-            let r1 = requests(client);
-            let slices = plan_slices(&ctx).await?;
-            planning_requests += requests(client) - r1;
-            raw.extend(slices.into_iter().map(|s| {
-                let e = s.estimate;
-                (s, e)
-            }));
-            any_catalog = true;
-            catch_up_from = Some(from);
-        }
-        let planning_secs = if planning_requests > 0 {
-            t0.elapsed().as_secs_f64()
-        } else {
-            0.0
-        };
-        planning_total += planning_secs;
-        let (order, range) = match st.mode {
-            Mode::Backfill => (DateField::Created, DateField::Created),
-            Mode::Incremental => (DateField::Updated, DateField::Updated),
-        };
-        let whole = [Range {
-            field: range,
-            lo: Some(floor_minute(st.from)),
-            hi: None,
-        }];
-        let issues = raw
-            .iter()
-            .map(|(s, n)| n.saturating_sub(if start.resumed { s.start_at } else { 0 }))
-            .sum();
-        works.push(Work {
-            sp: ScopePlan {
-                scope: sc.name.clone(),
-                mode: st.mode.as_str().into(),
-                reason: start.reason,
-                resumes: start.resumed.then(|| st.run_id.clone()),
-                catch_up_from,
-                from: st.from,
-                jql: search_jql(&st.base_jql, &whole, order, me.tz),
-                issues,
-                slices: Vec::new(),
-                planning_requests,
-                page_requests: 0,
-                duration_secs: 0.0,
-            },
-            base: st.base_jql.clone(),
-            raw,
-            planning_secs,
-        });
+        let w = plan_scope(cfg, client, &staging, sc, start, started, me.tz).await?;
+        any_catalog |= w.needs_catalog;
+        plan_only += w.plan_only;
+        planning_total += w.planning_secs;
+        works.push(w);
     }
 
-    // The timed sample: the first page (and the second, when the first is
-    // full) of the biggest slice, exactly as the run will ask for them.
     let r0 = requests(client);
+    let (sample, effective) = take_sample(cfg, client, &works, me.tz).await?;
+    plan_only += requests(client) - r0;
+    let timing = Timing {
+        per_page: sample
+            .as_ref()
+            .map_or(0.0, |s| s.secs_per_request + s.local_secs_per_page),
+        cpu_per_page: sample.as_ref().map_or(0.0, |s| s.cpu_secs_per_page),
+        concurrency: cfg.jira.concurrency.max(1),
+        cores: sample.as_ref().map_or(1, |s| s.cores),
+    };
+
+    let (scopes_out, total_pages, longest, planning_requests) =
+        paged_scopes(works, effective, &timing, me.tz);
+    let setup = 2 + u64::from(any_catalog);
+    let duration = planning_total + timing.secs(total_pages, longest);
+    Ok(Plan {
+        user: me.name,
+        time_zone: me.tz.to_string(),
+        server_version: info.version,
+        checkpoints: checkpoint_note,
+        concurrency: cfg.jira.concurrency,
+        page_size: cfg.jira.page_size,
+        effective_page_size: effective,
+        scopes: scopes_out,
+        setup_requests: setup,
+        requests: setup + planning_requests + total_pages,
+        sample,
+        planning_secs: planning_total,
+        duration_secs: duration,
+        plan_only_requests: plan_only,
+    })
+}
+
+/// One scope planned, before the sample sets the page size.
+struct Work {
+    sp: ScopePlan,
+    base: String,
+    raw: Vec<(SliceState, u64)>,
+    planning_secs: f64,
+    /// Requests made only by the plan (the counts of a resumed run's slices).
+    plan_only: u64,
+    /// The run fetches the field catalogue for this scope.
+    needs_catalog: bool,
+}
+
+/// Scope phase: the slices of the scope's next run with their counts (and
+/// those of the catch-up run after a resumed one), timed.
+async fn plan_scope(
+    cfg: &Config,
+    client: &JiraClient,
+    staging: &Staging,
+    sc: &Scope,
+    start: Start,
+    started: DateTime<Utc>,
+    tz: chrono_tz::Tz,
+) -> Result<Work> {
+    let mut needs_catalog = start.needs_catalog;
+    let mut plan_only = 0u64;
+    let st = start.state.clone();
+    let ctx = ScopeCtx {
+        client: client.clone(),
+        staging: staging.clone(),
+        scope: sc.name.clone(),
+        base: st.base_jql.clone(),
+        tz,
+        page_size: cfg.jira.page_size,
+        concurrency: cfg.jira.concurrency,
+        domain_start: cfg.sync.backfill_start,
+        // Never written: plan_slices only reads the state.
+        store: Arc::new(StateStore::new(PathBuf::new(), st.clone())),
+        sink: None,
+        progress: ScopeProgress::new(&sc.name),
+    };
+    let t0 = Instant::now();
+    let r0 = requests(client);
+    let (mut raw, mut planning_requests) = if start.resumed && st.planned {
+        let raw = resumed_counts(client, &st, tz).await?;
+        plan_only += requests(client) - r0;
+        (raw, 0)
+    } else {
+        let slices = plan_slices(&ctx).await?;
+        (
+            slices
+                .into_iter()
+                .map(|s| {
+                    let e = s.estimate;
+                    (s, e)
+                })
+                .collect(),
+            requests(client) - r0,
+        )
+    };
+    // A resumed run that started before this one is followed by an
+    // incremental catch-up run from its start (see the extractor).
+    let mut catch_up_from = None;
+    if start.resumed && st.started_at < started {
+        let (slices, from, n) = catch_up(cfg, client, ctx, &st, started).await?;
+        planning_requests += n;
+        raw.extend(slices);
+        needs_catalog = true;
+        catch_up_from = Some(from);
+    }
+    let planning_secs = if planning_requests > 0 {
+        t0.elapsed().as_secs_f64()
+    } else {
+        0.0
+    };
+    Ok(Work {
+        sp: scope_plan(sc, start, catch_up_from, &raw, planning_requests, tz),
+        base: st.base_jql.clone(),
+        raw,
+        planning_secs,
+        plan_only,
+        needs_catalog,
+    })
+}
+
+/// Counting phase of a resumed run: each unfinished slice counted from its position.
+async fn resumed_counts(
+    client: &JiraClient,
+    st: &RunState,
+    tz: chrono_tz::Tz,
+) -> Result<Vec<(SliceState, u64)>> {
+    // The run goes on from each unfinished slice's position.
+    let mut raw = Vec::new();
+    for s in st.slices.iter().filter(|s| !s.done) {
+        let total = client
+            .count(&crate::jira::jql::count_jql(
+                &st.base_jql,
+                &s.query_ranges(),
+                tz,
+            ))
+            .await?;
+        raw.push((s.clone(), total));
+    }
+    Ok(raw)
+}
+
+/// Catch-up phase: the slices of the incremental run that follows a resumed
+/// run (from its start minus the safety window), where it reads from, and
+/// the requests planning them took.
+async fn catch_up(
+    cfg: &Config,
+    client: &JiraClient,
+    ctx: ScopeCtx,
+    st: &RunState,
+    started: DateTime<Utc>,
+) -> Result<(Vec<(SliceState, u64)>, DateTime<Utc>, u64)> {
+    let from =
+        st.started_at - chrono::Duration::from_std(cfg.sync.safety_window).unwrap_or_default();
+    let up = RunState {
+        run_id: crate::staging::run_id(started),
+        mode: Mode::Incremental,
+        started_at: started,
+        from,
+        planned: false,
+        slices: Vec::new(),
+        finished: false,
+        ..st.clone()
+    };
+    let ctx = ScopeCtx {
+        store: Arc::new(StateStore::new(PathBuf::new(), up)),
+        ..ctx
+    };
+    let r1 = requests(client);
+    let slices = plan_slices(&ctx).await?;
+    let n = requests(client) - r1;
+    let raw = slices
+        .into_iter()
+        .map(|s| {
+            let e = s.estimate;
+            (s, e)
+        })
+        .collect();
+    Ok((raw, from, n))
+}
+
+/// Summary phase of a scope: its plan without slices and page requests
+/// (they wait for the sample's page size).
+fn scope_plan(
+    sc: &Scope,
+    start: Start,
+    catch_up_from: Option<DateTime<Utc>>,
+    raw: &[(SliceState, u64)],
+    planning_requests: u64,
+    tz: chrono_tz::Tz,
+) -> ScopePlan {
+    let st = &start.state;
+    let (order, range) = match st.mode {
+        Mode::Backfill => (DateField::Created, DateField::Created),
+        Mode::Incremental => (DateField::Updated, DateField::Updated),
+    };
+    let whole = [Range {
+        field: range,
+        lo: Some(floor_minute(st.from)),
+        hi: None,
+    }];
+    let issues = raw
+        .iter()
+        .map(|(s, n)| n.saturating_sub(if start.resumed { s.start_at } else { 0 }))
+        .sum();
+    ScopePlan {
+        scope: sc.name.clone(),
+        mode: st.mode.as_str().into(),
+        reason: start.reason,
+        resumes: start.resumed.then(|| st.run_id.clone()),
+        catch_up_from,
+        from: st.from,
+        jql: search_jql(&st.base_jql, &whole, order, tz),
+        issues,
+        slices: Vec::new(),
+        planning_requests,
+        page_requests: 0,
+        duration_secs: 0.0,
+    }
+}
+
+/// Sampling phase: the first page (and the second, when the first is full)
+/// of the biggest slice, timed, exactly as the run will ask for them; with
+/// the page size the server grants.
+async fn take_sample(
+    cfg: &Config,
+    client: &JiraClient,
+    works: &[Work],
+    tz: chrono_tz::Tz,
+) -> Result<(Option<Sample>, u32)> {
     let biggest = works
         .iter()
         .flat_map(|w| w.raw.iter().map(move |(s, n)| (w, s, *n)))
@@ -523,7 +632,7 @@ pub async fn build(
     let mut sample = None;
     let mut effective = cfg.jira.page_size;
     if let Some((w, s, _)) = biggest {
-        let jql = search_jql(&w.base, &s.query_ranges(), s.order, me.tz);
+        let jql = search_jql(&w.base, &s.query_ranges(), s.order, tz);
         let mut secs = 0.0;
         let mut bytes = 0u64;
         let mut issues = 0u64;
@@ -568,23 +677,18 @@ pub async fn build(
             issues_per_request: issues as f64 / n as f64,
         });
     }
-    plan_only += requests(client) - r0;
-    let per_page = sample
-        .as_ref()
-        .map_or(0.0, |s| s.secs_per_request + s.local_secs_per_page);
-    let cpu = sample.as_ref().map_or(0.0, |s| s.cpu_secs_per_page);
-    let cores = sample.as_ref().map_or(1, |s| s.cores);
-    let conc = cfg.jira.concurrency.max(1);
-    let paging = |pages: u64, longest: u64| {
-        Timing {
-            per_page,
-            cpu_per_page: cpu,
-            concurrency: conc,
-            cores,
-        }
-        .secs(pages, longest)
-    };
+    Ok((sample, effective))
+}
 
+/// Paging phase: every scope's slices with their pages at the effective
+/// page size, and its duration; with the total pages, the longest slice's
+/// pages and the planning requests of all scopes.
+fn paged_scopes(
+    works: Vec<Work>,
+    effective: u32,
+    timing: &Timing,
+    tz: chrono_tz::Tz,
+) -> (Vec<ScopePlan>, u64, u64, u64) {
     let mut total_pages = 0u64;
     let mut longest = 0u64;
     let mut scopes_out = Vec::new();
@@ -598,36 +702,19 @@ pub async fn build(
             sp.slices.push(SlicePlan {
                 id: s.id,
                 window: window(&s.ranges),
-                jql: search_jql(&w.base, &s.query_ranges(), s.order, me.tz),
+                jql: search_jql(&w.base, &s.query_ranges(), s.order, tz),
                 issues: n.saturating_sub(if s.last.is_some() { s.start_at } else { 0 }),
                 pages,
             });
         }
         sp.page_requests = sp.slices.iter().map(|s| s.pages).sum();
-        sp.duration_secs = w.planning_secs + paging(sp.page_requests, scope_longest);
+        sp.duration_secs = w.planning_secs + timing.secs(sp.page_requests, scope_longest);
         total_pages += sp.page_requests;
         longest = longest.max(scope_longest);
         planning_requests += sp.planning_requests;
         scopes_out.push(sp);
     }
-    let setup = 2 + u64::from(any_catalog);
-    let duration = planning_total + paging(total_pages, longest);
-    Ok(Plan {
-        user: me.name,
-        time_zone: me.tz.to_string(),
-        server_version: info.version,
-        checkpoints: checkpoint_note,
-        concurrency: cfg.jira.concurrency,
-        page_size: cfg.jira.page_size,
-        effective_page_size: effective,
-        scopes: scopes_out,
-        setup_requests: setup,
-        requests: setup + planning_requests + total_pages,
-        sample,
-        planning_secs: planning_total,
-        duration_secs: duration,
-        plan_only_requests: plan_only,
-    })
+    (scopes_out, total_pages, longest, planning_requests)
 }
 
 /// How long paging takes, from the sample.
@@ -727,56 +814,69 @@ pub fn text(p: &Plan) -> String {
     );
     let _ = writeln!(s, "checkpoints: {}", p.checkpoints);
     for sc in &p.scopes {
-        let _ = writeln!(s);
-        let _ = writeln!(
-            s,
-            "scope {}: {} from {} — {}",
-            sc.scope,
-            sc.mode,
-            sc.from.to_rfc3339(),
-            sc.reason
-        );
-        let _ = writeln!(s, "  JQL: {}", sc.jql);
-        let _ = writeln!(
-            s,
-            "  matches: {} issue{}",
-            sc.issues,
-            if sc.issues == 1 { "" } else { "s" }
-        );
-        let _ = writeln!(
-            s,
-            "  slices: {}{}",
-            sc.slices.len(),
-            if sc.resumes.is_some() {
-                " unfinished"
-            } else {
-                ""
-            }
-        );
-        for sl in sc.slices.iter().take(TEXT_SLICES) {
-            let _ = writeln!(
-                s,
-                "    #{:<3} {:>7} issues {:>5} pages  {}",
-                sl.id, sl.issues, sl.pages, sl.window
-            );
-        }
-        if sc.slices.len() > TEXT_SLICES {
-            let _ = writeln!(
-                s,
-                "    … {} more (--format json lists every slice)",
-                sc.slices.len() - TEXT_SLICES
-            );
-        }
-        let _ = writeln!(
-            s,
-            "  requests: {} ({} to plan, {} pages); about {} alone",
-            sc.planning_requests + sc.page_requests,
-            sc.planning_requests,
-            sc.page_requests,
-            human_secs(sc.duration_secs)
-        );
+        scope_text(&mut s, sc);
     }
     let _ = writeln!(s);
+    totals_text(&mut s, p);
+    s
+}
+
+/// Scope section of the text: mode and reason, JQL, matches, slices, requests.
+fn scope_text(s: &mut String, sc: &ScopePlan) {
+    use std::fmt::Write as _;
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "scope {}: {} from {} — {}",
+        sc.scope,
+        sc.mode,
+        sc.from.to_rfc3339(),
+        sc.reason
+    );
+    let _ = writeln!(s, "  JQL: {}", sc.jql);
+    let _ = writeln!(
+        s,
+        "  matches: {} issue{}",
+        sc.issues,
+        if sc.issues == 1 { "" } else { "s" }
+    );
+    let _ = writeln!(
+        s,
+        "  slices: {}{}",
+        sc.slices.len(),
+        if sc.resumes.is_some() {
+            " unfinished"
+        } else {
+            ""
+        }
+    );
+    for sl in sc.slices.iter().take(TEXT_SLICES) {
+        let _ = writeln!(
+            s,
+            "    #{:<3} {:>7} issues {:>5} pages  {}",
+            sl.id, sl.issues, sl.pages, sl.window
+        );
+    }
+    if sc.slices.len() > TEXT_SLICES {
+        let _ = writeln!(
+            s,
+            "    … {} more (--format json lists every slice)",
+            sc.slices.len() - TEXT_SLICES
+        );
+    }
+    let _ = writeln!(
+        s,
+        "  requests: {} ({} to plan, {} pages); about {} alone",
+        sc.planning_requests + sc.page_requests,
+        sc.planning_requests,
+        sc.page_requests,
+        human_secs(sc.duration_secs)
+    );
+}
+
+/// Closing section of the text: the sample, the CPU time per page, the totals.
+fn totals_text(s: &mut String, p: &Plan) {
+    use std::fmt::Write as _;
     match &p.sample {
         Some(x) => {
             let _ = writeln!(
@@ -816,7 +916,6 @@ pub fn text(p: &Plan) -> String {
         human_secs(p.duration_secs),
         p.concurrency
     );
-    s
 }
 
 /// `pipeline plan`.

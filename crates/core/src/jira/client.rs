@@ -169,7 +169,39 @@ impl JiraClient {
 
     /// One attempt: wait for a slot and the limiter, send, read the whole body.
     async fn attempt(&self, req: &Req) -> std::result::Result<Response, Failure> {
-        let _permit = self
+        let _permit = self.wait_turn().await?;
+        let endpoint = endpoint_label(&req.path);
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let rb = self.request_builder(req)?;
+        let resp = match rb.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                crate::metrics::inc(
+                    "jira_pipeline_requests",
+                    &[("endpoint", endpoint), ("status", "error")],
+                );
+                return Err(transport(e));
+            }
+        };
+        let status = resp.status().as_u16();
+        crate::metrics::inc(
+            "jira_pipeline_requests",
+            &[("endpoint", endpoint), ("status", &status.to_string())],
+        );
+        let headers = resp.headers().clone();
+        self.limiter.observe(&headers);
+        let body = resp.bytes().await.map_err(transport)?;
+        self.stats
+            .body_bytes
+            .fetch_add(body.len() as u64, Ordering::Relaxed);
+        crate::metrics::add("jira_pipeline_response_bytes", &[], body.len() as f64);
+        outcome(status, headers, body)
+    }
+
+    /// Waiting phase of an attempt: a slot among the requests in flight
+    /// (held until the permit is dropped), then the limiter's turn.
+    async fn wait_turn(&self) -> std::result::Result<tokio::sync::SemaphorePermit<'_>, Failure> {
+        let permit = self
             .permits
             .acquire()
             .await
@@ -189,8 +221,12 @@ impl JiraClient {
                 waited.as_secs_f64(),
             );
         }
-        let endpoint = endpoint_label(&req.path);
-        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        Ok(permit)
+    }
+
+    /// Building phase of an attempt: logs the request and builds it (method,
+    /// URL, auth and accept headers, query, JSON body).
+    fn request_builder(&self, req: &Req) -> std::result::Result<reqwest::RequestBuilder, Failure> {
         match (&req.jql, req.page) {
             (Some(jql), Some((start_at, max_results))) => {
                 tracing::debug!(request = %req.what(), jql = %jql, start_at, max_results, "sending");
@@ -217,63 +253,7 @@ impl JiraClient {
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(body);
         }
-        let resp = match rb.send().await {
-            Ok(r) => r,
-            Err(e) => {
-                crate::metrics::inc(
-                    "jira_pipeline_requests",
-                    &[("endpoint", endpoint), ("status", "error")],
-                );
-                return Err(transport(e));
-            }
-        };
-        let status = resp.status().as_u16();
-        crate::metrics::inc(
-            "jira_pipeline_requests",
-            &[("endpoint", endpoint), ("status", &status.to_string())],
-        );
-        let headers = resp.headers().clone();
-        self.limiter.observe(&headers);
-        let body = resp.bytes().await.map_err(transport)?;
-        self.stats
-            .body_bytes
-            .fetch_add(body.len() as u64, Ordering::Relaxed);
-        crate::metrics::add("jira_pipeline_response_bytes", &[], body.len() as f64);
-        if (200..300).contains(&status) {
-            if headers
-                .get("x-ausername")
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|u| u.eq_ignore_ascii_case("anonymous"))
-            {
-                return Err(Failure::Anonymous {
-                    detail: "X-AUSERNAME: anonymous".into(),
-                });
-            }
-            return Ok(Response {
-                status,
-                body,
-                headers,
-                fetched_at: Utc::now(),
-            });
-        }
-        let retry_after = headers
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
-        let header_says_captcha = headers
-            .get("x-authentication-denied-reason")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.to_ascii_uppercase().contains("CAPTCHA"));
-        let body_says_captcha = String::from_utf8_lossy(&body[..body.len().min(4096)])
-            .to_ascii_uppercase()
-            .contains("CAPTCHA_CHALLENGE");
-        Err(Failure::Http {
-            status,
-            retry_after,
-            messages: jira_messages(&body),
-            snippet: snippet(&body, 200),
-            captcha: header_says_captcha || (status == 403 && body_says_captcha),
-        })
+        Ok(rb)
     }
 
     /// Runs `req` with retries; `check` turns a 2xx response into a value or
@@ -369,6 +349,46 @@ impl JiraClient {
             tokio::time::sleep((until - now).min(Duration::from_millis(200))).await;
         }
     }
+}
+
+/// Outcome phase of an attempt: a 2xx answer is the response (unless Jira
+/// answered anonymously), anything else the failure it describes.
+fn outcome(status: u16, headers: HeaderMap, body: Bytes) -> std::result::Result<Response, Failure> {
+    if (200..300).contains(&status) {
+        if headers
+            .get("x-ausername")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|u| u.eq_ignore_ascii_case("anonymous"))
+        {
+            return Err(Failure::Anonymous {
+                detail: "X-AUSERNAME: anonymous".into(),
+            });
+        }
+        return Ok(Response {
+            status,
+            body,
+            headers,
+            fetched_at: Utc::now(),
+        });
+    }
+    let retry_after = headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_retry_after);
+    let header_says_captcha = headers
+        .get("x-authentication-denied-reason")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_uppercase().contains("CAPTCHA"));
+    let body_says_captcha = String::from_utf8_lossy(&body[..body.len().min(4096)])
+        .to_ascii_uppercase()
+        .contains("CAPTCHA_CHALLENGE");
+    Err(Failure::Http {
+        status,
+        retry_after,
+        messages: jira_messages(&body),
+        snippet: snippet(&body, 200),
+        captcha: header_says_captcha || (status == 403 && body_says_captcha),
+    })
 }
 
 fn transport(e: reqwest::Error) -> Failure {

@@ -105,23 +105,7 @@ pub fn transform_page_with(
             out.counts[T_FIELD] = catalog.write_field_rows(&mut out.bufs[T_FIELD]);
         }
         PageKind::Search => {
-            let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
-            match first {
-                None => return Err(bad("the page body is empty (expected a search response)")),
-                Some(b'<') => {
-                    return Err(bad(format!(
-                        "the page holds an HTML page, not JSON (starts with {:?}); Jira or a proxy answered with an error page",
-                        preview(body)
-                    )));
-                }
-                Some(b'{') => {}
-                Some(_) => {
-                    return Err(bad(format!(
-                        "the page body is not a JSON object (starts with {:?})",
-                        preview(body)
-                    )));
-                }
-            }
+            check_json_object(body)?;
             out.reserve_for(body.len());
             let head = preview(body);
             with_tape(body, |tape| {
@@ -143,35 +127,65 @@ pub fn transform_page_with(
     }
     let (data, counts) = out.into_data();
     Ok(Batch {
-        meta: BatchMeta {
-            format: BATCH_FORMAT,
-            scope: meta.scope.clone(),
-            page: meta.page_name(),
-            run_id: meta.run_id.clone(),
-            kind: meta.kind,
-            issues,
-            tables: counts
-                .into_iter()
-                .map(|(t, rows)| TableCount {
-                    table: t.to_string(),
-                    rows,
-                })
-                .collect(),
-            checkpoint: if meta.kind == PageKind::End {
-                meta.checkpoint
-            } else {
-                None
-            },
-            pages_in_run: if meta.kind == PageKind::End {
-                meta.pages_in_run
-            } else {
-                None
-            },
-            quarantined,
-            source_bytes,
-        },
+        meta: batch_meta(meta, counts, issues, quarantined, source_bytes),
         data,
     })
+}
+
+/// Body check: rejects a search page whose body cannot be a JSON object
+/// (empty, an HTML error page, anything else), before parsing it.
+fn check_json_object(body: &[u8]) -> std::result::Result<(), BadPage> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
+    match first {
+        None => Err(bad("the page body is empty (expected a search response)")),
+        Some(b'<') => Err(bad(format!(
+            "the page holds an HTML page, not JSON (starts with {:?}); Jira or a proxy answered with an error page",
+            preview(body)
+        ))),
+        Some(b'{') => Ok(()),
+        Some(_) => Err(bad(format!(
+            "the page body is not a JSON object (starts with {:?})",
+            preview(body)
+        ))),
+    }
+}
+
+/// Batch assembly: the batch's metadata from the page's, the issues and
+/// quarantined issues found, and the row count of every table.
+fn batch_meta(
+    meta: &PageMeta,
+    counts: Vec<(&'static str, u64)>,
+    issues: Vec<crate::batch::IssueVersion>,
+    quarantined: Vec<crate::batch::QuarantinedIssue>,
+    source_bytes: u64,
+) -> BatchMeta {
+    BatchMeta {
+        format: BATCH_FORMAT,
+        scope: meta.scope.clone(),
+        page: meta.page_name(),
+        run_id: meta.run_id.clone(),
+        kind: meta.kind,
+        issues,
+        tables: counts
+            .into_iter()
+            .map(|(t, rows)| TableCount {
+                table: t.to_string(),
+                rows,
+            })
+            .collect(),
+        checkpoint: if meta.kind == PageKind::End {
+            meta.checkpoint
+        } else {
+            None
+        },
+        pages_in_run: if meta.kind == PageKind::End {
+            meta.pages_in_run
+        } else {
+            None
+        },
+        quarantined,
+        source_bytes,
+    }
 }
 
 /// Rows of every issue of a parsed search response.
