@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use jira_pipeline_core::config::{Config, RawConfig, Secret};
 use jira_pipeline_core::error::{Error, ExitCode};
-use jira_pipeline_core::extract::progress::Display;
 use jira_pipeline_core::extract::{ExtractOptions, ExtractReport, extract_blocking};
 use jira_pipeline_core::jira::jql::parse_jira_time;
+use jira_pipeline_core::progress::Display;
 use jira_pipeline_core::staging::{PageKind, Staging, read_page};
 use jira_sim::{Fault, FaultConfig, IssueUpdate, SimConfig, SimHandle, Simulator};
 

@@ -129,7 +129,7 @@ pub fn exec(args: &BenchE2eOptions) -> Result<ExitCode> {
             &token,
             &Default::default(),
             jira_pipeline_core::extract::ExtractOptions {
-                display: jira_pipeline_core::extract::progress::Display::Off,
+                display: jira_pipeline_core::progress::Display::Off,
                 ..Default::default()
             },
         )?;

@@ -175,7 +175,7 @@ pub fn run(session: &Session, opts: &RunOptions) -> Result<RunSummary> {
         chrono::Utc::now().timestamp() as f64,
     );
     let progress = Arc::new(RunProgress::default());
-    let reporter = Reporter::start(progress.clone(), opts.quiet, Duration::from_secs(5));
+    let reporter = Reporter::start(progress.lines(), opts.quiet, Duration::from_secs(5));
     let metrics_writer = opts
         .metrics_file
         .clone()
@@ -199,7 +199,7 @@ pub fn run(session: &Session, opts: &RunOptions) -> Result<RunSummary> {
                 full: opts.full,
                 sink: Some(page_tx),
                 stop: session.stop().flag(),
-                display: extract::progress::Display::Off,
+                display: crate::progress::Display::Off,
             },
         ))
         .and_then(|r| r);

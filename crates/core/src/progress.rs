@@ -1,6 +1,9 @@
-//! Progress of a whole run: one line per stage (pages, issues, rows, rate, ETA)
-//! on a TTY, periodic log lines otherwise. Stages only bump atomic counters;
-//! a reporter thread draws them, so the hot paths never wait on the terminal.
+//! Progress, the one system every command uses: named [`StageCounters`]
+//! (pages, issues, rows, bytes, expected issues, busy time) drawn as one line
+//! each (a line per stage for `run`, a line per scope for `run --stage
+//! extract`) on a TTY, or logged every few seconds otherwise. Stages only
+//! bump atomic counters; a reporter thread draws them, so the hot paths never
+//! wait on the terminal.
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -55,18 +58,43 @@ impl StageCounters {
         } else {
             String::new()
         };
-        format!(
-            "{name:<9} {pages} pages, {issues}{of} issues, {rows} rows, {rate:.0} issues/s{eta}"
-        )
+        let rows = if rows > 0 {
+            format!(", {rows} rows")
+        } else {
+            String::new()
+        };
+        format!("{name:<9} {pages} pages, {issues}{of} issues{rows}, {rate:.0} issues/s{eta}")
     }
 }
 
 /// Counters of the three stages.
 #[derive(Debug, Default)]
 pub struct RunProgress {
-    pub extract: StageCounters,
-    pub transform: StageCounters,
-    pub load: StageCounters,
+    pub extract: Arc<StageCounters>,
+    pub transform: Arc<StageCounters>,
+    pub load: Arc<StageCounters>,
+}
+
+impl RunProgress {
+    /// The three stages as named lines for the [`Reporter`].
+    pub fn lines(&self) -> Vec<(String, Arc<StageCounters>)> {
+        vec![
+            ("extract".into(), self.extract.clone()),
+            ("transform".into(), self.transform.clone()),
+            ("load".into(), self.load.clone()),
+        ]
+    }
+}
+
+/// How to show progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Display {
+    /// Lines redrawn in place when stderr is a terminal, log lines otherwise.
+    Auto,
+    /// Log lines only.
+    Log,
+    /// Nothing.
+    Off,
 }
 
 fn fmt_duration(d: Duration) -> String {
@@ -87,56 +115,82 @@ pub struct Reporter {
 }
 
 impl Reporter {
-    /// Starts drawing `p`: bars on a TTY (unless `quiet`), log lines every
-    /// `log_every` otherwise.
-    pub fn start(p: Arc<RunProgress>, quiet: bool, log_every: Duration) -> Reporter {
+    /// Starts drawing `lines` (name, counters): lines redrawn in place on a
+    /// TTY (unless `quiet`), log lines every `log_every` otherwise.
+    pub fn start(
+        lines: Vec<(String, Arc<StageCounters>)>,
+        quiet: bool,
+        log_every: Duration,
+    ) -> Reporter {
         let done = Arc::new(AtomicBool::new(false));
         let d = done.clone();
         let tty = std::io::stderr().is_terminal() && !quiet;
         let handle = std::thread::Builder::new()
             .name("progress".into())
             .spawn(move || {
-                let start = Instant::now();
                 if tty {
-                    let mp = indicatif::MultiProgress::new();
-                    let style = indicatif::ProgressStyle::with_template("{spinner} {msg}")
-                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
-                    let bars: Vec<_> = (0..3)
-                        .map(|_| {
-                            let b = mp.add(indicatif::ProgressBar::new_spinner());
-                            b.set_style(style.clone());
-                            b
-                        })
-                        .collect();
-                    while !d.load(Ordering::Relaxed) {
-                        let e = start.elapsed();
-                        bars[0].set_message(p.extract.line("extract", e));
-                        bars[1].set_message(p.transform.line("transform", e));
-                        bars[2].set_message(p.load.line("load", e));
-                        for b in &bars {
-                            b.tick();
-                        }
-                        std::thread::sleep(Duration::from_millis(200));
-                    }
-                    for b in &bars {
-                        b.finish_and_clear();
-                    }
+                    draw(&lines, &d);
                 } else {
-                    let mut last = Instant::now();
-                    while !d.load(Ordering::Relaxed) {
-                        std::thread::sleep(Duration::from_millis(100));
-                        if last.elapsed() >= log_every {
-                            last = Instant::now();
-                            let e = start.elapsed();
-                            tracing::info!("{}", p.extract.line("extract", e));
-                            tracing::info!("{}", p.transform.line("transform", e));
-                            tracing::info!("{}", p.load.line("load", e));
-                        }
-                    }
+                    log(&lines, &d, log_every);
                 }
             })
             .ok();
         Reporter { done, handle }
+    }
+
+    /// [`Reporter::start`] as `display` asks (`None` for [`Display::Off`]).
+    pub fn for_display(
+        lines: Vec<(String, Arc<StageCounters>)>,
+        display: Display,
+    ) -> Option<Reporter> {
+        match display {
+            Display::Off => None,
+            Display::Auto => Some(Reporter::start(lines, false, Duration::from_secs(5))),
+            Display::Log => Some(Reporter::start(lines, true, Duration::from_secs(5))),
+        }
+    }
+}
+
+/// Redraws one spinner line per counter until `done`.
+fn draw(lines: &[(String, Arc<StageCounters>)], done: &AtomicBool) {
+    let start = Instant::now();
+    let mp = indicatif::MultiProgress::new();
+    let style = indicatif::ProgressStyle::with_template("{spinner} {msg}")
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
+    let bars: Vec<_> = lines
+        .iter()
+        .map(|_| {
+            let b = mp.add(indicatif::ProgressBar::new_spinner());
+            b.set_style(style.clone());
+            b
+        })
+        .collect();
+    while !done.load(Ordering::Relaxed) {
+        let e = start.elapsed();
+        for ((name, c), b) in lines.iter().zip(&bars) {
+            b.set_message(c.line(name, e));
+            b.tick();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for b in &bars {
+        b.finish_and_clear();
+    }
+}
+
+/// Logs one line per counter every `every` until `done`.
+fn log(lines: &[(String, Arc<StageCounters>)], done: &AtomicBool, every: Duration) {
+    let start = Instant::now();
+    let mut last = Instant::now();
+    while !done.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+        if last.elapsed() >= every {
+            last = Instant::now();
+            let e = start.elapsed();
+            for (name, c) in lines {
+                tracing::info!("{}", c.line(name, e));
+            }
+        }
     }
 }
 

@@ -28,7 +28,6 @@
 //! which takes the loaded checkpoints as input (no database) and can hand
 //! every staged page to the next stage over a bounded channel.
 
-pub mod progress;
 pub mod scope;
 pub mod state;
 
@@ -44,9 +43,9 @@ use crate::db::Ident;
 use crate::error::{Error, ExitCode, Result};
 use crate::jira::JiraClient;
 use crate::jira::jql::scope_clause;
+use crate::progress::{Display, Reporter, StageCounters};
 use crate::session::{Report, RunOptions, Session};
 use crate::staging::{PageKind, PageRef, Staging, read_page};
-use progress::{Display, ScopeProgress};
 use state::{Mode, RunState, StateStore, load, state_path};
 
 /// How an extraction runs.
@@ -307,7 +306,7 @@ pub async fn extract(
             domain_start: cfg.sync.backfill_start,
             store,
             sink: opts.sink.clone(),
-            progress: ScopeProgress::new(&sc.name),
+            progress: Arc::new(StageCounters::default()),
         }));
     }
 
@@ -335,11 +334,11 @@ pub async fn extract(
         }
     }
 
-    let finished = Arc::new(AtomicBool::new(false));
-    let reporter = progress::spawn_reporter(
-        ctxs.iter().map(|c| c.progress.clone()).collect(),
+    let reporter = Reporter::for_display(
+        ctxs.iter()
+            .map(|c| (c.scope.clone(), c.progress.clone()))
+            .collect(),
         opts.display,
-        finished.clone(),
     );
     let catch_up = CatchUp {
         started,
@@ -352,10 +351,7 @@ pub async fn extract(
             .map(|c| run_scope_caught_up(c.clone(), &catch_up)),
     )
     .await;
-    finished.store(true, Ordering::Relaxed);
-    if let Some(h) = reporter {
-        let _ = h.join();
-    }
+    drop(reporter);
 
     let mut report = ExtractReport {
         user: me.name.clone(),
@@ -445,7 +441,6 @@ async fn run_scope_caught_up(
     tokio::task::spawn_blocking(move || s2.update(|_| ()))
         .await
         .map_err(|e| Error::Other(e.to_string()))??;
-    ctx.progress.done.store(false, Ordering::Relaxed);
     let next = Arc::new(scope::ScopeCtx {
         client: ctx.client.clone(),
         staging: ctx.staging.clone(),
@@ -480,7 +475,7 @@ async fn run_scope(ctx: Arc<scope::ScopeCtx>) -> Result<RunState> {
         scope::plan_run(&ctx).await?;
     } else {
         let st = ctx.store.snapshot();
-        ctx.progress.expected.store(
+        ctx.progress.expected_issues.store(
             st.slices.iter().map(|s| s.estimate).sum(),
             Ordering::Relaxed,
         );

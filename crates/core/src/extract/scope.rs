@@ -13,7 +13,6 @@ use crossbeam_channel::Sender;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use super::progress::ScopeProgress;
 use super::state::{
     Mode, RunState, SEARCH_WINDOW, SliceState, StateStore, Step, WindowStep, advance, window_step,
 };
@@ -22,6 +21,7 @@ use crate::jira::api::check_search;
 use crate::jira::client::Response;
 use crate::jira::jql::{DateField, Range, count_jql, floor_minute, search_jql};
 use crate::jira::{JiraClient, SearchPage};
+use crate::progress::StageCounters;
 use crate::staging::{PageKind, PageMeta, PageRef, Staging, read_page};
 
 /// Everything a scope's slices share.
@@ -37,7 +37,7 @@ pub struct ScopeCtx {
     pub domain_start: DateTime<Utc>,
     pub store: Arc<StateStore>,
     pub sink: Option<Sender<PageRef>>,
-    pub progress: Arc<ScopeProgress>,
+    pub progress: Arc<StageCounters>,
 }
 
 impl ScopeCtx {
@@ -286,7 +286,9 @@ pub async fn plan_run(ctx: &ScopeCtx) -> Result<()> {
         })
     })
     .await??;
-    ctx.progress.expected.store(expected, Ordering::Relaxed);
+    ctx.progress
+        .expected_issues
+        .store(expected, Ordering::Relaxed);
     tracing::info!(scope = %ctx.scope, slices = n, expected, "planned");
     Ok(())
 }
@@ -713,7 +715,7 @@ fn stage_and_record(
         }
     })?;
     if stage {
-        ctx.progress.add_page(n, page.body.len() as u64);
+        ctx.progress.add(1, n, 0, page.body.len() as u64);
     }
     // The page is staged and recorded: free its body before waiting for room
     // in the channel, which can take long when load is the slowest stage.
@@ -823,7 +825,9 @@ async fn drain_crowded_minute(
         })
     })
     .await??;
-    ctx.progress.expected.fetch_add(count, Ordering::Relaxed);
+    ctx.progress
+        .expected_issues
+        .fetch_add(count, Ordering::Relaxed);
     for i in new_ids {
         let _ = spawn.send(i);
     }
@@ -870,7 +874,6 @@ pub async fn finish_run(ctx: &ScopeCtx) -> Result<RunState> {
             page: name,
         },
     )?;
-    ctx.progress.done.store(true, Ordering::Relaxed);
     Ok(st)
 }
 

@@ -24,7 +24,6 @@ use serde::Serialize;
 
 use crate::config::{Config, Scope};
 use crate::error::{Error, ExitCode, Result};
-use crate::extract::progress::ScopeProgress;
 use crate::extract::read_checkpoints;
 use crate::extract::scope::{ScopeCtx, plan_slices};
 use crate::extract::state::{Mode, RunState, SliceState, StateStore, advance};
@@ -32,6 +31,7 @@ use crate::jira::api::check_search;
 use crate::jira::client::Response;
 use crate::jira::jql::{DateField, Range, floor_minute, scope_clause, search_jql};
 use crate::jira::{IssueHead, JiraClient};
+use crate::progress::StageCounters;
 use crate::session::Session;
 use crate::staging::Staging;
 
@@ -470,7 +470,7 @@ async fn plan_scope(
         // Never written: plan_slices only reads the state.
         store: Arc::new(StateStore::new(PathBuf::new(), st.clone())),
         sink: None,
-        progress: ScopeProgress::new(&sc.name),
+        progress: Arc::new(StageCounters::default()),
     };
     let t0 = Instant::now();
     let r0 = requests(client);
