@@ -9,18 +9,24 @@
 //! dataset keeps one 32-byte [`Core`] (created, updated, project, key number,
 //! type, status, deleted); everything else is recomputed from the seed, except
 //! what mutations changed (kept in a sparse override map).
+//!
+//! This module does not depend on `render` (the dependency runs the other
+//! way): it draws from [`crate::rng`], formats timestamps with the shared
+//! `json` writers and owns the pre-rendered `frags` it is built with; the JSON
+//! of an [`Issue`] (including [`Issue::custom_values`]) is written by `render`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use chrono::{NaiveDate, TimeZone};
+use chrono::NaiveDate;
 use chrono_tz::Tz;
 
 use super::catalog::*;
+pub use super::catalog::{END_MS, START_MS};
+use super::frags::Frags;
+// `faults` draws from `data::mix`; the generator itself lives in `rng`.
+use super::rng::Rng;
+pub(crate) use super::rng::mix;
 
-/// 2023-01-01T00:00:00Z in epoch milliseconds: the earliest generated `created`.
-pub const START_MS: i64 = 1_672_531_200_000;
-/// 2025-12-31T23:59:59.999Z: the latest generated `created`/`updated`.
-pub const END_MS: i64 = 1_767_225_599_999;
 /// First issue id.
 pub const ID_BASE: u64 = 10000;
 /// First project id.
@@ -30,47 +36,6 @@ const HIST_PER_ISSUE: u64 = 64;
 const LINK_BASE: u64 = 10000;
 /// How far back (in issue indexes) a generated link may point.
 const LINK_REACH: u32 = 40;
-const DAY_MS: i64 = 86_400_000;
-
-/// splitmix64 finaliser.
-#[inline]
-pub(crate) fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// A tiny deterministic generator: one independent stream per (seed, issue, aspect).
-#[derive(Clone)]
-pub(crate) struct Rng(u64);
-
-impl Rng {
-    pub(crate) fn new(seed: u64, idx: u32, stream: u64) -> Rng {
-        Rng(mix(seed ^ mix((idx as u64) << 8 | stream)))
-    }
-    #[inline]
-    pub(crate) fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        mix(self.0)
-    }
-    /// Uniform in `0..n` (`n > 0`).
-    #[inline]
-    pub(crate) fn below(&mut self, n: u64) -> u64 {
-        if n == 0 {
-            return 0;
-        }
-        ((self.next() as u128 * n as u128) >> 64) as u64
-    }
-    /// True with probability `per_mille / 1000`.
-    #[inline]
-    pub(crate) fn chance(&mut self, per_mille: u64) -> bool {
-        self.below(1000) < per_mille
-    }
-    fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
-        &xs[self.below(xs.len() as u64) as usize]
-    }
-}
 
 /// A project with its components and versions.
 #[derive(Debug, Clone)]
@@ -223,19 +188,6 @@ impl Issue {
     pub fn assignee_name(&self) -> Option<&'static str> {
         self.assignee.map(|u| USERS[u].name)
     }
-    /// The custom field values as `(field id, value)`; the value is the JSON
-    /// Jira renders in `fields`.
-    pub fn custom_values(&self, ds: &Dataset) -> Vec<(String, serde_json::Value)> {
-        self.custom
-            .iter()
-            .map(|(cf, v)| {
-                let mut out = Vec::new();
-                super::render::write_cf_value(ds, &mut out, v);
-                let value = serde_json::from_slice(&out).unwrap_or(serde_json::Value::Null);
-                (CUSTOM_FIELDS[*cf].id(), value)
-            })
-            .collect()
-    }
 }
 
 /// A deliberately broken rendering of one issue, for quarantine tests.
@@ -296,7 +248,7 @@ pub struct Dataset {
     /// Issues rendered with a broken field.
     pub(crate) poisoned: HashMap<u32, Poison>,
     /// Pre-rendered constant JSON under `base_url`.
-    pub(crate) frags: std::sync::Arc<super::render::Frags>,
+    pub(crate) frags: std::sync::Arc<Frags>,
 }
 
 impl Dataset {
@@ -357,7 +309,7 @@ impl Dataset {
             next_link_id: LINK_BASE + n64 * 2 + 1000,
             generation: 0,
             poisoned: HashMap::new(),
-            frags: std::sync::Arc::new(super::render::Frags::new(
+            frags: std::sync::Arc::new(Frags::new(
                 base_url.trim_end_matches('/'),
                 server_tz,
                 p as usize,
@@ -709,7 +661,7 @@ impl Dataset {
 /// `2024-03-10T01:59:59.123-0500` in `tz`.
 pub fn format_ts(tz: Tz, ms: i64) -> String {
     let mut out = Vec::with_capacity(28);
-    super::render::write_ts(&mut out, tz, ms);
+    super::json::write_ts(&mut out, tz, ms);
     String::from_utf8(out).unwrap_or_default()
 }
 
@@ -768,7 +720,7 @@ fn base_parent(seed: u64, n: u32, p: u32, i: u32) -> Option<u32> {
     }
     let _ = n;
     let mut r = Rng::new(seed, i, 6);
-    r.next();
+    r.next_u64();
     let d = 1 + r.below(3) as u32;
     let parent = (i as u64).checked_sub((p * d) as u64)? as u32;
     let pt = raw_type(seed, parent);
@@ -1238,46 +1190,10 @@ fn base_custom(ds: &Dataset, idx: u32, base: &Core) -> Vec<(usize, CfValue)> {
     v
 }
 
-/// Sprint `id` as the legacy GreenHopper string Jira DC returns.
-pub(crate) fn sprint_string(tz: Tz, id: u32) -> String {
-    let s = (id % 1000).saturating_sub(1) as i64;
-    let start = START_MS + s * 14 * DAY_MS + 9 * 3_600_000;
-    let end = start + 14 * DAY_MS;
-    let state = if end < END_MS - 30 * DAY_MS {
-        "CLOSED"
-    } else {
-        "ACTIVE"
-    };
-    let fmt = |ms: i64| {
-        tz.timestamp_millis_opt(ms)
-            .single()
-            .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3f%:z").to_string())
-            .unwrap_or_default()
-    };
-    let goal = if id.is_multiple_of(3) {
-        "Ship it, then [rest]"
-    } else {
-        ""
-    };
-    let complete = if state == "CLOSED" {
-        fmt(end)
-    } else {
-        "<null>".to_string()
-    };
-    format!(
-        "com.atlassian.greenhopper.service.sprint.Sprint@{:x}[id={id},rapidViewId={},state={state},name=Sprint {},startDate={},endDate={},completeDate={complete},activatedDate={},sequence={id},goal={goal},autoStartStop=false,synced=false]",
-        mix(id as u64) as u32,
-        1 + id / 1000,
-        s + 1,
-        fmt(start),
-        fmt(end),
-        fmt(start),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeZone;
 
     fn keys(n: usize) -> Vec<String> {
         project_keys(n)
