@@ -222,6 +222,65 @@ pub(crate) struct Override {
     pub histories: Vec<History>,
 }
 
+impl Override {
+    /// Lays these changes over the generated `issue` (histories appended).
+    fn apply(&self, issue: &mut Issue) {
+        if let Some(s) = &self.summary {
+            issue.summary = s.clone();
+        }
+        if let Some(d) = &self.description {
+            issue.description = d.clone();
+        }
+        if let Some(l) = &self.labels {
+            issue.labels = l.clone();
+        }
+        if let Some(p) = self.priority {
+            issue.priority = p;
+        }
+        if let Some(a) = self.assignee {
+            issue.assignee = a;
+        }
+        if let Some(r) = self.resolution {
+            issue.resolution = r;
+        }
+        if let Some(r) = self.resolved {
+            issue.resolved_ms = r;
+        }
+        for (k, v) in &self.custom {
+            issue.custom.retain(|(f, _)| f != k);
+            if let Some(v) = v {
+                issue.custom.push((*k, v.clone()));
+            }
+        }
+        issue.custom.sort_by_key(|(k, _)| *k);
+        issue.histories.extend(self.histories.iter().cloned());
+    }
+}
+
+/// What [`Dataset::issue`] draws from an issue's stream 8.
+struct BaseAttrs {
+    priority: Option<usize>,
+    assignee: Option<usize>,
+    reporter: Option<usize>,
+    creator: Option<usize>,
+    due_date: Option<NaiveDate>,
+    components: Vec<(u64, String)>,
+    fix_versions: Vec<(u64, String)>,
+    versions: Vec<(u64, String)>,
+}
+
+/// The generated summary and description of issue `idx` (its stream 2).
+fn base_text(seed: u64, idx: u32) -> (String, Option<String>) {
+    let mut r = Rng::new(seed, idx, 2);
+    let summary = gen_summary(&mut r);
+    let description = if r.chance(100) {
+        None
+    } else {
+        Some(gen_description(&mut r, idx))
+    };
+    (summary, description)
+}
+
 /// The whole simulated instance: base parameters, per-issue cores and the
 /// sparse state left by mutations. Also the pure renderer used by benchmarks.
 #[derive(Debug, Clone)]
@@ -513,21 +572,67 @@ impl Dataset {
     /// Materialises issue `idx` as Jira holds it now (deleted issues too).
     pub fn issue(&self, idx: u32) -> Issue {
         let c = self.cores[idx as usize];
-        let ov = self.overrides.get(&idx);
         let seed = self.seed;
         let base = base_core(seed, self.n, self.projects.len() as u32, idx);
         let project = &self.projects[c.project as usize];
-        let base_project = &self.projects[base.project as usize];
+        let (base_summary, base_description) = base_text(seed, idx);
+        // Components/versions come from the issue's original project; a moved
+        // issue keeps them only if they belong to its new project (Jira clears them).
+        let a = self.base_attrs(idx, &base, c.project != base.project);
 
-        let mut r = Rng::new(seed, idx, 2);
-        let base_summary = gen_summary(&mut r);
-        let base_description = if r.chance(100) {
-            None
-        } else {
-            Some(gen_description(&mut r, idx))
+        // Base histories decide the resolution date.
+        let (histories, base_resolved, base_resolution) = base_histories(self, idx, &base);
+        let mut custom = base_custom(self, idx, &base);
+        if let Some(e) = self.base_epic(idx) {
+            custom.push((CF_EPIC_LINK, CfValue::EpicLink(e)));
+            custom.sort_by_key(|(k, _)| *k);
+        }
+
+        let mut issue = Issue {
+            index: idx,
+            id: ID_BASE + idx as u64,
+            key: format!("{}-{}", project.key, c.number),
+            project_index: c.project as usize,
+            project_key: project.key.clone(),
+            issue_type: c.itype as usize,
+            summary: base_summary,
+            description: base_description,
+            status: c.status as usize,
+            priority: a.priority,
+            resolution: base_resolution,
+            resolved_ms: base_resolved,
+            created_ms: c.created,
+            updated_ms: c.updated,
+            due_date: a.due_date,
+            assignee: a.assignee,
+            reporter: a.reporter,
+            creator: a.creator,
+            labels: base_labels(seed, idx),
+            components: a.components,
+            fix_versions: a.fix_versions,
+            versions: a.versions,
+            links: self.links_of(idx),
+            parent: self.base_parent(idx),
+            subtasks: self.subtasks_of(idx),
+            custom,
+            histories,
         };
-        let mut rp = Rng::new(seed, idx, 8);
-        let base_prio = base_priority(&mut rp);
+        if let Some(ov) = self.overrides.get(&idx) {
+            ov.apply(&mut issue);
+        }
+        // An epic link to a deleted epic renders as null: not a value.
+        issue
+            .custom
+            .retain(|(_, v)| !matches!(v, CfValue::EpicLink(e) if !self.is_live(*e)));
+        issue
+    }
+
+    /// The generated priority, people, due date, components and versions of
+    /// issue `idx` (all from its stream 8); no components or versions if it
+    /// was `moved_away` from its original project.
+    fn base_attrs(&self, idx: u32, base: &Core, moved_away: bool) -> BaseAttrs {
+        let mut rp = Rng::new(self.seed, idx, 8);
+        let priority = base_priority(&mut rp);
         let assignee = if rp.chance(200) {
             None
         } else {
@@ -543,10 +648,8 @@ impl Dataset {
             let d = (base.created + rp.below(120) as i64 * DAY_MS) / DAY_MS;
             NaiveDate::from_num_days_from_ce_opt(719_163 + d as i32).unwrap_or_default()
         });
-        // Components/versions come from the issue's original project; a moved
-        // issue keeps them only if they belong to its new project (Jira clears them).
-        let moved_away = c.project != base.project;
-        let comps: Vec<(u64, String)> = if moved_away {
+        let base_project = &self.projects[base.project as usize];
+        let components: Vec<(u64, String)> = if moved_away {
             Vec::new()
         } else {
             let k = rp.below(3);
@@ -574,81 +677,16 @@ impl Dataset {
         };
         let fix_versions = pick_versions(&mut rp, 1);
         let versions = pick_versions(&mut rp, 2);
-
-        // Base histories decide the resolution date.
-        let (mut histories, base_resolved, base_resolution) = base_histories(self, idx, &base);
-        let mut custom = base_custom(self, idx, &base);
-        if let Some(e) = self.base_epic(idx) {
-            custom.push((CF_EPIC_LINK, CfValue::EpicLink(e)));
-            custom.sort_by_key(|(k, _)| *k);
-        }
-
-        let mut issue = Issue {
-            index: idx,
-            id: ID_BASE + idx as u64,
-            key: format!("{}-{}", project.key, c.number),
-            project_index: c.project as usize,
-            project_key: project.key.clone(),
-            issue_type: c.itype as usize,
-            summary: base_summary,
-            description: base_description,
-            status: c.status as usize,
-            priority: base_prio,
-            resolution: base_resolution,
-            resolved_ms: base_resolved,
-            created_ms: c.created,
-            updated_ms: c.updated,
-            due_date,
+        BaseAttrs {
+            priority,
             assignee,
             reporter,
             creator,
-            labels: base_labels(seed, idx),
-            components: comps,
+            due_date,
+            components,
             fix_versions,
             versions,
-            links: self.links_of(idx),
-            parent: self.base_parent(idx),
-            subtasks: self.subtasks_of(idx),
-            custom,
-            histories: Vec::new(),
-        };
-        if let Some(ov) = ov {
-            if let Some(s) = &ov.summary {
-                issue.summary = s.clone();
-            }
-            if let Some(d) = &ov.description {
-                issue.description = d.clone();
-            }
-            if let Some(l) = &ov.labels {
-                issue.labels = l.clone();
-            }
-            if let Some(p) = ov.priority {
-                issue.priority = p;
-            }
-            if let Some(a) = ov.assignee {
-                issue.assignee = a;
-            }
-            if let Some(r) = ov.resolution {
-                issue.resolution = r;
-            }
-            if let Some(r) = ov.resolved {
-                issue.resolved_ms = r;
-            }
-            for (k, v) in &ov.custom {
-                issue.custom.retain(|(f, _)| f != k);
-                if let Some(v) = v {
-                    issue.custom.push((*k, v.clone()));
-                }
-            }
-            issue.custom.sort_by_key(|(k, _)| *k);
-            histories.extend(ov.histories.iter().cloned());
         }
-        // An epic link to a deleted epic renders as null: not a value.
-        issue
-            .custom
-            .retain(|(_, v)| !matches!(v, CfValue::EpicLink(e) if !self.is_live(*e)));
-        issue.histories = histories;
-        issue
     }
 
     /// Formats epoch milliseconds like Jira DC: `2024-03-10T01:59:59.123-0500`,
@@ -966,32 +1004,54 @@ fn base_histories(
     (out, resolved, resolution)
 }
 
-fn random_item(ds: &Dataset, r: &mut Rng, idx: u32) -> HistoryItem {
-    let jira = |f: &str,
-                from: Option<String>,
-                fs: Option<String>,
-                to: Option<String>,
-                ts: Option<String>| HistoryItem {
+/// A changelog item with `fieldtype` "jira".
+fn jira(
+    f: &str,
+    from: Option<String>,
+    fs: Option<String>,
+    to: Option<String>,
+    ts: Option<String>,
+) -> HistoryItem {
+    HistoryItem {
         field: f.into(),
         fieldtype: "jira",
         from,
         from_string: fs,
         to,
         to_string: ts,
-    };
-    let custom = |f: &str,
-                  from: Option<String>,
-                  fs: Option<String>,
-                  to: Option<String>,
-                  ts: Option<String>| HistoryItem {
+    }
+}
+
+/// A changelog item with `fieldtype` "custom".
+fn custom(
+    f: &str,
+    from: Option<String>,
+    fs: Option<String>,
+    to: Option<String>,
+    ts: Option<String>,
+) -> HistoryItem {
+    HistoryItem {
         field: f.into(),
         fieldtype: "custom",
         from,
         from_string: fs,
         to,
         to_string: ts,
-    };
+    }
+}
+
+/// A random changelog item of issue `idx` (one of twelve kinds, drawn from `r`).
+fn random_item(ds: &Dataset, r: &mut Rng, idx: u32) -> HistoryItem {
     match r.below(12) {
+        k @ 0..=3 => random_field_item(r, k),
+        k @ 4..=6 => random_custom_item(r, k),
+        k => random_text_or_link_item(ds, r, idx, k),
+    }
+}
+
+/// Kinds 0..=3: assignee, priority, labels, due date.
+fn random_field_item(r: &mut Rng, kind: u64) -> HistoryItem {
+    match kind {
         0 => {
             let a = r.pick(&USERS);
             let b = r.pick(&USERS);
@@ -1021,7 +1081,7 @@ fn random_item(ds: &Dataset, r: &mut Rng, idx: u32) -> HistoryItem {
             None,
             Some(format!("{} {}", r.pick(&LABELS), r.pick(&LABELS))),
         ),
-        3 => {
+        _ => {
             let d = NaiveDate::from_ymd_opt(2024, 1 + r.below(12) as u32, 1 + r.below(28) as u32)
                 .unwrap_or_default();
             jira(
@@ -1032,6 +1092,12 @@ fn random_item(ds: &Dataset, r: &mut Rng, idx: u32) -> HistoryItem {
                 Some(d.format("%Y-%m-%d 00:00:00.0").to_string()),
             )
         }
+    }
+}
+
+/// Kinds 4..=6: Story Points, Severity, Sprint.
+fn random_custom_item(r: &mut Rng, kind: u64) -> HistoryItem {
+    match kind {
         4 => {
             let a = r.below(13);
             let b = r.below(13);
@@ -1054,7 +1120,7 @@ fn random_item(ds: &Dataset, r: &mut Rng, idx: u32) -> HistoryItem {
                 Some(bv.to_string()),
             )
         }
-        6 => {
+        _ => {
             let s = 1 + r.below(30);
             custom(
                 "Sprint",
@@ -1064,6 +1130,12 @@ fn random_item(ds: &Dataset, r: &mut Rng, idx: u32) -> HistoryItem {
                 Some(format!("Sprint {s}")),
             )
         }
+    }
+}
+
+/// Kinds 7..=11: description, summary, link, fix version, component.
+fn random_text_or_link_item(ds: &Dataset, r: &mut Rng, idx: u32, kind: u64) -> HistoryItem {
+    match kind {
         7 => jira(
             "description",
             None,

@@ -613,179 +613,14 @@ pub fn write_issue(ds: &Dataset, out: &mut Vec<u8>, is: &Issue, sel: FieldSel, c
             continue;
         }
         sep(out, SYSTEM_FIELDS[f as usize].0);
-        match f {
-            F_SUMMARY => write_json_str(out, &is.summary),
-            F_ISSUETYPE => write_issuetype(ds, out, is.issue_type),
-            F_PROJECT => {
-                let p = &ds.projects[is.project_index];
-                raw(
-                    out,
-                    &format!(
-                        "{{\"self\":\"{b}/rest/api/2/project/{id}\",\"id\":\"{id}\",\"key\":\"{key}\",\"name\":",
-                        id = p.id,
-                        key = p.key
-                    ),
-                );
-                write_json_str(out, &p.name);
-                raw(
-                    out,
-                    &format!(
-                        ",\"projectTypeKey\":\"software\",\"avatarUrls\":{{\"48x48\":\"{b}/secure/projectavatar?avatarId=10324\",\"24x24\":\"{b}/secure/projectavatar?size=small&avatarId=10324\",\"16x16\":\"{b}/secure/projectavatar?size=xsmall&avatarId=10324\",\"32x32\":\"{b}/secure/projectavatar?size=medium&avatarId=10324\"}}}}"
-                    ),
-                );
-            }
-            F_STATUS => write_status(ds, out, is.status),
-            F_PRIORITY => write_priority(ds, out, is.priority),
-            F_RESOLUTION => match is.resolution {
-                Some(r) => {
-                    let r = &RESOLUTIONS[r];
-                    raw(
-                        out,
-                        &format!(
-                            "{{\"self\":\"{b}/rest/api/2/resolution/{id}\",\"id\":\"{id}\",\"description\":",
-                            id = r.id
-                        ),
-                    );
-                    write_json_str(out, r.description);
-                    raw(out, ",\"name\":");
-                    write_json_str(out, r.name);
-                    out.push(b'}');
-                }
-                None => raw(out, "null"),
-            },
-            F_RESOLUTIONDATE => match is.resolved_ms {
-                Some(ms) => ts(ds, out, ms),
-                None => raw(out, "null"),
-            },
-            F_CREATED if ds.poisoned.get(&is.index) == Some(&Poison::BadDate) => {
-                raw(out, "\"yesterday\"")
-            }
-            F_CREATED => ts(ds, out, is.created_ms),
-            F_UPDATED => ts(ds, out, is.updated_ms),
-            F_DUEDATE => match is.due_date {
-                Some(d) => raw(out, &format!("\"{}\"", d.format("%Y-%m-%d"))),
-                None => raw(out, "null"),
-            },
-            F_ASSIGNEE => opt_user(ds, out, is.assignee),
-            F_REPORTER => opt_user(ds, out, is.reporter),
-            F_CREATOR => opt_user(ds, out, is.creator),
-            F_DESCRIPTION => opt_str(out, is.description.as_deref()),
-            F_LABELS => {
-                out.push(b'[');
-                for (i, l) in is.labels.iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    write_json_str(out, l);
-                }
-                out.push(b']');
-            }
-            F_COMPONENTS => {
-                out.push(b'[');
-                for (i, (id, name)) in is.components.iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    raw(
-                        out,
-                        &format!(
-                            "{{\"self\":\"{b}/rest/api/2/component/{id}\",\"id\":\"{id}\",\"name\":"
-                        ),
-                    );
-                    write_json_str(out, name);
-                    out.push(b'}');
-                }
-                out.push(b']');
-            }
-            F_FIXVERSIONS => write_versions(ds, out, is, &is.fix_versions),
-            F_VERSIONS => write_versions(ds, out, is, &is.versions),
-            F_ISSUELINKS => {
-                out.push(b'[');
-                for (i, l) in is.links.iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    let t = &LINK_TYPES[l.link_type];
-                    raw(
-                        out,
-                        &format!(
-                            "{{\"id\":\"{id}\",\"self\":\"{b}/rest/api/2/issueLink/{id}\",\"type\":{{\"id\":\"{tid}\",\"name\":\"{tn}\",\"inward\":\"{ti}\",\"outward\":\"{to}\",\"self\":\"{b}/rest/api/2/issueLinkType/{tid}\"}},",
-                            id = l.id,
-                            tid = t.id,
-                            tn = t.name,
-                            ti = t.inward,
-                            to = t.outward
-                        ),
-                    );
-                    raw(
-                        out,
-                        if l.outward {
-                            "\"outwardIssue\":"
-                        } else {
-                            "\"inwardIssue\":"
-                        },
-                    );
-                    write_issue_stub(ds, out, l.other_index);
-                    out.push(b'}');
-                }
-                out.push(b']');
-            }
-            F_SUBTASKS => {
-                out.push(b'[');
-                for (i, s) in is.subtasks.iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    write_issue_stub(ds, out, *s);
-                }
-                out.push(b']');
-            }
-            F_PARENT => {
-                if let Some(p) = is.parent {
-                    write_issue_stub(ds, out, p);
-                }
-            }
-            F_ENVIRONMENT => {
-                if is.id % 10 == 3 {
-                    write_json_str(out, "Chrome 120 on Windows 11\r\nJava 17 (Temurin)")
-                } else {
-                    raw(out, "null")
-                }
-            }
-            F_VOTES => raw(
-                out,
-                &format!(
-                    "{{\"self\":\"{b}/rest/api/2/issue/{}/votes\",\"votes\":{},\"hasVoted\":false}}",
-                    is.key,
-                    mix(is.id) % 4
-                ),
-            ),
-            F_WATCHES => raw(
-                out,
-                &format!(
-                    "{{\"self\":\"{b}/rest/api/2/issue/{}/watchers\",\"watchCount\":{},\"isWatching\":false}}",
-                    is.key,
-                    1 + mix(is.id ^ 7) % 5
-                ),
-            ),
-            F_WORKRATIO => raw(out, "-1"),
-            F_PROGRESS | F_AGGREGATEPROGRESS => raw(out, "{\"progress\":0,\"total\":0}"),
-            _ => raw(out, "null"),
-        }
+        write_system_field(ds, out, is, f);
     }
     for (ci, cf) in CUSTOM_FIELDS.iter().enumerate() {
         if sel.cf & (1 << ci) == 0 {
             continue;
         }
         sep(out, &cf.id());
-        if ci == CF_STORY_POINTS && ds.poisoned.get(&is.index) == Some(&Poison::WrongType) {
-            raw(out, "\"lots\"");
-            continue;
-        }
-        match is.custom.iter().find(|(k, _)| *k == ci) {
-            Some((_, v)) => write_cf_value(ds, out, v),
-            None => raw(out, "null"),
-        }
+        write_custom_field(ds, out, is, ci);
     }
     out.push(b'}');
     if changelog {
@@ -793,6 +628,209 @@ pub fn write_issue(ds: &Dataset, out: &mut Vec<u8>, is: &Issue, sel: FieldSel, c
         write_histories(ds, out, &is.histories);
     }
     out.push(b'}');
+}
+
+/// The value of system field `f` (an index into [`SYSTEM_FIELDS`]) of `is`.
+fn write_system_field(ds: &Dataset, out: &mut Vec<u8>, is: &Issue, f: u32) {
+    match f {
+        F_SUMMARY => write_json_str(out, &is.summary),
+        F_ISSUETYPE => write_issuetype(ds, out, is.issue_type),
+        F_PROJECT => write_project(ds, out, is),
+        F_STATUS => write_status(ds, out, is.status),
+        F_PRIORITY => write_priority(ds, out, is.priority),
+        F_RESOLUTION => write_resolution(ds, out, is.resolution),
+        F_RESOLUTIONDATE => match is.resolved_ms {
+            Some(ms) => ts(ds, out, ms),
+            None => raw(out, "null"),
+        },
+        F_CREATED if ds.poisoned.get(&is.index) == Some(&Poison::BadDate) => {
+            raw(out, "\"yesterday\"")
+        }
+        F_CREATED => ts(ds, out, is.created_ms),
+        F_UPDATED => ts(ds, out, is.updated_ms),
+        F_DUEDATE => match is.due_date {
+            Some(d) => raw(out, &format!("\"{}\"", d.format("%Y-%m-%d"))),
+            None => raw(out, "null"),
+        },
+        F_ASSIGNEE => opt_user(ds, out, is.assignee),
+        F_REPORTER => opt_user(ds, out, is.reporter),
+        F_CREATOR => opt_user(ds, out, is.creator),
+        F_DESCRIPTION => opt_str(out, is.description.as_deref()),
+        F_LABELS => write_str_array(out, &is.labels),
+        F_COMPONENTS => write_components(ds, out, is),
+        F_FIXVERSIONS => write_versions(ds, out, is, &is.fix_versions),
+        F_VERSIONS => write_versions(ds, out, is, &is.versions),
+        F_ISSUELINKS => write_links(ds, out, is),
+        F_SUBTASKS => {
+            out.push(b'[');
+            for (i, s) in is.subtasks.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_issue_stub(ds, out, *s);
+            }
+            out.push(b']');
+        }
+        F_PARENT => {
+            if let Some(p) = is.parent {
+                write_issue_stub(ds, out, p);
+            }
+        }
+        F_ENVIRONMENT => {
+            if is.id % 10 == 3 {
+                write_json_str(out, "Chrome 120 on Windows 11\r\nJava 17 (Temurin)")
+            } else {
+                raw(out, "null")
+            }
+        }
+        F_VOTES | F_WATCHES => write_social(ds, out, is, f),
+        F_WORKRATIO => raw(out, "-1"),
+        F_PROGRESS | F_AGGREGATEPROGRESS => raw(out, "{\"progress\":0,\"total\":0}"),
+        _ => raw(out, "null"),
+    }
+}
+
+/// The value of custom field `ci` (an index into [`CUSTOM_FIELDS`]) of `is`.
+fn write_custom_field(ds: &Dataset, out: &mut Vec<u8>, is: &Issue, ci: usize) {
+    if ci == CF_STORY_POINTS && ds.poisoned.get(&is.index) == Some(&Poison::WrongType) {
+        raw(out, "\"lots\"");
+        return;
+    }
+    match is.custom.iter().find(|(k, _)| *k == ci) {
+        Some((_, v)) => write_cf_value(ds, out, v),
+        None => raw(out, "null"),
+    }
+}
+
+/// `fields.project`.
+fn write_project(ds: &Dataset, out: &mut Vec<u8>, is: &Issue) {
+    let b = &ds.base_url;
+    let p = &ds.projects[is.project_index];
+    raw(
+        out,
+        &format!(
+            "{{\"self\":\"{b}/rest/api/2/project/{id}\",\"id\":\"{id}\",\"key\":\"{key}\",\"name\":",
+            id = p.id,
+            key = p.key
+        ),
+    );
+    write_json_str(out, &p.name);
+    raw(
+        out,
+        &format!(
+            ",\"projectTypeKey\":\"software\",\"avatarUrls\":{{\"48x48\":\"{b}/secure/projectavatar?avatarId=10324\",\"24x24\":\"{b}/secure/projectavatar?size=small&avatarId=10324\",\"16x16\":\"{b}/secure/projectavatar?size=xsmall&avatarId=10324\",\"32x32\":\"{b}/secure/projectavatar?size=medium&avatarId=10324\"}}}}"
+        ),
+    );
+}
+
+/// `fields.resolution`: an object, or `null`.
+fn write_resolution(ds: &Dataset, out: &mut Vec<u8>, resolution: Option<usize>) {
+    let b = &ds.base_url;
+    match resolution {
+        Some(r) => {
+            let r = &RESOLUTIONS[r];
+            raw(
+                out,
+                &format!(
+                    "{{\"self\":\"{b}/rest/api/2/resolution/{id}\",\"id\":\"{id}\",\"description\":",
+                    id = r.id
+                ),
+            );
+            write_json_str(out, r.description);
+            raw(out, ",\"name\":");
+            write_json_str(out, r.name);
+            out.push(b'}');
+        }
+        None => raw(out, "null"),
+    }
+}
+
+/// A JSON array of strings.
+fn write_str_array(out: &mut Vec<u8>, items: &[String]) {
+    out.push(b'[');
+    for (i, l) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_json_str(out, l);
+    }
+    out.push(b']');
+}
+
+/// `fields.components`.
+fn write_components(ds: &Dataset, out: &mut Vec<u8>, is: &Issue) {
+    let b = &ds.base_url;
+    out.push(b'[');
+    for (i, (id, name)) in is.components.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        raw(
+            out,
+            &format!("{{\"self\":\"{b}/rest/api/2/component/{id}\",\"id\":\"{id}\",\"name\":"),
+        );
+        write_json_str(out, name);
+        out.push(b'}');
+    }
+    out.push(b']');
+}
+
+/// `fields.issuelinks`, each with a stub of the issue at the other end.
+fn write_links(ds: &Dataset, out: &mut Vec<u8>, is: &Issue) {
+    let b = &ds.base_url;
+    out.push(b'[');
+    for (i, l) in is.links.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let t = &LINK_TYPES[l.link_type];
+        raw(
+            out,
+            &format!(
+                "{{\"id\":\"{id}\",\"self\":\"{b}/rest/api/2/issueLink/{id}\",\"type\":{{\"id\":\"{tid}\",\"name\":\"{tn}\",\"inward\":\"{ti}\",\"outward\":\"{to}\",\"self\":\"{b}/rest/api/2/issueLinkType/{tid}\"}},",
+                id = l.id,
+                tid = t.id,
+                tn = t.name,
+                ti = t.inward,
+                to = t.outward
+            ),
+        );
+        raw(
+            out,
+            if l.outward {
+                "\"outwardIssue\":"
+            } else {
+                "\"inwardIssue\":"
+            },
+        );
+        write_issue_stub(ds, out, l.other_index);
+        out.push(b'}');
+    }
+    out.push(b']');
+}
+
+/// `fields.votes` (`f` = [`F_VOTES`]) or `fields.watches`, counts derived from the id.
+fn write_social(ds: &Dataset, out: &mut Vec<u8>, is: &Issue, f: u32) {
+    let b = &ds.base_url;
+    if f == F_VOTES {
+        raw(
+            out,
+            &format!(
+                "{{\"self\":\"{b}/rest/api/2/issue/{}/votes\",\"votes\":{},\"hasVoted\":false}}",
+                is.key,
+                mix(is.id) % 4
+            ),
+        );
+    } else {
+        raw(
+            out,
+            &format!(
+                "{{\"self\":\"{b}/rest/api/2/issue/{}/watchers\",\"watchCount\":{},\"isWatching\":false}}",
+                is.key,
+                1 + mix(is.id ^ 7) % 5
+            ),
+        );
+    }
 }
 
 /// The paging numbers of a search response.
