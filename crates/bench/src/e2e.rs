@@ -98,6 +98,66 @@ pub fn exec(args: &BenchE2eOptions) -> Result<ExitCode> {
         .with_database_url(db_url.clone());
     let summary = pipeline::run(&session_a, &opts)?;
     let e2e = t0.elapsed().as_secs_f64();
+    print_e2e(&summary, e2e);
+    let rss_e2e = peak_rss_bytes();
+    if let Some(r) = rss_e2e {
+        println!(
+            "  peak RSS after the end-to-end run: {:.0} MB",
+            r as f64 / 1e6
+        );
+    }
+
+    let mut code = summary.exit_code();
+    let session_b = Session::new(cfg_b, stop.clone())
+        .with_jira_token(token.clone())
+        .with_database_url(db_url.clone());
+    if !args.e2e_only && stages_alone(&session_b, &token, &opts, e2e)? {
+        code = ExitCode::Quarantined;
+    }
+    for s in &schemas {
+        let _ = admin.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", Ident::new(s)));
+    }
+    Ok(code)
+}
+
+/// Runs each stage alone on `cfg` and prints their times against the
+/// end-to-end time `e2e`; true if anything was quarantined.
+fn stages_alone(session: &Session, token: &Secret, opts: &RunOptions, e2e: f64) -> Result<bool> {
+    let t = Instant::now();
+    let ex = jira_pipeline_core::extract::extract_blocking(
+        session,
+        token,
+        &Default::default(),
+        jira_pipeline_core::extract::ExtractOptions {
+            display: jira_pipeline_core::progress::Display::Off,
+            ..Default::default()
+        },
+    )?;
+    let t_ex = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let tr = jira_pipeline_core::transform::run_stage(session.config(), &[], 0)?;
+    let t_tr = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let ld = jira_pipeline_core::load::run(session, opts)?;
+    let t_ld = t.elapsed().as_secs_f64();
+    let slowest = t_ex.max(t_tr).max(t_ld);
+    println!(
+        "stages alone: extract {t_ex:.2} s ({} requests), transform {t_tr:.2} s ({} pages), load {t_ld:.2} s ({} pages); sum {:.2} s",
+        ex.requests,
+        tr.pages_transformed,
+        ld.totals.pages_loaded,
+        t_ex + t_tr + t_ld
+    );
+    println!(
+        "ratio end-to-end / slowest stage alone: {:.2} (target ≤ 1.3); end-to-end / sum of stages: {:.2}",
+        e2e / slowest,
+        e2e / (t_ex + t_tr + t_ld)
+    );
+    Ok(ld.totals.quarantined > 0 || tr.pages_quarantined > 0)
+}
+
+/// The end-to-end line and the stages' busy times.
+fn print_e2e(summary: &jira_pipeline_core::pipeline::RunSummary, e2e: f64) {
     let issues = summary.load.issues.max(1);
     println!(
         "end to end   {e2e:>8.2} s  {:>9.0} issues/s  ({} issues, {} rows, {:.1} MB of JSON)",
@@ -110,55 +170,4 @@ pub fn exec(args: &BenchE2eOptions) -> Result<ExitCode> {
         "  busy: extract {:.2} s, transform {:.2} s, load {:.2} s",
         summary.extract.busy_secs, summary.transform.busy_secs, summary.load.busy_secs
     );
-    let rss_e2e = peak_rss_bytes();
-    if let Some(r) = rss_e2e {
-        println!(
-            "  peak RSS after the end-to-end run: {:.0} MB",
-            r as f64 / 1e6
-        );
-    }
-
-    let mut code = summary.exit_code();
-    if !args.e2e_only {
-        let t = Instant::now();
-        let session_b = Session::new(cfg_b, stop.clone())
-            .with_jira_token(token.clone())
-            .with_database_url(db_url.clone());
-        let ex = jira_pipeline_core::extract::extract_blocking(
-            &session_b,
-            &token,
-            &Default::default(),
-            jira_pipeline_core::extract::ExtractOptions {
-                display: jira_pipeline_core::progress::Display::Off,
-                ..Default::default()
-            },
-        )?;
-        let t_ex = t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        let tr = jira_pipeline_core::transform::run_stage(session_b.config(), &[], 0)?;
-        let t_tr = t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        let ld = jira_pipeline_core::load::run(&session_b, &opts)?;
-        let t_ld = t.elapsed().as_secs_f64();
-        let slowest = t_ex.max(t_tr).max(t_ld);
-        println!(
-            "stages alone: extract {t_ex:.2} s ({} requests), transform {t_tr:.2} s ({} pages), load {t_ld:.2} s ({} pages); sum {:.2} s",
-            ex.requests,
-            tr.pages_transformed,
-            ld.totals.pages_loaded,
-            t_ex + t_tr + t_ld
-        );
-        println!(
-            "ratio end-to-end / slowest stage alone: {:.2} (target ≤ 1.3); end-to-end / sum of stages: {:.2}",
-            e2e / slowest,
-            e2e / (t_ex + t_tr + t_ld)
-        );
-        if ld.totals.quarantined > 0 || tr.pages_quarantined > 0 {
-            code = ExitCode::Quarantined;
-        }
-    }
-    for s in &schemas {
-        let _ = admin.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", Ident::new(s)));
-    }
-    Ok(code)
 }

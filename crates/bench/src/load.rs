@@ -13,6 +13,14 @@
 //! carried on the pages of both ends, as Jira does), 10 changelog histories of
 //! 2 items each, 10 custom field values; pages of 100 issues, one End page with
 //! the field catalogue.
+//!
+//! The random values come from the simulator's generator, [`jira_sim::Rng`]
+//! (one stream per issue for its links, one for its rows), so the workspace
+//! has one PRNG. The rows are not derived from the simulator's
+//! [`jira_sim::Dataset`]: its issues vary in shape (0 to 45 histories, 0 to 3
+//! labels, optional custom fields), and the figures this bench prints are
+//! rates over this fixed shape, comparable between runs and sizes; generating
+//! them from the dataset would change what is measured.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -29,66 +37,65 @@ use jira_pipeline_core::error::{Error, ExitCode, Result};
 use jira_pipeline_core::load::{LoadOptions, Loader, UnitReport};
 use jira_pipeline_core::staging::{self, PageKind, Staging};
 use jira_pipeline_core::tables::{self, CopyRow};
+use jira_sim::Rng;
 
 /// Issues per synthetic page (Jira DC's default `maxResults` cap).
 pub const PAGE_ISSUES: u64 = 100;
 
-/// A small deterministic PRNG (xorshift64*), so every run loads the same rows.
-struct Rng(u64);
+/// Seed of the synthetic rows; with [`jira_sim::Rng`]'s per-issue streams
+/// every run loads the same rows.
+const SEED: u64 = 0x9E37_79B9_7F4A_7C15;
+/// The stream of an issue's links.
+const LINK_STREAM: u64 = 1;
+/// The stream of an issue's own rows.
+const ROW_STREAM: u64 = 2;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545F4914F6CDD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn words(&mut self, n: usize, out: &mut String) {
-        const W: &[&str] = &[
-            "the",
-            "login",
-            "page",
-            "fails",
-            "when",
-            "user",
-            "clicks",
-            "save",
-            "error",
-            "timeout",
-            "database",
-            "report",
-            "export",
-            "CSV",
-            "null",
-            "pointer",
-            "in",
-            "module",
-            "after",
-            "upgrade",
-            "to",
-            "version",
-            "slow",
-            "query",
-            "dashboard",
-            "widget",
-            "émoji",
-            "naïve",
-            "tab\there",
-            "line\nbreak",
-            "back\\slash",
-            "API",
-            "rate",
-            "limit",
-        ];
-        for i in 0..n {
-            if i > 0 {
-                out.push(' ');
-            }
-            out.push_str(W[self.below(W.len() as u64) as usize]);
+/// Words of synthetic text, with the characters COPY must escape.
+const WORDS: &[&str] = &[
+    "the",
+    "login",
+    "page",
+    "fails",
+    "when",
+    "user",
+    "clicks",
+    "save",
+    "error",
+    "timeout",
+    "database",
+    "report",
+    "export",
+    "CSV",
+    "null",
+    "pointer",
+    "in",
+    "module",
+    "after",
+    "upgrade",
+    "to",
+    "version",
+    "slow",
+    "query",
+    "dashboard",
+    "widget",
+    "émoji",
+    "naïve",
+    "tab\there",
+    "line\nbreak",
+    "back\\slash",
+    "API",
+    "rate",
+    "limit",
+];
+
+/// `n` random words, space-separated, appended to `out`.
+fn words(rng: &mut Rng, n: usize, out: &mut String) {
+    for i in 0..n {
+        if i > 0 {
+            out.push(' ');
         }
+        let w: &&str = rng.pick(WORDS);
+        out.push_str(w);
     }
 }
 
@@ -142,16 +149,31 @@ fn base_time() -> DateTime<Utc> {
         .unwrap_or_else(Utc::now)
 }
 
+/// A link: (id, source id, target id, type 0..3).
+type Link = (i64, i64, i64, u8);
+
+const FIRST_ID: i64 = 10_000;
+
 /// Synthesises the batches of one extract run of `issues` issues: search pages
 /// of [`PAGE_ISSUES`] issues, then the End page.
 pub fn synth_batches(scope: &str, run_id: &str, issues: u64) -> Vec<Batch> {
-    let mut rng = Rng(0x9E3779B97F4A7C15);
-    let first_id = 10_000i64;
+    let links_of = synth_links(issues);
+    let pages = issues.div_ceil(PAGE_ISSUES);
+    let mut out = Vec::with_capacity(pages as usize + 1);
+    for p in 0..pages {
+        out.push(synth_page(scope, run_id, issues, p, &links_of));
+    }
+    out.push(synth_end_page(scope, run_id, issues, pages));
+    out
+}
+
+/// Links: 3 per issue to other issues of the set; carried by both ends.
+fn synth_links(issues: u64) -> Vec<Vec<Link>> {
     let n = issues as i64;
-    // Links: 3 per issue to other issues of the set; carried by both ends.
-    let mut links_of: Vec<Vec<(i64, i64, i64, u8)>> = vec![Vec::new(); issues as usize];
+    let mut links_of: Vec<Vec<Link>> = vec![Vec::new(); issues as usize];
     let mut link_id = 1_000_000i64;
     for i in 0..n {
+        let mut rng = Rng::new(SEED, i as u32, LINK_STREAM);
         for k in 0..3u8 {
             if n < 2 {
                 break;
@@ -161,187 +183,220 @@ pub fn synth_batches(scope: &str, run_id: &str, issues: u64) -> Vec<Batch> {
                 j = (i + 1) % n;
             }
             link_id += 1;
-            let l = (link_id, first_id + i, first_id + j, k);
+            let l = (link_id, FIRST_ID + i, FIRST_ID + j, k);
             links_of[i as usize].push(l);
             links_of[j as usize].push(l);
         }
     }
-    let t0 = base_time();
-    let pages = issues.div_ceil(PAGE_ISSUES);
-    let mut out = Vec::with_capacity(pages as usize + 1);
-    for p in 0..pages {
-        let mut b = Builder::new();
-        let mut versions = Vec::new();
-        let lo = (p * PAGE_ISSUES) as i64;
-        let hi = ((p + 1) * PAGE_ISSUES).min(issues) as i64;
-        for i in lo..hi {
-            let id = first_id + i;
-            let key = format!("BENCH-{}", i + 1);
-            let updated = t0 + chrono::Duration::seconds(i * 37);
-            let created = updated - chrono::Duration::days(30 + rng.below(400) as i64);
-            let mut summary = String::new();
-            let nw = 6 + rng.below(8) as usize;
-            rng.words(nw, &mut summary);
-            let mut desc = String::new();
-            let nw = 40 + rng.below(80) as usize;
-            rng.words(nw, &mut desc);
-            let project = ["BENCH", "OPS", "WEB", "API", "DATA"][rng.below(5) as usize];
-            let mark = b.mark();
-            b.row("issue", |c| {
-                c.i64(id)
-                    .text(&key)
-                    .i64(10_100 + rng.below(5) as i64)
-                    .text(project)
-                    .text(["Bug", "Story", "Task", "Epic"][rng.below(4) as usize])
-                    .text(["Open", "In Progress", "Resolved", "Closed"][rng.below(4) as usize])
-                    .text(["new", "indeterminate", "done"][rng.below(3) as usize])
-                    .text(["Blocker", "Major", "Minor"][rng.below(3) as usize])
-                    .opt_text((rng.below(2) == 0).then_some("Fixed"))
-                    .text(&summary)
-                    .text(&desc)
-                    .text(&format!("user{}", rng.below(200)))
-                    .text(&format!("user{}", rng.below(200)))
-                    .text(&format!("user{}", rng.below(200)))
-                    .timestamp(created)
-                    .timestamp(updated)
-                    .opt_timestamp((rng.below(3) == 0).then_some(updated))
-                    .opt_date((rng.below(4) == 0).then(|| updated.date_naive()))
-                    .opt_i64((rng.below(5) == 0).then_some(first_id + rng.below(n as u64) as i64))
-                    .null();
-            });
-            for k in 0..5 {
-                b.row("issue_label", |c| {
-                    c.i64(id).text(&format!("label-{}-{k}", rng.below(40)));
-                });
-            }
-            for k in 0..3i64 {
-                b.row("issue_component", |c| {
-                    c.i64(id)
-                        .i64(500 + k * 10 + rng.below(10) as i64)
-                        .text(&format!("component {}", rng.below(30)));
-                });
-            }
-            for (k, rel) in [(0i64, "fix"), (1, "fix"), (2, "affects")] {
-                b.row("issue_version", |c| {
-                    c.i64(id)
-                        .i64(900 + k * 20 + rng.below(20) as i64)
-                        .text(rel)
-                        .text(&format!("{}.{}", rng.below(5), rng.below(10)))
-                        .bool(rng.below(2) == 0)
-                        .opt_date((rng.below(2) == 0).then(|| created.date_naive()));
-                });
-            }
-            for &(lid, s, t, k) in &links_of[i as usize] {
-                let (ty, ow, iw) = [
-                    ("Blocks", "blocks", "is blocked by"),
-                    ("Relates", "relates to", "relates to"),
-                    ("Duplicate", "duplicates", "is duplicated by"),
-                ][k as usize];
-                b.row("issue_link", |c| {
-                    c.i64(lid)
-                        .i64(s)
-                        .i64(t)
-                        .text(&format!("BENCH-{}", s - first_id + 1))
-                        .text(&format!("BENCH-{}", t - first_id + 1))
-                        .text(ty)
-                        .text(ow)
-                        .text(iw);
-                });
-            }
-            for h in 0..10i64 {
-                let hid = id * 100 + h;
-                let at = created + chrono::Duration::hours(h * 5);
-                let author = format!("user{}", rng.below(200));
-                b.row("changelog", |c| {
-                    c.i64(hid).i64(id).text(&author).timestamp(at);
-                });
-                for item in 0..2i64 {
-                    let from = rng.below(5);
-                    b.row("changelog_item", |c| {
-                        c.i64(hid)
-                            .i64(item)
-                            .i64(id)
-                            .text(
-                                ["status", "assignee", "priority", "labels"][rng.below(4) as usize],
-                            )
-                            .text("jira")
-                            .text("status")
-                            .text(&from.to_string())
-                            .text(&format!("State {from}"))
-                            .text(&(from + 1).to_string())
-                            .text(&format!("State {}", from + 1));
-                    });
-                }
-            }
-            for f in 0..10i64 {
-                let field = format!("customfield_{}", 10_000 + f);
-                b.row("issue_field_value", |c| {
-                    c.i64(id).text(&field).i64(0);
-                    match f % 4 {
-                        0 => c
-                            .text("number")
-                            .null()
-                            .f64(rng.below(100) as f64 / 4.0)
-                            .null()
-                            .null()
-                            .null()
-                            .null()
-                            .null()
-                            .null(),
-                        1 => c
-                            .text("option")
-                            .text(&format!("Option {}", rng.below(8)))
-                            .null()
-                            .null()
-                            .null()
-                            .i64(20_000 + rng.below(8) as i64)
-                            .null()
-                            .null()
-                            .null(),
-                        2 => c
-                            .text("datetime")
-                            .null()
-                            .null()
-                            .timestamp(updated)
-                            .null()
-                            .null()
-                            .null()
-                            .null()
-                            .null(),
-                        _ => c
-                            .text("text")
-                            .text(&summary)
-                            .null()
-                            .null()
-                            .null()
-                            .null()
-                            .null()
-                            .null()
-                            .null(),
-                    };
-                });
-            }
-            versions.push(IssueVersion {
-                id,
-                key,
-                updated: Some(updated),
-                digest: Some(b.digest_since(&mark)),
+    links_of
+}
+
+/// Search page `p` of the run.
+fn synth_page(scope: &str, run_id: &str, issues: u64, p: u64, links_of: &[Vec<Link>]) -> Batch {
+    let mut b = Builder::new();
+    let lo = (p * PAGE_ISSUES) as i64;
+    let hi = ((p + 1) * PAGE_ISSUES).min(issues) as i64;
+    let versions = (lo..hi)
+        .map(|i| synth_issue(&mut b, i, issues as i64, &links_of[i as usize]))
+        .collect();
+    b.finish(BatchMeta {
+        format: 1,
+        scope: scope.into(),
+        page: staging::page_name(run_id, 0, p as u32),
+        run_id: run_id.into(),
+        kind: PageKind::Search,
+        issues: versions,
+        tables: Vec::new(),
+        checkpoint: None,
+        pages_in_run: None,
+        quarantined: Vec::new(),
+        source_bytes: 0,
+    })
+}
+
+/// Every row of issue `i` (of `n`) into `b`; returns its ledger entry.
+fn synth_issue(b: &mut Builder, i: i64, n: i64, links: &[Link]) -> IssueVersion {
+    let mut rng = Rng::new(SEED, i as u32, ROW_STREAM);
+    let id = FIRST_ID + i;
+    let key = format!("BENCH-{}", i + 1);
+    let updated = base_time() + chrono::Duration::seconds(i * 37);
+    let created = updated - chrono::Duration::days(30 + rng.below(400) as i64);
+    let mut summary = String::new();
+    let nw = 6 + rng.below(8) as usize;
+    words(&mut rng, nw, &mut summary);
+    let mut desc = String::new();
+    let nw = 40 + rng.below(80) as usize;
+    words(&mut rng, nw, &mut desc);
+    let project = ["BENCH", "OPS", "WEB", "API", "DATA"][rng.below(5) as usize];
+    let mark = b.mark();
+    b.row("issue", |c| {
+        c.i64(id)
+            .text(&key)
+            .i64(10_100 + rng.below(5) as i64)
+            .text(project)
+            .text(["Bug", "Story", "Task", "Epic"][rng.below(4) as usize])
+            .text(["Open", "In Progress", "Resolved", "Closed"][rng.below(4) as usize])
+            .text(["new", "indeterminate", "done"][rng.below(3) as usize])
+            .text(["Blocker", "Major", "Minor"][rng.below(3) as usize])
+            .opt_text((rng.below(2) == 0).then_some("Fixed"))
+            .text(&summary)
+            .text(&desc)
+            .text(&format!("user{}", rng.below(200)))
+            .text(&format!("user{}", rng.below(200)))
+            .text(&format!("user{}", rng.below(200)))
+            .timestamp(created)
+            .timestamp(updated)
+            .opt_timestamp((rng.below(3) == 0).then_some(updated))
+            .opt_date((rng.below(4) == 0).then(|| updated.date_naive()))
+            .opt_i64((rng.below(5) == 0).then_some(FIRST_ID + rng.below(n as u64) as i64))
+            .null();
+    });
+    synth_refs(b, &mut rng, id, created);
+    synth_link_rows(b, links);
+    synth_changelog(b, &mut rng, id, created);
+    synth_field_values(b, &mut rng, id, updated, &summary);
+    IssueVersion {
+        id,
+        key,
+        updated: Some(updated),
+        digest: Some(b.digest_since(&mark)),
+    }
+}
+
+/// 5 labels, 3 components, 3 versions of issue `id`.
+fn synth_refs(b: &mut Builder, rng: &mut Rng, id: i64, created: DateTime<Utc>) {
+    for k in 0..5 {
+        b.row("issue_label", |c| {
+            c.i64(id).text(&format!("label-{}-{k}", rng.below(40)));
+        });
+    }
+    for k in 0..3i64 {
+        b.row("issue_component", |c| {
+            c.i64(id)
+                .i64(500 + k * 10 + rng.below(10) as i64)
+                .text(&format!("component {}", rng.below(30)));
+        });
+    }
+    for (k, rel) in [(0i64, "fix"), (1, "fix"), (2, "affects")] {
+        b.row("issue_version", |c| {
+            c.i64(id)
+                .i64(900 + k * 20 + rng.below(20) as i64)
+                .text(rel)
+                .text(&format!("{}.{}", rng.below(5), rng.below(10)))
+                .bool(rng.below(2) == 0)
+                .opt_date((rng.below(2) == 0).then(|| created.date_naive()));
+        });
+    }
+}
+
+/// The link rows an issue's page carries (its own links and those to it).
+fn synth_link_rows(b: &mut Builder, links: &[Link]) {
+    for &(lid, s, t, k) in links {
+        let (ty, ow, iw) = [
+            ("Blocks", "blocks", "is blocked by"),
+            ("Relates", "relates to", "relates to"),
+            ("Duplicate", "duplicates", "is duplicated by"),
+        ][k as usize];
+        b.row("issue_link", |c| {
+            c.i64(lid)
+                .i64(s)
+                .i64(t)
+                .text(&format!("BENCH-{}", s - FIRST_ID + 1))
+                .text(&format!("BENCH-{}", t - FIRST_ID + 1))
+                .text(ty)
+                .text(ow)
+                .text(iw);
+        });
+    }
+}
+
+/// 10 changelog histories of 2 items each.
+fn synth_changelog(b: &mut Builder, rng: &mut Rng, id: i64, created: DateTime<Utc>) {
+    for h in 0..10i64 {
+        let hid = id * 100 + h;
+        let at = created + chrono::Duration::hours(h * 5);
+        let author = format!("user{}", rng.below(200));
+        b.row("changelog", |c| {
+            c.i64(hid).i64(id).text(&author).timestamp(at);
+        });
+        for item in 0..2i64 {
+            let from = rng.below(5);
+            b.row("changelog_item", |c| {
+                c.i64(hid)
+                    .i64(item)
+                    .i64(id)
+                    .text(["status", "assignee", "priority", "labels"][rng.below(4) as usize])
+                    .text("jira")
+                    .text("status")
+                    .text(&from.to_string())
+                    .text(&format!("State {from}"))
+                    .text(&(from + 1).to_string())
+                    .text(&format!("State {}", from + 1));
             });
         }
-        out.push(b.finish(BatchMeta {
-            format: 1,
-            scope: scope.into(),
-            page: staging::page_name(run_id, 0, p as u32),
-            run_id: run_id.into(),
-            kind: PageKind::Search,
-            issues: versions,
-            tables: Vec::new(),
-            checkpoint: None,
-            pages_in_run: None,
-            quarantined: Vec::new(),
-            source_bytes: 0,
-        }));
     }
+}
+
+/// 10 custom field values: number, option, datetime, text, in turn.
+fn synth_field_values(
+    b: &mut Builder,
+    rng: &mut Rng,
+    id: i64,
+    updated: DateTime<Utc>,
+    summary: &str,
+) {
+    for f in 0..10i64 {
+        let field = format!("customfield_{}", 10_000 + f);
+        b.row("issue_field_value", |c| {
+            c.i64(id).text(&field).i64(0);
+            match f % 4 {
+                0 => c
+                    .text("number")
+                    .null()
+                    .f64(rng.below(100) as f64 / 4.0)
+                    .null()
+                    .null()
+                    .null()
+                    .null()
+                    .null()
+                    .null(),
+                1 => c
+                    .text("option")
+                    .text(&format!("Option {}", rng.below(8)))
+                    .null()
+                    .null()
+                    .null()
+                    .i64(20_000 + rng.below(8) as i64)
+                    .null()
+                    .null()
+                    .null(),
+                2 => c
+                    .text("datetime")
+                    .null()
+                    .null()
+                    .timestamp(updated)
+                    .null()
+                    .null()
+                    .null()
+                    .null()
+                    .null(),
+                _ => c
+                    .text("text")
+                    .text(summary)
+                    .null()
+                    .null()
+                    .null()
+                    .null()
+                    .null()
+                    .null()
+                    .null(),
+            };
+        });
+    }
+}
+
+/// The End page: the field catalogue and the run's checkpoint.
+fn synth_end_page(scope: &str, run_id: &str, issues: u64, pages: u64) -> Batch {
     let mut b = Builder::new();
     for f in 0..50i64 {
         b.row("field", |c| {
@@ -354,7 +409,7 @@ pub fn synth_batches(scope: &str, run_id: &str, issues: u64) -> Vec<Batch> {
                 .i64(10_000 + f);
         });
     }
-    out.push(b.finish(BatchMeta {
+    b.finish(BatchMeta {
         format: 1,
         scope: scope.into(),
         page: staging::end_page_name(run_id),
@@ -362,12 +417,11 @@ pub fn synth_batches(scope: &str, run_id: &str, issues: u64) -> Vec<Batch> {
         kind: PageKind::End,
         issues: Vec::new(),
         tables: Vec::new(),
-        checkpoint: Some(t0 + chrono::Duration::seconds(issues as i64 * 37)),
+        checkpoint: Some(base_time() + chrono::Duration::seconds(issues as i64 * 37)),
         pages_in_run: Some(pages),
         quarantined: Vec::new(),
         source_bytes: 0,
-    }));
-    out
+    })
 }
 
 /// The same batches as a different extract run (new page names and run id).
@@ -425,18 +479,8 @@ impl Figures {
         rate(self.rbr_rows, self.rbr)
     }
 
-    /// The printed report.
-    pub fn render(&self) -> String {
-        let mut s = String::new();
-        let _ = writeln!(
-            s,
-            "load bench: {} issues, {} rows in {} pages, {} units",
-            self.issues, self.rows, self.pages, self.units
-        );
-        let _ = writeln!(
-            s,
-            "step (a table's name: its merge)      first load                   no-op reload"
-        );
+    /// One line per step of the first load, with its no-op reload time.
+    fn render_steps(&self, s: &mut String) {
         for (t, rows, d) in &self.first.timings {
             let noop = match self.noop_report.timings.iter().find(|(n, _, _)| n == t) {
                 Some((_, _, nd)) => format!("{:>7.3}s", nd.as_secs_f64()),
@@ -457,14 +501,10 @@ impl Figures {
                 );
             }
         }
-        let r = self.load_rate();
-        let _ = writeln!(
-            s,
-            "first load            {:>9} rows  {:>8.3}s  {:>10.0} rows/s",
-            self.rows,
-            self.first_load.as_secs_f64(),
-            r
-        );
+    }
+
+    /// The three plain COPY figures, each against the first load's rate `r`.
+    fn render_copies(&self, s: &mut String, r: f64) {
         let _ = writeln!(
             s,
             "plain COPY (ceiling)  {:>9} rows  {:>8.3}s  {:>10.0} rows/s   first load = {:.2} x ceiling (target >= 0.4)",
@@ -489,6 +529,30 @@ impl Figures {
             rate(self.pk_rows, self.pk_floor),
             r / rate(self.pk_rows, self.pk_floor)
         );
+    }
+
+    /// The printed report.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "load bench: {} issues, {} rows in {} pages, {} units",
+            self.issues, self.rows, self.pages, self.units
+        );
+        let _ = writeln!(
+            s,
+            "step (a table's name: its merge)      first load                   no-op reload"
+        );
+        self.render_steps(&mut s);
+        let r = self.load_rate();
+        let _ = writeln!(
+            s,
+            "first load            {:>9} rows  {:>8.3}s  {:>10.0} rows/s",
+            self.rows,
+            self.first_load.as_secs_f64(),
+            r
+        );
+        self.render_copies(&mut s, r);
         let _ = writeln!(
             s,
             "no-op reload          {:>9} rows  {:>8.3}s  {:>10.0} rows/s   {:.2} x faster than the first load (target >= 3); rows written: {}",
@@ -541,37 +605,7 @@ pub fn run(
     let ident = Ident::new(schema);
 
     // 1. The ceiling: plain COPY of the same rows into unindexed tables.
-    {
-        let mut c = db::connect(url, dbc)?;
-        let mut tx = c.transaction().map_err(Error::db("bench: BEGIN"))?;
-        for spec in tables::ALL {
-            tx.batch_execute(&format!(
-                "CREATE TABLE {ident}.{} (LIKE {ident}.{})",
-                Ident::new(&format!("ceiling_{}", spec.name)),
-                Ident::new(spec.name)
-            ))
-            .map_err(Error::db("bench: creating the ceiling tables"))?;
-        }
-        tx.commit().map_err(Error::db("bench: COMMIT"))?;
-        let started = Instant::now();
-        let mut tx = c.transaction().map_err(Error::db("bench: BEGIN"))?;
-        for spec in tables::ALL {
-            let mut w = tx
-                .copy_in(&format!(
-                    "COPY {ident}.{} ({}) FROM STDIN",
-                    Ident::new(&format!("ceiling_{}", spec.name)),
-                    spec.column_list()
-                ))
-                .map_err(Error::db("bench: ceiling COPY"))?;
-            for b in &batches {
-                w.write_all(b.rows(spec.name))
-                    .map_err(|e| Error::Other(format!("bench: ceiling COPY: {e}")))?;
-            }
-            w.finish().map_err(Error::db("bench: ceiling COPY"))?;
-        }
-        tx.commit().map_err(Error::db("bench: COMMIT"))?;
-        f.ceiling = started.elapsed();
-    }
+    f.ceiling = ceiling_copy(url, dbc, &ident, &batches)?;
 
     // 1b. Plain COPY into the warehouse tables of other fresh schemas: with
     // every index, and with only the primary keys (what a bulk first load
@@ -596,25 +630,6 @@ pub fn run(
     // 2. The first load, in units as `run --stage load` groups them.
     let opts = LoadOptions::default();
     let mut loader = Loader::new(db::connect(url, dbc)?, schema, st.clone()).with_options(opts);
-    let load_all = |loader: &mut Loader, batches: &[Batch]| -> Result<(UnitReport, u64)> {
-        let mut total = UnitReport::default();
-        let mut units = 0;
-        let mut start = 0;
-        let (max_rows, max_pages) = loader.unit_limits()?;
-        while start < batches.len() {
-            let mut end = start;
-            let mut n = 0;
-            while end < batches.len() && (end == start || (n < max_rows && end - start < max_pages))
-            {
-                n += batches[end].total_rows();
-                end += 1;
-            }
-            total.absorb(&loader.load_unit(&batches[start..end])?);
-            units += 1;
-            start = end;
-        }
-        Ok((total, units))
-    };
     let started = Instant::now();
     let (first, units) = load_all(&mut loader, &batches)?;
     // A bulk first load rebuilds the indexes it deferred: part of its time.
@@ -640,15 +655,85 @@ pub fn run(
     f.ledger_skip = started.elapsed();
 
     // 4. Row-by-row upsert baseline on a sample, into a fresh schema.
+    (f.rbr_rows, f.rbr) = rbr_baseline(url, dbc, &mut admin, schema, baseline_issues, &batches)?;
+    Ok(f)
+}
+
+/// The row-by-row upsert baseline: the first pages holding about
+/// `baseline_issues` issues, into a fresh schema `{schema}_rbr`.
+fn rbr_baseline(
+    url: &Secret,
+    dbc: &DatabaseConfig,
+    admin: &mut Client,
+    schema: &str,
+    baseline_issues: u64,
+    batches: &[Batch],
+) -> Result<(u64, Duration)> {
     let rbr_schema = format!("{schema}_rbr");
-    db::init(&mut admin, &rbr_schema)?;
+    db::init(admin, &rbr_schema)?;
     let sample_pages = baseline_issues.div_ceil(PAGE_ISSUES).max(1) as usize;
     let sample = &batches[..sample_pages.min(batches.len().saturating_sub(1)).max(1)];
     let mut c = db::connect(url, dbc)?;
-    let (n, d) = row_by_row(&mut c, &rbr_schema, sample)?;
-    f.rbr_rows = n;
-    f.rbr = d;
-    Ok(f)
+    row_by_row(&mut c, &rbr_schema, sample)
+}
+
+/// The ceiling: a plain COPY of `batches` into unindexed copies of the
+/// tables (`ceiling_*` in `ident`), in one transaction. Returns its time.
+fn ceiling_copy(
+    url: &Secret,
+    dbc: &DatabaseConfig,
+    ident: &Ident,
+    batches: &[Batch],
+) -> Result<Duration> {
+    let mut c = db::connect(url, dbc)?;
+    let mut tx = c.transaction().map_err(Error::db("bench: BEGIN"))?;
+    for spec in tables::ALL {
+        tx.batch_execute(&format!(
+            "CREATE TABLE {ident}.{} (LIKE {ident}.{})",
+            Ident::new(&format!("ceiling_{}", spec.name)),
+            Ident::new(spec.name)
+        ))
+        .map_err(Error::db("bench: creating the ceiling tables"))?;
+    }
+    tx.commit().map_err(Error::db("bench: COMMIT"))?;
+    let started = Instant::now();
+    let mut tx = c.transaction().map_err(Error::db("bench: BEGIN"))?;
+    for spec in tables::ALL {
+        let mut w = tx
+            .copy_in(&format!(
+                "COPY {ident}.{} ({}) FROM STDIN",
+                Ident::new(&format!("ceiling_{}", spec.name)),
+                spec.column_list()
+            ))
+            .map_err(Error::db("bench: ceiling COPY"))?;
+        for b in batches {
+            w.write_all(b.rows(spec.name))
+                .map_err(|e| Error::Other(format!("bench: ceiling COPY: {e}")))?;
+        }
+        w.finish().map_err(Error::db("bench: ceiling COPY"))?;
+    }
+    tx.commit().map_err(Error::db("bench: COMMIT"))?;
+    Ok(started.elapsed())
+}
+
+/// Loads `batches` in units as `run --stage load` groups them.
+fn load_all(loader: &mut Loader, batches: &[Batch]) -> Result<(UnitReport, u64)> {
+    let mut total = UnitReport::default();
+    let mut units = 0;
+    let mut start = 0;
+    let (max_rows, max_pages) = loader.unit_limits()?;
+    while start < batches.len() {
+        let mut end = start;
+        let mut n = 0;
+        while end < batches.len() && (end == start || (n < max_rows && end - start < max_pages)) {
+            n += batches[end].total_rows();
+            end += 1;
+        }
+        total.absorb(&loader.load_unit(&batches[start..end])?);
+        units += 1;
+        start = end;
+    }
+    Ok((total, units))
 }
 
 /// A plain COPY of `batches` into the warehouse tables of a fresh schema

@@ -631,3 +631,10 @@ pub fn project_keys(n: usize) -> Vec<String> {
         })
         .collect()
 }
+
+/// 2023-01-01T00:00:00Z in epoch milliseconds: the earliest generated `created`.
+pub const START_MS: i64 = 1_672_531_200_000;
+/// 2025-12-31T23:59:59.999Z: the latest generated `created`/`updated`.
+pub const END_MS: i64 = 1_767_225_599_999;
+/// One day in milliseconds.
+pub(crate) const DAY_MS: i64 = 86_400_000;

@@ -9,18 +9,24 @@
 //! dataset keeps one 32-byte [`Core`] (created, updated, project, key number,
 //! type, status, deleted); everything else is recomputed from the seed, except
 //! what mutations changed (kept in a sparse override map).
+//!
+//! This module does not depend on `render` (the dependency runs the other
+//! way): it draws from [`crate::rng`], formats timestamps with the shared
+//! `json` writers and owns the pre-rendered `frags` it is built with; the JSON
+//! of an [`Issue`] (including [`Issue::custom_values`]) is written by `render`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use chrono::{NaiveDate, TimeZone};
+use chrono::NaiveDate;
 use chrono_tz::Tz;
 
 use super::catalog::*;
+pub use super::catalog::{END_MS, START_MS};
+use super::frags::Frags;
+// `faults` draws from `data::mix`; the generator itself lives in `rng`.
+use super::rng::Rng;
+pub(crate) use super::rng::mix;
 
-/// 2023-01-01T00:00:00Z in epoch milliseconds: the earliest generated `created`.
-pub const START_MS: i64 = 1_672_531_200_000;
-/// 2025-12-31T23:59:59.999Z: the latest generated `created`/`updated`.
-pub const END_MS: i64 = 1_767_225_599_999;
 /// First issue id.
 pub const ID_BASE: u64 = 10000;
 /// First project id.
@@ -30,47 +36,6 @@ const HIST_PER_ISSUE: u64 = 64;
 const LINK_BASE: u64 = 10000;
 /// How far back (in issue indexes) a generated link may point.
 const LINK_REACH: u32 = 40;
-const DAY_MS: i64 = 86_400_000;
-
-/// splitmix64 finaliser.
-#[inline]
-pub(crate) fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// A tiny deterministic generator: one independent stream per (seed, issue, aspect).
-#[derive(Clone)]
-pub(crate) struct Rng(u64);
-
-impl Rng {
-    pub(crate) fn new(seed: u64, idx: u32, stream: u64) -> Rng {
-        Rng(mix(seed ^ mix((idx as u64) << 8 | stream)))
-    }
-    #[inline]
-    pub(crate) fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        mix(self.0)
-    }
-    /// Uniform in `0..n` (`n > 0`).
-    #[inline]
-    pub(crate) fn below(&mut self, n: u64) -> u64 {
-        if n == 0 {
-            return 0;
-        }
-        ((self.next() as u128 * n as u128) >> 64) as u64
-    }
-    /// True with probability `per_mille / 1000`.
-    #[inline]
-    pub(crate) fn chance(&mut self, per_mille: u64) -> bool {
-        self.below(1000) < per_mille
-    }
-    fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
-        &xs[self.below(xs.len() as u64) as usize]
-    }
-}
 
 /// A project with its components and versions.
 #[derive(Debug, Clone)]
@@ -223,19 +188,6 @@ impl Issue {
     pub fn assignee_name(&self) -> Option<&'static str> {
         self.assignee.map(|u| USERS[u].name)
     }
-    /// The custom field values as `(field id, value)`; the value is the JSON
-    /// Jira renders in `fields`.
-    pub fn custom_values(&self, ds: &Dataset) -> Vec<(String, serde_json::Value)> {
-        self.custom
-            .iter()
-            .map(|(cf, v)| {
-                let mut out = Vec::new();
-                super::render::write_cf_value(ds, &mut out, v);
-                let value = serde_json::from_slice(&out).unwrap_or(serde_json::Value::Null);
-                (CUSTOM_FIELDS[*cf].id(), value)
-            })
-            .collect()
-    }
 }
 
 /// A deliberately broken rendering of one issue, for quarantine tests.
@@ -270,6 +222,65 @@ pub(crate) struct Override {
     pub histories: Vec<History>,
 }
 
+impl Override {
+    /// Lays these changes over the generated `issue` (histories appended).
+    fn apply(&self, issue: &mut Issue) {
+        if let Some(s) = &self.summary {
+            issue.summary = s.clone();
+        }
+        if let Some(d) = &self.description {
+            issue.description = d.clone();
+        }
+        if let Some(l) = &self.labels {
+            issue.labels = l.clone();
+        }
+        if let Some(p) = self.priority {
+            issue.priority = p;
+        }
+        if let Some(a) = self.assignee {
+            issue.assignee = a;
+        }
+        if let Some(r) = self.resolution {
+            issue.resolution = r;
+        }
+        if let Some(r) = self.resolved {
+            issue.resolved_ms = r;
+        }
+        for (k, v) in &self.custom {
+            issue.custom.retain(|(f, _)| f != k);
+            if let Some(v) = v {
+                issue.custom.push((*k, v.clone()));
+            }
+        }
+        issue.custom.sort_by_key(|(k, _)| *k);
+        issue.histories.extend(self.histories.iter().cloned());
+    }
+}
+
+/// What [`Dataset::issue`] draws from an issue's stream 8.
+struct BaseAttrs {
+    priority: Option<usize>,
+    assignee: Option<usize>,
+    reporter: Option<usize>,
+    creator: Option<usize>,
+    due_date: Option<NaiveDate>,
+    components: Vec<(u64, String)>,
+    fix_versions: Vec<(u64, String)>,
+    versions: Vec<(u64, String)>,
+}
+
+/// The generated summary and description of issue `idx` (its stream 2).
+fn base_text(seed: u64, idx: u32) -> (String, Option<String>) {
+    let mut r = Rng::new(seed, idx, 2);
+    let summary = gen_summary(&mut r);
+    let description = if r.chance(100) {
+        None
+    } else {
+        Some(gen_description(&mut r, idx))
+    };
+    (summary, description)
+}
+
 /// The whole simulated instance: base parameters, per-issue cores and the
 /// sparse state left by mutations. Also the pure renderer used by benchmarks.
 #[derive(Debug, Clone)]
@@ -296,7 +307,7 @@ pub struct Dataset {
     /// Issues rendered with a broken field.
     pub(crate) poisoned: HashMap<u32, Poison>,
     /// Pre-rendered constant JSON under `base_url`.
-    pub(crate) frags: std::sync::Arc<super::render::Frags>,
+    pub(crate) frags: std::sync::Arc<Frags>,
 }
 
 impl Dataset {
@@ -357,7 +368,7 @@ impl Dataset {
             next_link_id: LINK_BASE + n64 * 2 + 1000,
             generation: 0,
             poisoned: HashMap::new(),
-            frags: std::sync::Arc::new(super::render::Frags::new(
+            frags: std::sync::Arc::new(Frags::new(
                 base_url.trim_end_matches('/'),
                 server_tz,
                 p as usize,
@@ -561,21 +572,67 @@ impl Dataset {
     /// Materialises issue `idx` as Jira holds it now (deleted issues too).
     pub fn issue(&self, idx: u32) -> Issue {
         let c = self.cores[idx as usize];
-        let ov = self.overrides.get(&idx);
         let seed = self.seed;
         let base = base_core(seed, self.n, self.projects.len() as u32, idx);
         let project = &self.projects[c.project as usize];
-        let base_project = &self.projects[base.project as usize];
+        let (base_summary, base_description) = base_text(seed, idx);
+        // Components/versions come from the issue's original project; a moved
+        // issue keeps them only if they belong to its new project (Jira clears them).
+        let a = self.base_attrs(idx, &base, c.project != base.project);
 
-        let mut r = Rng::new(seed, idx, 2);
-        let base_summary = gen_summary(&mut r);
-        let base_description = if r.chance(100) {
-            None
-        } else {
-            Some(gen_description(&mut r, idx))
+        // Base histories decide the resolution date.
+        let (histories, base_resolved, base_resolution) = base_histories(self, idx, &base);
+        let mut custom = base_custom(self, idx, &base);
+        if let Some(e) = self.base_epic(idx) {
+            custom.push((CF_EPIC_LINK, CfValue::EpicLink(e)));
+            custom.sort_by_key(|(k, _)| *k);
+        }
+
+        let mut issue = Issue {
+            index: idx,
+            id: ID_BASE + idx as u64,
+            key: format!("{}-{}", project.key, c.number),
+            project_index: c.project as usize,
+            project_key: project.key.clone(),
+            issue_type: c.itype as usize,
+            summary: base_summary,
+            description: base_description,
+            status: c.status as usize,
+            priority: a.priority,
+            resolution: base_resolution,
+            resolved_ms: base_resolved,
+            created_ms: c.created,
+            updated_ms: c.updated,
+            due_date: a.due_date,
+            assignee: a.assignee,
+            reporter: a.reporter,
+            creator: a.creator,
+            labels: base_labels(seed, idx),
+            components: a.components,
+            fix_versions: a.fix_versions,
+            versions: a.versions,
+            links: self.links_of(idx),
+            parent: self.base_parent(idx),
+            subtasks: self.subtasks_of(idx),
+            custom,
+            histories,
         };
-        let mut rp = Rng::new(seed, idx, 8);
-        let base_prio = base_priority(&mut rp);
+        if let Some(ov) = self.overrides.get(&idx) {
+            ov.apply(&mut issue);
+        }
+        // An epic link to a deleted epic renders as null: not a value.
+        issue
+            .custom
+            .retain(|(_, v)| !matches!(v, CfValue::EpicLink(e) if !self.is_live(*e)));
+        issue
+    }
+
+    /// The generated priority, people, due date, components and versions of
+    /// issue `idx` (all from its stream 8); no components or versions if it
+    /// was `moved_away` from its original project.
+    fn base_attrs(&self, idx: u32, base: &Core, moved_away: bool) -> BaseAttrs {
+        let mut rp = Rng::new(self.seed, idx, 8);
+        let priority = base_priority(&mut rp);
         let assignee = if rp.chance(200) {
             None
         } else {
@@ -591,10 +648,8 @@ impl Dataset {
             let d = (base.created + rp.below(120) as i64 * DAY_MS) / DAY_MS;
             NaiveDate::from_num_days_from_ce_opt(719_163 + d as i32).unwrap_or_default()
         });
-        // Components/versions come from the issue's original project; a moved
-        // issue keeps them only if they belong to its new project (Jira clears them).
-        let moved_away = c.project != base.project;
-        let comps: Vec<(u64, String)> = if moved_away {
+        let base_project = &self.projects[base.project as usize];
+        let components: Vec<(u64, String)> = if moved_away {
             Vec::new()
         } else {
             let k = rp.below(3);
@@ -622,81 +677,16 @@ impl Dataset {
         };
         let fix_versions = pick_versions(&mut rp, 1);
         let versions = pick_versions(&mut rp, 2);
-
-        // Base histories decide the resolution date.
-        let (mut histories, base_resolved, base_resolution) = base_histories(self, idx, &base);
-        let mut custom = base_custom(self, idx, &base);
-        if let Some(e) = self.base_epic(idx) {
-            custom.push((CF_EPIC_LINK, CfValue::EpicLink(e)));
-            custom.sort_by_key(|(k, _)| *k);
-        }
-
-        let mut issue = Issue {
-            index: idx,
-            id: ID_BASE + idx as u64,
-            key: format!("{}-{}", project.key, c.number),
-            project_index: c.project as usize,
-            project_key: project.key.clone(),
-            issue_type: c.itype as usize,
-            summary: base_summary,
-            description: base_description,
-            status: c.status as usize,
-            priority: base_prio,
-            resolution: base_resolution,
-            resolved_ms: base_resolved,
-            created_ms: c.created,
-            updated_ms: c.updated,
-            due_date,
+        BaseAttrs {
+            priority,
             assignee,
             reporter,
             creator,
-            labels: base_labels(seed, idx),
-            components: comps,
+            due_date,
+            components,
             fix_versions,
             versions,
-            links: self.links_of(idx),
-            parent: self.base_parent(idx),
-            subtasks: self.subtasks_of(idx),
-            custom,
-            histories: Vec::new(),
-        };
-        if let Some(ov) = ov {
-            if let Some(s) = &ov.summary {
-                issue.summary = s.clone();
-            }
-            if let Some(d) = &ov.description {
-                issue.description = d.clone();
-            }
-            if let Some(l) = &ov.labels {
-                issue.labels = l.clone();
-            }
-            if let Some(p) = ov.priority {
-                issue.priority = p;
-            }
-            if let Some(a) = ov.assignee {
-                issue.assignee = a;
-            }
-            if let Some(r) = ov.resolution {
-                issue.resolution = r;
-            }
-            if let Some(r) = ov.resolved {
-                issue.resolved_ms = r;
-            }
-            for (k, v) in &ov.custom {
-                issue.custom.retain(|(f, _)| f != k);
-                if let Some(v) = v {
-                    issue.custom.push((*k, v.clone()));
-                }
-            }
-            issue.custom.sort_by_key(|(k, _)| *k);
-            histories.extend(ov.histories.iter().cloned());
         }
-        // An epic link to a deleted epic renders as null: not a value.
-        issue
-            .custom
-            .retain(|(_, v)| !matches!(v, CfValue::EpicLink(e) if !self.is_live(*e)));
-        issue.histories = histories;
-        issue
     }
 
     /// Formats epoch milliseconds like Jira DC: `2024-03-10T01:59:59.123-0500`,
@@ -709,7 +699,7 @@ impl Dataset {
 /// `2024-03-10T01:59:59.123-0500` in `tz`.
 pub fn format_ts(tz: Tz, ms: i64) -> String {
     let mut out = Vec::with_capacity(28);
-    super::render::write_ts(&mut out, tz, ms);
+    super::json::write_ts(&mut out, tz, ms);
     String::from_utf8(out).unwrap_or_default()
 }
 
@@ -768,7 +758,7 @@ fn base_parent(seed: u64, n: u32, p: u32, i: u32) -> Option<u32> {
     }
     let _ = n;
     let mut r = Rng::new(seed, i, 6);
-    r.next();
+    r.next_u64();
     let d = 1 + r.below(3) as u32;
     let parent = (i as u64).checked_sub((p * d) as u64)? as u32;
     let pt = raw_type(seed, parent);
@@ -1014,32 +1004,54 @@ fn base_histories(
     (out, resolved, resolution)
 }
 
-fn random_item(ds: &Dataset, r: &mut Rng, idx: u32) -> HistoryItem {
-    let jira = |f: &str,
-                from: Option<String>,
-                fs: Option<String>,
-                to: Option<String>,
-                ts: Option<String>| HistoryItem {
+/// A changelog item with `fieldtype` "jira".
+fn jira(
+    f: &str,
+    from: Option<String>,
+    fs: Option<String>,
+    to: Option<String>,
+    ts: Option<String>,
+) -> HistoryItem {
+    HistoryItem {
         field: f.into(),
         fieldtype: "jira",
         from,
         from_string: fs,
         to,
         to_string: ts,
-    };
-    let custom = |f: &str,
-                  from: Option<String>,
-                  fs: Option<String>,
-                  to: Option<String>,
-                  ts: Option<String>| HistoryItem {
+    }
+}
+
+/// A changelog item with `fieldtype` "custom".
+fn custom(
+    f: &str,
+    from: Option<String>,
+    fs: Option<String>,
+    to: Option<String>,
+    ts: Option<String>,
+) -> HistoryItem {
+    HistoryItem {
         field: f.into(),
         fieldtype: "custom",
         from,
         from_string: fs,
         to,
         to_string: ts,
-    };
+    }
+}
+
+/// A random changelog item of issue `idx` (one of twelve kinds, drawn from `r`).
+fn random_item(ds: &Dataset, r: &mut Rng, idx: u32) -> HistoryItem {
     match r.below(12) {
+        k @ 0..=3 => random_field_item(r, k),
+        k @ 4..=6 => random_custom_item(r, k),
+        k => random_text_or_link_item(ds, r, idx, k),
+    }
+}
+
+/// Kinds 0..=3: assignee, priority, labels, due date.
+fn random_field_item(r: &mut Rng, kind: u64) -> HistoryItem {
+    match kind {
         0 => {
             let a = r.pick(&USERS);
             let b = r.pick(&USERS);
@@ -1069,7 +1081,7 @@ fn random_item(ds: &Dataset, r: &mut Rng, idx: u32) -> HistoryItem {
             None,
             Some(format!("{} {}", r.pick(&LABELS), r.pick(&LABELS))),
         ),
-        3 => {
+        _ => {
             let d = NaiveDate::from_ymd_opt(2024, 1 + r.below(12) as u32, 1 + r.below(28) as u32)
                 .unwrap_or_default();
             jira(
@@ -1080,6 +1092,12 @@ fn random_item(ds: &Dataset, r: &mut Rng, idx: u32) -> HistoryItem {
                 Some(d.format("%Y-%m-%d 00:00:00.0").to_string()),
             )
         }
+    }
+}
+
+/// Kinds 4..=6: Story Points, Severity, Sprint.
+fn random_custom_item(r: &mut Rng, kind: u64) -> HistoryItem {
+    match kind {
         4 => {
             let a = r.below(13);
             let b = r.below(13);
@@ -1102,7 +1120,7 @@ fn random_item(ds: &Dataset, r: &mut Rng, idx: u32) -> HistoryItem {
                 Some(bv.to_string()),
             )
         }
-        6 => {
+        _ => {
             let s = 1 + r.below(30);
             custom(
                 "Sprint",
@@ -1112,6 +1130,12 @@ fn random_item(ds: &Dataset, r: &mut Rng, idx: u32) -> HistoryItem {
                 Some(format!("Sprint {s}")),
             )
         }
+    }
+}
+
+/// Kinds 7..=11: description, summary, link, fix version, component.
+fn random_text_or_link_item(ds: &Dataset, r: &mut Rng, idx: u32, kind: u64) -> HistoryItem {
+    match kind {
         7 => jira(
             "description",
             None,
@@ -1238,46 +1262,10 @@ fn base_custom(ds: &Dataset, idx: u32, base: &Core) -> Vec<(usize, CfValue)> {
     v
 }
 
-/// Sprint `id` as the legacy GreenHopper string Jira DC returns.
-pub(crate) fn sprint_string(tz: Tz, id: u32) -> String {
-    let s = (id % 1000).saturating_sub(1) as i64;
-    let start = START_MS + s * 14 * DAY_MS + 9 * 3_600_000;
-    let end = start + 14 * DAY_MS;
-    let state = if end < END_MS - 30 * DAY_MS {
-        "CLOSED"
-    } else {
-        "ACTIVE"
-    };
-    let fmt = |ms: i64| {
-        tz.timestamp_millis_opt(ms)
-            .single()
-            .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3f%:z").to_string())
-            .unwrap_or_default()
-    };
-    let goal = if id.is_multiple_of(3) {
-        "Ship it, then [rest]"
-    } else {
-        ""
-    };
-    let complete = if state == "CLOSED" {
-        fmt(end)
-    } else {
-        "<null>".to_string()
-    };
-    format!(
-        "com.atlassian.greenhopper.service.sprint.Sprint@{:x}[id={id},rapidViewId={},state={state},name=Sprint {},startDate={},endDate={},completeDate={complete},activatedDate={},sequence={id},goal={goal},autoStartStop=false,synced=false]",
-        mix(id as u64) as u32,
-        1 + id / 1000,
-        s + 1,
-        fmt(start),
-        fmt(end),
-        fmt(start),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeZone;
 
     fn keys(n: usize) -> Vec<String> {
         project_keys(n)

@@ -59,97 +59,105 @@ fn tokenize(s: &str) -> Result<Vec<(Tok, usize)>, JqlError> {
             i += 1;
             continue;
         }
-        let two: String = cs[i..(i + 2).min(cs.len())].iter().collect();
-        match c {
-            '(' => {
-                out.push((Tok::LParen, pos));
-                i += 1;
-            }
-            ')' => {
-                out.push((Tok::RParen, pos));
-                i += 1;
-            }
-            ',' => {
-                out.push((Tok::Comma, pos));
-                i += 1;
-            }
+        let (tok, next) = match c {
+            '(' => (Tok::LParen, i + 1),
+            ')' => (Tok::RParen, i + 1),
+            ',' => (Tok::Comma, i + 1),
             '"' | '\'' => {
-                let q = c;
-                i += 1;
-                let mut v = String::new();
-                loop {
-                    match cs.get(i) {
-                        None => {
-                            return Err(JqlError(format!(
-                                "Error in the JQL Query: The quoted string '{v}' has not been completed. (line 1, character {pos})"
-                            )));
-                        }
-                        Some('\\') => {
-                            match cs.get(i + 1) {
-                                Some('n') => v.push('\n'),
-                                Some('t') => v.push('\t'),
-                                Some('r') => v.push('\r'),
-                                Some(&o) => v.push(o),
-                                None => {}
-                            }
-                            i += 2;
-                        }
-                        Some(&ch) if ch == q => {
-                            i += 1;
-                            break;
-                        }
-                        Some(&ch) => {
-                            v.push(ch);
-                            i += 1;
-                        }
-                    }
-                }
-                out.push((Tok::Str(v), pos));
+                let (v, next) = lex_quoted(&cs, i)?;
+                (Tok::Str(v), next)
             }
-            _ => {
-                let op: Option<&'static str> = match two.as_str() {
-                    "!=" => Some("!="),
-                    "<=" => Some("<="),
-                    ">=" => Some(">="),
-                    "!~" => Some("!~"),
-                    "&&" => Some("&&"),
-                    "||" => Some("||"),
-                    _ => None,
-                };
-                if let Some(op) = op {
-                    out.push((Tok::Op(op), pos));
-                    i += 2;
-                    continue;
+            _ => match lex_op(&cs, i) {
+                Some((op, next)) => (Tok::Op(op), next),
+                None => {
+                    let (w, next) = lex_word(&cs, i);
+                    (Tok::Word(w), next)
                 }
-                let op1: Option<&'static str> = match c {
-                    '=' => Some("="),
-                    '<' => Some("<"),
-                    '>' => Some(">"),
-                    '~' => Some("~"),
-                    '!' => Some("!"),
-                    '&' => Some("&&"),
-                    '|' => Some("||"),
-                    _ => None,
-                };
-                if let Some(op) = op1 {
-                    out.push((Tok::Op(op), pos));
-                    i += 1;
-                    continue;
+            },
+        };
+        out.push((tok, pos));
+        i = next;
+    }
+    Ok(out)
+}
+
+/// The quoted string opening at `cs[i]` (backslash escapes read); returns it
+/// and the index after its closing quote.
+fn lex_quoted(cs: &[char], i: usize) -> Result<(String, usize), JqlError> {
+    let pos = i + 1;
+    let q = cs[i];
+    let mut i = i + 1;
+    let mut v = String::new();
+    loop {
+        match cs.get(i) {
+            None => {
+                return Err(JqlError(format!(
+                    "Error in the JQL Query: The quoted string '{v}' has not been completed. (line 1, character {pos})"
+                )));
+            }
+            Some('\\') => {
+                match cs.get(i + 1) {
+                    Some('n') => v.push('\n'),
+                    Some('t') => v.push('\t'),
+                    Some('r') => v.push('\r'),
+                    Some(&o) => v.push(o),
+                    None => {}
                 }
-                let start = i;
-                while i < cs.len() {
-                    let ch = cs[i];
-                    if ch.is_whitespace() || "()\",=!<>~'&|".contains(ch) {
-                        break;
-                    }
-                    i += 1;
-                }
-                let w: String = cs[start..i].iter().collect();
-                out.push((Tok::Word(w), pos));
+                i += 2;
+            }
+            Some(&ch) if ch == q => {
+                i += 1;
+                break;
+            }
+            Some(&ch) => {
+                v.push(ch);
+                i += 1;
             }
         }
     }
-    Ok(out)
+    Ok((v, i))
+}
+
+/// The operator at `cs[i]` (two characters before one), and the index after it.
+fn lex_op(cs: &[char], i: usize) -> Option<(&'static str, usize)> {
+    let two: String = cs[i..(i + 2).min(cs.len())].iter().collect();
+    let op: Option<&'static str> = match two.as_str() {
+        "!=" => Some("!="),
+        "<=" => Some("<="),
+        ">=" => Some(">="),
+        "!~" => Some("!~"),
+        "&&" => Some("&&"),
+        "||" => Some("||"),
+        _ => None,
+    };
+    if let Some(op) = op {
+        return Some((op, i + 2));
+    }
+    let op1: Option<&'static str> = match cs[i] {
+        '=' => Some("="),
+        '<' => Some("<"),
+        '>' => Some(">"),
+        '~' => Some("~"),
+        '!' => Some("!"),
+        '&' => Some("&&"),
+        '|' => Some("||"),
+        _ => None,
+    };
+    op1.map(|op| (op, i + 1))
+}
+
+/// The bare word starting at `cs[i]`, and the index after it.
+fn lex_word(cs: &[char], i: usize) -> (String, usize) {
+    let start = i;
+    let mut i = i;
+    while i < cs.len() {
+        let ch = cs[i];
+        if ch.is_whitespace() || "()\",=!<>~'&|".contains(ch) {
+            break;
+        }
+        i += 1;
+    }
+    (cs[start..i].iter().collect(), i)
 }
 
 /// Comparison operators.
@@ -355,7 +363,21 @@ impl Parser {
             _ => return Err(self.err_expecting("a field name")),
         };
         self.i += 1;
-        let op = match self.peek() {
+        let op = self.parse_operator(&field)?;
+        if let Op::IsEmpty(_) = op {
+            return Ok(Ast::Clause {
+                field,
+                op,
+                values: vec![],
+            });
+        }
+        let values = self.parse_values(matches!(op, Op::In(_)))?;
+        Ok(Ast::Clause { field, op, values })
+    }
+
+    /// The operator after `field` (`IS [NOT] EMPTY` read whole).
+    fn parse_operator(&mut self, field: &str) -> Result<Op, JqlError> {
+        Ok(match self.peek() {
             Some(Tok::Op(o)) => {
                 let c = match *o {
                     "=" => Cmp::Eq,
@@ -396,19 +418,19 @@ impl Parser {
                     return Err(self.err_expecting("EMPTY or NULL"));
                 }
                 self.i += 1;
-                return Ok(Ast::Clause {
-                    field,
-                    op: Op::IsEmpty(neg),
-                    values: vec![],
-                });
+                Op::IsEmpty(neg)
             }
             _ => {
                 return Err(self.err_expecting(
                     "operator; the valid operators are '=', '!=', '<', '>', '<=', '>=', '~', '!~', 'IN', 'NOT IN', 'IS' and 'IS NOT'",
                 ));
             }
-        };
-        let values = if let Op::In(_) = op {
+        })
+    }
+
+    /// One value, or a parenthesised list of them after `IN`/`NOT IN`.
+    fn parse_values(&mut self, in_list: bool) -> Result<Vec<Value>, JqlError> {
+        Ok(if in_list {
             if self.peek() != Some(&Tok::LParen) {
                 return Err(self.err_expecting("'('"));
             }
@@ -425,8 +447,7 @@ impl Parser {
             vs
         } else {
             vec![self.value()?]
-        };
-        Ok(Ast::Clause { field, op, values })
+        })
     }
 }
 
@@ -619,35 +640,8 @@ fn compile_clause(
     tz: Tz,
 ) -> Result<Node, JqlError> {
     let lf = field.to_ascii_lowercase();
-    let not_exist = |v: &Value, f: &str| {
-        JqlError(format!(
-            "The value '{}' does not exist for the field '{f}'.",
-            v.text
-        ))
-    };
     Ok(match lf.as_str() {
-        "project" => {
-            let neg = set_op(op, field)?;
-            let mut ps = Vec::new();
-            for v in values {
-                let p = ds
-                    .project_index(&v.text)
-                    .or_else(|| {
-                        v.text
-                            .parse::<u64>()
-                            .ok()
-                            .and_then(|id| ds.projects().iter().position(|p| p.id == id))
-                    })
-                    .or_else(|| {
-                        ds.projects()
-                            .iter()
-                            .position(|p| p.name.eq_ignore_ascii_case(&v.text))
-                    })
-                    .ok_or_else(|| not_exist(v, field))?;
-                ps.push(p as u16);
-            }
-            Node::Project(neg, ps)
-        }
+        "project" => compile_project(field, op, values, ds)?,
         "issuetype" | "type" => {
             let neg = set_op(op, field)?;
             let mut ts = Vec::new();
@@ -672,27 +666,7 @@ fn compile_clause(
             }
             Node::Status(neg, ss)
         }
-        "statuscategory" => {
-            let neg = set_op(op, field)?;
-            let mut ss = Vec::new();
-            for v in values {
-                let matching: Vec<u8> = STATUSES
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, s)| {
-                        s.category_name.eq_ignore_ascii_case(&v.text)
-                            || s.category_key.eq_ignore_ascii_case(&v.text)
-                            || s.category_id.to_string() == v.text
-                    })
-                    .map(|(i, _)| i as u8)
-                    .collect();
-                if matching.is_empty() {
-                    return Err(not_exist(v, field));
-                }
-                ss.extend(matching);
-            }
-            Node::Status(neg, ss)
-        }
+        "statuscategory" => compile_status_category(field, op, values)?,
         "labels" => match op {
             Op::Cmp(Cmp::Eq) | Op::Cmp(Cmp::Ne) | Op::In(_) | Op::IsEmpty(_) => {
                 Node::Labels(op.clone(), values.iter().map(|v| v.text.clone()).collect())
@@ -700,42 +674,112 @@ fn compile_clause(
             _ => return Err(unsupported_op(op, field)),
         },
         "created" | "createddate" | "updated" | "updateddate" | "resolved" | "resolutiondate" => {
-            let df = match lf.as_str() {
-                "created" | "createddate" => DateField::Created,
-                "updated" | "updateddate" => DateField::Updated,
-                _ => DateField::Resolved,
-            };
-            match op {
-                Op::Cmp(c) => Node::Date(df, *c, parse_date(field, &values[0].text, tz)?),
-                Op::IsEmpty(neg) => Node::DateEmpty(df, *neg),
-                Op::In(_) => return Err(unsupported_op(op, field)),
-            }
+            compile_date(&lf, field, op, values, tz)?
         }
-        "id" | "key" | "issuekey" | "issue" => match op {
-            Op::Cmp(Cmp::Eq) | Op::Cmp(Cmp::Ne) | Op::In(_) => {
-                let neg = matches!(op, Op::Cmp(Cmp::Ne) | Op::In(true));
-                let set: Vec<u32> = values.iter().filter_map(|v| ds.resolve(&v.text)).collect();
-                if set.is_empty() {
-                    // A missing or deleted anchor matches nothing (even with != / NOT IN).
-                    Node::Nothing
-                } else {
-                    Node::KeySet(neg, set)
-                }
-            }
-            Op::Cmp(c) => {
-                let anchor = ds.resolve(&values[0].text).map(|i| {
-                    let c = ds.core(i);
-                    (c.project, c.number)
-                });
-                Node::KeyRange(*c, anchor)
-            }
-            Op::IsEmpty(_) => return Err(unsupported_op(op, field)),
-        },
+        "id" | "key" | "issuekey" | "issue" => compile_key(field, op, values, ds)?,
         _ => {
             return Err(JqlError(format!(
                 "Field '{field}' does not exist or you do not have permission to view it."
             )));
         }
+    })
+}
+
+fn not_exist(v: &Value, f: &str) -> JqlError {
+    JqlError(format!(
+        "The value '{}' does not exist for the field '{f}'.",
+        v.text
+    ))
+}
+
+/// `project`: by key, id or name.
+fn compile_project(field: &str, op: &Op, values: &[Value], ds: &Dataset) -> Result<Node, JqlError> {
+    let neg = set_op(op, field)?;
+    let mut ps = Vec::new();
+    for v in values {
+        let p = ds
+            .project_index(&v.text)
+            .or_else(|| {
+                v.text
+                    .parse::<u64>()
+                    .ok()
+                    .and_then(|id| ds.projects().iter().position(|p| p.id == id))
+            })
+            .or_else(|| {
+                ds.projects()
+                    .iter()
+                    .position(|p| p.name.eq_ignore_ascii_case(&v.text))
+            })
+            .ok_or_else(|| not_exist(v, field))?;
+        ps.push(p as u16);
+    }
+    Ok(Node::Project(neg, ps))
+}
+
+/// `statusCategory`: by name, key or id; the statuses of the categories.
+fn compile_status_category(field: &str, op: &Op, values: &[Value]) -> Result<Node, JqlError> {
+    let neg = set_op(op, field)?;
+    let mut ss = Vec::new();
+    for v in values {
+        let matching: Vec<u8> = STATUSES
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| {
+                s.category_name.eq_ignore_ascii_case(&v.text)
+                    || s.category_key.eq_ignore_ascii_case(&v.text)
+                    || s.category_id.to_string() == v.text
+            })
+            .map(|(i, _)| i as u8)
+            .collect();
+        if matching.is_empty() {
+            return Err(not_exist(v, field));
+        }
+        ss.extend(matching);
+    }
+    Ok(Node::Status(neg, ss))
+}
+
+/// `created`/`updated`/`resolved` (and aliases; `lf` lower-cased), dates read in `tz`.
+fn compile_date(
+    lf: &str,
+    field: &str,
+    op: &Op,
+    values: &[Value],
+    tz: Tz,
+) -> Result<Node, JqlError> {
+    let df = match lf {
+        "created" | "createddate" => DateField::Created,
+        "updated" | "updateddate" => DateField::Updated,
+        _ => DateField::Resolved,
+    };
+    Ok(match op {
+        Op::Cmp(c) => Node::Date(df, *c, parse_date(field, &values[0].text, tz)?),
+        Op::IsEmpty(neg) => Node::DateEmpty(df, *neg),
+        Op::In(_) => return Err(unsupported_op(op, field)),
+    })
+}
+
+/// `id`/`key`/`issuekey`/`issue`: a set of issues, or a key range in one project.
+fn compile_key(field: &str, op: &Op, values: &[Value], ds: &Dataset) -> Result<Node, JqlError> {
+    Ok(match op {
+        Op::Cmp(Cmp::Eq) | Op::Cmp(Cmp::Ne) | Op::In(_) => {
+            let neg = matches!(op, Op::Cmp(Cmp::Ne) | Op::In(true));
+            let set: Vec<u32> = values.iter().filter_map(|v| ds.resolve(&v.text)).collect();
+            if set.is_empty() {
+                // A missing or deleted anchor matches nothing (even with != / NOT IN).
+                Node::Nothing
+            } else {
+                Node::KeySet(neg, set)
+            }
+        }
+        Op::Cmp(c) => {
+            let anchor = ds.resolve(&values[0].text).map(|i| {
+                let c = ds.core(i);
+                (c.project, c.number)
+            });
+            Node::KeyRange(*c, anchor)
+        }
+        Op::IsEmpty(_) => return Err(unsupported_op(op, field)),
     })
 }
 

@@ -10,7 +10,12 @@
 //!
 //! - [`Simulator`], [`SimConfig`], [`SimHandle`] (this file): settings, start, stop.
 //! - [`Error`]: what can go wrong starting a simulator.
-//! - [`catalog`]: constant catalogues (types, statuses, users, custom fields).
+//! - [`catalog`]: constant catalogues (types, statuses, users, custom fields,
+//!   the generated time window).
+//! - [`rng`]: [`Rng`], the one PRNG of all synthetic data (the load bench's too).
+//! - `json` (private): byte-level JSON writers (strings, timestamps).
+//! - `frags` (private): pre-rendered constant objects ([`render::Frags`]) and
+//!   the sprint calendar.
 //! - [`data`]: the lazily generated, deterministic dataset and its ground truth.
 //! - [`render`]: Jira DC JSON (issues, search pages, fields, myself, serverInfo).
 //! - [`jql`]: the JQL parser, compiler and evaluator.
@@ -18,13 +23,24 @@
 //! - [`state`]: mutations, hook, statistics, ground truth ([`SimControl`]).
 //! - [`server`]: the HTTP/1.1 server on its own thread and tokio runtime.
 //! - [`admin`]: `/_sim/…` endpoints to script mutations and faults over HTTP.
+//!
+//! The modules form a DAG, leaves first: `catalog`, `rng`, `json` → `frags`
+//! → `data` → `render`, `jql`, `faults` → `state` → `server`, `admin`. In particular
+//! `data` does not use `render`: what both need (JSON writers, the
+//! pre-rendered fragments a [`Dataset`] owns) lives in `json` and `frags`, and
+//! the renderer adds the rendering methods ([`Issue::custom_values`],
+//! [`Dataset::search_page_body`], [`Dataset::issue_body`]) in its own `impl`
+//! blocks.
 
 pub mod admin;
 pub mod catalog;
 pub mod data;
 pub mod faults;
+mod frags;
 pub mod jql;
+mod json;
 pub mod render;
+pub mod rng;
 pub mod server;
 pub mod state;
 
@@ -37,6 +53,7 @@ use chrono_tz::Tz;
 pub use data::{CfValue, Dataset, History, HistoryItem, Issue, IssueLink, Poison};
 pub use faults::{Fault, FaultConfig, FaultScope};
 pub use render::FieldSel;
+pub use rng::Rng;
 pub use state::{IssueUpdate, SearchHook, SimControl, SimStats};
 
 /// Why a simulator could not start.

@@ -6,7 +6,12 @@
 use chrono::TimeZone;
 
 use super::catalog::*;
-use super::data::{CfValue, Dataset, History, ID_BASE, Issue, Poison, format_ts, sprint_string};
+use super::data::{CfValue, Dataset, History, ID_BASE, Issue, Poison, format_ts};
+pub use super::frags::Frags;
+use super::frags::sprint_string;
+use super::json::{key_field, opt_str, raw};
+pub use super::json::{write_json_str, write_ts};
+use super::rng::mix;
 
 /// The system fields the simulator renders, in output order:
 /// (id, name, schema type, schema items, orderable, searchable, clause names).
@@ -382,273 +387,16 @@ impl FieldSel {
     }
 }
 
-/// Appends `s` as a JSON string literal (quotes included), escaping like Jackson.
-pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
-    out.push(b'"');
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        if !NEEDS_ESCAPE[b as usize] {
-            continue;
-        }
-        out.extend_from_slice(&bytes[start..i]);
-        match b {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            0x08 => out.extend_from_slice(b"\\b"),
-            0x0c => out.extend_from_slice(b"\\f"),
-            _ => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.extend_from_slice(b"\\u00");
-                out.push(HEX[(b >> 4) as usize]);
-                out.push(HEX[(b & 15) as usize]);
-            }
-        }
-        start = i + 1;
-    }
-    out.extend_from_slice(&bytes[start..]);
-    out.push(b'"');
-}
-
-/// Bytes that need escaping inside a JSON string: controls, `"` and `\`.
-static NEEDS_ESCAPE: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut i = 0;
-    while i < 0x20 {
-        t[i] = true;
-        i += 1;
-    }
-    t[b'"' as usize] = true;
-    t[b'\\' as usize] = true;
-    t
-};
-
-#[inline]
-fn raw(out: &mut Vec<u8>, s: &str) {
-    out.extend_from_slice(s.as_bytes());
-}
-
-fn opt_str(out: &mut Vec<u8>, s: Option<&str>) {
-    match s {
-        Some(s) => write_json_str(out, s),
-        None => raw(out, "null"),
-    }
-}
-
 fn ts(ds: &Dataset, out: &mut Vec<u8>, ms: i64) {
     out.push(b'"');
     write_ts(out, ds.server_tz, ms);
     out.push(b'"');
 }
 
-/// Appends `2024-03-10T01:59:59.123-0500` (epoch ms in `tz`) without chrono's
-/// format machinery (this is the renderer's hottest path).
-pub fn write_ts(out: &mut Vec<u8>, tz: chrono_tz::Tz, ms: i64) {
-    use chrono::{Datelike, Offset, Timelike};
-    let Some(utc) = chrono::DateTime::from_timestamp_millis(ms) else {
-        return;
-    };
-    let off = tz
-        .offset_from_utc_datetime(&utc.naive_utc())
-        .fix()
-        .local_minus_utc();
-    let local = utc.naive_utc() + chrono::Duration::seconds(off as i64);
-    let mut b = [0u8; 28];
-    let put = |b: &mut [u8; 28], at: usize, v: u32, width: usize| {
-        let mut v = v;
-        for k in (0..width).rev() {
-            b[at + k] = b'0' + (v % 10) as u8;
-            v /= 10;
-        }
-    };
-    put(&mut b, 0, local.year().clamp(0, 9999) as u32, 4);
-    b[4] = b'-';
-    put(&mut b, 5, local.month(), 2);
-    b[7] = b'-';
-    put(&mut b, 8, local.day(), 2);
-    b[10] = b'T';
-    put(&mut b, 11, local.hour(), 2);
-    b[13] = b':';
-    put(&mut b, 14, local.minute(), 2);
-    b[16] = b':';
-    put(&mut b, 17, local.second(), 2);
-    b[19] = b'.';
-    put(&mut b, 20, ms.rem_euclid(1000) as u32, 3);
-    b[23] = if off < 0 { b'-' } else { b'+' };
-    let a = off.unsigned_abs() / 60;
-    put(&mut b, 24, a / 60, 2);
-    put(&mut b, 26, a % 60, 2);
-    out.extend_from_slice(&b);
-}
-
-fn key_field(out: &mut Vec<u8>, key: &str) {
-    out.push(b'"');
-    raw(out, key);
-    raw(out, "\":");
-}
-
-/// A DC user object.
-fn build_user(b: &str, out: &mut Vec<u8>, u: &User) {
-    raw(out, "{\"self\":");
-    write_json_str(out, &format!("{b}/rest/api/2/user?username={}", u.name));
-    raw(out, ",\"name\":");
-    write_json_str(out, u.name);
-    raw(out, ",\"key\":");
-    write_json_str(out, u.key);
-    raw(out, ",\"emailAddress\":");
-    write_json_str(out, u.email);
-    raw(out, ",\"avatarUrls\":{");
-    for (i, (sz, q)) in [
-        ("48x48", ""),
-        ("24x24", "small"),
-        ("16x16", "xsmall"),
-        ("32x32", "medium"),
-    ]
-    .iter()
-    .enumerate()
-    {
-        if i > 0 {
-            out.push(b',');
-        }
-        key_field(out, sz);
-        let sep = if q.is_empty() {
-            String::new()
-        } else {
-            format!("size={q}&")
-        };
-        write_json_str(
-            out,
-            &format!(
-                "{b}/secure/useravatar?{sep}ownerId={}&avatarId=10122",
-                u.key
-            ),
-        );
-    }
-    raw(out, "},\"displayName\":");
-    write_json_str(out, u.display_name);
-    raw(
-        out,
-        if u.active {
-            ",\"active\":true"
-        } else {
-            ",\"active\":false"
-        },
-    );
-    raw(out, ",\"timeZone\":");
-    write_json_str(out, u.time_zone);
-    out.push(b'}');
-}
-
 fn opt_user(ds: &Dataset, out: &mut Vec<u8>, u: Option<usize>) {
     match u {
         Some(u) => write_user(ds, out, u),
         None => raw(out, "null"),
-    }
-}
-
-fn build_status(b: &str, out: &mut Vec<u8>, s: usize) {
-    let s = &STATUSES[s];
-    raw(
-        out,
-        &format!(
-            "{{\"self\":\"{b}/rest/api/2/status/{}\",\"description\":",
-            s.id
-        ),
-    );
-    write_json_str(out, s.description);
-    raw(
-        out,
-        &format!(
-            ",\"iconUrl\":\"{b}/images/icons/statuses/generic.png\",\"name\":\"{}\",\"id\":\"{}\",\"statusCategory\":{{\"self\":\"{b}/rest/api/2/statuscategory/{}\",\"id\":{},\"key\":\"{}\",\"colorName\":\"{}\",\"name\":\"{}\"}}}}",
-            s.name,
-            s.id,
-            s.category_id,
-            s.category_id,
-            s.category_key,
-            s.category_color,
-            s.category_name
-        ),
-    );
-}
-
-fn build_issuetype(b: &str, out: &mut Vec<u8>, t: usize) {
-    let t = &ISSUE_TYPES[t];
-    raw(
-        out,
-        &format!(
-            "{{\"self\":\"{b}/rest/api/2/issuetype/{}\",\"id\":\"{}\",\"description\":",
-            t.id, t.id
-        ),
-    );
-    write_json_str(out, t.description);
-    raw(
-        out,
-        &format!(
-            ",\"iconUrl\":\"{b}/images/icons/issuetypes/{}\",\"name\":\"{}\",\"subtask\":{}}}",
-            t.icon, t.name, t.subtask
-        ),
-    );
-}
-
-fn build_priority(b: &str, out: &mut Vec<u8>, p: usize) {
-    {
-        {
-            let p = &PRIORITIES[p];
-            raw(
-                out,
-                &format!(
-                    "{{\"self\":\"{b}/rest/api/2/priority/{id}\",\"iconUrl\":\"{b}/images/icons/priorities/{icon}\",\"name\":\"{name}\",\"id\":\"{id}\"}}",
-                    id = p.id,
-                    icon = p.icon,
-                    name = p.name
-                ),
-            );
-        }
-    }
-}
-
-/// Pre-rendered JSON of the constant objects (users, statuses, types,
-/// priorities) under one base URL.
-#[derive(Debug, Default)]
-pub struct Frags {
-    users: Vec<Vec<u8>>,
-    statuses: Vec<Vec<u8>>,
-    types: Vec<Vec<u8>>,
-    priorities: Vec<Vec<u8>>,
-    /// Sprint id → its JSON string literal.
-    sprints: std::collections::HashMap<u32, Vec<u8>>,
-}
-
-impl Frags {
-    pub fn new(base_url: &str, tz: chrono_tz::Tz, projects: usize) -> Frags {
-        let mut sprints = std::collections::HashMap::new();
-        for p in 0..projects as u32 {
-            for s in 1..=90u32 {
-                let id = p * 1000 + s;
-                let mut out = Vec::new();
-                write_json_str(&mut out, &sprint_string(tz, id));
-                sprints.insert(id, out);
-            }
-        }
-        let build = |n: usize, f: &dyn Fn(&mut Vec<u8>, usize)| -> Vec<Vec<u8>> {
-            (0..n)
-                .map(|i| {
-                    let mut out = Vec::new();
-                    f(&mut out, i);
-                    out
-                })
-                .collect()
-        };
-        Frags {
-            users: build(USERS.len(), &|o, i| build_user(base_url, o, &USERS[i])),
-            statuses: build(STATUSES.len(), &|o, i| build_status(base_url, o, i)),
-            types: build(ISSUE_TYPES.len(), &|o, i| build_issuetype(base_url, o, i)),
-            priorities: build(PRIORITIES.len(), &|o, i| build_priority(base_url, o, i)),
-            sprints,
-        }
     }
 }
 
@@ -865,179 +613,14 @@ pub fn write_issue(ds: &Dataset, out: &mut Vec<u8>, is: &Issue, sel: FieldSel, c
             continue;
         }
         sep(out, SYSTEM_FIELDS[f as usize].0);
-        match f {
-            F_SUMMARY => write_json_str(out, &is.summary),
-            F_ISSUETYPE => write_issuetype(ds, out, is.issue_type),
-            F_PROJECT => {
-                let p = &ds.projects[is.project_index];
-                raw(
-                    out,
-                    &format!(
-                        "{{\"self\":\"{b}/rest/api/2/project/{id}\",\"id\":\"{id}\",\"key\":\"{key}\",\"name\":",
-                        id = p.id,
-                        key = p.key
-                    ),
-                );
-                write_json_str(out, &p.name);
-                raw(
-                    out,
-                    &format!(
-                        ",\"projectTypeKey\":\"software\",\"avatarUrls\":{{\"48x48\":\"{b}/secure/projectavatar?avatarId=10324\",\"24x24\":\"{b}/secure/projectavatar?size=small&avatarId=10324\",\"16x16\":\"{b}/secure/projectavatar?size=xsmall&avatarId=10324\",\"32x32\":\"{b}/secure/projectavatar?size=medium&avatarId=10324\"}}}}"
-                    ),
-                );
-            }
-            F_STATUS => write_status(ds, out, is.status),
-            F_PRIORITY => write_priority(ds, out, is.priority),
-            F_RESOLUTION => match is.resolution {
-                Some(r) => {
-                    let r = &RESOLUTIONS[r];
-                    raw(
-                        out,
-                        &format!(
-                            "{{\"self\":\"{b}/rest/api/2/resolution/{id}\",\"id\":\"{id}\",\"description\":",
-                            id = r.id
-                        ),
-                    );
-                    write_json_str(out, r.description);
-                    raw(out, ",\"name\":");
-                    write_json_str(out, r.name);
-                    out.push(b'}');
-                }
-                None => raw(out, "null"),
-            },
-            F_RESOLUTIONDATE => match is.resolved_ms {
-                Some(ms) => ts(ds, out, ms),
-                None => raw(out, "null"),
-            },
-            F_CREATED if ds.poisoned.get(&is.index) == Some(&Poison::BadDate) => {
-                raw(out, "\"yesterday\"")
-            }
-            F_CREATED => ts(ds, out, is.created_ms),
-            F_UPDATED => ts(ds, out, is.updated_ms),
-            F_DUEDATE => match is.due_date {
-                Some(d) => raw(out, &format!("\"{}\"", d.format("%Y-%m-%d"))),
-                None => raw(out, "null"),
-            },
-            F_ASSIGNEE => opt_user(ds, out, is.assignee),
-            F_REPORTER => opt_user(ds, out, is.reporter),
-            F_CREATOR => opt_user(ds, out, is.creator),
-            F_DESCRIPTION => opt_str(out, is.description.as_deref()),
-            F_LABELS => {
-                out.push(b'[');
-                for (i, l) in is.labels.iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    write_json_str(out, l);
-                }
-                out.push(b']');
-            }
-            F_COMPONENTS => {
-                out.push(b'[');
-                for (i, (id, name)) in is.components.iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    raw(
-                        out,
-                        &format!(
-                            "{{\"self\":\"{b}/rest/api/2/component/{id}\",\"id\":\"{id}\",\"name\":"
-                        ),
-                    );
-                    write_json_str(out, name);
-                    out.push(b'}');
-                }
-                out.push(b']');
-            }
-            F_FIXVERSIONS => write_versions(ds, out, is, &is.fix_versions),
-            F_VERSIONS => write_versions(ds, out, is, &is.versions),
-            F_ISSUELINKS => {
-                out.push(b'[');
-                for (i, l) in is.links.iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    let t = &LINK_TYPES[l.link_type];
-                    raw(
-                        out,
-                        &format!(
-                            "{{\"id\":\"{id}\",\"self\":\"{b}/rest/api/2/issueLink/{id}\",\"type\":{{\"id\":\"{tid}\",\"name\":\"{tn}\",\"inward\":\"{ti}\",\"outward\":\"{to}\",\"self\":\"{b}/rest/api/2/issueLinkType/{tid}\"}},",
-                            id = l.id,
-                            tid = t.id,
-                            tn = t.name,
-                            ti = t.inward,
-                            to = t.outward
-                        ),
-                    );
-                    raw(
-                        out,
-                        if l.outward {
-                            "\"outwardIssue\":"
-                        } else {
-                            "\"inwardIssue\":"
-                        },
-                    );
-                    write_issue_stub(ds, out, l.other_index);
-                    out.push(b'}');
-                }
-                out.push(b']');
-            }
-            F_SUBTASKS => {
-                out.push(b'[');
-                for (i, s) in is.subtasks.iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    write_issue_stub(ds, out, *s);
-                }
-                out.push(b']');
-            }
-            F_PARENT => {
-                if let Some(p) = is.parent {
-                    write_issue_stub(ds, out, p);
-                }
-            }
-            F_ENVIRONMENT => {
-                if is.id % 10 == 3 {
-                    write_json_str(out, "Chrome 120 on Windows 11\r\nJava 17 (Temurin)")
-                } else {
-                    raw(out, "null")
-                }
-            }
-            F_VOTES => raw(
-                out,
-                &format!(
-                    "{{\"self\":\"{b}/rest/api/2/issue/{}/votes\",\"votes\":{},\"hasVoted\":false}}",
-                    is.key,
-                    super::data::mix(is.id) % 4
-                ),
-            ),
-            F_WATCHES => raw(
-                out,
-                &format!(
-                    "{{\"self\":\"{b}/rest/api/2/issue/{}/watchers\",\"watchCount\":{},\"isWatching\":false}}",
-                    is.key,
-                    1 + super::data::mix(is.id ^ 7) % 5
-                ),
-            ),
-            F_WORKRATIO => raw(out, "-1"),
-            F_PROGRESS | F_AGGREGATEPROGRESS => raw(out, "{\"progress\":0,\"total\":0}"),
-            _ => raw(out, "null"),
-        }
+        write_system_field(ds, out, is, f);
     }
     for (ci, cf) in CUSTOM_FIELDS.iter().enumerate() {
         if sel.cf & (1 << ci) == 0 {
             continue;
         }
         sep(out, &cf.id());
-        if ci == CF_STORY_POINTS && ds.poisoned.get(&is.index) == Some(&Poison::WrongType) {
-            raw(out, "\"lots\"");
-            continue;
-        }
-        match is.custom.iter().find(|(k, _)| *k == ci) {
-            Some((_, v)) => write_cf_value(ds, out, v),
-            None => raw(out, "null"),
-        }
+        write_custom_field(ds, out, is, ci);
     }
     out.push(b'}');
     if changelog {
@@ -1045,6 +628,209 @@ pub fn write_issue(ds: &Dataset, out: &mut Vec<u8>, is: &Issue, sel: FieldSel, c
         write_histories(ds, out, &is.histories);
     }
     out.push(b'}');
+}
+
+/// The value of system field `f` (an index into [`SYSTEM_FIELDS`]) of `is`.
+fn write_system_field(ds: &Dataset, out: &mut Vec<u8>, is: &Issue, f: u32) {
+    match f {
+        F_SUMMARY => write_json_str(out, &is.summary),
+        F_ISSUETYPE => write_issuetype(ds, out, is.issue_type),
+        F_PROJECT => write_project(ds, out, is),
+        F_STATUS => write_status(ds, out, is.status),
+        F_PRIORITY => write_priority(ds, out, is.priority),
+        F_RESOLUTION => write_resolution(ds, out, is.resolution),
+        F_RESOLUTIONDATE => match is.resolved_ms {
+            Some(ms) => ts(ds, out, ms),
+            None => raw(out, "null"),
+        },
+        F_CREATED if ds.poisoned.get(&is.index) == Some(&Poison::BadDate) => {
+            raw(out, "\"yesterday\"")
+        }
+        F_CREATED => ts(ds, out, is.created_ms),
+        F_UPDATED => ts(ds, out, is.updated_ms),
+        F_DUEDATE => match is.due_date {
+            Some(d) => raw(out, &format!("\"{}\"", d.format("%Y-%m-%d"))),
+            None => raw(out, "null"),
+        },
+        F_ASSIGNEE => opt_user(ds, out, is.assignee),
+        F_REPORTER => opt_user(ds, out, is.reporter),
+        F_CREATOR => opt_user(ds, out, is.creator),
+        F_DESCRIPTION => opt_str(out, is.description.as_deref()),
+        F_LABELS => write_str_array(out, &is.labels),
+        F_COMPONENTS => write_components(ds, out, is),
+        F_FIXVERSIONS => write_versions(ds, out, is, &is.fix_versions),
+        F_VERSIONS => write_versions(ds, out, is, &is.versions),
+        F_ISSUELINKS => write_links(ds, out, is),
+        F_SUBTASKS => {
+            out.push(b'[');
+            for (i, s) in is.subtasks.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_issue_stub(ds, out, *s);
+            }
+            out.push(b']');
+        }
+        F_PARENT => {
+            if let Some(p) = is.parent {
+                write_issue_stub(ds, out, p);
+            }
+        }
+        F_ENVIRONMENT => {
+            if is.id % 10 == 3 {
+                write_json_str(out, "Chrome 120 on Windows 11\r\nJava 17 (Temurin)")
+            } else {
+                raw(out, "null")
+            }
+        }
+        F_VOTES | F_WATCHES => write_social(ds, out, is, f),
+        F_WORKRATIO => raw(out, "-1"),
+        F_PROGRESS | F_AGGREGATEPROGRESS => raw(out, "{\"progress\":0,\"total\":0}"),
+        _ => raw(out, "null"),
+    }
+}
+
+/// The value of custom field `ci` (an index into [`CUSTOM_FIELDS`]) of `is`.
+fn write_custom_field(ds: &Dataset, out: &mut Vec<u8>, is: &Issue, ci: usize) {
+    if ci == CF_STORY_POINTS && ds.poisoned.get(&is.index) == Some(&Poison::WrongType) {
+        raw(out, "\"lots\"");
+        return;
+    }
+    match is.custom.iter().find(|(k, _)| *k == ci) {
+        Some((_, v)) => write_cf_value(ds, out, v),
+        None => raw(out, "null"),
+    }
+}
+
+/// `fields.project`.
+fn write_project(ds: &Dataset, out: &mut Vec<u8>, is: &Issue) {
+    let b = &ds.base_url;
+    let p = &ds.projects[is.project_index];
+    raw(
+        out,
+        &format!(
+            "{{\"self\":\"{b}/rest/api/2/project/{id}\",\"id\":\"{id}\",\"key\":\"{key}\",\"name\":",
+            id = p.id,
+            key = p.key
+        ),
+    );
+    write_json_str(out, &p.name);
+    raw(
+        out,
+        &format!(
+            ",\"projectTypeKey\":\"software\",\"avatarUrls\":{{\"48x48\":\"{b}/secure/projectavatar?avatarId=10324\",\"24x24\":\"{b}/secure/projectavatar?size=small&avatarId=10324\",\"16x16\":\"{b}/secure/projectavatar?size=xsmall&avatarId=10324\",\"32x32\":\"{b}/secure/projectavatar?size=medium&avatarId=10324\"}}}}"
+        ),
+    );
+}
+
+/// `fields.resolution`: an object, or `null`.
+fn write_resolution(ds: &Dataset, out: &mut Vec<u8>, resolution: Option<usize>) {
+    let b = &ds.base_url;
+    match resolution {
+        Some(r) => {
+            let r = &RESOLUTIONS[r];
+            raw(
+                out,
+                &format!(
+                    "{{\"self\":\"{b}/rest/api/2/resolution/{id}\",\"id\":\"{id}\",\"description\":",
+                    id = r.id
+                ),
+            );
+            write_json_str(out, r.description);
+            raw(out, ",\"name\":");
+            write_json_str(out, r.name);
+            out.push(b'}');
+        }
+        None => raw(out, "null"),
+    }
+}
+
+/// A JSON array of strings.
+fn write_str_array(out: &mut Vec<u8>, items: &[String]) {
+    out.push(b'[');
+    for (i, l) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_json_str(out, l);
+    }
+    out.push(b']');
+}
+
+/// `fields.components`.
+fn write_components(ds: &Dataset, out: &mut Vec<u8>, is: &Issue) {
+    let b = &ds.base_url;
+    out.push(b'[');
+    for (i, (id, name)) in is.components.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        raw(
+            out,
+            &format!("{{\"self\":\"{b}/rest/api/2/component/{id}\",\"id\":\"{id}\",\"name\":"),
+        );
+        write_json_str(out, name);
+        out.push(b'}');
+    }
+    out.push(b']');
+}
+
+/// `fields.issuelinks`, each with a stub of the issue at the other end.
+fn write_links(ds: &Dataset, out: &mut Vec<u8>, is: &Issue) {
+    let b = &ds.base_url;
+    out.push(b'[');
+    for (i, l) in is.links.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let t = &LINK_TYPES[l.link_type];
+        raw(
+            out,
+            &format!(
+                "{{\"id\":\"{id}\",\"self\":\"{b}/rest/api/2/issueLink/{id}\",\"type\":{{\"id\":\"{tid}\",\"name\":\"{tn}\",\"inward\":\"{ti}\",\"outward\":\"{to}\",\"self\":\"{b}/rest/api/2/issueLinkType/{tid}\"}},",
+                id = l.id,
+                tid = t.id,
+                tn = t.name,
+                ti = t.inward,
+                to = t.outward
+            ),
+        );
+        raw(
+            out,
+            if l.outward {
+                "\"outwardIssue\":"
+            } else {
+                "\"inwardIssue\":"
+            },
+        );
+        write_issue_stub(ds, out, l.other_index);
+        out.push(b'}');
+    }
+    out.push(b']');
+}
+
+/// `fields.votes` (`f` = [`F_VOTES`]) or `fields.watches`, counts derived from the id.
+fn write_social(ds: &Dataset, out: &mut Vec<u8>, is: &Issue, f: u32) {
+    let b = &ds.base_url;
+    if f == F_VOTES {
+        raw(
+            out,
+            &format!(
+                "{{\"self\":\"{b}/rest/api/2/issue/{}/votes\",\"votes\":{},\"hasVoted\":false}}",
+                is.key,
+                mix(is.id) % 4
+            ),
+        );
+    } else {
+        raw(
+            out,
+            &format!(
+                "{{\"self\":\"{b}/rest/api/2/issue/{}/watchers\",\"watchCount\":{},\"isWatching\":false}}",
+                is.key,
+                1 + mix(is.id ^ 7) % 5
+            ),
+        );
+    }
 }
 
 /// The paging numbers of a search response.
@@ -1267,6 +1053,22 @@ pub fn server_info(ds: &Dataset, now_ms: i64) -> Vec<u8> {
         now = format_ts(ds.server_tz, now_ms)
     )
     .into_bytes()
+}
+
+impl Issue {
+    /// The custom field values as `(field id, value)`; the value is the JSON
+    /// Jira renders in `fields`.
+    pub fn custom_values(&self, ds: &Dataset) -> Vec<(String, serde_json::Value)> {
+        self.custom
+            .iter()
+            .map(|(cf, v)| {
+                let mut out = Vec::new();
+                write_cf_value(ds, &mut out, v);
+                let value = serde_json::from_slice(&out).unwrap_or(serde_json::Value::Null);
+                (CUSTOM_FIELDS[*cf].id(), value)
+            })
+            .collect()
+    }
 }
 
 impl Dataset {

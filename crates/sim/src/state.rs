@@ -12,7 +12,9 @@ use bytes::Bytes;
 use chrono_tz::Tz;
 
 use super::catalog::*;
-use super::data::{AddedLink, CfValue, Dataset, History, HistoryItem, ID_BASE, Issue, Poison};
+use super::data::{
+    AddedLink, CfValue, Dataset, History, HistoryItem, ID_BASE, Issue, Override, Poison,
+};
 use super::faults::{Fault, FaultConfig, FaultState};
 
 /// Milliseconds since the epoch, real clock.
@@ -169,6 +171,147 @@ fn cf_string(ds: &Dataset, v: &CfValue) -> (Option<String>, Option<String>) {
     }
 }
 
+/// Summary and description changes of `upd`.
+fn update_text(cur: &Issue, upd: &IssueUpdate, ov: &mut Override, items: &mut Vec<HistoryItem>) {
+    if let Some(s) = &upd.summary {
+        items.push(jira_item(
+            "summary",
+            None,
+            Some(cur.summary.clone()),
+            None,
+            Some(s.clone()),
+        ));
+        ov.summary = Some(s.clone());
+    }
+    if let Some(d) = &upd.description {
+        items.push(jira_item(
+            "description",
+            None,
+            cur.description.clone(),
+            None,
+            d.clone(),
+        ));
+        ov.description = Some(d.clone());
+    }
+}
+
+/// Priority and assignee changes of `upd`.
+fn update_people(
+    cur: &Issue,
+    upd: &IssueUpdate,
+    ov: &mut Override,
+    items: &mut Vec<HistoryItem>,
+) -> Result<(), String> {
+    if let Some(p) = &upd.priority {
+        let new = match p {
+            Some(name) => Some(
+                PRIORITIES
+                    .iter()
+                    .position(|x| x.name.eq_ignore_ascii_case(name))
+                    .ok_or_else(|| format!("unknown priority {name:?}"))?,
+            ),
+            None => None,
+        };
+        items.push(jira_item(
+            "priority",
+            cur.priority.map(|p| PRIORITIES[p].id.to_string()),
+            cur.priority.map(|p| PRIORITIES[p].name.to_string()),
+            new.map(|p| PRIORITIES[p].id.to_string()),
+            new.map(|p| PRIORITIES[p].name.to_string()),
+        ));
+        ov.priority = Some(new);
+    }
+    if let Some(a) = &upd.assignee {
+        let new = match a {
+            Some(name) => Some(
+                USERS
+                    .iter()
+                    .position(|u| u.name == name)
+                    .ok_or_else(|| format!("unknown user {name:?}"))?,
+            ),
+            None => None,
+        };
+        items.push(jira_item(
+            "assignee",
+            cur.assignee.map(|u| USERS[u].key.to_string()),
+            cur.assignee.map(|u| USERS[u].display_name.to_string()),
+            new.map(|u| USERS[u].key.to_string()),
+            new.map(|u| USERS[u].display_name.to_string()),
+        ));
+        ov.assignee = Some(new);
+    }
+    Ok(())
+}
+
+/// A status change to `s`, with the resolution set or cleared when the
+/// status category enters or leaves "done"; returns the new status.
+fn update_status(
+    cur: &Issue,
+    s: &str,
+    at_ms: i64,
+    ov: &mut Override,
+    items: &mut Vec<HistoryItem>,
+) -> Result<usize, String> {
+    let new = status_by_name(s).ok_or_else(|| format!("unknown status {s:?}"))?;
+    let old = cur.status;
+    items.push(jira_item(
+        "status",
+        Some(STATUSES[old].id.into()),
+        Some(STATUSES[old].name.into()),
+        Some(STATUSES[new].id.into()),
+        Some(STATUSES[new].name.into()),
+    ));
+    let was_done = STATUSES[old].category_key == "done";
+    let is_done = STATUSES[new].category_key == "done";
+    if is_done && !was_done {
+        items.push(jira_item(
+            "resolution",
+            None,
+            None,
+            Some(RESOLUTIONS[0].id.into()),
+            Some(RESOLUTIONS[0].name.into()),
+        ));
+        ov.resolution = Some(Some(0));
+        ov.resolved = Some(Some(at_ms));
+    } else if was_done && !is_done {
+        items.push(jira_item(
+            "resolution",
+            cur.resolution.map(|r| RESOLUTIONS[r].id.to_string()),
+            cur.resolution.map(|r| RESOLUTIONS[r].name.to_string()),
+            None,
+            None,
+        ));
+        ov.resolution = Some(None);
+        ov.resolved = Some(None);
+    }
+    Ok(new)
+}
+
+/// Label changes of `upd` (an item only if the set changes).
+fn update_labels(cur: &Issue, upd: &IssueUpdate, ov: &mut Override, items: &mut Vec<HistoryItem>) {
+    if upd.clear_labels || !upd.add_labels.is_empty() || !upd.remove_labels.is_empty() {
+        let mut l: Vec<String> = if upd.clear_labels {
+            Vec::new()
+        } else {
+            cur.labels.clone()
+        };
+        l.retain(|x| !upd.remove_labels.contains(x));
+        l.extend(upd.add_labels.iter().cloned());
+        l.sort();
+        l.dedup();
+        if l != cur.labels {
+            items.push(jira_item(
+                "labels",
+                None,
+                Some(cur.labels.join(" ")),
+                None,
+                Some(l.join(" ")),
+            ));
+        }
+        ov.labels = Some(l);
+    }
+}
+
 impl Dataset {
     fn touch(&mut self, idx: u32, at_ms: i64, items: Vec<HistoryItem>) {
         let c = &mut self.cores[idx as usize];
@@ -204,121 +347,38 @@ impl Dataset {
         }
         let cur = self.issue(idx);
         let mut items = Vec::new();
+        // On an error below, the issue's earlier overrides stay removed (and a
+        // status already set stays set), as they always have.
         let mut ov = self.overrides.remove(&idx).unwrap_or_default();
-        if let Some(s) = &upd.summary {
-            items.push(jira_item(
-                "summary",
-                None,
-                Some(cur.summary.clone()),
-                None,
-                Some(s.clone()),
-            ));
-            ov.summary = Some(s.clone());
-        }
-        if let Some(d) = &upd.description {
-            items.push(jira_item(
-                "description",
-                None,
-                cur.description.clone(),
-                None,
-                d.clone(),
-            ));
-            ov.description = Some(d.clone());
-        }
-        if let Some(p) = &upd.priority {
-            let new = match p {
-                Some(name) => Some(
-                    PRIORITIES
-                        .iter()
-                        .position(|x| x.name.eq_ignore_ascii_case(name))
-                        .ok_or_else(|| format!("unknown priority {name:?}"))?,
-                ),
-                None => None,
-            };
-            items.push(jira_item(
-                "priority",
-                cur.priority.map(|p| PRIORITIES[p].id.to_string()),
-                cur.priority.map(|p| PRIORITIES[p].name.to_string()),
-                new.map(|p| PRIORITIES[p].id.to_string()),
-                new.map(|p| PRIORITIES[p].name.to_string()),
-            ));
-            ov.priority = Some(new);
-        }
-        if let Some(a) = &upd.assignee {
-            let new = match a {
-                Some(name) => Some(
-                    USERS
-                        .iter()
-                        .position(|u| u.name == name)
-                        .ok_or_else(|| format!("unknown user {name:?}"))?,
-                ),
-                None => None,
-            };
-            items.push(jira_item(
-                "assignee",
-                cur.assignee.map(|u| USERS[u].key.to_string()),
-                cur.assignee.map(|u| USERS[u].display_name.to_string()),
-                new.map(|u| USERS[u].key.to_string()),
-                new.map(|u| USERS[u].display_name.to_string()),
-            ));
-            ov.assignee = Some(new);
-        }
+        update_text(&cur, upd, &mut ov, &mut items);
+        update_people(&cur, upd, &mut ov, &mut items)?;
         if let Some(s) = &upd.status {
-            let new = status_by_name(s).ok_or_else(|| format!("unknown status {s:?}"))?;
-            let old = cur.status;
-            items.push(jira_item(
-                "status",
-                Some(STATUSES[old].id.into()),
-                Some(STATUSES[old].name.into()),
-                Some(STATUSES[new].id.into()),
-                Some(STATUSES[new].name.into()),
-            ));
-            let was_done = STATUSES[old].category_key == "done";
-            let is_done = STATUSES[new].category_key == "done";
-            if is_done && !was_done {
-                items.push(jira_item(
-                    "resolution",
-                    None,
-                    None,
-                    Some(RESOLUTIONS[0].id.into()),
-                    Some(RESOLUTIONS[0].name.into()),
-                ));
-                ov.resolution = Some(Some(0));
-                ov.resolved = Some(Some(at_ms));
-            } else if was_done && !is_done {
-                items.push(jira_item(
-                    "resolution",
-                    cur.resolution.map(|r| RESOLUTIONS[r].id.to_string()),
-                    cur.resolution.map(|r| RESOLUTIONS[r].name.to_string()),
-                    None,
-                    None,
-                ));
-                ov.resolution = Some(None);
-                ov.resolved = Some(None);
-            }
+            let new = update_status(&cur, s, at_ms, &mut ov, &mut items)?;
             self.cores[idx as usize].status = new as u8;
         }
-        if upd.clear_labels || !upd.add_labels.is_empty() || !upd.remove_labels.is_empty() {
-            let mut l: Vec<String> = if upd.clear_labels {
-                Vec::new()
-            } else {
-                cur.labels.clone()
-            };
-            l.retain(|x| !upd.remove_labels.contains(x));
-            l.extend(upd.add_labels.iter().cloned());
-            l.sort();
-            l.dedup();
-            if l != cur.labels {
-                items.push(jira_item(
-                    "labels",
-                    None,
-                    Some(cur.labels.join(" ")),
-                    None,
-                    Some(l.join(" ")),
-                ));
-            }
-            ov.labels = Some(l);
+        update_labels(&cur, upd, &mut ov, &mut items);
+        self.update_custom(&cur, upd, &mut ov, &mut items)?;
+        self.overrides.insert(idx, ov);
+        // Links: both ends get a history and a new `updated`, as Jira does.
+        let mut other_touches: Vec<(u32, HistoryItem)> = Vec::new();
+        self.remove_links(&cur, upd, &mut items, &mut other_touches);
+        self.add_links(idx, &cur.key, upd, &mut items, &mut other_touches)?;
+        self.touch(idx, at_ms, items);
+        for (other, item) in other_touches {
+            self.touch(other, at_ms, vec![item]);
         }
+        self.generation += 1;
+        Ok(())
+    }
+
+    /// Custom field changes of `upd` (one "custom" item each).
+    fn update_custom(
+        &self,
+        cur: &Issue,
+        upd: &IssueUpdate,
+        ov: &mut Override,
+        items: &mut Vec<HistoryItem>,
+    ) -> Result<(), String> {
         for (cf, v) in &upd.custom {
             let def = CUSTOM_FIELDS
                 .get(*cf)
@@ -339,10 +399,18 @@ impl Dataset {
             });
             ov.custom.insert(*cf, v.clone());
         }
-        self.overrides.insert(idx, ov);
-        // Links: both ends get a history and a new `updated`, as Jira does.
-        let this_key = cur.key.clone();
-        let mut other_touches: Vec<(u32, HistoryItem)> = Vec::new();
+        Ok(())
+    }
+
+    /// Removes the links `upd` names: an item here and one on the other end.
+    fn remove_links(
+        &mut self,
+        cur: &Issue,
+        upd: &IssueUpdate,
+        items: &mut Vec<HistoryItem>,
+        other_touches: &mut Vec<(u32, HistoryItem)>,
+    ) {
+        let this_key = &cur.key;
         for l in &cur.links {
             if !(upd.remove_all_links || upd.remove_links.contains(&l.id)) {
                 continue;
@@ -373,6 +441,17 @@ impl Dataset {
                 ),
             ));
         }
+    }
+
+    /// Adds the links `upd` lists, issue `idx` (key `this_key`) being the source.
+    fn add_links(
+        &mut self,
+        idx: u32,
+        this_key: &str,
+        upd: &IssueUpdate,
+        items: &mut Vec<HistoryItem>,
+        other_touches: &mut Vec<(u32, HistoryItem)>,
+    ) -> Result<(), String> {
         for (target_id, type_name) in &upd.add_links {
             let target = self
                 .index_of_id(*target_id)
@@ -406,16 +485,11 @@ impl Dataset {
                     "Link",
                     None,
                     None,
-                    Some(this_key.clone()),
+                    Some(this_key.to_string()),
                     Some(format!("This issue {} {this_key}", t.inward)),
                 ),
             ));
         }
-        self.touch(idx, at_ms, items);
-        for (other, item) in other_touches {
-            self.touch(other, at_ms, vec![item]);
-        }
-        self.generation += 1;
         Ok(())
     }
 
