@@ -69,22 +69,34 @@ struct Piece {
     count: u64,
 }
 
+/// What [`plan_pieces`] splits: `[lo, hi)` of `field` under the `fixed`
+/// ranges; `span` is where the issues are.
+struct Extent<'a> {
+    fixed: &'a [Range],
+    field: DateField,
+    lo: Option<DateTime<Utc>>,
+    hi: Option<DateTime<Utc>>,
+    span: (DateTime<Utc>, DateTime<Utc>),
+}
+
 /// Splits `[lo, hi)` of `field` (under the `fixed` ranges) into pieces,
 /// learning counts with `maxResults=0` queries (each round's counts in
 /// parallel), until every piece holds at most `target` issues and at least
 /// `min_pieces` pieces are worth running in parallel. `span` is where the
 /// issues are (it bounds open ends for the cut points).
-#[allow(clippy::too_many_arguments)]
 async fn plan_pieces(
     ctx: &ScopeCtx,
-    fixed: &[Range],
-    field: DateField,
-    lo: Option<DateTime<Utc>>,
-    hi: Option<DateTime<Utc>>,
-    span: (DateTime<Utc>, DateTime<Utc>),
+    ext: Extent<'_>,
     total: u64,
     min_pieces: usize,
 ) -> Result<Vec<Piece>> {
+    let Extent {
+        fixed,
+        field,
+        lo,
+        hi,
+        span,
+    } = ext;
     let target = ctx.target();
     let small = 4 * u64::from(ctx.page_size);
     let whole = Piece {
@@ -335,17 +347,14 @@ async fn backfill_slices(
         }]
     } else {
         let span = (span.0.max(floor_minute(from)), span.1);
-        plan_pieces(
-            ctx,
-            &[],
-            DateField::Created,
+        let ext = Extent {
+            fixed: &[],
+            field: DateField::Created,
             lo,
-            None,
+            hi: None,
             span,
-            total,
-            2 * ctx.concurrency,
-        )
-        .await?
+        };
+        plan_pieces(ctx, ext, total, 2 * ctx.concurrency).await?
     };
     for (i, p) in pieces.iter().enumerate() {
         let ranges = range_of(DateField::Created, p).into_iter().collect();
@@ -383,17 +392,14 @@ async fn incremental_slices(
             count: total,
         }]
     } else {
-        plan_pieces(
-            ctx,
-            &fixed,
-            DateField::Created,
-            None,
-            None,
+        let ext = Extent {
+            fixed: &fixed,
+            field: DateField::Created,
+            lo: None,
+            hi: None,
             span,
-            total,
-            2 * ctx.concurrency,
-        )
-        .await?
+        };
+        plan_pieces(ctx, ext, total, 2 * ctx.concurrency).await?
     };
     for (i, p) in pieces.iter().enumerate() {
         let mut ranges = fixed.clone();
@@ -583,9 +589,9 @@ async fn run_slice(ctx: Arc<ScopeCtx>, id: u32, spawn: mpsc::UnboundedSender<u32
         }
         let ctx2 = ctx.clone();
         let run_id2 = run_id.clone();
-        let step =
-            blocking(move || stage_and_record(&ctx2, &run_id2, mode, id, &s, &jql, page, already))
-                .await??;
+        debug_assert_eq!(s.id, id);
+        let fetched = Fetched { jql, page, already };
+        let step = blocking(move || stage_and_record(&ctx2, &run_id2, mode, &s, fetched)).await??;
         if step == Step::Done {
             tracing::debug!(scope = %ctx.scope, slice = id, "slice complete");
             return Ok(());
@@ -652,19 +658,26 @@ async fn fetch_page(
     })
 }
 
+/// A page fetched (or found staged) for a slice, with its query.
+struct Fetched {
+    jql: String,
+    page: SearchPage,
+    /// `None`: fetched now; `Some(in_pages)`: staged by an earlier run.
+    already: Option<bool>,
+}
+
 /// Stages a fetched page (unless it only repeats the last issue), records the
 /// slice's new position, then hands the page to the next stage.
-#[allow(clippy::too_many_arguments)]
 fn stage_and_record(
     ctx: &ScopeCtx,
     run_id: &str,
     mode: Mode,
-    id: u32,
     before: &SliceState,
-    jql: &str,
-    page: SearchPage,
-    already: Option<bool>,
+    fetched: Fetched,
 ) -> Result<Step> {
+    let Fetched { jql, page, already } = fetched;
+    let jql = jql.as_str();
+    let id = before.id;
     let mut probe = before.clone();
     let step = advance(&mut probe, before.start_at, &page.issues);
     let stage = step != Step::Done && !page.issues.is_empty();
@@ -791,17 +804,14 @@ async fn drain_crowded_minute(
         "more issues share one minute than the search window holds; draining that minute by {}",
         other.name()
     );
-    let pieces = plan_pieces(
-        ctx,
-        &fixed_no_other,
-        other,
+    let ext = Extent {
+        fixed: &fixed_no_other,
+        field: other,
         lo,
         hi,
         span,
-        count,
-        ctx.concurrency,
-    )
-    .await?;
+    };
+    let pieces = plan_pieces(ctx, ext, count, ctx.concurrency).await?;
     let id = s.id;
     let store = ctx.store.clone();
     let new_ids = blocking(move || {
