@@ -42,9 +42,11 @@ pub enum Error {
     #[error("{0}")]
     Config(String),
     /// Jira answered with an error, refused our credentials or could not be
-    /// reached (exit 3).
-    #[error("{0}")]
-    Jira(String),
+    /// reached (exit 3). `kind` says which, for callers that decide by it (an
+    /// issue looked up alone and not found is deleted; a refused token stops
+    /// at once).
+    #[error("{msg}")]
+    Jira { kind: JiraKind, msg: String },
     /// A PostgreSQL error (exit 1).
     #[error("{context}: {source}")]
     Db {
@@ -71,9 +73,35 @@ pub enum Error {
     /// The run was interrupted (Ctrl-C) before it finished (exit 1).
     #[error("interrupted: {0}")]
     Interrupted(String),
+    /// The next stage stopped taking pages (it failed, or the run was
+    /// stopped); its own error, or the stop, is the cause (exit 1).
+    #[error("{0}")]
+    Downstream(String),
     /// Anything else (exit 1).
     #[error("{0}")]
     Other(String),
+}
+
+/// The kinds of Jira failure (see [`Error::Jira`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JiraKind {
+    /// The token was refused (401, an anonymous answer, a CAPTCHA demand).
+    Auth,
+    /// The user may not see it (403).
+    Forbidden,
+    /// Jira rejected the query (400).
+    BadQuery,
+    /// No such resource (404): an issue looked up alone is gone, or the
+    /// base URL is wrong.
+    NotFound,
+    /// Jira kept failing (5xx, 429) through every retry.
+    Server,
+    /// No complete response (connect error, timeout, reset, cut body).
+    Transport,
+    /// A 200 whose body is not the JSON Jira sends (a proxy's page).
+    BadBody,
+    /// Well-formed answers the extractor cannot use or page through.
+    Unusable,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -83,14 +111,31 @@ impl Error {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             Error::Config(_) => ExitCode::Usage,
-            Error::Jira(_) => ExitCode::Jira,
+            Error::Jira { .. } => ExitCode::Jira,
             Error::Locked(_) => ExitCode::Locked,
             Error::Db { .. }
             | Error::Database(_)
             | Error::Io { .. }
             | Error::Staging { .. }
             | Error::Interrupted(_)
+            | Error::Downstream(_)
             | Error::Other(_) => ExitCode::Unexpected,
+        }
+    }
+
+    /// A Jira error of `kind`.
+    pub fn jira(kind: JiraKind, msg: impl Into<String>) -> Error {
+        Error::Jira {
+            kind,
+            msg: msg.into(),
+        }
+    }
+
+    /// The kind of a Jira error; `None` for every other error.
+    pub fn jira_kind(&self) -> Option<JiraKind> {
+        match self {
+            Error::Jira { kind, .. } => Some(*kind),
+            _ => None,
         }
     }
 

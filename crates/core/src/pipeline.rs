@@ -239,9 +239,7 @@ pub fn run(session: &Session, opts: &RunOptions) -> Result<RunSummary> {
     }
     record_checkpoints(&mut summary, &mut admin, &schema, &names)?;
     record_metrics(&summary);
-    // The most downstream failure is the cause: a failed loader stops
-    // transform, which stops extract ("stopped taking pages").
-    let first_err = ld.err().or(tr.err()).or(ex.err());
+    let first_err = cause(ld.err(), tr.err(), ex.err(), session.stop().requested());
     finish_run(
         &mut summary,
         &mut admin,
@@ -250,6 +248,22 @@ pub fn run(session: &Session, opts: &RunOptions) -> Result<RunSummary> {
         first_err,
         metrics_writer,
     )
+}
+
+/// The error a run reports, of its three stages' errors. The most
+/// downstream failure is the cause: a failed loader stops transform, which
+/// stops extract ("stopped taking pages", [`Error::Downstream`]); and when
+/// the run was stopped, a stage that found the next one gone was stopped
+/// too, not failed.
+fn cause(
+    load: Option<Error>,
+    transform: Option<Error>,
+    extract: Option<Error>,
+    stopped: bool,
+) -> Option<Error> {
+    let not_a_cause = |e: &Error| stopped && matches!(e, Error::Downstream(_));
+    load.or(transform.filter(|e| !not_a_cause(e)))
+        .or(extract.filter(|e| !not_a_cause(e)))
 }
 
 /// Pages an interrupted run left in `pages/` without a batch, oldest first.
@@ -657,6 +671,28 @@ impl MetricsWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression: a run stopped by Ctrl-C reported extract's "the transform
+    /// stage stopped taking pages" as a failure instead of an interruption.
+    #[test]
+    fn a_stopped_run_is_interrupted_not_failed_by_a_gone_downstream() {
+        let gone = || Error::Downstream("scope s: the transform stage stopped taking pages".into());
+        assert!(cause(None, None, Some(gone()), true).is_none());
+        assert!(matches!(
+            cause(None, None, Some(gone()), false),
+            Some(Error::Downstream(_))
+        ));
+        let db = Error::Database("lost".into());
+        assert!(matches!(
+            cause(Some(db), None, Some(gone()), true),
+            Some(Error::Database(_))
+        ));
+        let jira = Error::jira(crate::error::JiraKind::Auth, "refused");
+        assert_eq!(
+            cause(None, None, Some(jira), true).and_then(|e| e.jira_kind()),
+            Some(crate::error::JiraKind::Auth)
+        );
+    }
 
     /// A page handed on twice (a resumed extract run re-sends a page that is
     /// also a leftover) is transformed once; a page already archived is skipped.

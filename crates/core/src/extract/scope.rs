@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 use super::state::{
     Mode, RunState, SEARCH_WINDOW, SliceState, StateStore, Step, WindowStep, advance, window_step,
 };
-use crate::error::{Error, Result};
+use crate::error::{Error, JiraKind, Result};
 use crate::jira::api::check_search;
 use crate::jira::client::Response;
 use crate::jira::jql::{DateField, Range, count_jql, floor_minute, search_jql};
@@ -582,10 +582,13 @@ async fn run_slice(ctx: Arc<ScopeCtx>, id: u32, spawn: mpsc::UnboundedSender<u32
             .count();
         idle = if fresh == 0 { idle + 1 } else { 0 };
         if idle > idle_limit {
-            return Err(Error::Jira(format!(
-                "scope {}: {idle} pages in a row brought no issue not seen before (JQL: {jql}); Jira's result order is not stable — report this with the staged pages",
-                ctx.scope
-            )));
+            return Err(Error::jira(
+                JiraKind::Unusable,
+                format!(
+                    "scope {}: {idle} pages in a row brought no issue not seen before (JQL: {jql}); Jira's result order is not stable — report this with the staged pages",
+                    ctx.scope
+                ),
+            ));
         }
         let ctx2 = ctx.clone();
         let run_id2 = run_id.clone();
@@ -757,7 +760,7 @@ fn send(ctx: &ScopeCtx, r: PageRef) -> Result<()> {
                 r = back;
             }
             Err(crossbeam_channel::SendTimeoutError::Disconnected(_)) => {
-                return Err(Error::Other(format!(
+                return Err(Error::Downstream(format!(
                     "scope {}: the transform stage stopped taking pages; the pages stay staged for a rerun",
                     ctx.scope
                 )));
@@ -777,13 +780,16 @@ async fn drain_crowded_minute(
     spawn: &mpsc::UnboundedSender<u32>,
 ) -> Result<()> {
     if s.depth > 0 {
-        return Err(Error::Jira(format!(
-            "scope {}: more than {} issues share one {} minute ({m}) and one {} minute too; they cannot be paged inside Jira's 10,000-result search window — narrow the scope with issue_types or jql",
-            ctx.scope,
-            SEARCH_WINDOW,
-            s.order.other().name(),
-            s.order.name()
-        )));
+        return Err(Error::jira(
+            JiraKind::Unusable,
+            format!(
+                "scope {}: more than {} issues share one {} minute ({m}) and one {} minute too; they cannot be paged inside Jira's 10,000-result search window — narrow the scope with issue_types or jql",
+                ctx.scope,
+                SEARCH_WINDOW,
+                s.order.other().name(),
+                s.order.name()
+            ),
+        ));
     }
     let other = s.order.other();
     let fixed = s.minute_ranges(m);
@@ -912,7 +918,7 @@ mod tests {
         p.ran.lock().unwrap().push(id);
         p.running.fetch_sub(1, Ordering::SeqCst);
         if id == 7 {
-            return Err(Error::Jira("slice 7 failed".into()));
+            return Err(Error::jira(JiraKind::Server, "slice 7 failed"));
         }
         Ok(())
     }

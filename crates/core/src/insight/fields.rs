@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Format;
 use super::table;
-use crate::error::{Error, ExitCode, Result};
+use crate::error::{Error, ExitCode, JiraKind, Result};
 use crate::session::Session;
 
 /// One field of the catalogue.
@@ -54,7 +54,7 @@ struct RawSchema {
 /// Parses a `/rest/api/2/field` body.
 pub fn parse_catalog(body: &[u8]) -> Result<Vec<FieldInfo>> {
     let raw: Vec<RawField> = serde_json::from_slice(body).map_err(|e| {
-        Error::Jira(format!(
+        Error::jira(JiraKind::BadBody, format!(
             "GET /rest/api/2/field: the field catalogue is not the JSON Jira sends ({e}); check jira.base_url"
         ))
     })?;

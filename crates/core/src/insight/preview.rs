@@ -111,7 +111,10 @@ pub async fn fetch_issues(
             .await
             .map_err(|e| match e {
                 // The JQL is the user's own here, not a scope's.
-                Error::Jira(m) => Error::Jira(m.replace(SCOPE_HINT, "check the --jql query")),
+                Error::Jira { kind, msg } => Error::Jira {
+                    kind,
+                    msg: msg.replace(SCOPE_HINT, "check the --jql query"),
+                },
                 other => other,
             })?;
         total = page.total.or(total);

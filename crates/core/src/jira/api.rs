@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::client::{JiraClient, Req, Response, parse_json};
 use super::error::Failure;
 use super::jql::parse_jira_time;
-use crate::error::{Error, Result};
+use crate::error::{Error, JiraKind, Result};
 
 /// `GET /rest/api/2/myself`, reduced to what we use.
 #[derive(Debug, Clone)]
@@ -282,8 +282,12 @@ impl JiraClient {
             page: Some((0, 0)),
         };
         let page = self.execute(&req, |resp| check_search(resp, false)).await?;
-        page.total
-            .ok_or_else(|| Error::Jira(format!("count query gave no total (JQL: {jql})")))
+        page.total.ok_or_else(|| {
+            Error::jira(
+                JiraKind::Unusable,
+                format!("count query gave no total (JQL: {jql})"),
+            )
+        })
     }
 }
 

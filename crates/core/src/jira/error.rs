@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use crate::error::Error;
+use crate::error::{Error, JiraKind};
 
 /// How a transport-level failure happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,54 +123,75 @@ impl Failure {
         let jql_part = jql.map(|q| format!(" (JQL: {q})")).unwrap_or_default();
         match self {
             Failure::Interrupted => Error::Interrupted(format!("stopped before {what} finished")),
-            Failure::Http { status: 401, .. } => Error::Jira(format!(
-                "{what}: Jira refused the token (HTTP 401); check JIRA_PAT (a personal access token of a user who can browse the projects) — not retried"
-            )),
-            Failure::Http { captcha: true, .. } => Error::Jira(format!(
-                "{what}: Jira demands a CAPTCHA for this user (HTTP 403 CAPTCHA_CHALLENGE) — stopped at once, because retrying deepens the lockout; log in once in a browser to clear it, then check JIRA_PAT"
-            )),
+            Failure::Http { status: 401, .. } => Error::jira(
+                JiraKind::Auth,
+                format!(
+                    "{what}: Jira refused the token (HTTP 401); check JIRA_PAT (a personal access token of a user who can browse the projects) — not retried"
+                ),
+            ),
+            Failure::Http { captcha: true, .. } => Error::jira(
+                JiraKind::Auth,
+                format!(
+                    "{what}: Jira demands a CAPTCHA for this user (HTTP 403 CAPTCHA_CHALLENGE) — stopped at once, because retrying deepens the lockout; log in once in a browser to clear it, then check JIRA_PAT"
+                ),
+            ),
             Failure::Http {
                 status: 403,
                 messages,
                 snippet,
                 ..
-            } => Error::Jira(format!(
-                "{what}: Jira refused access (HTTP 403: {}); the token's user needs Browse permission on the project — not retried",
-                detail_of(&messages, &snippet)
-            )),
+            } => Error::jira(
+                JiraKind::Forbidden,
+                format!(
+                    "{what}: Jira refused access (HTTP 403: {}); the token's user needs Browse permission on the project — not retried",
+                    detail_of(&messages, &snippet)
+                ),
+            ),
             Failure::Http {
                 status: 400,
                 messages,
                 snippet,
                 ..
-            } => Error::Jira(format!(
-                "{what}: Jira rejected the query (HTTP 400: {}){jql_part}; check the scope's project, issue_types and jql in the configuration",
-                detail_of(&messages, &snippet)
-            )),
+            } => Error::jira(
+                JiraKind::BadQuery,
+                format!(
+                    "{what}: Jira rejected the query (HTTP 400: {}){jql_part}; check the scope's project, issue_types and jql in the configuration",
+                    detail_of(&messages, &snippet)
+                ),
+            ),
             Failure::Http {
                 status: 404,
                 snippet,
                 ..
-            } => Error::Jira(format!(
-                "{what}: not found (HTTP 404: {snippet}); check jira.base_url (it must be the Jira base, without /rest/...)"
-            )),
+            } => Error::jira(
+                JiraKind::NotFound,
+                format!(
+                    "{what}: not found (HTTP 404: {snippet}); check jira.base_url (it must be the Jira base, without /rest/...)"
+                ),
+            ),
             Failure::Http {
                 status: 500,
                 ref messages,
                 ref snippet,
                 ..
-            } if is_search_limit(messages, snippet) => Error::Jira(format!(
-                "{what}: Jira refused to page past its 10,000-result search window (HTTP 500 \"Search limit exceeded\"){jql_part}; this is a bug in the extractor's paging, which must never ask for it — please report it"
-            )),
+            } if is_search_limit(messages, snippet) => Error::jira(
+                JiraKind::Unusable,
+                format!(
+                    "{what}: Jira refused to page past its 10,000-result search window (HTTP 500 \"Search limit exceeded\"){jql_part}; this is a bug in the extractor's paging, which must never ask for it — please report it"
+                ),
+            ),
             Failure::Http {
                 status,
                 messages,
                 snippet,
                 ..
-            } => Error::Jira(format!(
-                "{what}: HTTP {status} ({}) after {attempts} attempt(s){jql_part}; Jira is failing or overloaded — try again later or raise jira.retry.attempts",
-                detail_of(&messages, &snippet)
-            )),
+            } => Error::jira(
+                JiraKind::Server,
+                format!(
+                    "{what}: HTTP {status} ({}) after {attempts} attempt(s){jql_part}; Jira is failing or overloaded — try again later or raise jira.retry.attempts",
+                    detail_of(&messages, &snippet)
+                ),
+            ),
             Failure::Transport { kind, detail } => {
                 let hint = match kind {
                     TransportKind::Connect => {
@@ -181,17 +202,26 @@ impl Failure {
                     }
                     _ => "the connection is unreliable; try again later",
                 };
-                Error::Jira(format!(
-                    "{what}: {detail} after {attempts} attempt(s){jql_part}; {hint}"
-                ))
+                Error::jira(
+                    JiraKind::Transport,
+                    format!("{what}: {detail} after {attempts} attempt(s){jql_part}; {hint}"),
+                )
             }
-            Failure::BadBody { detail, snippet } => Error::Jira(format!(
-                "{what}: the response was not the JSON Jira sends ({detail}; starts with {snippet:?}) after {attempts} attempt(s); a proxy or error page is in the way — check jira.base_url"
-            )),
-            Failure::Anonymous { detail } => Error::Jira(format!(
-                "{what}: Jira answered as an anonymous user ({detail}), so the token was not accepted; check JIRA_PAT"
-            )),
-            Failure::Unusable { detail } => Error::Jira(format!("{what}: {detail}{jql_part}")),
+            Failure::BadBody { detail, snippet } => Error::jira(
+                JiraKind::BadBody,
+                format!(
+                    "{what}: the response was not the JSON Jira sends ({detail}; starts with {snippet:?}) after {attempts} attempt(s); a proxy or error page is in the way — check jira.base_url"
+                ),
+            ),
+            Failure::Anonymous { detail } => Error::jira(
+                JiraKind::Auth,
+                format!(
+                    "{what}: Jira answered as an anonymous user ({detail}), so the token was not accepted; check JIRA_PAT"
+                ),
+            ),
+            Failure::Unusable { detail } => {
+                Error::jira(JiraKind::Unusable, format!("{what}: {detail}{jql_part}"))
+            }
         }
     }
 }
@@ -251,6 +281,23 @@ pub fn jira_messages(body: &[u8]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Callers decide by the kind (a 404 on an issue looked up alone means
+    /// it was deleted; auth failures stop at once), so each is kept.
+    #[test]
+    fn failures_keep_their_kind() {
+        let kind = |f: Failure| f.into_error("GET x", None, 1).jira_kind();
+        assert_eq!(kind(http(401, "")), Some(JiraKind::Auth));
+        assert_eq!(kind(http(403, "")), Some(JiraKind::Forbidden));
+        assert_eq!(kind(http(400, "")), Some(JiraKind::BadQuery));
+        assert_eq!(kind(http(404, "")), Some(JiraKind::NotFound));
+        assert_eq!(kind(http(503, "")), Some(JiraKind::Server));
+        assert_eq!(
+            kind(Failure::Anonymous { detail: "x".into() }),
+            Some(JiraKind::Auth)
+        );
+        assert_eq!(kind(Failure::Interrupted), None);
+    }
 
     fn http(status: u16, snippet: &str) -> Failure {
         Failure::Http {
