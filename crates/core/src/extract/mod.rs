@@ -221,6 +221,88 @@ pub async fn extract(
 ) -> Result<ExtractReport> {
     let selected = cfg.select_scopes(&opts.scopes)?;
     let client = JiraClient::new(&cfg.jira, token, opts.stop.clone())?;
+    let jira = connect(&client).await?;
+    let staging = Staging::new(&cfg.staging.dir, cfg.staging.compression_level);
+    let new_run_id = crate::staging::run_id(jira.started);
+    let setup = Setup {
+        cfg,
+        staging: &staging,
+        client: &client,
+        jira: &jira,
+        new_run_id: &new_run_id,
+        opts: &opts,
+        checkpoints,
+    };
+    let mut ctxs = Vec::new();
+    let mut resumed_flags = Vec::new();
+    for sc in &selected {
+        let (ctx, resumed) = scope_context(&setup, sc).await?;
+        resumed_flags.push(resumed);
+        ctxs.push(ctx);
+    }
+    stage_catalogues(&client, &staging, &ctxs, jira.started, &new_run_id).await?;
+    let reporter = Reporter::for_display(
+        ctxs.iter()
+            .map(|c| (c.scope.clone(), c.progress.clone()))
+            .collect(),
+        opts.display,
+    );
+    let catch_up = CatchUp {
+        started: jira.started,
+        run_id: new_run_id.clone(),
+        window: chrono::Duration::from_std(cfg.sync.safety_window).unwrap_or_default(),
+        time_zone: jira.me.tz.to_string(),
+    };
+    let results = futures::future::join_all(
+        ctxs.iter()
+            .map(|c| run_scope_caught_up(c.clone(), &catch_up)),
+    )
+    .await;
+    drop(reporter);
+    let mut report = ExtractReport {
+        user: jira.me.name.clone(),
+        time_zone: jira.me.tz.to_string(),
+        server_version: jira.info.version.clone(),
+        started_at: Some(jira.started),
+        ..Default::default()
+    };
+    let mut first_err = None;
+    for ((r, c), resumed) in results.into_iter().zip(&ctxs).zip(resumed_flags) {
+        match r {
+            Ok((st, caught_up_after)) => {
+                report
+                    .scopes
+                    .push(scope_report(&c.scope, &st, resumed, caught_up_after))
+            }
+            Err(e) => {
+                tracing::error!(scope = %c.scope, "{}", e.one_line());
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    let s = client.stats();
+    report.requests = s.requests.load(Ordering::Relaxed);
+    report.retries = s.retries.load(Ordering::Relaxed);
+    report.throttled = s.throttled.load(Ordering::Relaxed);
+    report.body_bytes = s.body_bytes.load(Ordering::Relaxed);
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(report),
+    }
+}
+
+/// Who we are in Jira and when this run starts.
+struct Connected {
+    me: crate::jira::api::Myself,
+    info: crate::jira::api::ServerInfo,
+    /// The run's start instant: the earlier of our clock and Jira's
+    /// `serverTime`, on the millisecond, taken before the first search.
+    started: DateTime<Utc>,
+}
+
+/// Connect phase: `/myself` (the user's time zone), `/serverInfo` (Jira's
+/// clock), and the run's start instant.
+async fn connect(client: &JiraClient) -> Result<Connected> {
     let me = client.myself().await?;
     let info = client.server_info().await?;
     let now = Utc::now();
@@ -244,152 +326,151 @@ pub async fn extract(
         deployment = %info.deployment_type,
         "connected to Jira"
     );
-    let staging = Staging::new(&cfg.staging.dir, cfg.staging.compression_level);
-    let new_run_id = crate::staging::run_id(started);
+    Ok(Connected { me, info, started })
+}
 
-    let mut ctxs = Vec::new();
-    let mut resumed_flags = Vec::new();
-    for sc in &selected {
-        let base = scope_clause(sc)?;
-        let path = state_path(&staging.state_dir(), &sc.name);
-        let start = start_of(cfg, &staging, sc, opts.full, checkpoints)?;
-        let resumed = matches!(start, Start::Resume(_));
-        let st = match start {
-            Start::Resume(s) => {
-                tracing::info!(scope = %sc.name, run = %s.run_id, mode = s.mode.as_str(), "resuming the interrupted run");
-                s
+/// What every scope of one extraction shares while its context is built.
+struct Setup<'a> {
+    cfg: &'a Config,
+    staging: &'a Staging,
+    client: &'a JiraClient,
+    jira: &'a Connected,
+    new_run_id: &'a str,
+    opts: &'a ExtractOptions,
+    checkpoints: &'a HashMap<String, DateTime<Utc>>,
+}
+
+/// Scope phase: how the scope's run starts ([`start_of`]), its resume
+/// state recorded before the first search (so a crash during planning
+/// resumes the same run, same start instant), and its context. True when
+/// the run is resumed.
+async fn scope_context(
+    setup: &Setup<'_>,
+    sc: &crate::config::Scope,
+) -> Result<(Arc<scope::ScopeCtx>, bool)> {
+    let Setup {
+        cfg,
+        staging,
+        client,
+        jira,
+        new_run_id,
+        opts,
+        checkpoints,
+    } = *setup;
+    let base = scope_clause(sc)?;
+    let start = start_of(cfg, staging, sc, opts.full, checkpoints)?;
+    let resumed = matches!(start, Start::Resume(_));
+    let st = match start {
+        Start::Resume(s) => {
+            tracing::info!(scope = %sc.name, run = %s.run_id, mode = s.mode.as_str(), "resuming the interrupted run");
+            s
+        }
+        Start::New {
+            mode,
+            from,
+            abandoned,
+            ..
+        } => {
+            if let Some(s) = abandoned {
+                tracing::warn!(
+                    scope = %sc.name,
+                    run = %s.run_id,
+                    "not resuming the interrupted run (the scope's query changed or --full was given); starting a new run"
+                );
             }
-            Start::New {
+            RunState {
+                format: 1,
+                scope: sc.name.clone(),
+                run_id: new_run_id.to_string(),
                 mode,
+                started_at: jira.started,
                 from,
-                abandoned,
-                ..
-            } => {
-                if let Some(s) = abandoned {
-                    tracing::warn!(
-                        scope = %sc.name,
-                        run = %s.run_id,
-                        "not resuming the interrupted run (the scope's query changed or --full was given); starting a new run"
-                    );
-                }
-                RunState {
-                    format: 1,
-                    scope: sc.name.clone(),
-                    run_id: new_run_id.clone(),
-                    mode,
-                    started_at: started,
-                    from,
-                    base_jql: base.clone(),
-                    time_zone: me.tz.to_string(),
-                    planned: false,
-                    slices: Vec::new(),
-                    finished: false,
-                }
+                base_jql: base.clone(),
+                time_zone: jira.me.tz.to_string(),
+                planned: false,
+                slices: Vec::new(),
+                finished: false,
             }
-        };
-        let store = Arc::new(StateStore::new(path, st));
-        // Recorded before the first search, so a crash during planning
-        // resumes the same run (same start instant).
-        let s2 = store.clone();
-        tokio::task::spawn_blocking(move || s2.update(|_| ()))
-            .await
-            .map_err(|e| Error::Other(e.to_string()))??;
-        resumed_flags.push(resumed);
-        ctxs.push(Arc::new(scope::ScopeCtx {
-            client: client.clone(),
-            staging: staging.clone(),
-            scope: sc.name.clone(),
-            base,
-            tz: me.tz,
-            page_size: cfg.jira.page_size,
-            concurrency: cfg.jira.concurrency,
-            domain_start: cfg.sync.backfill_start,
-            store,
-            sink: opts.sink.clone(),
-            progress: Arc::new(StageCounters::default()),
-        }));
-    }
+        }
+    };
+    let store = Arc::new(StateStore::new(
+        state_path(&staging.state_dir(), &sc.name),
+        st,
+    ));
+    let s2 = store.clone();
+    tokio::task::spawn_blocking(move || s2.update(|_| ()))
+        .await
+        .map_err(|e| Error::Other(e.to_string()))??;
+    let ctx = Arc::new(scope::ScopeCtx {
+        client: client.clone(),
+        staging: staging.clone(),
+        scope: sc.name.clone(),
+        base,
+        tz: jira.me.tz,
+        page_size: cfg.jira.page_size,
+        concurrency: cfg.jira.concurrency,
+        domain_start: cfg.sync.backfill_start,
+        store,
+        sink: opts.sink.clone(),
+        progress: Arc::new(StageCounters::default()),
+    });
+    Ok((ctx, resumed))
+}
 
-    // The field catalogue of every run that lacks one, including the
-    // catch-up run that follows a resumed run started before this one.
+/// Catalogue phase: stages the field catalogue of every run that lacks one,
+/// including the catch-up run that follows a resumed run started before
+/// this one (`new_run_id`).
+async fn stage_catalogues(
+    client: &JiraClient,
+    staging: &Staging,
+    ctxs: &[Arc<scope::ScopeCtx>],
+    started: DateTime<Utc>,
+    new_run_id: &str,
+) -> Result<()> {
     let mut need: Vec<String> = ctxs
         .iter()
         .map(|c| c.store.snapshot())
         .flat_map(|st| {
-            let catch_up = (st.started_at < started).then(|| new_run_id.clone());
+            let catch_up = (st.started_at < started).then(|| new_run_id.to_string());
             std::iter::once(st.run_id).chain(catch_up)
         })
         .filter(|r| !staging.catalog_path(r).is_file())
         .collect();
     need.sort();
     need.dedup();
-    if !need.is_empty() {
-        let body = client.fields().await?;
-        for r in need {
-            let st = staging.clone();
-            let body = body.clone();
-            tokio::task::spawn_blocking(move || st.write_compressed(&st.catalog_path(&r), &body))
-                .await
-                .map_err(|e| Error::Other(e.to_string()))??;
-        }
+    if need.is_empty() {
+        return Ok(());
     }
-
-    let reporter = Reporter::for_display(
-        ctxs.iter()
-            .map(|c| (c.scope.clone(), c.progress.clone()))
-            .collect(),
-        opts.display,
-    );
-    let catch_up = CatchUp {
-        started,
-        run_id: new_run_id.clone(),
-        window: chrono::Duration::from_std(cfg.sync.safety_window).unwrap_or_default(),
-        time_zone: me.tz.to_string(),
-    };
-    let results = futures::future::join_all(
-        ctxs.iter()
-            .map(|c| run_scope_caught_up(c.clone(), &catch_up)),
-    )
-    .await;
-    drop(reporter);
-
-    let mut report = ExtractReport {
-        user: me.name.clone(),
-        time_zone: me.tz.to_string(),
-        server_version: info.version.clone(),
-        ..Default::default()
-    };
-    let mut first_err = None;
-    report.started_at = Some(started);
-    for ((r, c), resumed) in results.into_iter().zip(&ctxs).zip(resumed_flags) {
-        match r {
-            Ok((st, caught_up_after)) => report.scopes.push(ScopeReport {
-                scope: c.scope.clone(),
-                run_id: st.run_id.clone(),
-                mode: st.mode,
-                resumed,
-                caught_up_after,
-                from: st.from,
-                checkpoint: st.started_at,
-                pages: st.pages(),
-                issues: st.slices.iter().map(|s| s.issues).sum(),
-                slices: st.slices.len(),
-                restarts: st.slices.iter().map(|s| u64::from(s.restarts)).sum(),
-            }),
-            Err(e) => {
-                tracing::error!(scope = %c.scope, "{}", e.one_line());
-                first_err.get_or_insert(e);
-            }
-        }
+    let body = client.fields().await?;
+    for r in need {
+        let st = staging.clone();
+        let body = body.clone();
+        tokio::task::spawn_blocking(move || st.write_compressed(&st.catalog_path(&r), &body))
+            .await
+            .map_err(|e| Error::Other(e.to_string()))??;
     }
-    let s = client.stats();
-    report.requests = s.requests.load(Ordering::Relaxed);
-    report.retries = s.retries.load(Ordering::Relaxed);
-    report.throttled = s.throttled.load(Ordering::Relaxed);
-    report.body_bytes = s.body_bytes.load(Ordering::Relaxed);
-    match first_err {
-        Some(e) => Err(e),
-        None => Ok(report),
+    Ok(())
+}
+
+/// What one scope's finished run reports.
+fn scope_report(
+    scope: &str,
+    st: &RunState,
+    resumed: bool,
+    caught_up_after: Option<FinishedInterrupted>,
+) -> ScopeReport {
+    ScopeReport {
+        scope: scope.to_string(),
+        run_id: st.run_id.clone(),
+        mode: st.mode,
+        resumed,
+        caught_up_after,
+        from: st.from,
+        checkpoint: st.started_at,
+        pages: st.pages(),
+        issues: st.slices.iter().map(|s| s.issues).sum(),
+        slices: st.slices.len(),
+        restarts: st.slices.iter().map(|s| u64::from(s.restarts)).sum(),
     }
 }
 
