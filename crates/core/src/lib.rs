@@ -19,7 +19,10 @@
 //! - [`error`]: the error type and the documented exit codes.
 //! - [`db`]: connecting, identifier quoting, migrations, the advisory lock.
 //! - [`tls`]: reading CA bundles (PEM), shared by [`db`] and [`jira`].
-//! - [`tables`]: the warehouse table specs and the text-COPY row encoder.
+//! - [`tables`]: the warehouse schema as specs (every table: columns, keys, indexes,
+//!   merge mode) and the text-COPY row encoder.
+//! - [`bookkeeping`]: every statement about the pipeline's own tables (checkpoint,
+//!   page ledger, quarantine, run history, issue digests, deferred indexes).
 //! - [`batch`]: table batches (transform → load), in memory and on disk.
 //! - [`jira`]: the shared Jira HTTP client (retries, rate limits), JQL building, REST calls.
 //! - [`extract`]: scopes → sliced searches → staged pages, resume state, End pages.
@@ -29,7 +32,7 @@
 //! - [`transform`]: staged pages → table batches (rayon + simd-json); `run --stage transform`.
 //! - [`load`]: batches → PostgreSQL (COPY, merge, ledger, checkpoint; one transaction per unit).
 //! - [`report`]: human-readable reports (effective configuration, …).
-//! - [`runlog`]: the `run_history` table.
+//! - [`runlog`]: the `run_history` table (an alias of [`bookkeeping::run_history`]).
 //! - [`shutdown`]: Ctrl-C / SIGTERM handling.
 //! - [`metrics`]: counters and gauges, rendered as OpenMetrics text.
 //! - [`pipeline`]: `run --stage all` / `sync` / `backfill`: the stages over bounded channels.
@@ -38,6 +41,7 @@
 //! - [`logging`]: tracing setup (text or JSON on stderr).
 
 pub mod batch;
+pub mod bookkeeping;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -51,7 +55,7 @@ pub mod pipeline;
 pub mod progress;
 pub mod replay;
 pub mod report;
-pub mod runlog;
+pub use bookkeeping::run_history as runlog;
 pub mod shutdown;
 pub mod staging;
 pub mod status;

@@ -303,7 +303,7 @@ mod tests {
     #[test]
     fn myself_parses_real_shape_and_zone() {
         let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/jira-real/jrjc-server5_user-with-timezone.json");
+            .join("../../tests/fixtures/jira-real/jrjc-server5_user-with-timezone.json");
         let body = std::fs::read_to_string(&fixture)
             .unwrap_or_else(|e| panic!("real Jira fixture {}: {e}", fixture.display()));
         let m = check_myself(resp(&body)).unwrap();
