@@ -17,12 +17,16 @@ fn db_init_twice_creates_every_contract_table() {
         .assert()
         .success()
         .stdout(predicate::str::contains("up to date at version 2"));
-    // Every table spec matches the migrated columns and types.
-    for t in jira_pipeline_core::tables::ALL {
+    // Every table spec (bookkeeping included) matches the migrated columns,
+    // types and nullability.
+    let specs = jira_pipeline_core::tables::SCHEMA
+        .iter()
+        .chain([&&jira_pipeline_core::tables::SCHEMA_MIGRATIONS]);
+    for t in specs {
         let rows = s
             .client
             .query(
-                "SELECT column_name, data_type FROM information_schema.columns
+                "SELECT column_name, data_type, is_nullable FROM information_schema.columns
                   WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position",
                 &[&s.name, &t.name],
             )
@@ -37,6 +41,14 @@ fn db_init_twice_creates_every_contract_table() {
                 found.get::<_, String>(1),
                 c.ty.sql(),
                 "{}.{}",
+                t.name,
+                c.name
+            );
+            let nullable = c.nullable && !t.key.contains(&c.name);
+            assert_eq!(
+                found.get::<_, String>(2),
+                if nullable { "YES" } else { "NO" },
+                "nullability of {}.{}",
                 t.name,
                 c.name
             );

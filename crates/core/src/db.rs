@@ -180,6 +180,7 @@ pub struct InitReport {
 /// `db init` cannot race). Refuses a schema newer than this binary knows.
 pub fn init(client: &mut Client, schema: &str) -> Result<InitReport> {
     let ident = Ident::new(schema);
+    let migrations = crate::tables::SCHEMA_MIGRATIONS.ident();
     let mut report = InitReport {
         schema: schema.to_string(),
         ..Default::default()
@@ -191,17 +192,13 @@ pub fn init(client: &mut Client, schema: &str) -> Result<InitReport> {
     )
     .map_err(Error::db("db init: advisory lock"))?;
     tx.batch_execute(&format!(
-        "CREATE SCHEMA IF NOT EXISTS {ident};
-         CREATE TABLE IF NOT EXISTS {ident}.schema_migrations (
-             version    integer PRIMARY KEY,
-             name       text NOT NULL,
-             applied_at timestamptz NOT NULL DEFAULT now()
-         );"
+        "CREATE SCHEMA IF NOT EXISTS {ident};\n{};",
+        crate::tables::create_table(&ident, &crate::tables::SCHEMA_MIGRATIONS)
     ))
     .map_err(Error::db(format!("db init: creating schema {ident}")))?;
     let current: i32 = tx
         .query_one(
-            &format!("SELECT coalesce(max(version), 0) FROM {ident}.schema_migrations"),
+            &format!("SELECT coalesce(max(version), 0) FROM {ident}.{migrations}"),
             &[],
         )
         .map_err(Error::db("db init: reading schema version"))?
@@ -219,7 +216,7 @@ pub fn init(client: &mut Client, schema: &str) -> Result<InitReport> {
         tx.batch_execute(m.sql)
             .map_err(Error::db(format!("db init: migration {}", m.name)))?;
         tx.execute(
-            &format!("INSERT INTO {ident}.schema_migrations (version, name) VALUES ($1, $2)"),
+            &format!("INSERT INTO {ident}.{migrations} (version, name) VALUES ($1, $2)"),
             &[&m.version, &m.name],
         )
         .map_err(Error::db(format!(
@@ -236,10 +233,11 @@ pub fn init(client: &mut Client, schema: &str) -> Result<InitReport> {
 /// Checks that the schema exists at the version this binary knows.
 pub fn check_schema(client: &mut Client, schema: &str) -> Result<()> {
     let ident = Ident::new(schema);
+    let migrations = crate::tables::SCHEMA_MIGRATIONS.ident();
     let exists: bool = client
         .query_one(
             "SELECT to_regclass($1) IS NOT NULL",
-            &[&format!("{ident}.schema_migrations")],
+            &[&format!("{ident}.{migrations}")],
         )
         .map_err(Error::db("checking the warehouse schema"))?
         .get(0);
@@ -250,7 +248,7 @@ pub fn check_schema(client: &mut Client, schema: &str) -> Result<()> {
     }
     let v: i32 = client
         .query_one(
-            &format!("SELECT coalesce(max(version), 0) FROM {ident}.schema_migrations"),
+            &format!("SELECT coalesce(max(version), 0) FROM {ident}.{migrations}"),
             &[],
         )
         .map_err(Error::db("reading the schema version"))?

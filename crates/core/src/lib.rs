@@ -19,7 +19,10 @@
 //! - [`error`]: the error type and the documented exit codes.
 //! - [`db`]: connecting, identifier quoting, migrations, the advisory lock.
 //! - [`tls`]: reading CA bundles (PEM), shared by [`db`] and [`jira`].
-//! - [`tables`]: the warehouse table specs and the text-COPY row encoder.
+//! - [`tables`]: the warehouse schema as specs (every table: columns, keys, indexes,
+//!   merge mode) and the text-COPY row encoder.
+//! - [`bookkeeping`]: every statement about the pipeline's own tables (checkpoint,
+//!   page ledger, quarantine, run history, issue digests, deferred indexes).
 //! - [`batch`]: table batches (transform → load), in memory and on disk.
 //! - [`jira`]: the shared Jira HTTP client (retries, rate limits), JQL building, REST calls.
 //! - [`extract`]: scopes → sliced searches → staged pages, resume state, End pages.
@@ -29,7 +32,6 @@
 //! - [`transform`]: staged pages → table batches (rayon + simd-json); `run --stage transform`.
 //! - [`load`]: batches → PostgreSQL (COPY, merge, ledger, checkpoint; one transaction per unit).
 //! - [`report`]: human-readable reports (effective configuration, …).
-//! - [`runlog`]: the `run_history` table.
 //! - [`session`]: one command's context (config, secrets, staging, stop flag,
 //!   runtime, locked connections), the shared [`session::RunOptions`] and the
 //!   [`session::Report`] every stage returns.
@@ -41,6 +43,7 @@
 //! - [`logging`]: tracing setup (text or JSON on stderr).
 
 pub mod batch;
+pub mod bookkeeping;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -54,7 +57,6 @@ pub mod pipeline;
 pub mod progress;
 pub mod replay;
 pub mod report;
-pub mod runlog;
 pub mod session;
 pub mod shutdown;
 pub mod staging;

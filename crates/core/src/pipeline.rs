@@ -167,7 +167,7 @@ pub fn run(session: &Session, opts: &RunOptions) -> Result<RunSummary> {
     let loader = Loader::locked(session, opts.load.clone())?;
     let mut admin = session.connect()?;
     let schema = session.config().database.schema.clone();
-    let run_id = crate::runlog::start(&mut admin, &schema, &opts.command)?;
+    let run_id = crate::bookkeeping::run_history::start(&mut admin, &schema, &opts.command)?;
     let checkpoints = extract::read_checkpoints(&mut admin, &schema, &names)?;
     metrics::set(
         "jira_pipeline_run_start_timestamp_seconds",
@@ -377,7 +377,7 @@ fn finish_run(
         _ => "ok",
     };
     let json = serde_json::to_value(&*summary).unwrap_or(serde_json::Value::Null);
-    crate::runlog::finish(admin, schema, run_id, outcome, &json)?;
+    crate::bookkeeping::run_history::finish(admin, schema, run_id, outcome, &json)?;
     if let Some(w) = metrics_writer {
         w.finish()?;
     }

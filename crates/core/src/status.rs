@@ -152,8 +152,8 @@ pub fn status(
     if let Some(c) = client.as_deref_mut() {
         match crate::db::check_schema(c, &cfg.database.schema) {
             Ok(()) => {
-                last_run = read_last_run(c, cfg, &schema)?;
-                deferred_indexes = read_deferred_indexes(c, &schema)?;
+                last_run = read_last_run(c, cfg)?;
+                deferred_indexes = read_deferred_indexes(c, cfg)?;
             }
             Err(e) => {
                 database_error = Some(e.one_line());
@@ -173,7 +173,7 @@ pub fn status(
             quarantined_issues: Vec::new(),
         };
         if let Some(c) = client.as_deref_mut() {
-            read_scope_database(c, &schema, sc, &mut s)?;
+            read_scope_database(c, &schema, cfg, sc, &mut s)?;
         }
         scopes.push(s);
     }
@@ -188,27 +188,9 @@ pub fn status(
 }
 
 /// Database phase: the last run from run_history, a run with no end shown
-/// as running (the schema's lock is held) or interrupted.
-fn read_last_run(
-    c: &mut postgres::Client,
-    cfg: &Config,
-    schema: &Ident,
-) -> Result<Option<LastRun>> {
-    let mut last_run = c
-        .query_opt(
-            &format!(
-                "SELECT command, started_at, ended_at, outcome, summary FROM {schema}.run_history ORDER BY run_id DESC LIMIT 1"
-            ),
-            &[],
-        )
-        .map_err(Error::db("status: reading run_history"))?
-        .map(|r| LastRun {
-            command: r.get(0),
-            started_at: r.get(1),
-            ended_at: r.get(2),
-            outcome: r.get(3),
-            summary: r.get(4),
-        });
+/// as `running` (a session holds the lock) or `interrupted` (killed).
+fn read_last_run(c: &mut postgres::Client, cfg: &Config) -> Result<Option<LastRun>> {
+    let mut last_run = crate::bookkeeping::run_history::last(c, &cfg.database.schema)?;
     // A row with no end is a run under way while some session
     // holds the schema's lock, otherwise a run that was killed.
     if let Some(r) = last_run.as_mut().filter(|r| r.outcome.is_none()) {
@@ -219,15 +201,8 @@ fn read_last_run(
 }
 
 /// Database phase: the indexes whose creation was deferred.
-fn read_deferred_indexes(c: &mut postgres::Client, schema: &Ident) -> Result<Vec<String>> {
-    Ok(c.query(
-        &format!("SELECT index_name FROM {schema}.deferred_index ORDER BY 1"),
-        &[],
-    )
-    .map_err(Error::db("status: reading deferred_index"))?
-    .iter()
-    .map(|r| r.get(0))
-    .collect())
+fn read_deferred_indexes(c: &mut postgres::Client, cfg: &Config) -> Result<Vec<String>> {
+    crate::bookkeeping::deferred_index::names(c, &cfg.database.schema)
 }
 
 /// Per-scope database phase: the scope's checkpoint, loaded pages, issues in
@@ -235,50 +210,25 @@ fn read_deferred_indexes(c: &mut postgres::Client, schema: &Ident) -> Result<Vec
 fn read_scope_database(
     c: &mut postgres::Client,
     schema: &Ident,
+    cfg: &Config,
     sc: &crate::config::Scope,
     s: &mut ScopeStatus,
 ) -> Result<()> {
-    s.checkpoint = c
-        .query_opt(
-            &format!("SELECT cursor FROM {schema}.checkpoint WHERE scope = $1"),
-            &[&sc.name],
-        )
-        .map_err(Error::db("status: reading checkpoint"))?
-        .map(|r| r.get(0));
-    s.loaded_pages = Some(
-        c.query_one(
-            &format!("SELECT count(*) FROM {schema}.page_ledger WHERE scope = $1"),
-            &[&sc.name],
-        )
-        .map_err(Error::db("status: reading page_ledger"))?
-        .get(0),
-    );
+    let name = &cfg.database.schema;
+    s.checkpoint = crate::bookkeeping::checkpoint::get(c, name, &sc.name)?;
+    s.loaded_pages = Some(crate::bookkeeping::page_ledger::count(c, name, &sc.name)?);
     s.issues_in_warehouse = Some(
         c.query_one(
             &format!(
-                "SELECT count(*) FROM {schema}.issue WHERE project_key = $1 AND deleted_at IS NULL"
+                "SELECT count(*) FROM {schema}.{} WHERE project_key = $1 AND deleted_at IS NULL",
+                crate::tables::ISSUE.ident()
             ),
             &[&sc.project],
         )
         .map_err(Error::db("status: counting issues"))?
         .get(0),
     );
-    s.quarantined_issues = c
-        .query(
-            &format!(
-                "SELECT page, issue_key, reason, recorded_at FROM {schema}.quarantine WHERE scope = $1 ORDER BY recorded_at DESC LIMIT 50"
-            ),
-            &[&sc.name],
-        )
-        .map_err(Error::db("status: reading quarantine"))?
-        .iter()
-        .map(|r| QuarantinedIssueRow {
-            page: r.get(0),
-            issue_key: r.get(1),
-            reason: r.get(2),
-            recorded_at: r.get(3),
-        })
-        .collect();
+    s.quarantined_issues = crate::bookkeeping::quarantine::recent(c, name, &sc.name, 50)?;
     Ok(())
 }
 

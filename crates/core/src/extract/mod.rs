@@ -39,7 +39,6 @@ use chrono::{DateTime, Utc};
 use crossbeam_channel::Sender;
 
 use crate::config::{Config, Secret};
-use crate::db::Ident;
 use crate::error::{Error, ExitCode, Result};
 use crate::jira::JiraClient;
 use crate::jira::jql::scope_clause;
@@ -591,19 +590,7 @@ pub fn read_checkpoints(
     schema: &str,
     scopes: &[String],
 ) -> Result<HashMap<String, DateTime<Utc>>> {
-    let rows = client
-        .query(
-            &format!(
-                "SELECT scope, cursor FROM {}.checkpoint WHERE scope = ANY($1)",
-                Ident::new(schema)
-            ),
-            &[&scopes],
-        )
-        .map_err(Error::db("reading the extract checkpoints"))?;
-    Ok(rows
-        .iter()
-        .map(|r| (r.get::<_, String>(0), r.get::<_, DateTime<Utc>>(1)))
-        .collect())
+    crate::bookkeeping::checkpoint::read_all(client, schema, scopes)
 }
 
 /// `pipeline run --stage extract`: takes the schema's lock, reads the

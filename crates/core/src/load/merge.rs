@@ -27,6 +27,10 @@
 //! unit (the usual case), the staging tables are used as they are; otherwise
 //! rows come only from each accepted issue's winning batch.
 //!
+//! Every table and column name (the schema, the specs' names, the staging
+//! tables, [`ORD`], [`ACCEPTED`]) enters the SQL through [`Ident`]; only the
+//! statements' own aliases (`src`, `j`, `_tid`, …) are written bare.
+//!
 //! Access to the warehouse tables is always by index (the staging tables have
 //! no statistics, and a plan that scans a whole warehouse table per unit makes
 //! a backfill quadratic): per-row probes are `LATERAL … OFFSET 0` subqueries
@@ -51,39 +55,47 @@ pub const ACCEPTED: &str = "stg_accepted";
 /// The column that orders versions of an issue.
 pub const UPDATED: &str = "updated";
 
-/// The staging table of a spec.
-pub fn stg(spec: &TableSpec) -> String {
-    format!("stg_{}", spec.name)
+/// The owner column of child tables, and the key of [`ACCEPTED`].
+const ISSUE_ID: &str = "issue_id";
+
+fn q(name: &str) -> Ident {
+    Ident::new(name)
+}
+
+/// The staging table of a spec, quoted.
+pub fn stg(spec: &TableSpec) -> Ident {
+    Ident::new(&format!("stg_{}", spec.name))
 }
 
 /// The schema-qualified target table.
 pub fn target(schema: &Ident, spec: &TableSpec) -> String {
-    format!("{schema}.{}", Ident::new(spec.name))
+    format!("{schema}.{}", spec.ident())
 }
 
 /// `CREATE TEMP TABLE stg_<t> (… , _b integer NOT NULL) ON COMMIT DROP`.
 pub fn create_temp(spec: &TableSpec) -> String {
     let mut s = format!("CREATE TEMP TABLE {} (", stg(spec));
     for c in spec.columns {
-        let _ = write!(s, "{} {}, ", c.name, c.ty.sql());
+        let _ = write!(s, "{} {}, ", q(c.name), c.ty.sql());
     }
-    let _ = write!(s, "{ORD} integer NOT NULL) ON COMMIT DROP");
+    let _ = write!(s, "{} integer NOT NULL) ON COMMIT DROP", q(ORD));
     s
 }
 
 /// `COPY stg_<t> (cols, _b) FROM STDIN` (text format).
 pub fn copy_in(spec: &TableSpec) -> String {
     format!(
-        "COPY {} ({}, {ORD}) FROM STDIN",
+        "COPY {} ({}, {}) FROM STDIN",
         stg(spec),
-        spec.column_list()
+        spec.column_list(),
+        q(ORD)
     )
 }
 
 /// The columns that tie a row of a `ReplacePerIssue` table to its issue(s).
 pub fn owner_columns(spec: &TableSpec) -> Vec<&'static str> {
-    if spec.column("issue_id").is_some() {
-        return vec!["issue_id"];
+    if spec.column(ISSUE_ID).is_some() {
+        return vec![ISSUE_ID];
     }
     spec.columns
         .iter()
@@ -100,10 +112,11 @@ fn nonkey(spec: &TableSpec) -> Vec<&'static str> {
         .collect()
 }
 
+/// `p.a, p.b` with every name quoted (`prefix` is an alias and its dot, or empty).
 fn list(prefix: &str, names: &[&str]) -> String {
     names
         .iter()
-        .map(|n| format!("{prefix}{n}"))
+        .map(|n| format!("{prefix}{}", q(n)))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -116,9 +129,18 @@ fn all_cols(spec: &TableSpec) -> Vec<&'static str> {
 fn key_eq(spec: &TableSpec, a: &str, b: &str) -> String {
     spec.key
         .iter()
-        .map(|k| format!("{a}.{k} = {b}.{k}"))
+        .map(|k| format!("{a}.{k} = {b}.{k}", k = q(k)))
         .collect::<Vec<_>>()
         .join(" AND ")
+}
+
+/// `c1 = j.c1, c2 = j.c2` (an UPDATE's SET list).
+fn set_list(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|c| format!("{c} = j.{c}", c = q(c)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The statement that fills [`ACCEPTED`] from `stg_issue`: per issue, the
@@ -126,17 +148,31 @@ fn key_eq(spec: &TableSpec, a: &str, b: &str) -> String {
 /// when the stored row is not newer. Run after the COPY, before any merge.
 pub fn accepted(schema: &Ident, issue: &TableSpec) -> String {
     debug_assert_eq!(issue.merge, MergeMode::IssueUpsert);
-    let k = issue.key[0];
+    let (k, ord, upd, id) = (q(issue.key[0]), q(ORD), q(UPDATED), q(ISSUE_ID));
     format!(
-        "CREATE TEMP TABLE {ACCEPTED} ON COMMIT DROP AS
-         SELECT w.{k} AS issue_id, w.{ORD}, w.{UPDATED}
-           FROM (SELECT DISTINCT ON ({k}) {k}, {ORD}, {UPDATED} FROM {stg}
-                  ORDER BY {k}, {UPDATED} DESC NULLS LAST, {ORD} DESC) w
-           LEFT JOIN LATERAL (SELECT true AS present, t.{UPDATED} FROM {t} t
+        "CREATE TEMP TABLE {acc} ON COMMIT DROP AS
+         SELECT w.{k} AS {id}, w.{ord}, w.{upd}
+           FROM (SELECT DISTINCT ON ({k}) {k}, {ord}, {upd} FROM {stg}
+                  ORDER BY {k}, {upd} DESC NULLS LAST, {ord} DESC) w
+           LEFT JOIN LATERAL (SELECT true AS present, t.{upd} FROM {t} t
                                WHERE t.{k} = w.{k} OFFSET 0) t ON true
-          WHERE t.present IS NULL OR t.{UPDATED} IS NULL OR w.{UPDATED} >= t.{UPDATED}",
+          WHERE t.present IS NULL OR t.{upd} IS NULL OR w.{upd} >= t.{upd}",
+        acc = q(ACCEPTED),
         stg = stg(issue),
         t = target(schema, issue),
+    )
+}
+
+/// `$1` ids, `$2` batch ordinals, `$3` updated → rows of [`ACCEPTED`] (the
+/// new issues COPYed directly).
+pub fn accepted_add() -> String {
+    format!(
+        "INSERT INTO {} ({}, {}, {})
+         SELECT * FROM unnest($1::int8[], $2::int4[], $3::timestamptz[])",
+        q(ACCEPTED),
+        q(ISSUE_ID),
+        q(ORD),
+        q(UPDATED)
     )
 }
 
@@ -156,50 +192,63 @@ pub enum Path {
 /// The incoming rows of a table, one per key, as a `SELECT` of the spec's columns.
 fn source(spec: &TableSpec, path: Path) -> String {
     let cols = all_cols(spec);
-    let st = stg(spec);
+    let (st, ord, acc) = (stg(spec), q(ORD), q(ACCEPTED));
     let scols = list("s.", &cols);
     let skey = list("s.", spec.key);
     let latest_batch =
-        format!("SELECT DISTINCT ON ({skey}) {scols} FROM {st} s ORDER BY {skey}, s.{ORD} DESC");
+        format!("SELECT DISTINCT ON ({skey}) {scols} FROM {st} s ORDER BY {skey}, s.{ord} DESC");
     match (spec.merge, path) {
         (MergeMode::IssueUpsert, Path::Fast) | (MergeMode::InsertOnce, Path::Fast) => {
             format!("SELECT {scols} FROM {st} s")
         }
         (MergeMode::IssueUpsert, Path::Full) => {
-            let k = spec.key[0];
+            let k = q(spec.key[0]);
             format!(
                 "SELECT DISTINCT ON (s.{k}) {scols} FROM {st} s
-                   JOIN {ACCEPTED} a ON a.issue_id = s.{k} AND a.{ORD} = s.{ORD}
-                  ORDER BY s.{k}"
+                   JOIN {acc} a ON a.{id} = s.{k} AND a.{ord} = s.{ord}
+                  ORDER BY s.{k}",
+                id = q(ISSUE_ID)
             )
         }
         (MergeMode::ReplacePerIssue, Path::Fast) => {
-            if owner_columns(spec) == ["issue_id"] {
+            if owner_columns(spec) == [ISSUE_ID] {
                 format!("SELECT {scols} FROM {st} s")
             } else {
                 latest_batch
             }
         }
-        (MergeMode::ReplacePerIssue, Path::Full) => {
-            let owned = owner_columns(spec)
-                .iter()
-                .map(|o| {
-                    format!(
-                        "SELECT {scols}, s.{ORD}, a.{UPDATED} AS _ou FROM {st} s
-                           JOIN {ACCEPTED} a ON a.issue_id = s.{o} AND a.{ORD} = s.{ORD}"
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(" UNION ALL ");
-            format!(
-                "SELECT DISTINCT ON ({xkey}) {xcols} FROM ({owned}) x
-                  ORDER BY {xkey}, x._ou DESC NULLS LAST, x.{ORD} DESC",
-                xkey = list("x.", spec.key),
-                xcols = list("x.", &cols),
-            )
-        }
+        (MergeMode::ReplacePerIssue, Path::Full) => owned_winners(spec),
         (MergeMode::InsertOnce, Path::Full) | (MergeMode::Upsert, _) => latest_batch,
+        (MergeMode::Bookkeeping, _) => {
+            unreachable!("table {} is not loaded from batches", spec.name)
+        }
     }
+}
+
+/// The full path of a `ReplacePerIssue` table: the rows of each accepted
+/// issue's winning batch, through every owner column, one per key (the
+/// newest owner's, then the latest batch's).
+fn owned_winners(spec: &TableSpec) -> String {
+    let cols = all_cols(spec);
+    let (st, ord, acc, upd, id) = (stg(spec), q(ORD), q(ACCEPTED), q(UPDATED), q(ISSUE_ID));
+    let scols = list("s.", &cols);
+    let owned = owner_columns(spec)
+        .iter()
+        .map(|o| {
+            format!(
+                "SELECT {scols}, s.{ord}, a.{upd} AS _ou FROM {st} s
+                   JOIN {acc} a ON a.{id} = s.{o} AND a.{ord} = s.{ord}",
+                o = q(o)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+    format!(
+        "SELECT DISTINCT ON ({xkey}) {xcols} FROM ({owned}) x
+          ORDER BY {xkey}, x._ou DESC NULLS LAST, x.{ord} DESC",
+        xkey = list("x.", spec.key),
+        xcols = list("x.", &cols),
+    )
 }
 
 /// The merge statement of a table on a path. It returns one row of three
@@ -219,85 +268,109 @@ fn source(spec: &TableSpec, path: Path) -> String {
 /// whole table per unit would make a backfill quadratic.
 pub fn merge(schema: &Ident, spec: &TableSpec, path: Path) -> String {
     if spec.merge == MergeMode::ReplacePerIssue
-        && owner_columns(spec) == ["issue_id"]
-        && spec.key.first() == Some(&"issue_id")
+        && owner_columns(spec) == [ISSUE_ID]
+        && spec.key.first() == Some(&ISSUE_ID)
     {
         return merge_owned(schema, spec, path);
     }
     let t = target(schema, spec);
-    let cols = all_cols(spec);
     let nk = nonkey(spec);
-    let changed = if nk.is_empty() || spec.merge == MergeMode::InsertOnce {
-        "false".to_string()
-    } else {
-        format!(
-            "t._tid IS NOT NULL AND ({}) IS DISTINCT FROM ({})",
-            list("t.", &nk),
-            list("src.", &nk)
-        )
-    };
-    let probe_cols = if changed == "false" {
-        String::new()
-    } else {
-        format!(", {}", list("t.", &nk))
-    };
+    let compare = !nk.is_empty() && spec.merge != MergeMode::InsertOnce;
     let mut ctes = vec![
         format!("src AS ({})", source(spec, path)),
-        format!(
-            "j AS MATERIALIZED (
-               SELECT src.*, t._tid, t._tid IS NULL AS _new, {changed} AS _chg
-                 FROM src LEFT JOIN LATERAL (
-                   SELECT t.ctid AS _tid{probe_cols} FROM {t} t WHERE {keq} OFFSET 0
-                 ) t ON true)",
-            keq = key_eq(spec, "t", "src")
-        ),
-        format!(
-            "ins AS (INSERT INTO {t} ({cl}) SELECT {cl} FROM j WHERE _new RETURNING 1)",
-            cl = list("", &cols)
-        ),
+        probe_cte(&t, spec, compare),
+        insert_cte(&t, spec),
     ];
     let mut counts = [
         "0::bigint".to_string(),
         "(SELECT count(*) FROM ins)".to_string(),
         "0::bigint".to_string(),
     ];
-    if changed != "false" {
-        let set = nk
-            .iter()
-            .map(|c| format!("{c} = j.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        ctes.push(format!(
-            "upd AS (UPDATE {t} t SET {set} FROM j
-                      WHERE t.ctid = ANY (ARRAY(SELECT _tid FROM j WHERE _chg))
-                        AND t.ctid = j._tid AND j._chg
-                      RETURNING 1)"
-        ));
+    if compare {
+        ctes.push(update_cte(&t, &nk));
         counts[2] = "(SELECT count(*) FROM upd)".into();
     }
     if spec.merge == MergeMode::ReplacePerIssue {
-        let owner_match = owner_columns(spec)
-            .iter()
-            .map(|o| format!("d.{o} = ANY (ARRAY(SELECT issue_id FROM {ACCEPTED}))"))
-            .collect::<Vec<_>>()
-            .join(" OR ");
-        // On the fast path the staging table is the incoming set.
-        let incoming = match path {
-            Path::Fast => stg(spec),
-            Path::Full => "src".to_string(),
-        };
-        // NOT IN over a subquery stays a hashed subplan (keys are never NULL).
-        ctes.push(format!(
-            "del AS (DELETE FROM {t} d
-                      WHERE ({owner_match})
-                        AND ({dkey}) NOT IN (SELECT {ikey} FROM {incoming} i)
-                      RETURNING 1)",
-            dkey = list("d.", spec.key),
-            ikey = list("i.", spec.key),
-        ));
+        ctes.push(delete_unowned_cte(&t, spec, path));
         counts[0] = "(SELECT count(*) FROM del)".into();
     }
     format!("WITH {} SELECT {}", ctes.join(",\n"), counts.join(", "))
+}
+
+/// `j`: every incoming row with the `ctid` of its stored row (`_tid`, by a
+/// key probe), whether it is new (`_new`) and, when `compare`, whether its
+/// non-key columns differ from the stored ones (`_chg`).
+fn probe_cte(t: &str, spec: &TableSpec, compare: bool) -> String {
+    let nk = nonkey(spec);
+    let (changed, probe_cols) = if compare {
+        (
+            format!(
+                "t._tid IS NOT NULL AND ({}) IS DISTINCT FROM ({})",
+                list("t.", &nk),
+                list("src.", &nk)
+            ),
+            format!(", {}", list("t.", &nk)),
+        )
+    } else {
+        ("false".to_string(), String::new())
+    };
+    format!(
+        "j AS MATERIALIZED (
+           SELECT src.*, t._tid, t._tid IS NULL AS _new, {changed} AS _chg
+             FROM src LEFT JOIN LATERAL (
+               SELECT t.ctid AS _tid{probe_cols} FROM {t} t WHERE {keq} OFFSET 0
+             ) t ON true)",
+        keq = key_eq(spec, "t", "src")
+    )
+}
+
+/// `ins`: the rows of `j` marked `_new`.
+fn insert_cte(t: &str, spec: &TableSpec) -> String {
+    format!(
+        "ins AS (INSERT INTO {t} ({cl}) SELECT {cl} FROM j WHERE _new RETURNING 1)",
+        cl = list("", &all_cols(spec))
+    )
+}
+
+/// `upd`: the stored rows of `j` marked `_chg`, rewritten by `ctid`.
+fn update_cte(t: &str, nk: &[&str]) -> String {
+    format!(
+        "upd AS (UPDATE {t} t SET {set} FROM j
+                  WHERE t.ctid = ANY (ARRAY(SELECT _tid FROM j WHERE _chg))
+                    AND t.ctid = j._tid AND j._chg
+                  RETURNING 1)",
+        set = set_list(nk)
+    )
+}
+
+/// `del`: stored rows owned by an accepted issue whose key is not incoming.
+fn delete_unowned_cte(t: &str, spec: &TableSpec, path: Path) -> String {
+    let owner_match = owner_columns(spec)
+        .iter()
+        .map(|o| {
+            format!(
+                "d.{} = ANY (ARRAY(SELECT {} FROM {}))",
+                q(o),
+                q(ISSUE_ID),
+                q(ACCEPTED)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    // On the fast path the staging table is the incoming set.
+    let incoming = match path {
+        Path::Fast => stg(spec).to_string(),
+        Path::Full => "src".to_string(),
+    };
+    // NOT IN over a subquery stays a hashed subplan (keys are never NULL).
+    format!(
+        "del AS (DELETE FROM {t} d
+                  WHERE ({owner_match})
+                    AND ({dkey}) NOT IN (SELECT {ikey} FROM {incoming} i)
+                  RETURNING 1)",
+        dkey = list("d.", spec.key),
+        ikey = list("i.", spec.key),
+    )
 }
 
 /// The merge of a `ReplacePerIssue` table whose key starts with its owner
@@ -308,7 +381,6 @@ pub fn merge(schema: &Ident, spec: &TableSpec, path: Path) -> String {
 /// per-row probe, so an unchanged set costs one index range read.
 fn merge_owned(schema: &Ident, spec: &TableSpec, path: Path) -> String {
     let t = target(schema, spec);
-    let cols = all_cols(spec);
     let nk = nonkey(spec);
     let changed = if nk.is_empty() {
         "false".to_string()
@@ -326,8 +398,10 @@ fn merge_owned(schema: &Ident, spec: &TableSpec, path: Path) -> String {
         ),
         format!(
             "cur AS (SELECT t.ctid AS _tid, {tcols} FROM {t} t
-                      WHERE t.issue_id = ANY (ARRAY(SELECT issue_id FROM {ACCEPTED})))",
-            tcols = list("t.", &cols)
+                      WHERE t.{id} = ANY (ARRAY(SELECT {id} FROM {acc})))",
+            tcols = list("t.", &all_cols(spec)),
+            id = q(ISSUE_ID),
+            acc = q(ACCEPTED),
         ),
         format!(
             "j AS MATERIALIZED (
@@ -338,10 +412,7 @@ fn merge_owned(schema: &Ident, spec: &TableSpec, path: Path) -> String {
                  FROM src FULL JOIN cur ON {keq})",
             keq = key_eq(spec, "cur", "src")
         ),
-        format!(
-            "ins AS (INSERT INTO {t} ({cl}) SELECT {cl} FROM j WHERE _new RETURNING 1)",
-            cl = list("", &cols)
-        ),
+        insert_cte(&t, spec),
         format!(
             "del AS (DELETE FROM {t} d
                       WHERE d.ctid = ANY (ARRAY(SELECT _tid FROM j WHERE _del))
@@ -350,17 +421,7 @@ fn merge_owned(schema: &Ident, spec: &TableSpec, path: Path) -> String {
     ];
     let mut upd = "0::bigint";
     if !nk.is_empty() {
-        let set = nk
-            .iter()
-            .map(|c| format!("{c} = j.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        ctes.push(format!(
-            "upd AS (UPDATE {t} t SET {set} FROM j
-                      WHERE t.ctid = ANY (ARRAY(SELECT _tid FROM j WHERE _chg))
-                        AND t.ctid = j._tid AND j._chg
-                      RETURNING 1)"
-        ));
+        ctes.push(update_cte(&t, &nk));
         upd = "(SELECT count(*) FROM upd)";
     }
     format!(
@@ -369,31 +430,31 @@ fn merge_owned(schema: &Ident, spec: &TableSpec, path: Path) -> String {
     )
 }
 
+/// One table's generated statements.
+#[derive(Debug, Clone)]
+pub struct TableSql {
+    pub spec: &'static TableSpec,
+    /// `COPY` into its staging table.
+    pub copy: String,
+    /// The merge on [`Path::Fast`] and on [`Path::Full`].
+    pub fast: String,
+    pub full: String,
+}
+
 /// Every table's generated SQL, built once per loader.
 #[derive(Debug, Clone)]
 pub struct UnitSql {
     /// All `CREATE TEMP TABLE` statements, `;`-separated.
     pub create_temps: String,
     pub accepted: String,
-    /// `(table, COPY statement, fast-path merge, full-path merge)` in
-    /// [`crate::tables::ALL`] order.
-    pub tables: Vec<(&'static TableSpec, String, String, String)>,
-    pub ledger_check: String,
-    pub ledger_insert: String,
-    pub ledger_run_count: String,
-    pub checkpoint_get: String,
-    pub checkpoint_set: String,
-    pub quarantine_insert: String,
-    /// `$1` issue ids → `(issue_id, digest)` of those stored (digest NULL
-    /// when none is recorded).
-    pub stored_digests: String,
-    /// `$1` ids, `$2` batch ordinals, `$3` digests: recorded for the
-    /// versions taken (those in [`ACCEPTED`] with that ordinal).
-    pub digest_upsert: String,
+    /// Per table, in [`crate::tables::ALL`] order.
+    pub tables: Vec<TableSql>,
     /// Adds the new issues COPYed directly to [`ACCEPTED`]: `$1` ids, `$2`
     /// batch ordinals, `$3` updated.
     pub accepted_add: String,
-    schema: String,
+    /// Counts `(accepted issues, distinct staged issues, staged issue rows)`.
+    pub accepted_counts: String,
+    schema: Ident,
 }
 
 impl UnitSql {
@@ -405,58 +466,33 @@ impl UnitSql {
             .collect::<Vec<_>>()
             .join(";\n");
         create.push(';');
+        let issue = &crate::tables::ISSUE;
         UnitSql {
             create_temps: create,
-            accepted: accepted(&s, &crate::tables::ISSUE),
+            accepted: accepted(&s, issue),
             tables: crate::tables::ALL
                 .iter()
-                .map(|t| (*t, copy_in(t), merge(&s, t, Path::Fast), merge(&s, t, Path::Full)))
+                .map(|t| TableSql {
+                    spec: t,
+                    copy: copy_in(t),
+                    fast: merge(&s, t, Path::Fast),
+                    full: merge(&s, t, Path::Full),
+                })
                 .collect(),
-            ledger_check: format!(
-                "SELECT page FROM {s}.page_ledger WHERE scope = $1 AND page = ANY($2)"
+            accepted_add: accepted_add(),
+            accepted_counts: format!(
+                "SELECT (SELECT count(*) FROM {a}), (SELECT count(DISTINCT {id}) FROM {i}), (SELECT count(*) FROM {i})",
+                a = q(ACCEPTED),
+                id = q(issue.key[0]),
+                i = stg(issue)
             ),
-            ledger_insert: format!(
-                "INSERT INTO {s}.page_ledger (scope, page, run_id, issue_count, row_count)
-                 SELECT $1, p, r, i, n
-                   FROM unnest($2::text[], $3::text[], $4::int4[], $5::int8[]) AS u(p, r, i, n)
-                 ON CONFLICT (scope, page) DO NOTHING"
-            ),
-            ledger_run_count: format!(
-                "SELECT count(*) FROM {s}.page_ledger WHERE scope = $1 AND run_id = $2 AND page <> $3"
-            ),
-            checkpoint_get: format!("SELECT cursor FROM {s}.checkpoint WHERE scope = $1"),
-            checkpoint_set: format!(
-                "INSERT INTO {s}.checkpoint AS c (scope, cursor, run_id) VALUES ($1, $2, $3)
-                 ON CONFLICT (scope) DO UPDATE
-                    SET cursor = GREATEST(c.cursor, EXCLUDED.cursor),
-                        run_id = CASE WHEN EXCLUDED.cursor >= c.cursor THEN EXCLUDED.run_id ELSE c.run_id END,
-                        updated_at = now()
-                 RETURNING cursor"
-            ),
-            quarantine_insert: format!(
-                "INSERT INTO {s}.quarantine (scope, page, issue_key, reason)
-                 SELECT $1, p, k, r FROM unnest($2::text[], $3::text[], $4::text[]) AS u(p, k, r)
-                 ON CONFLICT (scope, page, issue_key) DO UPDATE
-                    SET reason = EXCLUDED.reason, recorded_at = now()"
-            ),
-            stored_digests: format!(
-                "SELECT i.issue_id, d.digest FROM {s}.issue i
-                   LEFT JOIN {s}.issue_digest d ON d.issue_id = i.issue_id
-                  WHERE i.issue_id = ANY($1)"
-            ),
-            digest_upsert: format!(
-                "INSERT INTO {s}.issue_digest AS t (issue_id, digest)
-                 SELECT u.i, u.d FROM unnest($1::int8[], $2::int4[], $3::text[]) AS u(i, b, d)
-                   JOIN {ACCEPTED} a ON a.issue_id = u.i AND a.{ORD} = u.b
-                 ON CONFLICT (issue_id) DO UPDATE SET digest = EXCLUDED.digest
-                  WHERE t.digest IS DISTINCT FROM EXCLUDED.digest"
-            ),
-            accepted_add: format!(
-                "INSERT INTO {ACCEPTED} (issue_id, {ORD}, {UPDATED})
-                 SELECT * FROM unnest($1::int8[], $2::int4[], $3::timestamptz[])"
-            ),
-            schema: schema.to_string(),
+            schema: s,
         }
+    }
+
+    /// The warehouse schema's name (unquoted).
+    pub fn schema(&self) -> &str {
+        self.schema.raw()
     }
 
     /// `COPY <schema>.<table> (cols) FROM STDIN`: the direct path's COPY
@@ -464,7 +500,7 @@ impl UnitSql {
     pub fn copy_direct(&self, spec: &TableSpec) -> String {
         format!(
             "COPY {} ({}) FROM STDIN",
-            target(&Ident::new(&self.schema), spec),
+            target(&self.schema, spec),
             spec.column_list()
         )
     }
@@ -480,11 +516,11 @@ mod tests {
         let d = create_temp(&tables::ISSUE_LABEL);
         assert_eq!(
             d,
-            "CREATE TEMP TABLE stg_issue_label (issue_id bigint, label text, _b integer NOT NULL) ON COMMIT DROP"
+            r#"CREATE TEMP TABLE "stg_issue_label" ("issue_id" bigint, "label" text, "_b" integer NOT NULL) ON COMMIT DROP"#
         );
         assert_eq!(
             copy_in(&tables::ISSUE_LABEL),
-            "COPY stg_issue_label (issue_id, label, _b) FROM STDIN"
+            r#"COPY "stg_issue_label" ("issue_id", "label", "_b") FROM STDIN"#
         );
     }
 
@@ -509,11 +545,24 @@ mod tests {
     #[test]
     fn schema_is_quoted_everywhere() {
         let sql = UnitSql::new("we\"ird");
-        for (_, _, f, m) in &sql.tables {
-            assert!(m.contains("\"we\"\"ird\"."), "{m}");
-            assert!(f.contains("\"we\"\"ird\"."), "{f}");
+        for t in &sql.tables {
+            assert!(t.full.contains("\"we\"\"ird\"."), "{}", t.full);
+            assert!(t.fast.contains("\"we\"\"ird\"."), "{}", t.fast);
         }
         assert!(sql.accepted.contains("\"we\"\"ird\".\"issue\""));
+    }
+
+    #[test]
+    fn every_column_is_quoted() {
+        let sql = UnitSql::new("s");
+        for t in &sql.tables {
+            for c in t.spec.columns {
+                for stmt in [&t.copy, &t.fast, &t.full] {
+                    let bare = format!(".{} ", c.name);
+                    assert!(!stmt.contains(&bare), "{} unquoted in {stmt}", c.name);
+                }
+            }
+        }
     }
 
     #[test]
@@ -523,7 +572,7 @@ mod tests {
         assert!(m.contains("DELETE FROM \"s\".\"issue_label\""), "{m}");
         let l = merge(&Ident::new("s"), &tables::ISSUE_LINK, Path::Fast);
         assert!(
-            l.contains("d.source_issue_id = ANY (ARRAY(SELECT issue_id FROM stg_accepted)) OR d.target_issue_id = ANY"),
+            l.contains(r#"d."source_issue_id" = ANY (ARRAY(SELECT "issue_id" FROM "stg_accepted")) OR d."target_issue_id" = ANY"#),
             "{l}"
         );
     }
@@ -538,8 +587,8 @@ mod dump {
         let s = super::UnitSql::new("by");
         println!("{};", s.create_temps);
         println!("{};", s.accepted);
-        for (_, c, f, m) in &s.tables {
-            println!("-- {c}\n{f};\n-- full\n{m};");
+        for t in &s.tables {
+            println!("-- {}\n{};\n-- full\n{};", t.copy, t.fast, t.full);
         }
     }
 }

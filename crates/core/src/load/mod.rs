@@ -29,6 +29,7 @@ use chrono::{DateTime, Utc};
 use postgres::Client;
 
 use crate::batch::{self, Batch};
+use crate::bookkeeping;
 use crate::config::{DatabaseConfig, Secret};
 use crate::db::{self, Ident};
 use crate::error::{Error, ExitCode, Result};
@@ -289,22 +290,6 @@ impl Drop for Janitor {
 /// the per-unit costs (commit flush, setup, statements) at no risk.
 const BULK_UNIT_FACTOR: u64 = 3;
 
-/// Secondary indexes of the warehouse tables that a bulk first load may drop:
-/// every index that is neither a primary key nor unique, except those the
-/// merges reach the warehouse through (`issue_link`'s owner indexes; every
-/// other merge goes by primary key).
-const DEFERRABLE_INDEXES: &str = "
-    SELECT c.relname::text, pg_get_indexdef(i.indexrelid)
-      FROM pg_index i
-      JOIN pg_class c ON c.oid = i.indexrelid
-      JOIN pg_class t ON t.oid = i.indrelid
-      JOIN pg_namespace n ON n.oid = t.relnamespace
-     WHERE n.nspname = $1
-       AND t.relname = ANY($2)
-       AND NOT i.indisprimary AND NOT i.indisunique
-       AND t.relname <> 'issue_link'
-     ORDER BY 1";
-
 /// Whether a failed unit may be redone on a new connection: the connection is
 /// gone, the server is shutting down or restarting, or a serialization
 /// failure / deadlock. Data errors and timeouts are not retried.
@@ -379,48 +364,30 @@ impl Loader {
         if self.prepared {
             return Ok(());
         }
-        let schema_name = self.schema.clone();
-        let schema = Ident::new(&schema_name);
+        let schema = self.schema.clone();
         let bulk = self.opts.bulk_first_load && !self.opts.replay;
         let client = self.client()?;
         let mut tx = client
             .transaction()
             .map_err(Error::db("bulk load: BEGIN"))?;
-        let deferred: i64 = tx
-            .query_one(
-                &format!("SELECT count(*) FROM {schema}.deferred_index"),
-                &[],
-            )
-            .map_err(Error::db("bulk load: reading deferred_index"))?
-            .get(0);
+        let deferred = bookkeeping::deferred_index::count(&mut tx, &schema)?;
         let empty: bool = tx
             .query_one(
-                &format!("SELECT NOT EXISTS (SELECT 1 FROM {schema}.issue)"),
+                &format!(
+                    "SELECT NOT EXISTS (SELECT 1 FROM {}.{})",
+                    Ident::new(&schema),
+                    crate::tables::ISSUE.ident()
+                ),
                 &[],
             )
             .map_err(Error::db("bulk load: is the warehouse empty?"))?
             .get(0);
         if bulk && (empty || deferred > 0) {
             let tables: Vec<&str> = crate::tables::ALL.iter().map(|t| t.name).collect();
-            let rows = tx
-                .query(DEFERRABLE_INDEXES, &[&schema_name, &tables])
-                .map_err(Error::db("bulk load: listing secondary indexes"))?;
-            for r in &rows {
-                let (name, def): (String, String) = (r.get(0), r.get(1));
-                tx.execute(
-                    &format!(
-                        "INSERT INTO {schema}.deferred_index (index_name, definition) VALUES ($1, $2)
-                         ON CONFLICT (index_name) DO NOTHING"
-                    ),
-                    &[&name, &def],
-                )
-                .map_err(Error::db("bulk load: recording a deferred index"))?;
-                tx.batch_execute(&format!("DROP INDEX {schema}.{}", Ident::new(&name)))
-                    .map_err(Error::db(format!("bulk load: dropping index {name}")))?;
-            }
-            if !rows.is_empty() {
+            let dropped = bookkeeping::deferred_index::defer(&mut tx, &schema, &tables)?;
+            if dropped > 0 {
                 tracing::info!(
-                    indexes = rows.len(),
+                    indexes = dropped,
                     "bulk first load: secondary indexes dropped for the load, rebuilt when it ends"
                 );
             }
@@ -447,43 +414,8 @@ impl Loader {
     }
 
     fn restore_indexes(&mut self) -> Result<()> {
-        let schema = Ident::new(&self.schema);
-        let client = self.client()?;
-        let rows = client
-            .query(
-                &format!("SELECT index_name, definition FROM {schema}.deferred_index ORDER BY 1"),
-                &[],
-            )
-            .map_err(Error::db("reading deferred_index"))?;
-        for r in &rows {
-            let (name, def): (String, String) = (r.get(0), r.get(1));
-            let started = Instant::now();
-            let mut tx = client
-                .transaction()
-                .map_err(Error::db("rebuilding indexes: BEGIN"))?;
-            // The definition comes from pg_get_indexdef; it may already exist
-            // if an earlier rebuild committed and died before this row went.
-            let exists: bool = tx
-                .query_one(
-                    "SELECT to_regclass($1) IS NOT NULL",
-                    &[&format!("{schema}.{}", Ident::new(&name))],
-                )
-                .map_err(Error::db(format!("rebuilding index {name}")))?
-                .get(0);
-            if !exists {
-                tx.batch_execute(&format!("SET LOCAL maintenance_work_mem = '256MB'; {def}"))
-                    .map_err(Error::db(format!("rebuilding index {name}")))?;
-            }
-            tx.execute(
-                &format!("DELETE FROM {schema}.deferred_index WHERE index_name = $1"),
-                &[&name],
-            )
-            .map_err(Error::db(format!("rebuilding index {name}")))?;
-            tx.commit()
-                .map_err(Error::db(format!("rebuilding index {name}: COMMIT")))?;
-            tracing::info!(index = %name, secs = started.elapsed().as_secs_f64(), "index rebuilt");
-        }
-        Ok(())
+        let schema = self.schema.clone();
+        bookkeeping::deferred_index::rebuild_all(self.client()?, &schema)
     }
 
     /// The connection, reconnecting if it was lost.

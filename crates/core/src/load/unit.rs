@@ -12,11 +12,12 @@ use std::io::Write;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use postgres::Client;
+use postgres::{Client, Transaction};
 
 use super::merge::{self, UnitSql};
 use super::{HookPoint, TableCounts, UnitReport};
 use crate::batch::Batch;
+use crate::bookkeeping;
 use crate::error::{Error, Result};
 use crate::staging::PageKind;
 use crate::tables::{MergeMode, TableSpec};
@@ -27,6 +28,31 @@ pub(crate) struct Outcome {
     pub report: UnitReport,
     /// Pages that may leave the staging area (loaded now or earlier).
     pub done_pages: Vec<String>,
+}
+
+/// The batches of a unit still to load, and what every phase needs to know.
+struct Unit<'a> {
+    sql: &'a UnitSql,
+    scope: &'a str,
+    /// Batches not in the ledger, in page order.
+    todo: Vec<&'a Batch>,
+    replay: bool,
+}
+
+impl Unit<'_> {
+    fn schema(&self) -> &str {
+        self.sql.schema()
+    }
+
+    /// `scope S, pages A..B`, for error messages.
+    fn pages(&self) -> String {
+        format!(
+            "scope {}, pages {}..{}",
+            self.scope,
+            self.todo.first().map_or("", |b| b.meta.page.as_str()),
+            self.todo.last().map_or("", |b| b.meta.page.as_str())
+        )
+    }
 }
 
 /// Runs one unit in one transaction. `batches` are of one scope, in page order.
@@ -42,8 +68,33 @@ pub(crate) fn run(
         return Ok(out);
     };
     let scope = first.meta.scope.as_str();
-    let pages: Vec<&str> = batches.iter().map(|b| b.meta.page.as_str()).collect();
+    let mut tx = begin(client, scope)?;
+    let todo = skip_loaded(&mut tx, sql, scope, batches, replay, &mut out)?;
+    if todo.is_empty() {
+        tx.commit()
+            .map_err(Error::db(format!("scope {scope}: COMMIT")))?;
+        return Ok(out);
+    }
+    let u = Unit {
+        sql,
+        scope,
+        todo,
+        replay,
+    };
+    write_rows(&mut tx, &u, &mut out.report, hook)?;
+    hook(HookPoint::AfterMerge);
+    let phase = Instant::now();
+    record_pages(&mut tx, &u, &mut out)?;
+    out.report.quarantined += bookkeeping::quarantine::record(&mut tx, u.schema(), scope, &u.todo)?;
+    hook(HookPoint::BeforeCommit);
+    tx.commit()
+        .map_err(Error::db(format!("{}: COMMIT", u.pages())))?;
+    out.report.add_time("(ledger+commit)", 0, phase.elapsed());
+    Ok(out)
+}
 
+/// BEGIN, with the unit's session settings.
+fn begin<'c>(client: &'c mut Client, scope: &str) -> Result<Transaction<'c>> {
     let mut tx = client
         .transaction()
         .map_err(Error::db(format!("scope {scope}: BEGIN of a load unit")))?;
@@ -51,214 +102,175 @@ pub(crate) fn run(
     // JIT (the merges are short; compiling them costs more than it saves).
     tx.batch_execute("SET LOCAL work_mem = '64MB'; SET LOCAL jit = off")
         .map_err(Error::db(format!("scope {scope}: SET work_mem")))?;
+    Ok(tx)
+}
+
+/// The batches whose pages are not in the ledger (all of them on replay);
+/// the others count as skipped and done.
+fn skip_loaded<'b>(
+    tx: &mut Transaction<'_>,
+    sql: &UnitSql,
+    scope: &str,
+    batches: &[&'b Batch],
+    replay: bool,
+    out: &mut Outcome,
+) -> Result<Vec<&'b Batch>> {
     let seen: HashSet<String> = if replay {
         HashSet::new()
     } else {
-        tx.query(&sql.ledger_check, &[&scope, &pages])
-            .map_err(Error::db(format!("scope {scope}: reading the page ledger")))?
-            .iter()
-            .map(|r| r.get(0))
-            .collect()
+        let pages: Vec<&str> = batches.iter().map(|b| b.meta.page.as_str()).collect();
+        bookkeeping::page_ledger::loaded(tx, sql.schema(), scope, &pages)?
     };
-    let todo: Vec<&Batch> = batches
-        .iter()
-        .copied()
-        .filter(|b| !seen.contains(&b.meta.page))
-        .collect();
-    for b in batches.iter().filter(|b| seen.contains(&b.meta.page)) {
-        tracing::debug!(scope, page = %b.meta.page, "page already loaded (in the ledger); skipping it");
-        out.report.pages_skipped += 1;
-        out.done_pages.push(b.meta.page.clone());
+    let mut todo = Vec::with_capacity(batches.len());
+    for b in batches {
+        if seen.contains(&b.meta.page) {
+            tracing::debug!(scope, page = %b.meta.page, "page already loaded (in the ledger); skipping it");
+            out.report.pages_skipped += 1;
+            out.done_pages.push(b.meta.page.clone());
+        } else {
+            todo.push(*b);
+        }
     }
-    if todo.is_empty() {
-        tx.commit()
-            .map_err(Error::db(format!("scope {scope}: COMMIT")))?;
-        return Ok(out);
-    }
-    let unit_pages = || {
-        format!(
-            "scope {scope}, pages {}..{}",
-            todo[0].meta.page,
-            todo[todo.len() - 1].meta.page
-        )
-    };
+    Ok(todo)
+}
 
+/// Plan → direct COPY of new issues → COPY and merge of the rest → digests.
+fn write_rows(
+    tx: &mut Transaction<'_>,
+    u: &Unit<'_>,
+    report: &mut UnitReport,
+    hook: &mut dyn FnMut(HookPoint),
+) -> Result<()> {
     // Which incoming issues are stored, and which are unchanged (same digest).
     let phase = Instant::now();
-    let plan = plan_unit(&mut tx, sql, &todo, replay)?;
-    out.report.add_time("(plan)", 0, phase.elapsed());
-    out.report.issues_unchanged += plan.unchanged;
+    let plan = plan_unit(tx, u)?;
+    report.add_time("(plan)", 0, phase.elapsed());
+    report.issues_unchanged += plan.unchanged;
 
-    let catalogue = todo
+    let catalogue = u
+        .todo
         .iter()
         .any(|b| b.row_count(crate::tables::FIELD.name) > 0);
     if plan.remaining.is_empty() && !catalogue {
         // Every issue of the unit is stored exactly as it arrives: nothing to
         // COPY or merge (links included: they are as their issues were).
         hook(HookPoint::AfterCopy);
-    } else {
-        // New issues first, straight into the tables (inside a savepoint: if
-        // a key turns out to be stored after all, rows left behind by a
-        // hand-deleted issue row, everything takes the merge path instead).
-        let mut direct = false;
-        if plan.direct() {
-            let mut sp = tx
-                .savepoint("direct_load")
-                .map_err(Error::db(format!("{}: SAVEPOINT", unit_pages())))?;
-            let mut report = UnitReport::default();
-            match load_direct(&mut sp, sql, &todo, &plan, &mut report, &unit_pages) {
-                Ok(()) => {
-                    sp.commit()
-                        .map_err(Error::db(format!("{}: RELEASE SAVEPOINT", unit_pages())))?;
-                    out.report.absorb(&report);
-                    direct = true;
-                }
-                Err(e) if is_unique_violation(&e) => {
-                    sp.rollback().map_err(Error::db(format!(
-                        "{}: ROLLBACK TO SAVEPOINT",
-                        unit_pages()
-                    )))?;
-                    tracing::warn!(
-                        "{}: a row of an issue not in the warehouse is stored already ({}); merging the unit instead",
-                        unit_pages(),
-                        e.one_line()
-                    );
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        // Then the merge: stored issues, links, the field catalogue.
-        load_merged(
-            &mut tx,
-            sql,
-            &todo,
-            &plan,
-            direct,
-            &mut out.report,
-            &unit_pages,
-            hook,
-        )?;
-        // The digests of the versions taken.
-        let phase = Instant::now();
-        let (ids, ords, digests) = plan.digest_arrays();
-        tx.execute(&sql.digest_upsert, &[&ids, &ords, &digests])
-            .map_err(Error::db(format!(
-                "{}: recording issue digests",
-                unit_pages()
-            )))?;
-        out.report.add_time("(digests)", 0, phase.elapsed());
+        return Ok(());
     }
-    hook(HookPoint::AfterMerge);
+    let direct = plan.direct() && try_direct(tx, u, &plan, report)?;
+    // Then the merge: stored issues, links, the field catalogue.
+    load_merged(tx, u, &plan, direct, report, hook)?;
+    // The digests of the versions taken.
     let phase = Instant::now();
+    let (ids, ords, digests) = plan.digest_arrays();
+    bookkeeping::issue_digest::record(tx, u.schema(), &ids, &ords, &digests, &|| u.pages())?;
+    report.add_time("(digests)", 0, phase.elapsed());
+    Ok(())
+}
 
-    // Ledger: search pages first, so an End page in the same unit sees them.
-    let mut ledger: Vec<&Batch> = Vec::new();
-    let record = |tx: &mut postgres::Transaction<'_>, ledger: &[&Batch]| -> Result<()> {
-        if ledger.is_empty() {
-            return Ok(());
+/// New issues first, straight into the tables, inside a savepoint: if a key
+/// turns out to be stored after all (rows left behind by a hand-deleted
+/// issue row), it is rolled back and everything takes the merge path.
+/// Returns whether the direct load stands.
+fn try_direct(
+    tx: &mut Transaction<'_>,
+    u: &Unit<'_>,
+    plan: &UnitPlan,
+    report: &mut UnitReport,
+) -> Result<bool> {
+    let mut sp = tx
+        .savepoint("direct_load")
+        .map_err(Error::db(format!("{}: SAVEPOINT", u.pages())))?;
+    let mut direct = UnitReport::default();
+    match load_direct(&mut sp, u, plan, &mut direct) {
+        Ok(()) => {
+            sp.commit()
+                .map_err(Error::db(format!("{}: RELEASE SAVEPOINT", u.pages())))?;
+            report.absorb(&direct);
+            Ok(true)
         }
-        let p: Vec<&str> = ledger.iter().map(|b| b.meta.page.as_str()).collect();
-        let r: Vec<&str> = ledger.iter().map(|b| b.meta.run_id.as_str()).collect();
-        let i: Vec<i32> = ledger
-            .iter()
-            .map(|b| i32::try_from(b.meta.issues.len()).unwrap_or(i32::MAX))
-            .collect();
-        let n: Vec<i64> = ledger
-            .iter()
-            .map(|b| i64::try_from(b.total_rows()).unwrap_or(i64::MAX))
-            .collect();
-        tx.execute(&sql.ledger_insert, &[&scope, &p, &r, &i, &n])
-            .map_err(Error::db(format!(
-                "scope {scope}: recording pages in the ledger"
-            )))?;
-        Ok(())
-    };
-    for b in todo.iter().filter(|b| b.meta.kind == PageKind::Search) {
-        ledger.push(b);
+        Err(e) if is_unique_violation(&e) => {
+            sp.rollback()
+                .map_err(Error::db(format!("{}: ROLLBACK TO SAVEPOINT", u.pages())))?;
+            tracing::warn!(
+                "{}: a row of an issue not in the warehouse is stored already ({}); merging the unit instead",
+                u.pages(),
+                e.one_line()
+            );
+            Ok(false)
+        }
+        Err(e) => Err(e),
     }
-    record(&mut tx, &ledger)?;
-    out.report.pages_loaded += ledger.len() as u64;
-    out.done_pages
-        .extend(ledger.iter().map(|b| b.meta.page.clone()));
+}
 
-    for b in todo
+/// The ledger: search pages first, so an End page in the same unit sees
+/// them; then each End page, which moves the checkpoint when its run is
+/// complete (see [`close_run`]).
+fn record_pages(tx: &mut Transaction<'_>, u: &Unit<'_>, out: &mut Outcome) -> Result<()> {
+    let search: Vec<&Batch> = u
+        .todo
         .iter()
-        .filter(|b| b.meta.kind == PageKind::End && !replay)
-    {
-        let m = &b.meta;
-        let loaded: i64 = tx
-            .query_one(&sql.ledger_run_count, &[&scope, &m.run_id, &m.page])
-            .map_err(Error::db(format!(
-                "scope {scope}: counting pages of run {}",
-                m.run_id
-            )))?
-            .get(0);
-        let need = m.pages_in_run.unwrap_or(0);
-        let current: Option<DateTime<Utc>> = tx
-            .query_opt(&sql.checkpoint_get, &[&scope])
-            .map_err(Error::db(format!("scope {scope}: reading the checkpoint")))?
-            .map(|r| r.get(0));
-        let complete = loaded >= 0 && loaded as u64 == need;
-        let stale = match (m.checkpoint, current) {
-            (Some(p), Some(c)) => p <= c,
-            (None, _) => true,
-            _ => false,
-        };
-        if complete {
-            if let Some(proposed) = m.checkpoint {
-                let cursor: DateTime<Utc> = tx
-                    .query_one(&sql.checkpoint_set, &[&scope, &proposed, &m.run_id])
-                    .map_err(Error::db(format!("scope {scope}: moving the checkpoint")))?
-                    .get(0);
-                out.report.checkpoint = Some(cursor);
-            }
-        } else if stale {
-            tracing::warn!(
-                scope, run = %m.run_id, loaded, expected = need,
-                "run is incomplete, but its proposed checkpoint is not newer than the stored one; closing it"
-            );
+        .copied()
+        .filter(|b| b.meta.kind == PageKind::Search)
+        .collect();
+    bookkeeping::page_ledger::record(tx, u.schema(), u.scope, &search)?;
+    out.report.pages_loaded += search.len() as u64;
+    out.done_pages
+        .extend(search.iter().map(|b| b.meta.page.clone()));
+    if u.replay {
+        return Ok(());
+    }
+    for b in u.todo.iter().filter(|b| b.meta.kind == PageKind::End) {
+        if close_run(tx, u, b, &mut out.report)? {
+            bookkeeping::page_ledger::record(tx, u.schema(), u.scope, &[b])?;
+            out.report.pages_loaded += 1;
+            out.done_pages.push(b.meta.page.clone());
         } else {
-            tracing::warn!(
-                scope, run = %m.run_id, loaded, expected = need,
-                "run is incomplete ({loaded} of {need} search pages loaded): the checkpoint stays where it is and the End page stays staged until the missing pages are loaded; the next extract run re-reads them"
-            );
             out.report.pages_deferred += 1;
-            continue;
-        }
-        record(&mut tx, &[b])?;
-        out.report.pages_loaded += 1;
-        out.done_pages.push(m.page.clone());
-    }
-
-    // Issues the transform quarantined, recorded with their page.
-    // One row per (page, issue key): the last reason wins.
-    let mut quarantined = std::collections::BTreeMap::new();
-    for b in &todo {
-        for q in &b.meta.quarantined {
-            quarantined.insert((b.meta.page.as_str(), q.key.as_str()), q.reason.as_str());
         }
     }
-    let mut qp = Vec::new();
-    let mut qk = Vec::new();
-    let mut qr = Vec::new();
-    for ((p, k), r) in quarantined {
-        qp.push(p);
-        qk.push(k);
-        qr.push(r);
-    }
-    if !qp.is_empty() {
-        tx.execute(&sql.quarantine_insert, &[&scope, &qp, &qk, &qr])
-            .map_err(Error::db(format!(
-                "scope {scope}: recording quarantined issues"
-            )))?;
-        out.report.quarantined += qp.len() as u64;
-    }
+    Ok(())
+}
 
-    hook(HookPoint::BeforeCommit);
-    tx.commit()
-        .map_err(Error::db(format!("{}: COMMIT", unit_pages())))?;
-    out.report.add_time("(ledger+commit)", 0, phase.elapsed());
-    Ok(out)
+/// An End page: when every search page of its run is in the ledger, the
+/// checkpoint moves to the run's proposal. Returns whether the End page is
+/// done (complete, or stale: its proposal is not newer than the stored
+/// checkpoint); otherwise it stays staged until the missing pages arrive.
+fn close_run(
+    tx: &mut Transaction<'_>,
+    u: &Unit<'_>,
+    end: &Batch,
+    report: &mut UnitReport,
+) -> Result<bool> {
+    let (m, scope, schema) = (&end.meta, u.scope, u.schema());
+    let loaded = bookkeeping::page_ledger::run_pages(tx, schema, scope, &m.run_id, &m.page)?;
+    let need = m.pages_in_run.unwrap_or(0);
+    let current = bookkeeping::checkpoint::get(tx, schema, scope)?;
+    let complete = loaded >= 0 && loaded as u64 == need;
+    let stale = match (m.checkpoint, current) {
+        (Some(p), Some(c)) => p <= c,
+        (None, _) => true,
+        _ => false,
+    };
+    if complete {
+        if let Some(proposed) = m.checkpoint {
+            let cursor = bookkeeping::checkpoint::advance(tx, schema, scope, proposed, &m.run_id)?;
+            report.checkpoint = Some(cursor);
+        }
+        Ok(true)
+    } else if stale {
+        tracing::warn!(
+            scope, run = %m.run_id, loaded, expected = need,
+            "run is incomplete, but its proposed checkpoint is not newer than the stored one; closing it"
+        );
+        Ok(true)
+    } else {
+        tracing::warn!(
+            scope, run = %m.run_id, loaded, expected = need,
+            "run is incomplete ({loaded} of {need} search pages loaded): the checkpoint stays where it is and the End page stays staged until the missing pages are loaded; the next extract run re-reads them"
+        );
+        Ok(false)
+    }
 }
 
 /// What a unit will do with its issues, decided before any COPY.
@@ -301,29 +313,14 @@ impl UnitPlan {
 
 /// Reads which of the unit's issues are stored and their digests, and decides
 /// the skip sets (see [`UnitPlan`]). `replay` skips nothing and always merges.
-fn plan_unit(
-    tx: &mut postgres::Transaction<'_>,
-    sql: &UnitSql,
-    todo: &[&Batch],
-    replay: bool,
-) -> Result<UnitPlan> {
-    let ids: Vec<i64> = todo
+fn plan_unit(tx: &mut Transaction<'_>, u: &Unit<'_>) -> Result<UnitPlan> {
+    let ids: Vec<i64> = u
+        .todo
         .iter()
         .flat_map(|b| b.meta.issues.iter().map(|i| i.id))
         .collect();
-    let scope = todo.first().map_or("", |b| b.meta.scope.as_str());
-    let stored: HashMap<i64, Option<String>> = if ids.is_empty() {
-        HashMap::new()
-    } else {
-        tx.query(&sql.stored_digests, &[&ids])
-            .map_err(Error::db(format!(
-                "scope {scope}: reading stored issues and digests"
-            )))?
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect()
-    };
-    Ok(decide(todo, &stored, replay))
+    let stored = bookkeeping::issue_digest::stored(tx, u.schema(), u.scope, &ids)?;
+    Ok(decide(&u.todo, &stored, u.replay))
 }
 
 /// The pure part of [`plan_unit`]: `stored` maps every stored issue of the
@@ -440,7 +437,7 @@ fn field_i64(line: &[u8], col: usize) -> Option<i64> {
 /// while streaming is reported as the database error (so a unique violation
 /// is recognisable), and a row count other than `expected` is an error.
 fn copy(
-    tx: &mut postgres::Transaction<'_>,
+    tx: &mut Transaction<'_>,
     stmt: &str,
     data: &[u8],
     expected: u64,
@@ -495,25 +492,24 @@ fn gather(
 /// The direct part: the winning version of every new issue goes straight
 /// into the tables keyed by issue, by COPY.
 fn load_direct(
-    tx: &mut postgres::Transaction<'_>,
-    sql: &UnitSql,
-    todo: &[&Batch],
+    tx: &mut Transaction<'_>,
+    u: &Unit<'_>,
     plan: &UnitPlan,
     report: &mut UnitReport,
-    unit_pages: &dyn Fn() -> String,
 ) -> Result<()> {
     let mut buf = Vec::new();
-    for (spec, _, _, _) in &sql.tables {
+    for t in &u.sql.tables {
+        let spec = t.spec;
         if issue_col(spec).is_none() {
             continue;
         }
-        let n = gather(spec, todo, &plan.direct_skip, false, &mut buf)?;
+        let n = gather(spec, &u.todo, &plan.direct_skip, false, &mut buf)?;
         if n == 0 {
             continue;
         }
         let started = Instant::now();
-        let ctx = || format!("{}: COPY into table {}", unit_pages(), spec.name);
-        let copied = copy(tx, &sql.copy_direct(spec), &buf, n, &ctx)?;
+        let ctx = || format!("{}: COPY into table {}", u.pages(), spec.name);
+        let copied = copy(tx, &u.sql.copy_direct(spec), &buf, n, &ctx)?;
         report.add(
             spec.name,
             TableCounts {
@@ -529,18 +525,15 @@ fn load_direct(
 
 /// The merge: every table's rows not skipped (with `direct`, new issues were
 /// COPYed already and only stored issues, links and the field catalogue are
-/// left) go into staging tables and are merged (see [`super::merge`]). The
-/// new issues join [`merge::ACCEPTED`] just before the link merge, which runs
-/// last, so their links are replaced like any accepted issue's.
-#[allow(clippy::too_many_arguments)]
+/// left) go into staging tables ([`copy_to_staging`]), the accepted issues
+/// are chosen ([`select_accepted`]) and every table is merged
+/// ([`merge_tables`]).
 fn load_merged(
-    tx: &mut postgres::Transaction<'_>,
-    sql: &UnitSql,
-    todo: &[&Batch],
+    tx: &mut Transaction<'_>,
+    u: &Unit<'_>,
     plan: &UnitPlan,
     direct: bool,
     report: &mut UnitReport,
-    unit_pages: &dyn Fn() -> String,
     hook: &mut dyn FnMut(HookPoint),
 ) -> Result<()> {
     let skips = if direct {
@@ -548,44 +541,68 @@ fn load_merged(
     } else {
         &plan.unchanged_skip
     };
+    let copied = copy_to_staging(tx, u, skips, report)?;
+    hook(HookPoint::AfterCopy);
+    let accepted = select_accepted(tx, u, plan, direct, report)?;
+    merge_tables(tx, u, plan, direct, &accepted, &copied, report)
+}
+
+/// Creates the staging tables and COPYs each table's rows not in `skips`
+/// into its own; returns the tables that received rows.
+fn copy_to_staging(
+    tx: &mut Transaction<'_>,
+    u: &Unit<'_>,
+    skips: &[HashSet<i64>],
+    report: &mut UnitReport,
+) -> Result<Vec<&'static str>> {
     let phase = Instant::now();
-    tx.batch_execute(&sql.create_temps)
-        .map_err(Error::db(format!(
-            "{}: creating staging tables",
-            unit_pages()
-        )))?;
+    tx.batch_execute(&u.sql.create_temps)
+        .map_err(Error::db(format!("{}: creating staging tables", u.pages())))?;
     report.add_time("(setup)", 0, phase.elapsed());
     let mut buf = Vec::new();
     let mut copied_tables = Vec::new();
-    for (spec, copy_sql, _, _) in &sql.tables {
-        let expected = gather(spec, todo, skips, true, &mut buf)?;
+    for t in &u.sql.tables {
+        let expected = gather(t.spec, &u.todo, skips, true, &mut buf)?;
         if expected == 0 {
             continue;
         }
         let started = Instant::now();
-        let ctx = || format!("{}: COPY into staging table {}", unit_pages(), spec.name);
-        let copied = copy(tx, copy_sql, &buf, expected, &ctx)?;
-        copied_tables.push(spec.name);
+        let ctx = || format!("{}: COPY into staging table {}", u.pages(), t.spec.name);
+        let copied = copy(tx, &t.copy, &buf, expected, &ctx)?;
+        copied_tables.push(t.spec.name);
         report.add_time("(copy)", copied, started.elapsed());
     }
-    hook(HookPoint::AfterCopy);
+    Ok(copied_tables)
+}
 
-    // Which incoming (merged) issues win: newest version, not older than stored.
+/// The merged issues that win, and the merge path that follows.
+struct Accepted {
+    /// Issues in [`merge::ACCEPTED`] (before the direct ones join).
+    count: i64,
+    path: merge::Path,
+}
+
+/// Fills [`merge::ACCEPTED`]: per incoming (merged) issue its newest
+/// version, when not older than the stored one; picks the merge path.
+fn select_accepted(
+    tx: &mut Transaction<'_>,
+    u: &Unit<'_>,
+    plan: &UnitPlan,
+    direct: bool,
+    report: &mut UnitReport,
+) -> Result<Accepted> {
     let phase = Instant::now();
-    tx.batch_execute(&sql.accepted).map_err(Error::db(format!(
-        "{}: selecting accepted issues",
-        unit_pages()
-    )))?;
+    tx.batch_execute(&u.sql.accepted)
+        .map_err(Error::db(format!(
+            "{}: selecting accepted issues",
+            u.pages()
+        )))?;
     let counts = tx
-        .query_one(
-            &format!(
-                "SELECT (SELECT count(*) FROM {a}), (SELECT count(DISTINCT issue_id) FROM {i}), (SELECT count(*) FROM {i})",
-                a = merge::ACCEPTED,
-                i = merge::stg(&crate::tables::ISSUE)
-            ),
-            &[],
-        )
-        .map_err(Error::db(format!("{}: counting accepted issues", unit_pages())))?;
+        .query_one(&u.sql.accepted_counts, &[])
+        .map_err(Error::db(format!(
+            "{}: counting accepted issues",
+            u.pages()
+        )))?;
     let acc: i64 = counts.get(0);
     let distinct_in: i64 = counts.get(1);
     let issue_rows: i64 = counts.get(2);
@@ -600,57 +617,77 @@ fn load_merged(
     report.add_time("(accepted)", 0, phase.elapsed());
     report.issues_accepted += acc as u64;
     report.issues_rejected_older += (distinct_in - acc).max(0) as u64;
+    Ok(Accepted { count: acc, path })
+}
 
+/// Merges every table that received rows or owns rows of an accepted issue.
+/// `issue_link` goes last: with `direct`, the new issues join
+/// [`merge::ACCEPTED`] just before it, so their links are replaced like any
+/// accepted issue's.
+fn merge_tables(
+    tx: &mut Transaction<'_>,
+    u: &Unit<'_>,
+    plan: &UnitPlan,
+    direct: bool,
+    accepted: &Accepted,
+    copied: &[&str],
+    report: &mut UnitReport,
+) -> Result<()> {
     let link = crate::tables::ISSUE_LINK.name;
-    let mut order: Vec<_> = sql.tables.iter().filter(|t| t.0.name != link).collect();
-    order.extend(sql.tables.iter().filter(|t| t.0.name == link));
-    for (spec, _, fast, full) in order {
+    let mut order: Vec<_> = u
+        .sql
+        .tables
+        .iter()
+        .filter(|t| t.spec.name != link)
+        .collect();
+    order.extend(u.sql.tables.iter().filter(|t| t.spec.name == link));
+    for t in order {
+        let spec = t.spec;
         if spec.name == link && direct {
-            tx.execute(
-                &sql.accepted_add,
-                &[
-                    &plan.new_winners.iter().map(|w| w.1).collect::<Vec<i64>>(),
-                    &plan.new_winners.iter().map(|w| w.0).collect::<Vec<i32>>(),
-                    &plan
-                        .new_winners
-                        .iter()
-                        .map(|w| w.2)
-                        .collect::<Vec<Option<DateTime<Utc>>>>(),
-                ],
-            )
-            .map_err(Error::db(format!(
-                "{}: adding new issues to the accepted set",
-                unit_pages()
-            )))?;
+            add_direct_to_accepted(tx, u, plan)?;
         }
-        let owns =
-            spec.merge == MergeMode::ReplacePerIssue && (acc > 0 || (spec.name == link && direct));
-        if !copied_tables.contains(&spec.name) && !owns {
+        let owns = spec.merge == MergeMode::ReplacePerIssue
+            && (accepted.count > 0 || (spec.name == link && direct));
+        if !copied.contains(&spec.name) && !owns {
             continue;
         }
-        let stmt = match path {
-            merge::Path::Fast => fast,
-            merge::Path::Full => full,
+        let stmt = match accepted.path {
+            merge::Path::Fast => &t.fast,
+            merge::Path::Full => &t.full,
         };
-        let rows_in: u64 = todo.iter().map(|b| b.row_count(spec.name)).sum();
-        merge_table(tx, spec, stmt, rows_in, report, unit_pages)?;
+        let rows_in: u64 = u.todo.iter().map(|b| b.row_count(spec.name)).sum();
+        merge_table(tx, u, spec, stmt, rows_in, report)?;
     }
+    Ok(())
+}
+
+/// Adds the new issues COPYed directly to [`merge::ACCEPTED`].
+fn add_direct_to_accepted(tx: &mut Transaction<'_>, u: &Unit<'_>, plan: &UnitPlan) -> Result<()> {
+    let w = &plan.new_winners;
+    let ids: Vec<i64> = w.iter().map(|w| w.1).collect();
+    let ords: Vec<i32> = w.iter().map(|w| w.0).collect();
+    let updated: Vec<Option<DateTime<Utc>>> = w.iter().map(|w| w.2).collect();
+    tx.execute(&u.sql.accepted_add, &[&ids, &ords, &updated])
+        .map_err(Error::db(format!(
+            "{}: adding new issues to the accepted set",
+            u.pages()
+        )))?;
     Ok(())
 }
 
 /// Runs one table's merge statement and records its counts and time.
 fn merge_table(
-    tx: &mut postgres::Transaction<'_>,
+    tx: &mut Transaction<'_>,
+    u: &Unit<'_>,
     spec: &TableSpec,
     stmt: &str,
     rows_in: u64,
     report: &mut UnitReport,
-    unit_pages: &dyn Fn() -> String,
 ) -> Result<()> {
     let started = Instant::now();
     let row = tx.query_one(stmt, &[]).map_err(Error::db(format!(
         "{}: merging table {}",
-        unit_pages(),
+        u.pages(),
         spec.name
     )))?;
     report.add(

@@ -16,7 +16,7 @@ use super::tape::V;
 use super::time::{parse_date, parse_datetime, put_date, put_ts};
 use crate::config::Scope;
 use crate::error::{Error, Result};
-use crate::tables::CopyRow;
+use crate::tables::{self, CopyRow};
 
 /// The type of one element of a custom field's value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,7 +209,7 @@ impl Catalog {
     /// `field` table rows, one per catalogue entry, sorted by id.
     pub fn write_field_rows(&self, out: &mut Vec<u8>) -> u64 {
         for f in &self.fields {
-            CopyRow::new(out)
+            CopyRow::of(&tables::FIELD, out)
                 .text(&f.id)
                 .opt_text(f.name.as_deref())
                 .opt_bool(f.custom)
@@ -467,7 +467,7 @@ fn write_elem(
             }
         }
     };
-    let mut row = CopyRow::new(out);
+    let mut row = CopyRow::of(&tables::ISSUE_FIELD_VALUE, out);
     row.i64(issue_id)
         .text(field_id)
         .i64(ordinal as i64)
@@ -498,100 +498,101 @@ fn typed<'s>(elem: Elem, v: V<'_, 's>) -> Option<Fv<'s>> {
             number: Some(x),
             ..Fv::default()
         }),
-        Elem::String | Elem::Text => v.str().map(|s| match parse_sprint(s) {
-            Some(sp) => sprint_row(sp.id, sp.name, sp.state),
-            None => Fv {
-                kind: if elem == Elem::Text { "text" } else { "string" },
-                text: Some(s),
-                ..Fv::default()
-            },
-        }),
+        Elem::String | Elem::Text => v.str().map(|s| typed_string(elem, s)),
         Elem::Option => {
             if v.get("child").is_some() {
                 return None;
             }
-            let value = v.get_str("value")?;
-            Some(Fv {
-                kind: "option",
-                text: Some(value),
-                option_id: v.get("id").and_then(|i| i.id()),
+            Some(option_row(v.get_str("value")?, v))
+        }
+        Elem::Named => Some(option_row(v.get_str("name")?, v)),
+        Elem::User => typed_user(v),
+        Elem::DateTime => v.str().map(|s| match parse_datetime(s) {
+            Some(t) => Fv {
+                kind: "datetime",
+                ts: Some(t),
                 ..Fv::default()
-            })
-        }
-        Elem::Named => {
-            let name = v.get_str("name")?;
-            Some(Fv {
-                kind: "option",
-                text: Some(name),
-                option_id: v.get("id").and_then(|i| i.id()),
+            },
+            None => string_row(s),
+        }),
+        Elem::Date => v.str().map(|s| match parse_date(s) {
+            Some(d) => Fv {
+                kind: "date",
+                date: Some(d),
                 ..Fv::default()
-            })
-        }
-        Elem::User => {
-            if let Some(s) = v.str() {
-                return Some(Fv {
-                    kind: "user",
-                    text: Some(s),
-                    ..Fv::default()
-                });
-            }
-            if !v.is_object() {
-                return None;
-            }
-            Some(Fv {
-                kind: "user",
-                text: user_name(v),
-                user_key: v.get_str("key"),
-                ..Fv::default()
-            })
-        }
-        Elem::DateTime => {
-            let s = v.str()?;
-            Some(match parse_datetime(s) {
-                Some(t) => Fv {
-                    kind: "datetime",
-                    ts: Some(t),
-                    ..Fv::default()
-                },
-                None => Fv {
-                    kind: "string",
-                    text: Some(s),
-                    ..Fv::default()
-                },
-            })
-        }
-        Elem::Date => {
-            let s = v.str()?;
-            Some(match parse_date(s) {
-                Some(d) => Fv {
-                    kind: "date",
-                    date: Some(d),
-                    ..Fv::default()
-                },
-                None => Fv {
-                    kind: "string",
-                    text: Some(s),
-                    ..Fv::default()
-                },
-            })
-        }
-        Elem::Sprint => {
-            if let Some(s) = v.str() {
-                return parse_sprint(s).map(|sp| sprint_row(sp.id, sp.name, sp.state));
-            }
-            if !v.is_object() {
-                return None;
-            }
-            let name = v.get_str("name")?;
-            Some(sprint_row(
-                v.get("id").and_then(|i| i.id()),
-                Some(name),
-                v.get_str("state"),
-            ))
-        }
-        Elem::Json => None,
-        Elem::Infer => None,
+            },
+            None => string_row(s),
+        }),
+        Elem::Sprint => typed_sprint(v),
+        Elem::Json | Elem::Infer => None,
     }
+}
+
+/// A string or text value; a sprint's `toString()` spelling becomes a sprint.
+fn typed_string(elem: Elem, s: &str) -> Fv<'_> {
+    match parse_sprint(s) {
+        Some(sp) => sprint_row(sp.id, sp.name, sp.state),
+        None => Fv {
+            kind: if elem == Elem::Text { "text" } else { "string" },
+            text: Some(s),
+            ..Fv::default()
+        },
+    }
+}
+
+/// A text a typed field could not parse, kept as a string.
+fn string_row(s: &str) -> Fv<'_> {
+    Fv {
+        kind: "string",
+        text: Some(s),
+        ..Fv::default()
+    }
+}
+
+/// An option (or a named object: component, version…): its text and id.
+fn option_row<'s>(text: &'s str, v: V<'_, 's>) -> Fv<'s> {
+    Fv {
+        kind: "option",
+        text: Some(text),
+        option_id: v.get("id").and_then(|i| i.id()),
+        ..Fv::default()
+    }
+}
+
+/// A user: a bare name, or an object with name and key.
+fn typed_user<'s>(v: V<'_, 's>) -> Option<Fv<'s>> {
+    if let Some(s) = v.str() {
+        return Some(Fv {
+            kind: "user",
+            text: Some(s),
+            ..Fv::default()
+        });
+    }
+    if !v.is_object() {
+        return None;
+    }
+    Some(Fv {
+        kind: "user",
+        text: user_name(v),
+        user_key: v.get_str("key"),
+        ..Fv::default()
+    })
+}
+
+/// A sprint: its `toString()` spelling, or an object with a name.
+fn typed_sprint<'s>(v: V<'_, 's>) -> Option<Fv<'s>> {
+    if let Some(s) = v.str() {
+        return parse_sprint(s).map(|sp| sprint_row(sp.id, sp.name, sp.state));
+    }
+    if !v.is_object() {
+        return None;
+    }
+    let name = v.get_str("name")?;
+    Some(sprint_row(
+        v.get("id").and_then(|i| i.id()),
+        Some(name),
+        v.get_str("state"),
+    ))
 }
 
 fn sprint_row<'s>(id: Option<i64>, name: Option<&'s str>, state: Option<&'s str>) -> Fv<'s> {

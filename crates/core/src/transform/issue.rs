@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::fields::{Typing, write_custom};
-use super::tape::V;
+use super::tape::{ArrIter, V};
 use super::time::{parse_date, parse_datetime, put_date, put_ts};
 use crate::batch::{IssueVersion, QuarantinedIssue};
 use crate::tables::{self, CopyRow};
@@ -305,6 +305,27 @@ fn truncate(s: &str, n: usize) -> &str {
     }
 }
 
+/// A row of table `t` (an index into [`tables::ALL`]), bound to its spec
+/// and counted now (an issue's rows are rolled back as a whole).
+#[inline]
+fn row<'b>(
+    bufs: &'b mut [Vec<u8>; N_TABLES],
+    counts: &mut [u64; N_TABLES],
+    t: usize,
+) -> CopyRow<'b> {
+    counts[t] += 1;
+    CopyRow::of(tables::ALL[t], &mut bufs[t])
+}
+
+/// The timestamps and date of the issue row, parsed.
+struct Times {
+    created: Option<DateTime<Utc>>,
+    updated: Option<DateTime<Utc>>,
+    resolved: Option<DateTime<Utc>>,
+    due: Option<NaiveDate>,
+}
+
+/// Writes every row of one issue, one writer per table; returns its `updated`.
 fn write_issue<'t, 'i>(
     out: &mut Out,
     typing: &Typing<'_, 't, 'i>,
@@ -314,256 +335,303 @@ fn write_issue<'t, 'i>(
     changelog: Option<V<'t, 'i>>,
     added_links: &mut Vec<i64>,
 ) -> Result<Option<DateTime<Utc>>, Bad> {
+    let s = scan_fields(out, typing, id, fields)?;
+    let times = Times {
+        created: opt_datetime(s.created, || "created")?,
+        updated: opt_datetime(s.updated, || "updated")?,
+        resolved: opt_datetime(s.resolutiondate, || "resolutiondate")?,
+        due: opt_date(s.duedate, || "duedate")?,
+    };
+    write_issue_row(out, id, key, &s, &times);
+    write_labels(out, id, s.labels);
+    write_components(out, id, s.components)?;
+    write_versions(out, id, s.fix_versions, "fix", "fixVersions")?;
+    write_versions(out, id, s.versions, "affects", "versions")?;
+    write_links(out, id, key, s.issuelinks, added_links)?;
+    write_changelog(out, id, changelog)?;
+    Ok(times.updated)
+}
+
+/// Sorts the members of `fields` into [`Slots`], writing the
+/// `issue_field_value` rows of the selected custom fields on the way.
+fn scan_fields<'t, 'i>(
+    out: &mut Out,
+    typing: &Typing<'_, 't, 'i>,
+    id: i64,
+    fields: Option<V<'t, 'i>>,
+) -> Result<Slots<'t, 'i>, Bad> {
     let mut s = Slots::default();
-    if let Some(obj) = fields.and_then(|f| f.obj()) {
-        for (k, v) in obj {
-            match k {
-                "summary" => s.summary = Some(v),
-                "description" => s.description = Some(v),
-                "issuetype" => s.issuetype = Some(v),
-                "status" => s.status = Some(v),
-                "priority" => s.priority = Some(v),
-                "resolution" => s.resolution = Some(v),
-                "assignee" => s.assignee = Some(v),
-                "reporter" => s.reporter = Some(v),
-                "creator" => s.creator = Some(v),
-                "created" => s.created = Some(v),
-                "updated" => s.updated = Some(v),
-                "resolutiondate" => s.resolutiondate = Some(v),
-                "duedate" => s.duedate = Some(v),
-                "project" => s.project = Some(v),
-                "parent" => s.parent = Some(v),
-                "labels" => s.labels = Some(v),
-                "components" => s.components = Some(v),
-                "fixVersions" => s.fix_versions = Some(v),
-                "versions" => s.versions = Some(v),
-                "issuelinks" => s.issuelinks = Some(v),
-                k if k.starts_with("customfield_") && !v.is_null() && typing.wants(k) => {
-                    let ty = typing.type_of(k);
-                    out.counts[T_FIELD_VALUE] +=
-                        write_custom(&mut out.bufs[T_FIELD_VALUE], &mut out.scratch, id, k, ty, v);
-                }
-                _ => {}
-            }
-        }
-    } else if let Some(f) = fields.filter(|f| !f.is_null()) {
-        return Err(format!(
-            "fields is not an object: {}",
-            truncate(&f.to_json(), 80)
-        ));
-    }
-
-    let created = opt_datetime(s.created, || "created")?;
-    let updated = opt_datetime(s.updated, || "updated")?;
-    let resolved = opt_datetime(s.resolutiondate, || "resolutiondate")?;
-    let due = opt_date(s.duedate, || "duedate")?;
-
-    // issue
-    {
-        let status_category = s.status.and_then(|st| {
-            let c = st.get("statusCategory")?;
-            c.get_str("key").or_else(|| c.get_str("name"))
-        });
-        let project_id = s.project.and_then(|p| p.get("id")).and_then(|v| v.id());
-        let project_key = s.project.and_then(|p| p.get_str("key"));
-        let parent_id = s.parent.and_then(|p| p.get("id")).and_then(|v| v.id());
-        // Text as sent; a non-string value (never seen from Jira) as its JSON text.
-        let mut summary_json = String::new();
-        let summary = s.summary.and_then(|v| v.scalar_text(&mut summary_json));
-        let description = s.description.and_then(|v| v.scalar_text(&mut out.scratch));
-        let mut row = CopyRow::new(&mut out.bufs[T_ISSUE]);
-        row.i64(id)
-            .text(key)
-            .opt_i64(project_id)
-            .opt_text(project_key)
-            .opt_text(named(s.issuetype))
-            .opt_text(named(s.status))
-            .opt_text(status_category)
-            .opt_text(named(s.priority))
-            .opt_text(named(s.resolution))
-            .opt_text(summary)
-            .opt_text(description);
-        row.opt_text(user(s.assignee))
-            .opt_text(user(s.reporter))
-            .opt_text(user(s.creator));
-        put_ts(&mut row, created);
-        put_ts(&mut row, updated);
-        put_ts(&mut row, resolved);
-        put_date(&mut row, due);
-        row.opt_i64(parent_id).null().end();
-        out.counts[T_ISSUE] += 1;
-    }
-
-    // issue_label (a set: duplicates written once)
-    if let Some(labels) = s.labels.and_then(|l| l.arr()) {
-        let mut seen: Vec<std::borrow::Cow<'i, str>> = Vec::new();
-        for l in labels {
-            let text = match l.str() {
-                Some(t) => std::borrow::Cow::Borrowed(t),
-                None if l.is_null() => continue,
-                None => std::borrow::Cow::Owned(l.to_json()),
-            };
-            if seen.contains(&text) {
-                continue;
-            }
-            CopyRow::new(&mut out.bufs[T_LABEL])
-                .i64(id)
-                .text(&text)
-                .end();
-            out.counts[T_LABEL] += 1;
-            seen.push(text);
-        }
-    }
-
-    // issue_component
-    if let Some(comps) = s.components.and_then(|c| c.arr()) {
-        let mut seen: Vec<i64> = Vec::new();
-        for (i, c) in comps.enumerate() {
-            let cid = c
-                .get("id")
-                .and_then(|v| v.id())
-                .ok_or_else(|| format!("components[{i}] has no numeric id"))?;
-            if seen.contains(&cid) {
-                continue;
-            }
-            seen.push(cid);
-            CopyRow::new(&mut out.bufs[T_COMPONENT])
-                .i64(id)
-                .i64(cid)
-                .opt_text(c.get_str("name"))
-                .end();
-            out.counts[T_COMPONENT] += 1;
-        }
-    }
-
-    // issue_version
-    for (list, relation, what) in [
-        (s.fix_versions, "fix", "fixVersions"),
-        (s.versions, "affects", "versions"),
-    ] {
-        let Some(items) = list.and_then(|l| l.arr()) else {
-            continue;
+    let Some(obj) = fields.and_then(|f| f.obj()) else {
+        return match fields.filter(|f| !f.is_null()) {
+            Some(f) => Err(format!(
+                "fields is not an object: {}",
+                truncate(&f.to_json(), 80)
+            )),
+            None => Ok(s),
         };
-        let mut seen: Vec<i64> = Vec::new();
-        for (i, v) in items.enumerate() {
-            let vid = v
-                .get("id")
-                .and_then(|x| x.id())
-                .ok_or_else(|| format!("{what}[{i}] has no numeric id"))?;
-            if seen.contains(&vid) {
+    };
+    for (k, v) in obj {
+        let slot = match k {
+            "summary" => &mut s.summary,
+            "description" => &mut s.description,
+            "issuetype" => &mut s.issuetype,
+            "status" => &mut s.status,
+            "priority" => &mut s.priority,
+            "resolution" => &mut s.resolution,
+            "assignee" => &mut s.assignee,
+            "reporter" => &mut s.reporter,
+            "creator" => &mut s.creator,
+            "created" => &mut s.created,
+            "updated" => &mut s.updated,
+            "resolutiondate" => &mut s.resolutiondate,
+            "duedate" => &mut s.duedate,
+            "project" => &mut s.project,
+            "parent" => &mut s.parent,
+            "labels" => &mut s.labels,
+            "components" => &mut s.components,
+            "fixVersions" => &mut s.fix_versions,
+            "versions" => &mut s.versions,
+            "issuelinks" => &mut s.issuelinks,
+            k if k.starts_with("customfield_") && !v.is_null() && typing.wants(k) => {
+                let ty = typing.type_of(k);
+                out.counts[T_FIELD_VALUE] +=
+                    write_custom(&mut out.bufs[T_FIELD_VALUE], &mut out.scratch, id, k, ty, v);
                 continue;
             }
-            seen.push(vid);
-            let release = opt_date(v.get("releaseDate"), || format!("{what}[{i}].releaseDate"))?;
-            let mut row = CopyRow::new(&mut out.bufs[T_VERSION]);
-            row.i64(id)
-                .i64(vid)
-                .text(relation)
-                .opt_text(v.get_str("name"))
-                .opt_bool(v.get("released").and_then(|b| b.bool()));
-            put_date(&mut row, release);
-            row.end();
-            out.counts[T_VERSION] += 1;
-        }
+            _ => continue,
+        };
+        *slot = Some(v);
     }
+    Ok(s)
+}
 
-    // issue_link: normalised to source --outward--> target
-    if let Some(links) = s.issuelinks.and_then(|l| l.arr()) {
-        for (i, l) in links.enumerate() {
-            let lid = l
-                .get("id")
-                .and_then(|x| x.id())
-                .ok_or_else(|| format!("issuelinks[{i}] has no numeric id"))?;
-            let ty = l.get("type");
-            let (other, this_is_source) =
-                match (l.get_some("outwardIssue"), l.get_some("inwardIssue")) {
-                    (Some(o), _) => (o, true),
-                    (None, Some(o)) => (o, false),
-                    (None, None) => {
-                        return Err(format!(
-                            "issuelinks[{i}] (id {lid}) has neither outwardIssue nor inwardIssue"
-                        ));
-                    }
-                };
-            let other_id = other.get("id").and_then(|x| x.id()).ok_or_else(|| {
-                format!("issuelinks[{i}] (id {lid}): the linked issue has no numeric id")
-            })?;
-            if !out.links.insert(lid) {
-                continue;
+/// `issue`: one row.
+fn write_issue_row(out: &mut Out, id: i64, key: &str, s: &Slots<'_, '_>, t: &Times) {
+    let status_category = s.status.and_then(|st| {
+        let c = st.get("statusCategory")?;
+        c.get_str("key").or_else(|| c.get_str("name"))
+    });
+    let project_id = s.project.and_then(|p| p.get("id")).and_then(|v| v.id());
+    let project_key = s.project.and_then(|p| p.get_str("key"));
+    let parent_id = s.parent.and_then(|p| p.get("id")).and_then(|v| v.id());
+    // Text as sent; a non-string value (never seen from Jira) as its JSON text.
+    let mut summary_json = String::new();
+    let summary = s.summary.and_then(|v| v.scalar_text(&mut summary_json));
+    let description = s.description.and_then(|v| v.scalar_text(&mut out.scratch));
+    let mut row = row(&mut out.bufs, &mut out.counts, T_ISSUE);
+    row.i64(id)
+        .text(key)
+        .opt_i64(project_id)
+        .opt_text(project_key)
+        .opt_text(named(s.issuetype))
+        .opt_text(named(s.status))
+        .opt_text(status_category)
+        .opt_text(named(s.priority))
+        .opt_text(named(s.resolution))
+        .opt_text(summary)
+        .opt_text(description);
+    row.opt_text(user(s.assignee))
+        .opt_text(user(s.reporter))
+        .opt_text(user(s.creator));
+    put_ts(&mut row, t.created);
+    put_ts(&mut row, t.updated);
+    put_ts(&mut row, t.resolved);
+    put_date(&mut row, t.due);
+    row.opt_i64(parent_id).null().end();
+}
+
+/// `issue_label`: a set, duplicates written once.
+fn write_labels<'i>(out: &mut Out, id: i64, labels: Option<V<'_, 'i>>) {
+    let Some(labels) = labels.and_then(|l| l.arr()) else {
+        return;
+    };
+    let mut seen: Vec<std::borrow::Cow<'i, str>> = Vec::new();
+    for l in labels {
+        let text = match l.str() {
+            Some(t) => std::borrow::Cow::Borrowed(t),
+            None if l.is_null() => continue,
+            None => std::borrow::Cow::Owned(l.to_json()),
+        };
+        if seen.contains(&text) {
+            continue;
+        }
+        row(&mut out.bufs, &mut out.counts, T_LABEL)
+            .i64(id)
+            .text(&text)
+            .end();
+        seen.push(text);
+    }
+}
+
+/// `issue_component`: one row per component id.
+fn write_components(out: &mut Out, id: i64, comps: Option<V<'_, '_>>) -> Result<(), Bad> {
+    let Some(comps) = comps.and_then(|c| c.arr()) else {
+        return Ok(());
+    };
+    let mut seen: Vec<i64> = Vec::new();
+    for (i, c) in comps.enumerate() {
+        let cid = c
+            .get("id")
+            .and_then(|v| v.id())
+            .ok_or_else(|| format!("components[{i}] has no numeric id"))?;
+        if seen.contains(&cid) {
+            continue;
+        }
+        seen.push(cid);
+        row(&mut out.bufs, &mut out.counts, T_COMPONENT)
+            .i64(id)
+            .i64(cid)
+            .opt_text(c.get_str("name"))
+            .end();
+    }
+    Ok(())
+}
+
+/// `issue_version`: the versions of one relation (`fix` from `fixVersions`,
+/// `affects` from `versions`), one row per version id.
+fn write_versions(
+    out: &mut Out,
+    id: i64,
+    list: Option<V<'_, '_>>,
+    relation: &str,
+    what: &str,
+) -> Result<(), Bad> {
+    let Some(items) = list.and_then(|l| l.arr()) else {
+        return Ok(());
+    };
+    let mut seen: Vec<i64> = Vec::new();
+    for (i, v) in items.enumerate() {
+        let vid = v
+            .get("id")
+            .and_then(|x| x.id())
+            .ok_or_else(|| format!("{what}[{i}] has no numeric id"))?;
+        if seen.contains(&vid) {
+            continue;
+        }
+        seen.push(vid);
+        let release = opt_date(v.get("releaseDate"), || format!("{what}[{i}].releaseDate"))?;
+        let mut row = row(&mut out.bufs, &mut out.counts, T_VERSION);
+        row.i64(id)
+            .i64(vid)
+            .text(relation)
+            .opt_text(v.get_str("name"))
+            .opt_bool(v.get("released").and_then(|b| b.bool()));
+        put_date(&mut row, release);
+        row.end();
+    }
+    Ok(())
+}
+
+/// `issue_link`: normalised to source --outward--> target; a link already
+/// written for this page (by its other end) is not written again.
+fn write_links(
+    out: &mut Out,
+    id: i64,
+    key: &str,
+    links: Option<V<'_, '_>>,
+    added_links: &mut Vec<i64>,
+) -> Result<(), Bad> {
+    let Some(links) = links.and_then(|l| l.arr()) else {
+        return Ok(());
+    };
+    for (i, l) in links.enumerate() {
+        let lid = l
+            .get("id")
+            .and_then(|x| x.id())
+            .ok_or_else(|| format!("issuelinks[{i}] has no numeric id"))?;
+        let ty = l.get("type");
+        let (other, this_is_source) = match (l.get_some("outwardIssue"), l.get_some("inwardIssue"))
+        {
+            (Some(o), _) => (o, true),
+            (None, Some(o)) => (o, false),
+            (None, None) => {
+                return Err(format!(
+                    "issuelinks[{i}] (id {lid}) has neither outwardIssue nor inwardIssue"
+                ));
             }
-            added_links.push(lid);
-            let other_key = other.get_str("key");
-            let ((src, src_key), (dst, dst_key)) = if this_is_source {
-                ((id, Some(key)), (other_id, other_key))
-            } else {
-                ((other_id, other_key), (id, Some(key)))
-            };
-            CopyRow::new(&mut out.bufs[T_LINK])
-                .i64(lid)
-                .i64(src)
-                .i64(dst)
-                .opt_text(src_key)
-                .opt_text(dst_key)
-                .opt_text(ty.and_then(|t| t.get_str("name")))
-                .opt_text(ty.and_then(|t| t.get_str("outward")))
-                .opt_text(ty.and_then(|t| t.get_str("inward")))
-                .end();
-            out.counts[T_LINK] += 1;
+        };
+        let other_id = other.get("id").and_then(|x| x.id()).ok_or_else(|| {
+            format!("issuelinks[{i}] (id {lid}): the linked issue has no numeric id")
+        })?;
+        if !out.links.insert(lid) {
+            continue;
         }
+        added_links.push(lid);
+        let other_key = other.get_str("key");
+        let ((src, src_key), (dst, dst_key)) = if this_is_source {
+            ((id, Some(key)), (other_id, other_key))
+        } else {
+            ((other_id, other_key), (id, Some(key)))
+        };
+        row(&mut out.bufs, &mut out.counts, T_LINK)
+            .i64(lid)
+            .i64(src)
+            .i64(dst)
+            .opt_text(src_key)
+            .opt_text(dst_key)
+            .opt_text(ty.and_then(|t| t.get_str("name")))
+            .opt_text(ty.and_then(|t| t.get_str("outward")))
+            .opt_text(ty.and_then(|t| t.get_str("inward")))
+            .end();
     }
+    Ok(())
+}
 
-    // changelog, changelog_item
-    if let Some(histories) = changelog
+/// `changelog`: one row per history, and its items ([`write_items`]).
+fn write_changelog(out: &mut Out, id: i64, changelog: Option<V<'_, '_>>) -> Result<(), Bad> {
+    let Some(histories) = changelog
         .and_then(|c| c.get("histories"))
         .and_then(|h| h.arr())
-    {
-        for (hi, h) in histories.enumerate() {
-            let hid = h
-                .get("id")
-                .and_then(|x| x.id())
-                .ok_or_else(|| format!("changelog history [{hi}] has no numeric id"))?;
-            let created = opt_datetime(h.get("created"), || format!("history {hid} created"))?;
-            let mut row = CopyRow::new(&mut out.bufs[T_CHANGELOG]);
-            row.i64(hid)
-                .i64(id)
-                .opt_text(user(h.get("author").filter(|a| !a.is_null())));
-            put_ts(&mut row, created);
-            row.end();
-            out.counts[T_CHANGELOG] += 1;
-            let Some(items) = h.get("items").and_then(|x| x.arr()) else {
-                continue;
-            };
-            for (seq, it) in items.enumerate() {
-                let mut slot: [Option<V<'t, 'i>>; 7] = [None; 7];
-                if let Some(obj) = it.obj() {
-                    for (k, v) in obj {
-                        let i = match k {
-                            "field" => 0,
-                            "fieldtype" => 1,
-                            "fieldId" => 2,
-                            "from" => 3,
-                            "fromString" => 4,
-                            "to" => 5,
-                            "toString" => 6,
-                            _ => continue,
-                        };
-                        slot[i] = Some(v);
-                    }
-                }
-                let buf = &mut out.bufs[T_ITEM];
-                let scratch = &mut out.scratch;
-                let mut row = CopyRow::new(buf);
-                row.i64(hid).i64(seq as i64).i64(id);
-                for v in slot {
-                    let text = v.and_then(|v| v.scalar_text(scratch));
-                    row.opt_text(text);
-                }
-                row.end();
-                out.counts[T_ITEM] += 1;
-            }
+    else {
+        return Ok(());
+    };
+    for (hi, h) in histories.enumerate() {
+        let hid = h
+            .get("id")
+            .and_then(|x| x.id())
+            .ok_or_else(|| format!("changelog history [{hi}] has no numeric id"))?;
+        let created = opt_datetime(h.get("created"), || format!("history {hid} created"))?;
+        let mut row = row(&mut out.bufs, &mut out.counts, T_CHANGELOG);
+        row.i64(hid)
+            .i64(id)
+            .opt_text(user(h.get("author").filter(|a| !a.is_null())));
+        put_ts(&mut row, created);
+        row.end();
+        if let Some(items) = h.get("items").and_then(|x| x.arr()) {
+            write_items(out, hid, id, items);
         }
     }
-    Ok(updated)
+    Ok(())
+}
+
+/// `changelog_item`: one row per item of history `hid`, numbered in order.
+fn write_items<'t, 'i: 't>(out: &mut Out, hid: i64, id: i64, items: ArrIter<'t, 'i>) {
+    for (seq, it) in items.enumerate() {
+        let mut slot: [Option<V<'t, 'i>>; 7] = [None; 7];
+        if let Some(obj) = it.obj() {
+            for (k, v) in obj {
+                let i = match k {
+                    "field" => 0,
+                    "fieldtype" => 1,
+                    "fieldId" => 2,
+                    "from" => 3,
+                    "fromString" => 4,
+                    "to" => 5,
+                    "toString" => 6,
+                    _ => continue,
+                };
+                slot[i] = Some(v);
+            }
+        }
+        let scratch = &mut out.scratch;
+        let mut row = row(&mut out.bufs, &mut out.counts, T_ITEM);
+        row.i64(hid).i64(seq as i64).i64(id);
+        for v in slot {
+            let text = v.and_then(|v| v.scalar_text(scratch));
+            row.opt_text(text);
+        }
+        row.end();
+    }
 }
 
 #[cfg(test)]

@@ -210,7 +210,7 @@ pub fn put_ts(row: &mut crate::tables::CopyRow<'_>, t: Option<DateTime<Utc>>) {
         }
         Some(t) => match timestamp_text(t) {
             Some(s) => {
-                row.text(s.as_str());
+                row.timestamp_str(s.as_str());
             }
             None => {
                 row.timestamp(t);
@@ -227,7 +227,7 @@ pub fn put_date(row: &mut crate::tables::CopyRow<'_>, d: Option<NaiveDate>) {
         }
         Some(d) => match date_text(d) {
             Some(s) => {
-                row.text(s.as_str());
+                row.date_str(s.as_str());
             }
             None => {
                 row.date(d);

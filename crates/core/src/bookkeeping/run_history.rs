@@ -1,20 +1,22 @@
 //! The `run_history` table: one row per run, opened at start and closed with
 //! its outcome and a JSON summary (`pipeline status` shows the last one).
 
-use postgres::Client;
+use postgres::{Client, GenericClient};
 
-use crate::db::Ident;
+use super::table;
 use crate::error::{Error, Result};
+use crate::status::LastRun;
+use crate::tables::RUN_HISTORY;
 
 /// Records the start of a run; returns its id. The caller holds the
 /// schema's advisory lock, so every older row still without an end belongs to
 /// a run that died (`kill -9`, a lost connection) without recording one: it
 /// is closed as `interrupted` here (its `ended_at` stays unknown, null).
 pub fn start(client: &mut Client, schema: &str, command: &str) -> Result<i64> {
-    let s = Ident::new(schema);
+    let s = table(schema, &RUN_HISTORY);
     let row = client
         .query_one(
-            &format!("INSERT INTO {s}.run_history (command) VALUES ($1) RETURNING run_id"),
+            &format!("INSERT INTO {s} (command) VALUES ($1) RETURNING run_id"),
             &[&command],
         )
         .map_err(Error::db("recording the run start in run_history"))?;
@@ -22,7 +24,7 @@ pub fn start(client: &mut Client, schema: &str, command: &str) -> Result<i64> {
     let closed = client
         .execute(
             &format!(
-                "UPDATE {s}.run_history SET outcome = 'interrupted',
+                "UPDATE {s} SET outcome = 'interrupted',
                         summary = coalesce(summary, '{{}}'::jsonb)
                                   || jsonb_build_object('error', 'the run ended without recording an end (killed, or its connection was lost); found by run ' || $1::bigint)
                   WHERE run_id < $1 AND ended_at IS NULL AND outcome IS NULL"
@@ -48,14 +50,34 @@ pub fn finish(
     outcome: &str,
     summary: &serde_json::Value,
 ) -> Result<()> {
-    let s = Ident::new(schema);
+    let s = table(schema, &RUN_HISTORY);
     client
         .execute(
             &format!(
-                "UPDATE {s}.run_history SET ended_at = now(), outcome = $2, summary = $3 WHERE run_id = $1"
+                "UPDATE {s} SET ended_at = now(), outcome = $2, summary = $3 WHERE run_id = $1"
             ),
             &[&run_id, &outcome, summary],
         )
         .map_err(Error::db("recording the run end in run_history"))?;
     Ok(())
+}
+
+/// The latest run recorded (`outcome` is `None` while it has no end).
+pub fn last(c: &mut impl GenericClient, schema: &str) -> Result<Option<LastRun>> {
+    Ok(c
+        .query_opt(
+            &format!(
+                "SELECT command, started_at, ended_at, outcome, summary FROM {} ORDER BY run_id DESC LIMIT 1",
+                table(schema, &RUN_HISTORY)
+            ),
+            &[],
+        )
+        .map_err(Error::db("status: reading run_history"))?
+        .map(|r| LastRun {
+            command: r.get(0),
+            started_at: r.get(1),
+            ended_at: r.get(2),
+            outcome: r.get(3),
+            summary: r.get(4),
+        }))
 }
