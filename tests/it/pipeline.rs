@@ -114,6 +114,25 @@ fn wait_lock_free(s: &mut TestSchema) {
     panic!("the killed run's session kept the lock for 10 s");
 }
 
+/// Regression: a command that exited left its advisory lock to be freed
+/// whenever PostgreSQL noticed the closed socket, so the next command could
+/// still find it held (exit 5). Every command now releases it before it
+/// exits: checked at once, with no waiting.
+fn assert_lock_released(s: &mut TestSchema) {
+    let key = jira_pipeline_core::db::lock_key(&s.name);
+    let held: i64 = s
+        .client
+        .query_one(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted
+               AND classid = (($1::bigint >> 32) & 4294967295)::oid
+               AND objid = ($1::bigint & 4294967295)::oid",
+            &[&key],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(held, 0, "the lock outlived the command that took it");
+}
+
 fn count_files(dir: &std::path::Path) -> usize {
     std::fs::read_dir(dir)
         .map(|rd| {
@@ -157,10 +176,13 @@ fn stage_all_equals_the_stages_run_one_by_one() {
     let mut s = TestSchema::initialised();
     let w = Workdir::new(&config(&sim, &s.name, 50));
     run_ok(&w, &sim, &["run", "--stage", "extract"]);
+    assert_lock_released(&mut s);
     assert!(count_files(&w.path().join("staging/pages/demo")) > 0);
     assert_eq!(s.count("issue"), 0, "extract alone loads nothing");
     run_ok(&w, &sim, &["run", "--stage", "transform"]);
+    assert_lock_released(&mut s);
     run_ok(&w, &sim, &["run", "--stage", "load"]);
+    assert_lock_released(&mut s);
     assert_eq!(digest(&mut s), expected);
     // Everything moved to the archive; checkpoints set for both scopes.
     assert_eq!(count_files(&w.path().join("staging/pages/demo")), 0);
@@ -168,6 +190,7 @@ fn stage_all_equals_the_stages_run_one_by_one() {
     assert_eq!(s.count("checkpoint"), 2);
     // A second full run changes nothing in the warehouse.
     run_ok(&w, &sim, &["run"]);
+    assert_lock_released(&mut s);
     assert_eq!(digest(&mut s), expected);
 }
 

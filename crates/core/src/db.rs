@@ -295,6 +295,17 @@ pub fn lock_held(client: &mut Client, schema: &str) -> Result<bool> {
         .get(0))
 }
 
+/// Releases the advisory lock of `schema` held by this session. Dropping a
+/// connection frees it too, but only once the server has noticed the closed
+/// socket, which may be after the next command has already asked for it:
+/// so every command that locks releases explicitly before it exits.
+pub fn unlock(client: &mut Client, schema: &str) -> Result<()> {
+    client
+        .execute("SELECT pg_advisory_unlock($1)", &[&lock_key(schema)])
+        .map_err(Error::db("releasing the advisory lock"))?;
+    Ok(())
+}
+
 /// Takes the session-level advisory lock of `schema` or fails with exit code 5,
 /// naming the session that holds it.
 pub fn try_lock(client: &mut Client, schema: &str) -> Result<()> {

@@ -137,19 +137,25 @@ impl Session {
     /// A new connection that holds the schema's advisory lock for as long
     /// as it lives (exit 5 when another run holds it). The schema need not
     /// exist yet (`run --stage transform` writes only files).
-    pub fn lock(&self) -> Result<Client> {
+    pub fn lock(&self) -> Result<Locked> {
         let mut c = self.connect()?;
         crate::db::try_lock(&mut c, &self.cfg.database.schema)?;
-        Ok(c)
+        Ok(Locked {
+            client: c,
+            schema: self.cfg.database.schema.clone(),
+        })
     }
 
     /// [`Session::lock`] on a schema that `pipeline db init` has created at
     /// the version this build knows (exit 2 naming the fix otherwise).
-    pub fn lock_checked(&self) -> Result<Client> {
+    pub fn lock_checked(&self) -> Result<Locked> {
         let mut c = self.connect()?;
         crate::db::check_schema(&mut c, &self.cfg.database.schema)?;
         crate::db::try_lock(&mut c, &self.cfg.database.schema)?;
-        Ok(c)
+        Ok(Locked {
+            client: c,
+            schema: self.cfg.database.schema.clone(),
+        })
     }
 
     /// The scopes named (every configured scope when `names` is empty), in
@@ -184,6 +190,35 @@ impl Session {
             }
         };
         Ok(rt.block_on(fut))
+    }
+}
+
+/// A connection holding the schema's advisory lock; releases it explicitly
+/// when dropped (see [`crate::db::unlock`]), so the next command never finds
+/// it still held by a process that has exited.
+pub struct Locked {
+    client: Client,
+    schema: String,
+}
+
+impl std::ops::Deref for Locked {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl std::ops::DerefMut for Locked {
+    fn deref_mut(&mut self) -> &mut Client {
+        &mut self.client
+    }
+}
+
+impl Drop for Locked {
+    fn drop(&mut self) {
+        if !self.client.is_closed() {
+            let _ = crate::db::unlock(&mut self.client, &self.schema);
+        }
     }
 }
 

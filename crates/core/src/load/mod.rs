@@ -645,6 +645,19 @@ impl LoadReport {
     }
 }
 
+impl Drop for Loader {
+    /// A locked loader releases the schema's lock before its connection
+    /// closes (see [`db::unlock`]).
+    fn drop(&mut self) {
+        if self.connector.is_some()
+            && let Some(c) = self.client.as_mut()
+            && !c.is_closed()
+        {
+            let _ = db::unlock(c, &self.schema);
+        }
+    }
+}
+
 /// Groups batches of one scope, in page order, into load units of at most
 /// `max_rows` rows or `max_pages` pages (see [`Loader::unit_limits`]). A
 /// unit never mixes scopes: a batch of another scope closes the unit.
