@@ -17,7 +17,7 @@ pub mod replay;
 #[cfg(feature = "sim")]
 pub mod simulate;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -211,103 +211,23 @@ pub enum ConfigCommand {
 
 /// Runs the parsed command; returns the exit code for success-like outcomes.
 pub fn dispatch(cli: Cli) -> Result<ExitCode> {
+    let quiet = cli.quiet > 0;
+    let config = cli.config.as_path();
     match cli.command {
-        Command::Db(DbCommand::Init(args)) => {
-            let cfg = Config::load(&cli.config)?;
-            let schema = match args.schema {
-                Some(s) => {
-                    if !config::is_valid_schema_name(&s) {
-                        return Err(Error::Config(format!(
-                            "--schema {s:?} is not a valid schema name; use lower-case letters, digits and _"
-                        )));
-                    }
-                    s
-                }
-                None => cfg.database.schema.clone(),
-            };
-            let url = config::database_url()?;
-            let mut client = db::connect(&url, &cfg.database)?;
-            let r = db::init(&mut client, &schema)?;
-            if r.applied.is_empty() {
-                println!(
-                    "schema {:?} is up to date at version {}",
-                    r.schema, r.to_version
-                );
-            } else {
-                println!(
-                    "schema {:?} migrated from version {} to {} ({})",
-                    r.schema,
-                    r.from_version,
-                    r.to_version,
-                    r.applied.join(", ")
-                );
-            }
-            Ok(ExitCode::Success)
-        }
-        Command::Status(args) => {
-            let cfg = Config::load(&cli.config)?;
-            let (mut client, db_error) =
-                match config::database_url().and_then(|url| db::connect(&url, &cfg.database)) {
-                    Ok(c) => (Some(c), None),
-                    Err(e) => (None, Some(e.one_line())),
-                };
-            let s = status::status(&cfg, client.as_mut(), db_error)?;
-            match args.format {
-                OutputFormat::Text => print!("{}", status::render_text(&s)),
-                OutputFormat::Json => println!("{}", to_json(&s)?),
-            }
-            Ok(ExitCode::Success)
-        }
-        Command::Staging(cmd) => {
-            let cfg = Config::load(&cli.config)?;
-            let st = staging::Staging::new(&cfg.staging.dir, cfg.staging.compression_level);
-            match cmd {
-                StagingCommand::Usage { format } => {
-                    let u = status::usage(&st);
-                    match format {
-                        OutputFormat::Text => {
-                            for (part, bytes) in &u.parts {
-                                println!("{part:<11} {}", status::human_bytes(*bytes));
-                            }
-                            println!("{:<11} {}", "total", status::human_bytes(u.total));
-                        }
-                        OutputFormat::Json => println!("{}", to_json(&u)?),
-                    }
-                }
-                StagingCommand::Gc {
-                    max_age_days,
-                    max_mib,
-                } => {
-                    let days = max_age_days.unwrap_or(cfg.staging.archive_max_age_days);
-                    let mib = max_mib.unwrap_or(cfg.staging.archive_max_mib);
-                    let r = status::gc(
-                        &st,
-                        (days > 0).then(|| std::time::Duration::from_secs(u64::from(days) * 86400)),
-                        (mib > 0).then_some(mib * 1024 * 1024),
-                        std::time::SystemTime::now(),
-                    )?;
-                    println!(
-                        "removed {} files ({}), kept {} files ({})",
-                        r.removed_files,
-                        status::human_bytes(r.removed_bytes),
-                        r.kept_files,
-                        status::human_bytes(r.kept_bytes)
-                    );
-                }
-            }
-            Ok(ExitCode::Success)
-        }
+        Command::Db(DbCommand::Init(args)) => db_init(config, args),
+        Command::Status(args) => status_cmd(config, args),
+        Command::Staging(cmd) => staging_cmd(config, cmd),
         Command::Sync(a) => {
-            let opts = a.options("sync", false, cli.quiet > 0);
-            print_report(pipeline::run(&open(&cli.config, Signals::Stop)?, &opts)?)
+            let opts = a.options("sync", false, quiet);
+            print_report(pipeline::run(&open(config, Signals::Stop)?, &opts)?)
         }
         Command::Backfill(a) => {
-            let opts = a.options("backfill", true, cli.quiet > 0);
-            print_report(pipeline::run(&open(&cli.config, Signals::Stop)?, &opts)?)
+            let opts = a.options("backfill", true, quiet);
+            print_report(pipeline::run(&open(config, Signals::Stop)?, &opts)?)
         }
         Command::Run(args) => {
-            let session = open(&cli.config, Signals::Stop)?;
-            let opts = args.options("run", cli.quiet > 0);
+            let session = open(config, Signals::Stop)?;
+            let opts = args.options("run", quiet);
             match args.stage {
                 Stage::Extract => print_report(extract::run(&session, &opts)?),
                 Stage::Transform => print_report(transform::run(&session, &opts)?),
@@ -316,32 +236,123 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
         }
         #[cfg(feature = "sim")]
-        Command::Bench(cmd) => bench::exec(&cli.config, cmd),
+        Command::Bench(cmd) => bench::exec(config, cmd),
         Command::Replay(args) => {
-            jira_pipeline_core::replay::exec(&open(&cli.config, Signals::Stop)?, &args.options())
+            jira_pipeline_core::replay::exec(&open(config, Signals::Stop)?, &args.options())
         }
         #[cfg(feature = "sim")]
-        Command::Demo(args) => crate::demo::exec(&args, cli.quiet > 0),
+        Command::Demo(args) => crate::demo::exec(&args, quiet),
         #[cfg(feature = "sim")]
         Command::Simulate(args) => simulate::exec(&args),
         Command::Preview(args) => jira_pipeline_core::insight::preview::exec(
-            &open(&cli.config, Signals::Default)?,
+            &open(config, Signals::Default)?,
             &args.options(),
         ),
         Command::Fields(args) => jira_pipeline_core::insight::fields::exec(
-            &open(&cli.config, Signals::Default)?,
+            &open(config, Signals::Default)?,
             &args.options(),
         ),
         Command::Plan(args) => jira_pipeline_core::insight::plan::exec(
-            &open(&cli.config, Signals::Default)?,
+            &open(config, Signals::Default)?,
             &args.options(),
         ),
         Command::Config(ConfigCommand::Check) => {
-            let cfg = Config::load(&cli.config)?;
+            let cfg = Config::load(config)?;
             print!("{}", report::effective_config(&cfg));
             Ok(ExitCode::Success)
         }
     }
+}
+
+/// `pipeline db init [--schema S]`.
+fn db_init(config: &Path, args: DbInitArgs) -> Result<ExitCode> {
+    let cfg = Config::load(config)?;
+    let schema = match args.schema {
+        Some(s) => {
+            if !config::is_valid_schema_name(&s) {
+                return Err(Error::Config(format!(
+                    "--schema {s:?} is not a valid schema name; use lower-case letters, digits and _"
+                )));
+            }
+            s
+        }
+        None => cfg.database.schema.clone(),
+    };
+    let url = config::database_url()?;
+    let mut client = db::connect(&url, &cfg.database)?;
+    let r = db::init(&mut client, &schema)?;
+    if r.applied.is_empty() {
+        println!(
+            "schema {:?} is up to date at version {}",
+            r.schema, r.to_version
+        );
+    } else {
+        println!(
+            "schema {:?} migrated from version {} to {} ({})",
+            r.schema,
+            r.from_version,
+            r.to_version,
+            r.applied.join(", ")
+        );
+    }
+    Ok(ExitCode::Success)
+}
+
+/// `pipeline status`: works without a database too (then says why).
+fn status_cmd(config: &Path, args: StatusArgs) -> Result<ExitCode> {
+    let cfg = Config::load(config)?;
+    let (mut client, db_error) =
+        match config::database_url().and_then(|url| db::connect(&url, &cfg.database)) {
+            Ok(c) => (Some(c), None),
+            Err(e) => (None, Some(e.one_line())),
+        };
+    let s = status::status(&cfg, client.as_mut(), db_error)?;
+    match args.format {
+        OutputFormat::Text => print!("{}", status::render_text(&s)),
+        OutputFormat::Json => println!("{}", to_json(&s)?),
+    }
+    Ok(ExitCode::Success)
+}
+
+/// `pipeline staging usage|gc`.
+fn staging_cmd(config: &Path, cmd: StagingCommand) -> Result<ExitCode> {
+    let cfg = Config::load(config)?;
+    let st = staging::Staging::new(&cfg.staging.dir, cfg.staging.compression_level);
+    match cmd {
+        StagingCommand::Usage { format } => {
+            let u = status::usage(&st);
+            match format {
+                OutputFormat::Text => {
+                    for (part, bytes) in &u.parts {
+                        println!("{part:<11} {}", status::human_bytes(*bytes));
+                    }
+                    println!("{:<11} {}", "total", status::human_bytes(u.total));
+                }
+                OutputFormat::Json => println!("{}", to_json(&u)?),
+            }
+        }
+        StagingCommand::Gc {
+            max_age_days,
+            max_mib,
+        } => {
+            let days = max_age_days.unwrap_or(cfg.staging.archive_max_age_days);
+            let mib = max_mib.unwrap_or(cfg.staging.archive_max_mib);
+            let r = status::gc(
+                &st,
+                (days > 0).then(|| std::time::Duration::from_secs(u64::from(days) * 86400)),
+                (mib > 0).then_some(mib * 1024 * 1024),
+                std::time::SystemTime::now(),
+            )?;
+            println!(
+                "removed {} files ({}), kept {} files ({})",
+                r.removed_files,
+                status::human_bytes(r.removed_bytes),
+                r.kept_files,
+                status::human_bytes(r.kept_bytes)
+            );
+        }
+    }
+    Ok(ExitCode::Success)
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
@@ -358,7 +369,7 @@ enum Signals {
 }
 
 /// The command's one session: the checked configuration, and the stop flag.
-fn open(config: &std::path::Path, signals: Signals) -> Result<Session> {
+fn open(config: &Path, signals: Signals) -> Result<Session> {
     let cfg = Config::load(config)?;
     let stop = match signals {
         Signals::Stop => jira_pipeline_core::shutdown::install()?,

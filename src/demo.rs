@@ -84,6 +84,19 @@ pub fn exec(args: &DemoArgs, quiet: bool) -> Result<ExitCode> {
     print!("{first}");
 
     // Edit a few issues the way people do, then sync.
+    let edited = edit_some(&sim)?;
+    println!("\n3. incremental sync from the checkpoint");
+    let second = pipeline::run(&session, &opts("demo sync"))?;
+    print!("{second}");
+
+    show_warehouse(&mut client, &args.schema, edited)?;
+    show_queries(&args.schema);
+    Ok(first.exit_code().max_with(second.exit_code()))
+}
+
+/// Step 2: edits a few DEMO issues (status, labels replaced by
+/// `demo-edited`) and moves one to ALPHA; returns how many were edited.
+fn edit_some(sim: &jira_sim::SimHandle) -> Result<usize> {
     let ids = sim.ids_in_project("DEMO");
     let edited: Vec<u64> = ids.iter().step_by(40).take(25).copied().collect();
     for (i, id) in edited.iter().enumerate() {
@@ -106,12 +119,17 @@ pub fn exec(args: &DemoArgs, quiet: bool) -> Result<ExitCode> {
             .map(|k| format!(", moved one issue to ALPHA as {k}"))
             .unwrap_or_default()
     );
-    println!("\n3. incremental sync from the checkpoint");
-    let second = pipeline::run(&session, &opts("demo sync"))?;
-    print!("{second}");
+    Ok(edited.len())
+}
 
-    let s = Ident::new(&args.schema);
-    println!("\nwarehouse {:?} now holds:", args.schema);
+/// The warehouse's row counts, and whether every edit arrived.
+fn show_warehouse(
+    client: &mut jira_pipeline_core::db::Client,
+    schema: &str,
+    edited: usize,
+) -> Result<()> {
+    let s = Ident::new(schema);
+    println!("\nwarehouse {:?} now holds:", schema);
     for t in jira_pipeline_core::tables::ALL {
         let n: i64 = client
             .query_one(&format!("SELECT count(*) FROM {s}.{}", t.name), &[])
@@ -130,10 +148,15 @@ pub fn exec(args: &DemoArgs, quiet: bool) -> Result<ExitCode> {
         .get(0);
     println!(
         "  issues carrying the 'demo-edited' label: {edited_now} (edited in the simulator: {})",
-        edited.len()
+        edited
     );
 
-    let sch = &args.schema;
+    Ok(())
+}
+
+/// Example queries to try in `psql`.
+fn show_queries(schema: &str) {
+    let sch = schema;
     println!("\nTry these (psql \"$DATABASE_URL\"):");
     println!("  -- issues per status category and status");
     println!(
@@ -147,7 +170,6 @@ pub fn exec(args: &DemoArgs, quiet: bool) -> Result<ExitCode> {
     println!(
         "  SELECT label, count(*) FROM {sch}.issue_label GROUP BY 1 ORDER BY 2 DESC LIMIT 10;"
     );
-    Ok(first.exit_code().max_with(second.exit_code()))
 }
 
 fn demo_config(base_url: &str, schema: &str, staging: &std::path::Path) -> Result<Config> {

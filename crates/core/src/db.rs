@@ -8,7 +8,8 @@
 use std::fmt;
 use std::sync::Arc;
 
-use postgres::Client;
+/// The synchronous PostgreSQL client every connection of the pipeline is.
+pub use postgres::Client;
 use postgres::config::SslMode;
 
 use crate::config::{DatabaseConfig, Secret, mask_url};

@@ -222,21 +222,7 @@ pub fn run(session: &Session, opts: &RunOptions) -> Result<RunSummary> {
         interrupted: session.stop().requested(),
         ..Default::default()
     };
-    fill_stage(&mut summary.extract, &progress.extract);
-    fill_stage(&mut summary.transform, &progress.transform);
-    fill_stage(&mut summary.load, &progress.load);
-    if let Ok(r) = &ex {
-        absorb_extract(&mut summary, r);
-    }
-    summary.pages_quarantined = tr
-        .as_ref()
-        .ok()
-        .copied()
-        .unwrap_or_default()
-        .pages_quarantined;
-    if let Ok(u) = &ld {
-        absorb_load(&mut summary, u);
-    }
+    absorb_stages(&mut summary, &progress, &ex, &tr, &ld);
     record_checkpoints(&mut summary, &mut admin, &schema, &names)?;
     record_metrics(&summary);
     let first_err = cause(ld.err(), tr.err(), ex.err(), session.stop().requested());
@@ -390,6 +376,28 @@ fn finish_run(
         ));
     }
     Ok(std::mem::take(summary))
+}
+
+/// The stages' figures and outcomes into the summary.
+fn absorb_stages(
+    summary: &mut RunSummary,
+    progress: &RunProgress,
+    ex: &Result<ExtractReport>,
+    tr: &Result<TransformCounts>,
+    ld: &Result<UnitReport>,
+) {
+    fill_stage(&mut summary.extract, &progress.extract);
+    fill_stage(&mut summary.transform, &progress.transform);
+    fill_stage(&mut summary.load, &progress.load);
+    if let Ok(r) = ex {
+        absorb_extract(summary, r);
+    }
+    if let Ok(t) = tr {
+        summary.pages_quarantined = t.pages_quarantined;
+    }
+    if let Ok(u) = ld {
+        absorb_load(summary, u);
+    }
 }
 
 fn fill_stage(f: &mut StageFigures, c: &crate::progress::StageCounters) {

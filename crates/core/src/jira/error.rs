@@ -123,74 +123,14 @@ impl Failure {
         let jql_part = jql.map(|q| format!(" (JQL: {q})")).unwrap_or_default();
         match self {
             Failure::Interrupted => Error::Interrupted(format!("stopped before {what} finished")),
-            Failure::Http { status: 401, .. } => Error::jira(
-                JiraKind::Auth,
-                format!(
-                    "{what}: Jira refused the token (HTTP 401); check JIRA_PAT (a personal access token of a user who can browse the projects) — not retried"
-                ),
-            ),
-            Failure::Http { captcha: true, .. } => Error::jira(
-                JiraKind::Auth,
-                format!(
-                    "{what}: Jira demands a CAPTCHA for this user (HTTP 403 CAPTCHA_CHALLENGE) — stopped at once, because retrying deepens the lockout; log in once in a browser to clear it, then check JIRA_PAT"
-                ),
-            ),
-            Failure::Http {
-                status: 403,
-                messages,
-                snippet,
-                ..
-            } => Error::jira(
-                JiraKind::Forbidden,
-                format!(
-                    "{what}: Jira refused access (HTTP 403: {}); the token's user needs Browse permission on the project — not retried",
-                    detail_of(&messages, &snippet)
-                ),
-            ),
-            Failure::Http {
-                status: 400,
-                messages,
-                snippet,
-                ..
-            } => Error::jira(
-                JiraKind::BadQuery,
-                format!(
-                    "{what}: Jira rejected the query (HTTP 400: {}){jql_part}; check the scope's project, issue_types and jql in the configuration",
-                    detail_of(&messages, &snippet)
-                ),
-            ),
-            Failure::Http {
-                status: 404,
-                snippet,
-                ..
-            } => Error::jira(
-                JiraKind::NotFound,
-                format!(
-                    "{what}: not found (HTTP 404: {snippet}); check jira.base_url (it must be the Jira base, without /rest/...)"
-                ),
-            ),
-            Failure::Http {
-                status: 500,
-                ref messages,
-                ref snippet,
-                ..
-            } if is_search_limit(messages, snippet) => Error::jira(
-                JiraKind::Unusable,
-                format!(
-                    "{what}: Jira refused to page past its 10,000-result search window (HTTP 500 \"Search limit exceeded\"){jql_part}; this is a bug in the extractor's paging, which must never ask for it — please report it"
-                ),
-            ),
             Failure::Http {
                 status,
                 messages,
                 snippet,
+                captcha,
                 ..
-            } => Error::jira(
-                JiraKind::Server,
-                format!(
-                    "{what}: HTTP {status} ({}) after {attempts} attempt(s){jql_part}; Jira is failing or overloaded — try again later or raise jira.retry.attempts",
-                    detail_of(&messages, &snippet)
-                ),
+            } => http_error(
+                what, &jql_part, attempts, status, &messages, &snippet, captcha,
             ),
             Failure::Transport { kind, detail } => {
                 let hint = match kind {
@@ -223,6 +163,66 @@ impl Failure {
                 Error::jira(JiraKind::Unusable, format!("{what}: {detail}{jql_part}"))
             }
         }
+    }
+}
+
+/// The final error of an HTTP error status, by status (see
+/// [`Failure::into_error`]).
+fn http_error(
+    what: &str,
+    jql_part: &str,
+    attempts: u32,
+    status: u16,
+    messages: &[String],
+    snippet: &str,
+    captcha: bool,
+) -> Error {
+    match status {
+        401 => Error::jira(
+            JiraKind::Auth,
+            format!(
+                "{what}: Jira refused the token (HTTP 401); check JIRA_PAT (a personal access token of a user who can browse the projects) — not retried"
+            ),
+        ),
+        _ if captcha => Error::jira(
+            JiraKind::Auth,
+            format!(
+                "{what}: Jira demands a CAPTCHA for this user (HTTP 403 CAPTCHA_CHALLENGE) — stopped at once, because retrying deepens the lockout; log in once in a browser to clear it, then check JIRA_PAT"
+            ),
+        ),
+        403 => Error::jira(
+            JiraKind::Forbidden,
+            format!(
+                "{what}: Jira refused access (HTTP 403: {}); the token's user needs Browse permission on the project — not retried",
+                detail_of(messages, snippet)
+            ),
+        ),
+        400 => Error::jira(
+            JiraKind::BadQuery,
+            format!(
+                "{what}: Jira rejected the query (HTTP 400: {}){jql_part}; check the scope's project, issue_types and jql in the configuration",
+                detail_of(messages, snippet)
+            ),
+        ),
+        404 => Error::jira(
+            JiraKind::NotFound,
+            format!(
+                "{what}: not found (HTTP 404: {snippet}); check jira.base_url (it must be the Jira base, without /rest/...)"
+            ),
+        ),
+        500 if is_search_limit(messages, snippet) => Error::jira(
+            JiraKind::Unusable,
+            format!(
+                "{what}: Jira refused to page past its 10,000-result search window (HTTP 500 \"Search limit exceeded\"){jql_part}; this is a bug in the extractor's paging, which must never ask for it — please report it"
+            ),
+        ),
+        _ => Error::jira(
+            JiraKind::Server,
+            format!(
+                "{what}: HTTP {status} ({}) after {attempts} attempt(s){jql_part}; Jira is failing or overloaded — try again later or raise jira.retry.attempts",
+                detail_of(messages, snippet)
+            ),
+        ),
     }
 }
 
