@@ -200,7 +200,7 @@ pub fn read_batch(st: &Staging, scope: &str, page: &str) -> Result<Batch> {
 /// Removes a batch directory (after it was loaded).
 /// Moves a loaded batch directory into the staging trash (one rename) and
 /// returns where it went, for a background deletion; `None` if there was none.
-pub fn trash_batch(st: &Staging, scope: &str, page: &str) -> Result<Option<PathBuf>> {
+pub(crate) fn trash_batch(st: &Staging, scope: &str, page: &str) -> Result<Option<PathBuf>> {
     let dir = st.batch_dir(scope, page);
     let trash = st.trash_dir();
     fs::create_dir_all(&trash).map_err(Error::io(&trash))?;
@@ -216,7 +216,8 @@ pub fn trash_batch(st: &Staging, scope: &str, page: &str) -> Result<Option<PathB
     }
 }
 
-pub fn remove_batch(st: &Staging, scope: &str, page: &str) -> Result<()> {
+#[cfg(test)]
+pub(crate) fn remove_batch(st: &Staging, scope: &str, page: &str) -> Result<()> {
     let dir = st.batch_dir(scope, page);
     match fs::remove_dir_all(&dir) {
         Ok(()) => Ok(()),

@@ -196,7 +196,7 @@ impl Secret {
         Secret(s.into())
     }
     /// The secret itself; only for building an `Authorization` header or a connection.
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }
@@ -278,13 +278,13 @@ pub struct Scope {
 
 impl Scope {
     /// True when every custom field is wanted.
-    pub fn all_custom_fields(&self) -> bool {
+    pub(crate) fn all_custom_fields(&self) -> bool {
         self.fields.iter().any(|f| f == "*all")
     }
 }
 
 /// Page size limits accepted by `validate`.
-pub const PAGE_SIZE_RANGE: std::ops::RangeInclusive<u32> = 1..=1000;
+pub(crate) const PAGE_SIZE_RANGE: std::ops::RangeInclusive<u32> = 1..=1000;
 
 fn is_valid_scope_name(s: &str) -> bool {
     !s.is_empty()
@@ -613,7 +613,7 @@ impl Config {
     /// The scope with this name.
     /// The scopes named (every configured scope when `names` is empty), in
     /// the order given: the one rule every command selects scopes by.
-    pub fn select_scopes(&self, names: &[String]) -> Result<Vec<&Scope>> {
+    pub(crate) fn select_scopes(&self, names: &[String]) -> Result<Vec<&Scope>> {
         if names.is_empty() {
             Ok(self.scopes.iter().collect())
         } else {
@@ -666,7 +666,7 @@ pub fn database_url() -> Result<Secret> {
 }
 
 /// Checks that `url` is a `postgres://` or `postgresql://` URL the driver accepts.
-pub fn check_database_url(url: &str) -> Result<()> {
+pub(crate) fn check_database_url(url: &str) -> Result<()> {
     let masked = mask_url(url);
     if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
         return Err(Error::Config(format!(
@@ -682,7 +682,7 @@ pub fn check_database_url(url: &str) -> Result<()> {
 }
 
 /// A URL with any password replaced by `***`, for display.
-pub fn mask_url(url: &str) -> String {
+pub(crate) fn mask_url(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
         return url.to_string();
     };

@@ -56,7 +56,7 @@ pub const MIGRATIONS: &[Migration] = &[
 ];
 
 /// The newest schema version this binary knows.
-pub fn latest_version() -> i32 {
+pub(crate) fn latest_version() -> i32 {
     MIGRATIONS.last().map(|m| m.version).unwrap_or(0)
 }
 
@@ -232,7 +232,7 @@ pub fn init(client: &mut Client, schema: &str) -> Result<InitReport> {
 }
 
 /// Checks that the schema exists at the version this binary knows.
-pub fn check_schema(client: &mut Client, schema: &str) -> Result<()> {
+pub(crate) fn check_schema(client: &mut Client, schema: &str) -> Result<()> {
     let ident = Ident::new(schema);
     let migrations = crate::tables::SCHEMA_MIGRATIONS.ident();
     let exists: bool = client
@@ -282,7 +282,7 @@ pub fn lock_key(schema: &str) -> i64 {
 
 /// True when some session holds the advisory lock of `schema` (a run is
 /// under way). Takes nothing itself.
-pub fn lock_held(client: &mut Client, schema: &str) -> Result<bool> {
+pub(crate) fn lock_held(client: &mut Client, schema: &str) -> Result<bool> {
     let key = lock_key(schema);
     Ok(client
         .query_one(
@@ -300,7 +300,7 @@ pub fn lock_held(client: &mut Client, schema: &str) -> Result<bool> {
 /// connection frees it too, but only once the server has noticed the closed
 /// socket, which may be after the next command has already asked for it:
 /// so every command that locks releases explicitly before it exits.
-pub fn unlock(client: &mut Client, schema: &str) -> Result<()> {
+pub(crate) fn unlock(client: &mut Client, schema: &str) -> Result<()> {
     client
         .execute("SELECT pg_advisory_unlock($1)", &[&lock_key(schema)])
         .map_err(Error::db("releasing the advisory lock"))?;

@@ -21,7 +21,7 @@ pub enum Kind {
 }
 
 /// Every metric family the pipeline exports: (name without `_total`, kind, help).
-pub const FAMILIES: &[(&str, Kind, &str)] = &[
+pub(crate) const FAMILIES: &[(&str, Kind, &str)] = &[
     (
         "jira_pipeline_requests",
         Kind::Counter,
@@ -97,7 +97,7 @@ fn key(name: &str, labels: &[(&str, &str)]) -> Key {
 }
 
 /// Adds `v` to a counter.
-pub fn add(name: &str, labels: &[(&str, &str)], v: f64) {
+pub(crate) fn add(name: &str, labels: &[(&str, &str)], v: f64) {
     debug_assert!(family(name).is_some(), "unknown metric {name}");
     if let Ok(mut r) = registry().lock() {
         *r.values.entry(key(name, labels)).or_insert(0.0) += v;
@@ -105,7 +105,7 @@ pub fn add(name: &str, labels: &[(&str, &str)], v: f64) {
 }
 
 /// Adds 1 to a counter.
-pub fn inc(name: &str, labels: &[(&str, &str)]) {
+pub(crate) fn inc(name: &str, labels: &[(&str, &str)]) {
     add(name, labels, 1.0);
 }
 
@@ -195,7 +195,7 @@ pub fn render() -> String {
 }
 
 /// Writes the rendered metrics to `path` atomically.
-pub fn write_file(path: &Path) -> Result<()> {
+pub(crate) fn write_file(path: &Path) -> Result<()> {
     crate::staging::write_atomic(path, render().as_bytes())
 }
 

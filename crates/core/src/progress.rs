@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 /// Counters of one stage.
 #[derive(Debug, Default)]
-pub struct StageCounters {
+pub(crate) struct StageCounters {
     pub pages: AtomicU64,
     pub issues: AtomicU64,
     pub rows: AtomicU64,
@@ -25,13 +25,13 @@ pub struct StageCounters {
 }
 
 impl StageCounters {
-    pub fn add(&self, pages: u64, issues: u64, rows: u64, bytes: u64) {
+    pub(crate) fn add(&self, pages: u64, issues: u64, rows: u64, bytes: u64) {
         self.pages.fetch_add(pages, Ordering::Relaxed);
         self.issues.fetch_add(issues, Ordering::Relaxed);
         self.rows.fetch_add(rows, Ordering::Relaxed);
         self.bytes.fetch_add(bytes, Ordering::Relaxed);
     }
-    pub fn add_busy(&self, d: Duration) {
+    pub(crate) fn add_busy(&self, d: Duration) {
         self.busy_nanos
             .fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
     }
@@ -69,7 +69,7 @@ impl StageCounters {
 
 /// Counters of the three stages.
 #[derive(Debug, Default)]
-pub struct RunProgress {
+pub(crate) struct RunProgress {
     pub extract: Arc<StageCounters>,
     pub transform: Arc<StageCounters>,
     pub load: Arc<StageCounters>,
@@ -109,7 +109,7 @@ fn fmt_duration(d: Duration) -> String {
 }
 
 /// Draws progress until dropped.
-pub struct Reporter {
+pub(crate) struct Reporter {
     done: Arc<AtomicBool>,
     handle: Option<JoinHandle<()>>,
 }
@@ -139,7 +139,7 @@ impl Reporter {
     }
 
     /// [`Reporter::start`] as `display` asks (`None` for [`Display::Off`]).
-    pub fn for_display(
+    pub(crate) fn for_display(
         lines: Vec<(String, Arc<StageCounters>)>,
         display: Display,
     ) -> Option<Reporter> {

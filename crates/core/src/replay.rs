@@ -78,7 +78,7 @@ pub fn select(st: &Staging, all_scopes: &[String], sel: &Selection) -> Result<Ve
 
 /// Rows of a batch as NDJSON: one object per row, `{"table": …, <column>: value, …}`.
 /// Values are strings or null exactly as they would be loaded.
-pub fn render_ndjson(batch: &Batch, only: Option<&str>) -> String {
+pub(crate) fn render_ndjson(batch: &Batch, only: Option<&str>) -> String {
     let mut out = String::new();
     for (table, data) in &batch.data {
         if only.is_some_and(|t| t != *table) {
@@ -105,7 +105,7 @@ pub fn render_ndjson(batch: &Batch, only: Option<&str>) -> String {
 
 /// Rows of a batch as aligned text tables, one per warehouse table; long
 /// values are cut to `max_width` characters with an ellipsis.
-pub fn render_table(batch: &Batch, only: Option<&str>, max_width: usize) -> String {
+pub(crate) fn render_table(batch: &Batch, only: Option<&str>, max_width: usize) -> String {
     let mut out = String::new();
     for (table, data) in &batch.data {
         if only.is_some_and(|t| t != *table) {

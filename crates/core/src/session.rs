@@ -114,7 +114,7 @@ impl Session {
     }
 
     /// The Jira token: the one given, else `JIRA_PAT`.
-    pub fn jira_token(&self) -> Result<Secret> {
+    pub(crate) fn jira_token(&self) -> Result<Secret> {
         match &self.jira_token {
             Some(t) => Ok(t.clone()),
             None => crate::config::jira_pat(),
@@ -148,7 +148,7 @@ impl Session {
 
     /// [`Session::lock`] on a schema that `pipeline db init` has created at
     /// the version this build knows (exit 2 naming the fix otherwise).
-    pub fn lock_checked(&self) -> Result<Locked> {
+    pub(crate) fn lock_checked(&self) -> Result<Locked> {
         let mut c = self.connect()?;
         crate::db::check_schema(&mut c, &self.cfg.database.schema)?;
         crate::db::try_lock(&mut c, &self.cfg.database.schema)?;
@@ -165,7 +165,7 @@ impl Session {
     }
 
     /// The names of [`Session::scopes`].
-    pub fn scope_names(&self, names: &[String]) -> Result<Vec<String>> {
+    pub(crate) fn scope_names(&self, names: &[String]) -> Result<Vec<String>> {
         Ok(self
             .scopes(names)?
             .into_iter()
@@ -225,7 +225,7 @@ impl Drop for Locked {
 impl ExitCode {
     /// `Quarantined` (4) when anything was quarantined, else `Success`: the
     /// one rule every stage's report applies.
-    pub fn from_quarantined(count: u64) -> ExitCode {
+    pub(crate) fn from_quarantined(count: u64) -> ExitCode {
         if count > 0 {
             ExitCode::Quarantined
         } else {

@@ -17,7 +17,7 @@ impl Stop {
     pub fn new() -> Self {
         Stop::default()
     }
-    pub fn requested(&self) -> bool {
+    pub(crate) fn requested(&self) -> bool {
         self.0.load(Ordering::Relaxed)
     }
     pub fn request(&self) {

@@ -128,7 +128,7 @@ pub fn run_id(t: DateTime<Utc>) -> String {
 }
 
 pub const PAGE_EXT: &str = ".ndjson.zst";
-pub const BATCH_META: &str = "meta.json";
+pub(crate) const BATCH_META: &str = "meta.json";
 
 /// The staging area rooted at a directory.
 #[derive(Debug, Clone)]
@@ -168,7 +168,7 @@ impl Staging {
             .join("catalog")
             .join(format!("{run_id}.field.json.zst"))
     }
-    pub fn state_dir(&self) -> PathBuf {
+    pub(crate) fn state_dir(&self) -> PathBuf {
         self.root.join("state")
     }
     /// Batch directories already loaded, renamed here to be deleted in the
@@ -245,13 +245,13 @@ pub struct PageRef {
 
 impl Staging {
     /// Where a loaded page is archived.
-    pub fn archived_path(&self, scope: &str, page: &str) -> PathBuf {
+    pub(crate) fn archived_path(&self, scope: &str, page: &str) -> PathBuf {
         self.archive_dir(scope).join(format!("{page}{PAGE_EXT}"))
     }
 
     /// Moves a loaded page to the archive (idempotent: a page already archived
     /// is fine).
-    pub fn archive_page(&self, scope: &str, page: &str) -> Result<()> {
+    pub(crate) fn archive_page(&self, scope: &str, page: &str) -> Result<()> {
         let from = self.page_path(scope, page);
         let to = self.archived_path(scope, page);
         if !from.exists() {
@@ -280,7 +280,7 @@ pub fn read_page(path: &Path) -> Result<(PageMeta, Vec<u8>)> {
 }
 
 /// Splits decompressed page bytes into metadata and body.
-pub fn split_page(path: &Path, mut raw: Vec<u8>) -> Result<(PageMeta, Vec<u8>)> {
+pub(crate) fn split_page(path: &Path, mut raw: Vec<u8>) -> Result<(PageMeta, Vec<u8>)> {
     let nl = raw
         .iter()
         .position(|&b| b == b'\n')
@@ -310,7 +310,7 @@ pub fn read_zstd(path: &Path) -> Result<Vec<u8>> {
 
 /// Writes `data` to `path` atomically: temp file in the same directory, fsync,
 /// rename, fsync of the directory. Mode 0600.
-pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let dir = parent_dir(path);
     fs::create_dir_all(dir).map_err(Error::io(dir))?;
     let mut tmp = tempfile::Builder::new()
@@ -332,13 +332,13 @@ fn parent_dir(path: &Path) -> &Path {
 }
 
 /// fsyncs a directory so a rename in it is durable.
-pub fn sync_dir(dir: &Path) -> Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     let d = fs::File::open(dir).map_err(Error::io(dir))?;
     d.sync_all().map_err(Error::io(dir))
 }
 
 /// Moves a file, creating the destination directory; durable.
-pub fn move_file(from: &Path, to: &Path) -> Result<()> {
+pub(crate) fn move_file(from: &Path, to: &Path) -> Result<()> {
     let dir = parent_dir(to);
     fs::create_dir_all(dir).map_err(Error::io(dir))?;
     fs::rename(from, to).map_err(Error::io(from))?;
@@ -367,7 +367,7 @@ fn list_with_ext(dir: &Path, ext: &str) -> Result<Vec<String>> {
 }
 
 /// Bytes used under a directory (recursively); 0 if it does not exist.
-pub fn dir_size(dir: &Path) -> u64 {
+pub(crate) fn dir_size(dir: &Path) -> u64 {
     let Ok(rd) = fs::read_dir(dir) else { return 0 };
     rd.flatten()
         .map(|e| match e.metadata() {

@@ -83,7 +83,7 @@ pub struct Status {
 }
 
 /// Counts what is staged for a scope.
-pub fn scope_staging(st: &Staging, scope: &str) -> Result<ScopeStaging> {
+pub(crate) fn scope_staging(st: &Staging, scope: &str) -> Result<ScopeStaging> {
     let pages = st.list_pages(scope)?;
     let batches = st.list_batches(scope)?;
     let waiting_transform = pages

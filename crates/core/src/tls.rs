@@ -4,7 +4,7 @@
 use crate::error::{Error, Result};
 
 /// Reads every certificate from a PEM file.
-pub fn read_pem_certs(
+pub(crate) fn read_pem_certs(
     path: &std::path::Path,
 ) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>> {
     let data = std::fs::read(path).map_err(|e| {

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::tables::CHECKPOINT;
 
 /// The stored cursors of `scopes` (scopes without one are absent).
-pub fn read_all(
+pub(crate) fn read_all(
     c: &mut impl GenericClient,
     schema: &str,
     scopes: &[String],
@@ -46,7 +46,7 @@ pub fn get(c: &mut impl GenericClient, schema: &str, scope: &str) -> Result<Opti
 
 /// Moves the cursor of `scope` to `proposed` unless it stands later already
 /// (the run id follows the cursor); returns where it stands now.
-pub fn advance(
+pub(crate) fn advance(
     c: &mut impl GenericClient,
     schema: &str,
     scope: &str,

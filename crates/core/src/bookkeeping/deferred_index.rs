@@ -54,7 +54,7 @@ pub fn names(c: &mut impl GenericClient, schema: &str) -> Result<Vec<String>> {
 
 /// Drops the deferrable secondary indexes of `tables`, recording each
 /// definition first (call it inside a transaction). Returns how many.
-pub fn defer(c: &mut impl GenericClient, schema: &str, tables: &[&str]) -> Result<usize> {
+pub(crate) fn defer(c: &mut impl GenericClient, schema: &str, tables: &[&str]) -> Result<usize> {
     let s = Ident::new(schema);
     let rows = c
         .query(DEFERRABLE_INDEXES, &[&schema, &tables])
@@ -78,7 +78,7 @@ pub fn defer(c: &mut impl GenericClient, schema: &str, tables: &[&str]) -> Resul
 
 /// Rebuilds every deferred index, each in its own transaction with its row
 /// deleted (none: nothing to do).
-pub fn rebuild_all(client: &mut Client, schema: &str) -> Result<()> {
+pub(crate) fn rebuild_all(client: &mut Client, schema: &str) -> Result<()> {
     let s = Ident::new(schema);
     let t = table(schema, &DEFERRED_INDEX);
     let rows = client

@@ -44,7 +44,7 @@ pub fn stored(
 /// Records the digests of the versions a unit took: `ids`, their batch
 /// ordinals `ords` and `digests`, kept for those in the unit's accepted set
 /// (`stg_accepted`) with that ordinal.
-pub fn record(
+pub(crate) fn record(
     c: &mut impl GenericClient,
     schema: &str,
     ids: &[i64],

@@ -32,7 +32,7 @@ pub fn loaded(
 
 /// Records the pages of `batches` (of `scope`) as loaded, with their run,
 /// issue and row counts. A page recorded already stays as it was.
-pub fn record(
+pub(crate) fn record(
     c: &mut impl GenericClient,
     schema: &str,
     scope: &str,
@@ -69,7 +69,7 @@ pub fn record(
 
 /// Pages of run `run_id` of `scope` in the ledger, `except` excepted (the
 /// End page asking).
-pub fn run_pages(
+pub(crate) fn run_pages(
     c: &mut impl GenericClient,
     schema: &str,
     scope: &str,

@@ -13,7 +13,7 @@ use crate::tables::QUARANTINE;
 
 /// Records the issues `batches` (of `scope`) quarantined, one row per (page,
 /// issue key): the last reason wins. Returns the rows written.
-pub fn record(
+pub(crate) fn record(
     c: &mut impl GenericClient,
     schema: &str,
     scope: &str,
@@ -53,7 +53,7 @@ pub fn record(
 }
 
 /// The `limit` latest quarantined issues of `scope`, newest first.
-pub fn recent(
+pub(crate) fn recent(
     c: &mut impl GenericClient,
     schema: &str,
     scope: &str,

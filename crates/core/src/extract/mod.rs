@@ -151,7 +151,7 @@ pub enum Start {
 
 /// Decides how scope `sc` starts (see [`Start`]): resume an unfinished run
 /// with the same query, else incremental from the checkpoint, else backfill.
-pub fn start_of(
+pub(crate) fn start_of(
     cfg: &Config,
     staging: &Staging,
     sc: &crate::config::Scope,
@@ -195,7 +195,7 @@ pub fn start_of(
 /// The newest checkpoint proposed by a finished run whose End page is still
 /// waiting in `pages/` (staged, not yet loaded): those pages will be loaded
 /// before anything this run stages, so the next run may start from there.
-pub fn staged_checkpoint(staging: &Staging, scope: &str) -> Result<Option<DateTime<Utc>>> {
+pub(crate) fn staged_checkpoint(staging: &Staging, scope: &str) -> Result<Option<DateTime<Utc>>> {
     let mut best = None;
     for name in staging.list_pages(scope)? {
         if !name.ends_with("-zend") {
@@ -585,7 +585,7 @@ pub fn extract_blocking(
 }
 
 /// The loaded checkpoints of `scopes` from the warehouse's `checkpoint` table.
-pub fn read_checkpoints(
+pub(crate) fn read_checkpoints(
     client: &mut postgres::Client,
     schema: &str,
     scopes: &[String],
@@ -671,7 +671,7 @@ pub fn summary(r: &ExtractReport) -> String {
 
 /// "scope S: finished the run interrupted at …, then caught up from …", for a
 /// scope whose invocation finished an interrupted run before catching up.
-pub fn catch_up_line(sc: &ScopeReport) -> Option<String> {
+pub(crate) fn catch_up_line(sc: &ScopeReport) -> Option<String> {
     let f = sc.caught_up_after.as_ref()?;
     Some(format!(
         "scope {}: finished the {} run {} interrupted at {} ({} pages, {} issues), then caught up from {}",

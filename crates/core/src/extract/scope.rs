@@ -25,7 +25,7 @@ use crate::progress::StageCounters;
 use crate::staging::{PageKind, PageMeta, PageRef, Staging, read_page};
 
 /// Everything a scope's slices share.
-pub struct ScopeCtx {
+pub(crate) struct ScopeCtx {
     pub client: JiraClient,
     pub staging: Staging,
     pub scope: String,
@@ -286,7 +286,7 @@ fn range_of(field: DateField, p: &Piece) -> Option<Range> {
 }
 
 /// Plans the run's slices (counts only; nothing staged) and records them.
-pub async fn plan_run(ctx: &ScopeCtx) -> Result<()> {
+pub(crate) async fn plan_run(ctx: &ScopeCtx) -> Result<()> {
     let slices = plan_slices(ctx).await?;
     let n = slices.len();
     let expected: u64 = slices.iter().map(|s| s.estimate).sum();
@@ -307,7 +307,7 @@ pub async fn plan_run(ctx: &ScopeCtx) -> Result<()> {
 
 /// The slices of the run in `ctx.store` (its mode, `from` and start
 /// instant), from `maxResults=0` counts; writes nothing (also `pipeline plan`).
-pub async fn plan_slices(ctx: &ScopeCtx) -> Result<Vec<SliceState>> {
+pub(crate) async fn plan_slices(ctx: &ScopeCtx) -> Result<Vec<SliceState>> {
     let st = ctx.store.snapshot();
     let end = st.started_at + Duration::minutes(1);
     let mut slices = match st.mode {
@@ -449,14 +449,14 @@ async fn blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> 
 /// extractor's memory grow with the data size (306 MB peak RSS at a million
 /// issues). Twice the request limit keeps every request slot busy: a slice
 /// stages its page before it asks for the next one.
-pub fn max_active_slices(concurrency: usize) -> usize {
+pub(crate) fn max_active_slices(concurrency: usize) -> usize {
     concurrency.max(1) * 2
 }
 
 /// Runs every unfinished slice of the scope's run, at most
 /// [`max_active_slices`] at once, starting the slices that drain crowded
 /// minutes as they appear.
-pub async fn run_slices(ctx: Arc<ScopeCtx>) -> Result<()> {
+pub(crate) async fn run_slices(ctx: Arc<ScopeCtx>) -> Result<()> {
     let (tx, mut rx) = mpsc::unbounded_channel::<u32>();
     for s in ctx.store.snapshot().slices.iter().filter(|s| !s.done) {
         let _ = tx.send(s.id);
@@ -851,7 +851,7 @@ async fn drain_crowded_minute(
 }
 
 /// Stages the End page of a finished run and marks the run finished.
-pub async fn finish_run(ctx: &ScopeCtx) -> Result<RunState> {
+pub(crate) async fn finish_run(ctx: &ScopeCtx) -> Result<RunState> {
     let store = ctx.store.clone();
     let staging = ctx.staging.clone();
     let scope = ctx.scope.clone();

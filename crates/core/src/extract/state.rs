@@ -18,7 +18,7 @@ use crate::jira::IssueHead;
 use crate::jira::jql::{DateField, Range, floor_minute};
 
 /// Jira DC refuses `startAt + maxResults > 10000`.
-pub const SEARCH_WINDOW: u64 = 10_000;
+pub(crate) const SEARCH_WINDOW: u64 = 10_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -98,7 +98,7 @@ impl SliceState {
     }
 
     /// The lower bound the query puts on the order field.
-    pub fn effective_lo(&self) -> Option<DateTime<Utc>> {
+    pub(crate) fn effective_lo(&self) -> Option<DateTime<Utc>> {
         let fixed = self
             .ranges
             .iter()
@@ -112,7 +112,7 @@ impl SliceState {
     }
 
     /// The ranges the next query uses: the fixed ones, with the restart point.
-    pub fn query_ranges(&self) -> Vec<Range> {
+    pub(crate) fn query_ranges(&self) -> Vec<Range> {
         let mut out = self.ranges.clone();
         if let Some(lo) = self.lo {
             match out.iter_mut().find(|r| r.field == self.order) {
@@ -128,7 +128,7 @@ impl SliceState {
     }
 
     /// The slice's ranges narrowed to one minute of its order field.
-    pub fn minute_ranges(&self, m: DateTime<Utc>) -> Vec<Range> {
+    pub(crate) fn minute_ranges(&self, m: DateTime<Utc>) -> Vec<Range> {
         let mut out: Vec<Range> = self
             .ranges
             .iter()
@@ -169,26 +169,26 @@ impl RunState {
     pub fn slice(&self, id: u32) -> Option<&SliceState> {
         self.slices.iter().find(|s| s.id == id)
     }
-    pub fn slice_mut(&mut self, id: u32) -> Option<&mut SliceState> {
+    pub(crate) fn slice_mut(&mut self, id: u32) -> Option<&mut SliceState> {
         self.slices.iter_mut().find(|s| s.id == id)
     }
     pub fn pages(&self) -> u64 {
         self.slices.iter().map(|s| s.pages).sum()
     }
-    pub fn next_slice_id(&self) -> u32 {
+    pub(crate) fn next_slice_id(&self) -> u32 {
         self.slices.iter().map(|s| s.id + 1).max().unwrap_or(0)
     }
 }
 
 /// The state file of a scope and the in-memory copy every slice updates.
 #[derive(Debug)]
-pub struct StateStore {
+pub(crate) struct StateStore {
     pub path: PathBuf,
     state: Mutex<RunState>,
 }
 
 /// `staging/state/<scope>.json`.
-pub fn state_path(state_dir: &std::path::Path, scope: &str) -> PathBuf {
+pub(crate) fn state_path(state_dir: &std::path::Path, scope: &str) -> PathBuf {
     state_dir.join(format!("{scope}.json"))
 }
 
@@ -277,7 +277,7 @@ pub enum Step {
 /// size asked. A slice ends only on a page with nothing past the repeated
 /// issue: a short page is not the end (Jira skips issues deleted since its
 /// index saw them), and `total` is never trusted.
-pub fn advance(s: &mut SliceState, asked_start: u64, issues: &[IssueHead]) -> Step {
+pub(crate) fn advance(s: &mut SliceState, asked_start: u64, issues: &[IssueHead]) -> Step {
     // Every page after the first of a query repeats the last issue seen,
     // even when that issue sits at index 0.
     let overlap = usize::from(s.last.is_some());
@@ -329,7 +329,7 @@ fn restart_lo(s: &SliceState, sort: DateTime<Utc>) -> DateTime<Utc> {
 
 /// What to do before the next request of a slice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WindowStep {
+pub(crate) enum WindowStep {
     /// Fetch at `start_at` as the state says.
     Fetch,
     /// The next page would pass the 10,000 window: restart the query from
@@ -341,7 +341,7 @@ pub enum WindowStep {
 }
 
 /// Decides whether the next request fits the search window.
-pub fn window_step(s: &SliceState, page_size: u32) -> WindowStep {
+pub(crate) fn window_step(s: &SliceState, page_size: u32) -> WindowStep {
     if s.start_at == 0 || s.start_at + u64::from(page_size) <= SEARCH_WINDOW {
         return WindowStep::Fetch;
     }

@@ -52,7 +52,7 @@ struct RawSchema {
 }
 
 /// Parses a `/rest/api/2/field` body.
-pub fn parse_catalog(body: &[u8]) -> Result<Vec<FieldInfo>> {
+pub(crate) fn parse_catalog(body: &[u8]) -> Result<Vec<FieldInfo>> {
     let raw: Vec<RawField> = serde_json::from_slice(body).map_err(|e| {
         Error::jira(JiraKind::BadBody, format!(
             "GET /rest/api/2/field: the field catalogue is not the JSON Jira sends ({e}); check jira.base_url"
@@ -80,7 +80,7 @@ pub fn parse_catalog(body: &[u8]) -> Result<Vec<FieldInfo>> {
 }
 
 /// Fetches and parses the catalogue.
-pub async fn fetch(client: &crate::jira::JiraClient) -> Result<Vec<FieldInfo>> {
+pub(crate) async fn fetch(client: &crate::jira::JiraClient) -> Result<Vec<FieldInfo>> {
     let body = client.fields().await?;
     parse_catalog(&body)
 }
@@ -119,7 +119,7 @@ pub fn filter(cat: &[FieldInfo], kind: Kind, pattern: Option<&str>) -> Vec<Field
 
 /// Up to three catalogue entries that look like `wanted`: names or ids
 /// containing it (or contained in it), then the closest by edit distance.
-pub fn close_matches<'a>(cat: &'a [FieldInfo], wanted: &str) -> Vec<&'a FieldInfo> {
+pub(crate) fn close_matches<'a>(cat: &'a [FieldInfo], wanted: &str) -> Vec<&'a FieldInfo> {
     let w = wanted.trim().to_lowercase();
     let mut scored: Vec<(f64, &FieldInfo)> = cat
         .iter()
@@ -143,7 +143,7 @@ pub fn close_matches<'a>(cat: &'a [FieldInfo], wanted: &str) -> Vec<&'a FieldInf
 /// as `cf[10100]`) to catalogue entries, in the order given, without
 /// duplicates. An unknown or ambiguous name is a usage error (exit 2) that
 /// names it and suggests close matches.
-pub fn resolve(cat: &[FieldInfo], wanted: &[String]) -> Result<Vec<FieldInfo>> {
+pub(crate) fn resolve(cat: &[FieldInfo], wanted: &[String]) -> Result<Vec<FieldInfo>> {
     let mut out: Vec<FieldInfo> = Vec::new();
     for w in wanted {
         let w = w.trim();
@@ -226,7 +226,7 @@ fn row(f: &FieldInfo) -> Vec<String> {
 }
 
 /// The catalogue as `format`, for a terminal `width` columns wide.
-pub fn format_catalog(fields: &[FieldInfo], format: Format, width: usize) -> Result<String> {
+pub(crate) fn format_catalog(fields: &[FieldInfo], format: Format, width: usize) -> Result<String> {
     let headers: Vec<String> = COLUMNS.iter().map(|c| c.to_string()).collect();
     Ok(match format {
         Format::Json => {

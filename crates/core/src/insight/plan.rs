@@ -147,7 +147,7 @@ pub struct Plan {
 /// the server returns `page` per request: the extractor's own paging rule
 /// ([`advance`]) applied to a synthetic result, from the slice's current
 /// position (a fresh slice starts at 0; a resumed one repeats its last issue).
-pub fn pages_needed(slice: &SliceState, total: u64, page: u32) -> u64 {
+pub(crate) fn pages_needed(slice: &SliceState, total: u64, page: u32) -> u64 {
     let page = u64::from(page.max(2));
     let mut s = slice.clone();
     let start_id = s.last.as_ref().map(|l| (s.start_at, l.id));
@@ -719,7 +719,7 @@ fn paged_scopes(
 
 /// How long paging takes, from the sample.
 #[derive(Debug, Clone, Copy)]
-pub struct Timing {
+pub(crate) struct Timing {
     /// Wall time of one page in one slice: request + staging.
     pub per_page: f64,
     /// CPU time of one page on this machine.

@@ -13,7 +13,8 @@ use crate::jira::client::{Req, parse_json};
 use crate::session::Session;
 
 /// Columns shown when `--fields` is not given.
-pub const DEFAULT_FIELDS: [&str; 5] = ["issuetype", "status", "assignee", "updated", "summary"];
+pub(crate) const DEFAULT_FIELDS: [&str; 5] =
+    ["issuetype", "status", "assignee", "updated", "summary"];
 /// Most issues one preview fetches.
 pub const MAX_LIMIT: u32 = 1000;
 
@@ -81,7 +82,7 @@ const SCOPE_HINT: &str = "check the scope's project, issue_types and jql in the 
 
 /// Fetches up to `limit` issues of `jql` with `fields` (ids), paging by what
 /// the server returns (it may cap `maxResults`).
-pub async fn fetch_issues(
+pub(crate) async fn fetch_issues(
     client: &JiraClient,
     jql: &str,
     fields: &[FieldInfo],
@@ -168,7 +169,7 @@ fn sprint_name(s: &str) -> Option<&str> {
 /// A Jira value as one human-readable string: users by display name,
 /// options by value (`parent / child` for cascading ones), objects by
 /// name/key, arrays joined with `, `, links as `blocks DEMO-7`.
-pub fn display_value(v: &Value) -> String {
+pub(crate) fn display_value(v: &Value) -> String {
     match v {
         Value::Null => String::new(),
         Value::Bool(b) => b.to_string(),
@@ -219,7 +220,7 @@ pub fn display_value(v: &Value) -> String {
 
 /// `2023-01-02T20:50:11.079-0500` → `2023-01-02 20:50 -0500` (the table
 /// form: minutes and the offset Jira wrote); anything else unchanged.
-pub fn short_time(s: &str) -> String {
+pub(crate) fn short_time(s: &str) -> String {
     let b = s.as_bytes();
     let parts = (s.get(..10), s.get(11..16));
     if let (Some(day), Some(hm)) = parts

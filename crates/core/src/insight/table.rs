@@ -10,15 +10,15 @@
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 /// Width used when neither `COLUMNS` nor the terminal says.
-pub const DEFAULT_WIDTH: usize = 120;
+pub(crate) const DEFAULT_WIDTH: usize = 120;
 /// Spaces between columns.
-pub const GAP: usize = 2;
+pub(crate) const GAP: usize = 2;
 /// A cut column keeps at least this many display columns (3 + the ellipsis).
-pub const MIN_COL: usize = 4;
+pub(crate) const MIN_COL: usize = 4;
 
 /// The width to fit: `COLUMNS` when it is a positive number, else the size
 /// of the terminal on stdout, else [`DEFAULT_WIDTH`].
-pub fn terminal_width() -> usize {
+pub(crate) fn terminal_width() -> usize {
     if let Some(w) = std::env::var("COLUMNS")
         .ok()
         .and_then(|v| v.trim().parse::<usize>().ok())
@@ -46,7 +46,7 @@ pub fn width(s: &str) -> usize {
 }
 
 /// `s` cut to at most `w` display columns, ending in `…` when cut.
-pub fn fit(s: &str, w: usize) -> String {
+pub(crate) fn fit(s: &str, w: usize) -> String {
     if width(s) <= w {
         return s.to_string();
     }
@@ -173,7 +173,7 @@ pub fn render(headers: &[String], rows: &[Vec<String>], total: usize) -> Rendere
 
 /// One CSV field (RFC 4180): quoted when it holds a comma, a quote, a line
 /// break or leading/trailing whitespace; quotes doubled.
-pub fn csv_field(s: &str) -> String {
+pub(crate) fn csv_field(s: &str) -> String {
     let needs = s.contains([',', '"', '\n', '\r'])
         || s.starts_with(char::is_whitespace)
         || s.ends_with(char::is_whitespace);

@@ -26,7 +26,7 @@ pub struct Myself {
 
 /// `GET /rest/api/2/serverInfo`, reduced to what we use.
 #[derive(Debug, Clone, Default)]
-pub struct ServerInfo {
+pub(crate) struct ServerInfo {
     pub version: String,
     pub deployment_type: String,
     pub server_time: Option<DateTime<Utc>>,
@@ -110,7 +110,7 @@ struct RawFields {
 
 /// Checks a `/myself` answer: an empty body, or a user with no name, is an
 /// authentication failure (Jira answers some anonymous requests with 200).
-pub fn check_myself(resp: Response) -> std::result::Result<Myself, Failure> {
+pub(crate) fn check_myself(resp: Response) -> std::result::Result<Myself, Failure> {
     if resp.body.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(Failure::Anonymous {
             detail: "an empty 200 answer to /myself".into(),
@@ -214,8 +214,8 @@ pub fn check_search(resp: Response, want_issues: bool) -> std::result::Result<Se
 }
 
 /// Fields and expansions every search asks for.
-pub const SEARCH_FIELDS: &str = "*all";
-pub const SEARCH_EXPAND: &str = "changelog";
+pub(crate) const SEARCH_FIELDS: &str = "*all";
+pub(crate) const SEARCH_EXPAND: &str = "changelog";
 
 impl JiraClient {
     /// `GET /rest/api/2/myself`.
@@ -225,7 +225,7 @@ impl JiraClient {
     }
 
     /// `GET /rest/api/2/serverInfo`.
-    pub async fn server_info(&self) -> Result<ServerInfo> {
+    pub(crate) async fn server_info(&self) -> Result<ServerInfo> {
         self.execute(&Req::get("/rest/api/2/serverInfo"), |resp| {
             let raw: RawServerInfo = parse_json(&resp)?;
             Ok(ServerInfo {

@@ -160,9 +160,6 @@ impl JiraClient {
     pub fn stats(&self) -> &ClientStats {
         &self.stats
     }
-    pub fn stop_flag(&self) -> &Arc<AtomicBool> {
-        &self.stop
-    }
     pub fn stopped(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
     }
@@ -416,7 +413,7 @@ fn transport(e: reqwest::Error) -> Failure {
 }
 
 /// Parses a body as JSON of type `T`; anything else is a (retryable) bad body.
-pub fn parse_json<T: serde::de::DeserializeOwned>(
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
     resp: &Response,
 ) -> std::result::Result<T, Failure> {
     if resp.body.iter().all(|b| b.is_ascii_whitespace()) {

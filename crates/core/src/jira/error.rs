@@ -67,7 +67,7 @@ impl Failure {
     /// server errors other than the search limit, resets, timeouts, cut or
     /// non-JSON bodies) are retried; authentication, permission, CAPTCHA, bad
     /// JQL and the search-window limit never are.
-    pub fn is_retryable(&self) -> bool {
+    pub(crate) fn is_retryable(&self) -> bool {
         match self {
             Failure::Transport { .. } | Failure::BadBody { .. } => true,
             Failure::Http {
@@ -99,7 +99,7 @@ impl Failure {
     }
 
     /// True for a 429 (the shared limiter slows every request down).
-    pub fn is_throttle(&self) -> bool {
+    pub(crate) fn is_throttle(&self) -> bool {
         matches!(self, Failure::Http { status: 429, .. })
     }
 
@@ -119,7 +119,7 @@ impl Failure {
 
     /// The final error for `what` (e.g. `POST /rest/api/2/search`) after
     /// `attempts` attempts; `jql` is shown for a bad query.
-    pub fn into_error(self, what: &str, jql: Option<&str>, attempts: u32) -> Error {
+    pub(crate) fn into_error(self, what: &str, jql: Option<&str>, attempts: u32) -> Error {
         let jql_part = jql.map(|q| format!(" (JQL: {q})")).unwrap_or_default();
         match self {
             Failure::Interrupted => Error::Interrupted(format!("stopped before {what} finished")),
@@ -235,7 +235,7 @@ fn detail_of(messages: &[String], snippet: &str) -> String {
 }
 
 /// The start of a body as one printable line (at most `max` characters).
-pub fn snippet(body: &[u8], max: usize) -> String {
+pub(crate) fn snippet(body: &[u8], max: usize) -> String {
     let text = String::from_utf8_lossy(&body[..body.len().min(max * 4)]);
     let one: String = text
         .chars()
@@ -250,7 +250,7 @@ pub fn snippet(body: &[u8], max: usize) -> String {
 }
 
 /// Jira's error JSON: `{"errorMessages": [...], "errors": {"field": "msg"}}`.
-pub fn jira_messages(body: &[u8]) -> Vec<String> {
+pub(crate) fn jira_messages(body: &[u8]) -> Vec<String> {
     #[derive(serde::Deserialize)]
     struct E {
         #[serde(default, rename = "errorMessages")]

@@ -15,7 +15,7 @@ use crate::config::Scope;
 use crate::error::{Error, Result};
 
 /// A JQL string literal: double quotes, with `\` and `"` escaped.
-pub fn quote(s: &str) -> String {
+pub(crate) fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
@@ -64,7 +64,7 @@ fn has_order_by(jql: &str) -> bool {
 }
 
 /// The scope's own clauses: project, issue types, and the extra JQL in parentheses.
-pub fn scope_clause(scope: &Scope) -> Result<String> {
+pub(crate) fn scope_clause(scope: &Scope) -> Result<String> {
     let mut parts = vec![format!("project = {}", quote(&scope.project))];
     if !scope.issue_types.is_empty() {
         let types: Vec<String> = scope.issue_types.iter().map(|t| quote(t)).collect();
@@ -114,14 +114,14 @@ pub struct Range {
 }
 
 /// The instant rounded down to its minute.
-pub fn floor_minute(t: DateTime<Utc>) -> DateTime<Utc> {
+pub(crate) fn floor_minute(t: DateTime<Utc>) -> DateTime<Utc> {
     t.with_second(0)
         .and_then(|t| t.with_nanosecond(0))
         .unwrap_or(t)
 }
 
 /// The instant rounded up to a whole minute.
-pub fn ceil_minute(t: DateTime<Utc>) -> DateTime<Utc> {
+pub(crate) fn ceil_minute(t: DateTime<Utc>) -> DateTime<Utc> {
     let f = floor_minute(t);
     if f == t { f } else { f + Duration::minutes(1) }
 }
@@ -139,7 +139,7 @@ fn readings(tz: Tz, naive: chrono::NaiveDateTime) -> Vec<DateTime<Utc>> {
 
 /// A quoted JQL date literal for `field >= literal` that includes every
 /// instant from `t` on, however Jira resolves an ambiguous local time.
-pub fn lower_literal(t: DateTime<Utc>, tz: Tz) -> String {
+pub(crate) fn lower_literal(t: DateTime<Utc>, tz: Tz) -> String {
     let mut c = floor_minute(t);
     for _ in 0..64 {
         let naive = c.with_timezone(&tz).naive_local();
@@ -160,7 +160,7 @@ pub fn lower_literal(t: DateTime<Utc>, tz: Tz) -> String {
 
 /// A quoted JQL date literal for `field < literal` that includes every
 /// instant before `t`, however Jira resolves an ambiguous local time.
-pub fn upper_literal(t: DateTime<Utc>, tz: Tz) -> String {
+pub(crate) fn upper_literal(t: DateTime<Utc>, tz: Tz) -> String {
     let mut c = ceil_minute(t);
     for _ in 0..64 {
         let naive = c.with_timezone(&tz).naive_local();
@@ -180,7 +180,7 @@ pub fn upper_literal(t: DateTime<Utc>, tz: Tz) -> String {
 }
 
 /// `base AND <ranges> ORDER BY <order> ASC, key ASC`.
-pub fn search_jql(base: &str, ranges: &[Range], order: DateField, tz: Tz) -> String {
+pub(crate) fn search_jql(base: &str, ranges: &[Range], order: DateField, tz: Tz) -> String {
     let mut s = String::with_capacity(base.len() + 96);
     s.push_str(base);
     for r in ranges {
@@ -204,7 +204,7 @@ pub fn search_jql(base: &str, ranges: &[Range], order: DateField, tz: Tz) -> Str
 }
 
 /// `base AND <ranges>` (for counting; no order needed).
-pub fn count_jql(base: &str, ranges: &[Range], tz: Tz) -> String {
+pub(crate) fn count_jql(base: &str, ranges: &[Range], tz: Tz) -> String {
     let mut s = String::with_capacity(base.len() + 96);
     s.push_str(base);
     for r in ranges {

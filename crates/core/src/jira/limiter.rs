@@ -13,7 +13,7 @@ use crate::config::RetryPolicy;
 
 /// Delay before attempt `attempt + 1` (attempt counts from 1): uniform in
 /// `[0, min(max, base · 2^(attempt-1))]` ("full jitter").
-pub fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
+pub(crate) fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
     let exp = policy
         .base_delay
         .saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
@@ -23,7 +23,7 @@ pub fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
 }
 
 /// Parses `Retry-After`: delta-seconds or an HTTP date.
-pub fn parse_retry_after(v: &str) -> Option<Duration> {
+pub(crate) fn parse_retry_after(v: &str) -> Option<Duration> {
     let v = v.trim();
     if let Ok(secs) = v.parse::<f64>() {
         if secs.is_finite() && secs >= 0.0 {
@@ -56,7 +56,7 @@ struct State {
 
 /// The shared limiter.
 #[derive(Debug)]
-pub struct Limiter {
+pub(crate) struct Limiter {
     state: Mutex<State>,
 }
 
@@ -80,7 +80,7 @@ fn header_f64(h: &HeaderMap, name: &str) -> Option<f64> {
 impl Limiter {
     /// Waits until a request may start; returns how long it waited, or `None`
     /// if `stop` was raised meanwhile.
-    pub async fn acquire(&self, stop: &AtomicBool) -> Option<Duration> {
+    pub(crate) async fn acquire(&self, stop: &AtomicBool) -> Option<Duration> {
         let began = Instant::now();
         loop {
             if stop.load(Ordering::Relaxed) {
@@ -123,7 +123,8 @@ impl Limiter {
     }
 
     /// The current spacing between request starts.
-    pub fn interval(&self) -> Duration {
+    #[cfg(test)]
+    pub(crate) fn interval(&self) -> Duration {
         self.state
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -135,7 +136,7 @@ impl Limiter {
     /// fifth of the tokens remain, requests are spaced at the fill rate;
     /// with more than half left, or five intervals without news, the
     /// spacing is dropped again.
-    pub fn observe(&self, h: &HeaderMap) {
+    pub(crate) fn observe(&self, h: &HeaderMap) {
         let Some(remaining) = header_f64(h, "x-ratelimit-remaining") else {
             return;
         };

@@ -7,7 +7,7 @@ pub mod api;
 pub mod client;
 pub mod error;
 pub mod jql;
-pub mod limiter;
+pub(crate) mod limiter;
 
-pub use api::{IssueHead, Myself, SearchPage, ServerInfo};
-pub use client::{ClientStats, JiraClient};
+pub(crate) use api::{IssueHead, SearchPage};
+pub(crate) use client::JiraClient;

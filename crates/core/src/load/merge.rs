@@ -47,13 +47,13 @@ use crate::db::Ident;
 use crate::tables::{MergeMode, TableSpec};
 
 /// The batch-ordinal column of the staging tables.
-pub const ORD: &str = "_b";
+pub(crate) const ORD: &str = "_b";
 
 /// The accepted-issues temp table (issue id, winning batch, its `updated`).
-pub const ACCEPTED: &str = "stg_accepted";
+pub(crate) const ACCEPTED: &str = "stg_accepted";
 
 /// The column that orders versions of an issue.
-pub const UPDATED: &str = "updated";
+pub(crate) const UPDATED: &str = "updated";
 
 /// The owner column of child tables, and the key of [`ACCEPTED`].
 const ISSUE_ID: &str = "issue_id";
@@ -63,7 +63,7 @@ fn q(name: &str) -> Ident {
 }
 
 /// The staging table of a spec, quoted.
-pub fn stg(spec: &TableSpec) -> Ident {
+pub(crate) fn stg(spec: &TableSpec) -> Ident {
     Ident::new(&format!("stg_{}", spec.name))
 }
 
@@ -73,7 +73,7 @@ pub fn target(schema: &Ident, spec: &TableSpec) -> String {
 }
 
 /// `CREATE TEMP TABLE stg_<t> (… , _b integer NOT NULL) ON COMMIT DROP`.
-pub fn create_temp(spec: &TableSpec) -> String {
+pub(crate) fn create_temp(spec: &TableSpec) -> String {
     let mut s = format!("CREATE TEMP TABLE {} (", stg(spec));
     for c in spec.columns {
         let _ = write!(s, "{} {}, ", q(c.name), c.ty.sql());
@@ -93,7 +93,7 @@ pub fn copy_in(spec: &TableSpec) -> String {
 }
 
 /// The columns that tie a row of a `ReplacePerIssue` table to its issue(s).
-pub fn owner_columns(spec: &TableSpec) -> Vec<&'static str> {
+pub(crate) fn owner_columns(spec: &TableSpec) -> Vec<&'static str> {
     if spec.column(ISSUE_ID).is_some() {
         return vec![ISSUE_ID];
     }
@@ -165,7 +165,7 @@ pub fn accepted(schema: &Ident, issue: &TableSpec) -> String {
 
 /// `$1` ids, `$2` batch ordinals, `$3` updated → rows of [`ACCEPTED`] (the
 /// new issues COPYed directly).
-pub fn accepted_add() -> String {
+pub(crate) fn accepted_add() -> String {
     format!(
         "INSERT INTO {} ({}, {}, {})
          SELECT * FROM unnest($1::int8[], $2::int4[], $3::timestamptz[])",
@@ -432,7 +432,7 @@ fn merge_owned(schema: &Ident, spec: &TableSpec, path: Path) -> String {
 
 /// One table's generated statements.
 #[derive(Debug, Clone)]
-pub struct TableSql {
+pub(crate) struct TableSql {
     pub spec: &'static TableSpec,
     /// `COPY` into its staging table.
     pub copy: String,
@@ -443,7 +443,7 @@ pub struct TableSql {
 
 /// Every table's generated SQL, built once per loader.
 #[derive(Debug, Clone)]
-pub struct UnitSql {
+pub(crate) struct UnitSql {
     /// All `CREATE TEMP TABLE` statements, `;`-separated.
     pub create_temps: String,
     pub accepted: String,
@@ -497,7 +497,7 @@ impl UnitSql {
 
     /// `COPY <schema>.<table> (cols) FROM STDIN`: the direct path's COPY
     /// straight into a warehouse table.
-    pub fn copy_direct(&self, spec: &TableSpec) -> String {
+    pub(crate) fn copy_direct(&self, spec: &TableSpec) -> String {
         format!(
             "COPY {} ({}) FROM STDIN",
             target(&self.schema, spec),

@@ -293,7 +293,7 @@ const BULK_UNIT_FACTOR: u64 = 3;
 /// Whether a failed unit may be redone on a new connection: the connection is
 /// gone, the server is shutting down or restarting, or a serialization
 /// failure / deadlock. Data errors and timeouts are not retried.
-pub fn is_retryable(e: &Error) -> bool {
+pub(crate) fn is_retryable(e: &Error) -> bool {
     match e {
         Error::Db { source, .. } => {
             if source.is_closed() {
@@ -662,7 +662,7 @@ impl Drop for Loader {
 /// `max_rows` rows or `max_pages` pages (see [`Loader::unit_limits`]). A
 /// unit never mixes scopes: a batch of another scope closes the unit.
 #[derive(Debug, Default)]
-pub struct UnitAssembler {
+pub(crate) struct UnitAssembler {
     max_rows: u64,
     max_pages: usize,
     unit: Vec<Batch>,
@@ -692,7 +692,7 @@ impl UnitAssembler {
     }
 
     /// [`UnitAssembler::push`], then the unit being filled too when it is full.
-    pub fn push_full(&mut self, b: Batch) -> Vec<Vec<Batch>> {
+    pub(crate) fn push_full(&mut self, b: Batch) -> Vec<Vec<Batch>> {
         let mut ready: Vec<Vec<Batch>> = self.push(b).into_iter().collect();
         if self.is_full() {
             ready.push(self.take());
@@ -701,12 +701,12 @@ impl UnitAssembler {
     }
 
     /// The unit being filled holds `max_rows` rows or `max_pages` pages.
-    pub fn is_full(&self) -> bool {
+    pub(crate) fn is_full(&self) -> bool {
         self.rows >= self.max_rows || self.unit.len() >= self.max_pages
     }
 
     /// The unit being filled holds less than a quarter of `max_rows`.
-    pub fn is_small(&self) -> bool {
+    pub(crate) fn is_small(&self) -> bool {
         self.rows < self.max_rows / 4
     }
 
@@ -720,7 +720,7 @@ impl UnitAssembler {
 impl Loader {
     /// A loader whose connection (and every reconnection) checks the schema
     /// and holds its advisory lock: what every command that loads uses.
-    pub fn locked(session: &Session, opts: LoadOptions) -> Result<Loader> {
+    pub(crate) fn locked(session: &Session, opts: LoadOptions) -> Result<Loader> {
         let cfg = session.config();
         let mut connector = LockedConnector {
             url: session.database_url()?,

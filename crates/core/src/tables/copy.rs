@@ -167,7 +167,7 @@ impl<'a> CopyRow<'a> {
         self
     }
 
-    pub fn opt_f64(&mut self, v: Option<f64>) -> &mut Self {
+    pub(crate) fn opt_f64(&mut self, v: Option<f64>) -> &mut Self {
         match v {
             Some(v) => self.f64(v),
             None => self.null(),
@@ -180,7 +180,7 @@ impl<'a> CopyRow<'a> {
         self
     }
 
-    pub fn opt_bool(&mut self, v: Option<bool>) -> &mut Self {
+    pub(crate) fn opt_bool(&mut self, v: Option<bool>) -> &mut Self {
         match v {
             Some(v) => self.bool(v),
             None => self.null(),
@@ -219,14 +219,14 @@ impl<'a> CopyRow<'a> {
 
     /// A timestamptz already spelt as [`CopyRow::timestamp`] writes it (the
     /// transform's fast path); needs no escaping.
-    pub fn timestamp_str(&mut self, s: &str) -> &mut Self {
+    pub(crate) fn timestamp_str(&mut self, s: &str) -> &mut Self {
         self.sep(Kind::Timestamp);
         self.buf.extend_from_slice(s.as_bytes());
         self
     }
 
     /// A date already spelt `YYYY-MM-DD`; needs no escaping.
-    pub fn date_str(&mut self, s: &str) -> &mut Self {
+    pub(crate) fn date_str(&mut self, s: &str) -> &mut Self {
         self.sep(Kind::Date);
         self.buf.extend_from_slice(s.as_bytes());
         self
@@ -261,7 +261,7 @@ fn word_needs_escape(x: u64) -> bool {
 }
 
 /// Appends `s` escaped for text COPY; NUL becomes U+FFFD.
-pub fn escape_into(buf: &mut Vec<u8>, s: &str) {
+pub(crate) fn escape_into(buf: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     let mut start = 0;
     let mut i = 0;
@@ -297,7 +297,7 @@ pub fn escape_into(buf: &mut Vec<u8>, s: &str) {
 
 /// Decodes one text-COPY field (the inverse of [`escape_into`], `\N` → `None`).
 /// Used by `replay --dry-run` to show rows and by tests.
-pub fn unescape_field(field: &[u8]) -> Option<String> {
+pub(crate) fn unescape_field(field: &[u8]) -> Option<String> {
     if field == b"\\N" {
         return None;
     }

@@ -48,7 +48,7 @@ mod ddl_check;
 
 use std::fmt::Write as _;
 
-pub use copy::{CopyRow, NUL_REPLACEMENT, decode_rows, escape_into, unescape_field};
+pub use copy::{CopyRow, NUL_REPLACEMENT, decode_rows};
 
 use crate::db::Ident;
 
@@ -84,7 +84,7 @@ impl PgType {
     }
 
     /// The type in `CREATE TABLE`.
-    pub fn ddl(self) -> &'static str {
+    pub(crate) fn ddl(self) -> &'static str {
         match self {
             PgType::Bigserial => "bigserial",
             PgType::Timestamptz => "timestamptz",
@@ -214,7 +214,7 @@ impl TableSpec {
 
 /// `CREATE TABLE IF NOT EXISTS <schema>.<table> (…)` from the spec (columns,
 /// types, NOT NULL, defaults, primary key), every identifier quoted.
-pub fn create_table(schema: &Ident, spec: &TableSpec) -> String {
+pub(crate) fn create_table(schema: &Ident, spec: &TableSpec) -> String {
     let mut s = format!("CREATE TABLE IF NOT EXISTS {schema}.{} (", spec.ident());
     for c in spec.columns {
         let _ = write!(s, "\n    {} {}", Ident::new(c.name), c.ty.ddl());
@@ -274,7 +274,7 @@ pub const ISSUE_LABEL: TableSpec = TableSpec {
     merge: MergeMode::ReplacePerIssue,
 };
 
-pub const ISSUE_COMPONENT: TableSpec = TableSpec {
+pub(crate) const ISSUE_COMPONENT: TableSpec = TableSpec {
     name: "issue_component",
     columns: &[
         col("issue_id", Int8),
@@ -286,7 +286,7 @@ pub const ISSUE_COMPONENT: TableSpec = TableSpec {
     merge: MergeMode::ReplacePerIssue,
 };
 
-pub const ISSUE_VERSION: TableSpec = TableSpec {
+pub(crate) const ISSUE_VERSION: TableSpec = TableSpec {
     name: "issue_version",
     columns: &[
         col("issue_id", Int8),
@@ -301,7 +301,7 @@ pub const ISSUE_VERSION: TableSpec = TableSpec {
     merge: MergeMode::ReplacePerIssue,
 };
 
-pub const ISSUE_LINK: TableSpec = TableSpec {
+pub(crate) const ISSUE_LINK: TableSpec = TableSpec {
     name: "issue_link",
     columns: &[
         col("link_id", Int8),
@@ -321,7 +321,7 @@ pub const ISSUE_LINK: TableSpec = TableSpec {
     merge: MergeMode::ReplacePerIssue,
 };
 
-pub const CHANGELOG: TableSpec = TableSpec {
+pub(crate) const CHANGELOG: TableSpec = TableSpec {
     name: "changelog",
     columns: &[
         col("history_id", Int8),
@@ -334,7 +334,7 @@ pub const CHANGELOG: TableSpec = TableSpec {
     merge: MergeMode::InsertOnce,
 };
 
-pub const CHANGELOG_ITEM: TableSpec = TableSpec {
+pub(crate) const CHANGELOG_ITEM: TableSpec = TableSpec {
     name: "changelog_item",
     columns: &[
         col("history_id", Int8),
@@ -362,7 +362,7 @@ pub const CHANGELOG_ITEM: TableSpec = TableSpec {
 /// option's value); `user` → text_value (name) + user_key; `sprint` → option_id
 /// (sprint id) + text_value (name) + sprint_state; `json` → json_value (any other
 /// shape, kept as its JSON text).
-pub const ISSUE_FIELD_VALUE: TableSpec = TableSpec {
+pub(crate) const ISSUE_FIELD_VALUE: TableSpec = TableSpec {
     name: "issue_field_value",
     columns: &[
         col("issue_id", Int8),
@@ -383,7 +383,7 @@ pub const ISSUE_FIELD_VALUE: TableSpec = TableSpec {
     merge: MergeMode::ReplacePerIssue,
 };
 
-pub const FIELD: TableSpec = TableSpec {
+pub(crate) const FIELD: TableSpec = TableSpec {
     name: "field",
     columns: &[
         col("field_id", Text),
@@ -401,7 +401,7 @@ pub const FIELD: TableSpec = TableSpec {
 
 /// Where the incremental cursor of each scope stands. Moves only in the
 /// transaction that loads the data it covers ([`crate::bookkeeping::checkpoint`]).
-pub const CHECKPOINT: TableSpec = TableSpec {
+pub(crate) const CHECKPOINT: TableSpec = TableSpec {
     name: "checkpoint",
     columns: &[
         col("scope", Text),
@@ -416,7 +416,7 @@ pub const CHECKPOINT: TableSpec = TableSpec {
 
 /// Ledger of loaded pages: loading a page twice changes nothing
 /// ([`crate::bookkeeping::page_ledger`]).
-pub const PAGE_LEDGER: TableSpec = TableSpec {
+pub(crate) const PAGE_LEDGER: TableSpec = TableSpec {
     name: "page_ledger",
     columns: &[
         col("scope", Text).not_null(),
@@ -433,7 +433,7 @@ pub const PAGE_LEDGER: TableSpec = TableSpec {
 
 /// Issues that could not be transformed or loaded, with the reason
 /// ([`crate::bookkeeping::quarantine`]).
-pub const QUARANTINE: TableSpec = TableSpec {
+pub(crate) const QUARANTINE: TableSpec = TableSpec {
     name: "quarantine",
     columns: &[
         col("scope", Text).not_null(),
@@ -448,7 +448,7 @@ pub const QUARANTINE: TableSpec = TableSpec {
 };
 
 /// One row per pipeline run ([`crate::bookkeeping::run_history`]).
-pub const RUN_HISTORY: TableSpec = TableSpec {
+pub(crate) const RUN_HISTORY: TableSpec = TableSpec {
     name: "run_history",
     columns: &[
         col("run_id", Bigserial),
@@ -465,7 +465,7 @@ pub const RUN_HISTORY: TableSpec = TableSpec {
 
 /// The digest of the stored version of each issue, so the loader skips
 /// unchanged issues before the COPY ([`crate::bookkeeping::issue_digest`]).
-pub const ISSUE_DIGEST: TableSpec = TableSpec {
+pub(crate) const ISSUE_DIGEST: TableSpec = TableSpec {
     name: "issue_digest",
     columns: &[col("issue_id", Int8), col("digest", Text)],
     key: &["issue_id"],
@@ -475,7 +475,7 @@ pub const ISSUE_DIGEST: TableSpec = TableSpec {
 
 /// Secondary indexes dropped for a bulk first load, with their definitions
 /// ([`crate::bookkeeping::deferred_index`]).
-pub const DEFERRED_INDEX: TableSpec = TableSpec {
+pub(crate) const DEFERRED_INDEX: TableSpec = TableSpec {
     name: "deferred_index",
     columns: &[col("index_name", Text), col("definition", Text).not_null()],
     key: &["index_name"],

@@ -49,13 +49,17 @@ pub struct FieldType {
 }
 
 impl FieldType {
-    pub const INFER: FieldType = FieldType {
+    pub(crate) const INFER: FieldType = FieldType {
         elem: Elem::Infer,
         array: false,
     };
 
     /// From a field schema: `type`, `items`, `custom`.
-    pub fn from_schema(ty: Option<&str>, items: Option<&str>, custom: Option<&str>) -> FieldType {
+    pub(crate) fn from_schema(
+        ty: Option<&str>,
+        items: Option<&str>,
+        custom: Option<&str>,
+    ) -> FieldType {
         let custom = custom.unwrap_or("");
         if custom.ends_with(":gh-sprint") {
             return FieldType {
@@ -166,7 +170,7 @@ impl Catalog {
         Ok(Catalog::from_fields(fields))
     }
 
-    pub fn from_fields(fields: Vec<FieldDef>) -> Catalog {
+    pub(crate) fn from_fields(fields: Vec<FieldDef>) -> Catalog {
         let mut by_id = HashMap::with_capacity(fields.len());
         let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, f) in fields.iter().enumerate() {
@@ -207,7 +211,7 @@ impl Catalog {
     }
 
     /// `field` table rows, one per catalogue entry, sorted by id.
-    pub fn write_field_rows(&self, out: &mut Vec<u8>) -> u64 {
+    pub(crate) fn write_field_rows(&self, out: &mut Vec<u8>) -> u64 {
         for f in &self.fields {
             CopyRow::of(&tables::FIELD, out)
                 .text(&f.id)
@@ -234,7 +238,7 @@ pub struct Selection {
 
 impl Selection {
     /// Resolves a scope's `fields` list (`*all`, ids, names) through the catalogue.
-    pub fn resolve(scope: &Scope, catalog: &Catalog) -> Selection {
+    pub(crate) fn resolve(scope: &Scope, catalog: &Catalog) -> Selection {
         let mut sel = Selection {
             all: scope.all_custom_fields(),
             ids: HashSet::new(),
@@ -269,7 +273,7 @@ impl Selection {
         }
     }
 
-    pub fn wants(&self, id: &str, page_names: Option<&HashMap<&str, &str>>) -> bool {
+    pub(crate) fn wants(&self, id: &str, page_names: Option<&HashMap<&str, &str>>) -> bool {
         if self.all || self.ids.contains(id) {
             return true;
         }
@@ -283,7 +287,7 @@ impl Selection {
 }
 
 /// Per-page typing context: the catalogue plus the page's own `schema` map.
-pub struct Typing<'a, 't, 'i> {
+pub(crate) struct Typing<'a, 't, 'i> {
     pub catalog: &'a Catalog,
     pub page_schema: HashMap<&'i str, FieldType>,
     pub page_names: Option<HashMap<&'i str, &'i str>>,
@@ -331,11 +335,11 @@ impl<'a, 't, 'i> Typing<'a, 't, 'i> {
         }
     }
 
-    pub fn wants(&self, id: &str) -> bool {
+    pub(crate) fn wants(&self, id: &str) -> bool {
         self.selection.wants(id, self.page_names.as_ref())
     }
 
-    pub fn type_of(&self, id: &str) -> FieldType {
+    pub(crate) fn type_of(&self, id: &str) -> FieldType {
         if let Some(f) = self.catalog.get(id) {
             return f.ty;
         }
@@ -372,7 +376,7 @@ const SPRINT_PREFIX: &str = "com.atlassian.greenhopper.service.sprint.Sprint@";
 
 /// Parses `com.atlassian.greenhopper.service.sprint.Sprint@1a2b[id=1,rapidViewId=2,state=CLOSED,name=Sprint 1,…]`.
 /// A value runs until the next `,<identifier>=`, so names may contain commas.
-pub fn parse_sprint(s: &str) -> Option<Sprint<'_>> {
+pub(crate) fn parse_sprint(s: &str) -> Option<Sprint<'_>> {
     let rest = s.strip_prefix(SPRINT_PREFIX)?;
     let open = rest.find('[')?;
     let body = rest[open + 1..].strip_suffix(']')?;
@@ -412,7 +416,7 @@ pub fn parse_sprint(s: &str) -> Option<Sprint<'_>> {
 }
 
 /// Writes the `issue_field_value` rows of one custom field; returns the count.
-pub fn write_custom(
+pub(crate) fn write_custom(
     out: &mut Vec<u8>,
     scratch: &mut String,
     issue_id: i64,

@@ -18,19 +18,19 @@ use crate::batch::{IssueVersion, QuarantinedIssue};
 use crate::tables::{self, CopyRow};
 
 /// Index of each table in [`tables::ALL`] (checked by a test).
-pub const T_FIELD: usize = 0;
-pub const T_ISSUE: usize = 1;
-pub const T_LABEL: usize = 2;
-pub const T_COMPONENT: usize = 3;
-pub const T_VERSION: usize = 4;
-pub const T_LINK: usize = 5;
-pub const T_CHANGELOG: usize = 6;
-pub const T_ITEM: usize = 7;
-pub const T_FIELD_VALUE: usize = 8;
-pub const N_TABLES: usize = 9;
+pub(crate) const T_FIELD: usize = 0;
+pub(crate) const T_ISSUE: usize = 1;
+pub(crate) const T_LABEL: usize = 2;
+pub(crate) const T_COMPONENT: usize = 3;
+pub(crate) const T_VERSION: usize = 4;
+pub(crate) const T_LINK: usize = 5;
+pub(crate) const T_CHANGELOG: usize = 6;
+pub(crate) const T_ITEM: usize = 7;
+pub(crate) const T_FIELD_VALUE: usize = 8;
+pub(crate) const N_TABLES: usize = 9;
 
 /// The rows of one page being built.
-pub struct Out {
+pub(crate) struct Out {
     pub bufs: [Vec<u8>; N_TABLES],
     pub counts: [u64; N_TABLES],
     /// Links already written for this page (a link between two issues of the
@@ -57,7 +57,7 @@ impl Out {
 
     /// Reserves room for the rows of a page of `len` JSON bytes, so buffers
     /// rarely grow (and copy) while rows are written.
-    pub fn reserve_for(&mut self, len: usize) {
+    pub(crate) fn reserve_for(&mut self, len: usize) {
         const SHARE: [usize; N_TABLES] = [0, 16, 256, 256, 128, 64, 32, 8, 16];
         for (b, share) in self.bufs.iter_mut().zip(SHARE) {
             if let Some(n) = len.checked_div(share) {
@@ -67,7 +67,7 @@ impl Out {
     }
 
     /// `(table, rows)` for every table with rows, in `tables::ALL` order.
-    pub fn into_data(self) -> (TableData, Vec<(&'static str, u64)>) {
+    pub(crate) fn into_data(self) -> (TableData, Vec<(&'static str, u64)>) {
         let mut data = Vec::new();
         let mut counts = Vec::new();
         let mut unused = Vec::new();
@@ -111,7 +111,7 @@ pub fn recycle(data: TableData) {
 }
 
 /// Text-COPY bytes per table, as in [`crate::batch::Batch::data`].
-pub type TableData = Vec<(&'static str, Vec<u8>)>;
+pub(crate) type TableData = Vec<(&'static str, Vec<u8>)>;
 
 /// Where the buffers stood before an issue, to roll it back.
 struct Mark {
@@ -205,7 +205,7 @@ pub fn issue_id(issue: V<'_, '_>) -> Option<i64> {
 }
 
 /// `fields.updated` of an issue, parsed (for choosing among duplicates).
-pub fn issue_updated(issue: V<'_, '_>) -> Option<DateTime<Utc>> {
+pub(crate) fn issue_updated(issue: V<'_, '_>) -> Option<DateTime<Utc>> {
     issue
         .get("fields")?
         .get_str("updated")
@@ -213,7 +213,7 @@ pub fn issue_updated(issue: V<'_, '_>) -> Option<DateTime<Utc>> {
 }
 
 /// Transforms one issue into `out`; on error nothing of it stays in `out`.
-pub fn transform_issue<'t, 'i>(
+pub(crate) fn transform_issue<'t, 'i>(
     out: &mut Out,
     typing: &Typing<'_, 't, 'i>,
     issue: V<'t, 'i>,

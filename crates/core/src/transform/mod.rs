@@ -38,7 +38,7 @@ use issue::{Out, T_FIELD};
 use tape::V;
 
 /// Format version of the batches this module writes.
-pub const BATCH_FORMAT: u32 = 1;
+pub(crate) const BATCH_FORMAT: u32 = 1;
 
 /// Why a page cannot be transformed; the page goes to the quarantine.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -383,7 +383,7 @@ impl fmt::Display for TransformReport {
 
 /// Field catalogues by run id, loaded once per run.
 #[derive(Default)]
-pub struct CatalogCache {
+pub(crate) struct CatalogCache {
     map: Mutex<HashMap<String, Arc<Catalog>>>,
 }
 

@@ -70,7 +70,7 @@ impl<'t, 'i> V<'t, 'i> {
         }
     }
 
-    pub fn is_number(&self) -> bool {
+    pub(crate) fn is_number(&self) -> bool {
         matches!(
             self.head(),
             Some(Node::Static(
@@ -96,7 +96,7 @@ impl<'t, 'i> V<'t, 'i> {
     }
 
     /// Key/value pairs, if this is an object.
-    pub fn obj(&self) -> Option<ObjIter<'t, 'i>> {
+    pub(crate) fn obj(&self) -> Option<ObjIter<'t, 'i>> {
         match self.head() {
             Some(Node::Object { len, .. }) => Some(ObjIter {
                 rest: &self.0[1..],
@@ -107,7 +107,7 @@ impl<'t, 'i> V<'t, 'i> {
     }
 
     /// Elements, if this is an array.
-    pub fn arr(&self) -> Option<ArrIter<'t, 'i>> {
+    pub(crate) fn arr(&self) -> Option<ArrIter<'t, 'i>> {
         match self.head() {
             Some(Node::Array { len, .. }) => Some(ArrIter {
                 rest: &self.0[1..],
@@ -123,17 +123,17 @@ impl<'t, 'i> V<'t, 'i> {
     }
 
     /// `get(key)` that is neither absent nor null.
-    pub fn get_some(&self, key: &str) -> Option<V<'t, 'i>> {
+    pub(crate) fn get_some(&self, key: &str) -> Option<V<'t, 'i>> {
         self.get(key).filter(|v| !v.is_null())
     }
 
     /// A string member.
-    pub fn get_str(&self, key: &str) -> Option<&'i str> {
+    pub(crate) fn get_str(&self, key: &str) -> Option<&'i str> {
         self.get(key)?.str()
     }
 
     /// Writes this value as compact JSON.
-    pub fn write_json(&self, out: &mut String) {
+    pub(crate) fn write_json(&self, out: &mut String) {
         write_value(self.0, out);
     }
 
@@ -145,7 +145,7 @@ impl<'t, 'i> V<'t, 'i> {
 
     /// A scalar's text (strings as they are, numbers and booleans as JSON), or
     /// the JSON text of a container; `None` for null.
-    pub fn scalar_text<'a>(&self, scratch: &'a mut String) -> Option<&'a str>
+    pub(crate) fn scalar_text<'a>(&self, scratch: &'a mut String) -> Option<&'a str>
     where
         'i: 'a,
     {
@@ -162,7 +162,7 @@ impl<'t, 'i> V<'t, 'i> {
 }
 
 /// Parses a decimal integer with an optional leading `-`; nothing else.
-pub fn parse_i64(s: &str) -> Option<i64> {
+pub(crate) fn parse_i64(s: &str) -> Option<i64> {
     let b = s.as_bytes();
     let (neg, digits) = match b.first()? {
         b'-' => (true, &b[1..]),
@@ -182,7 +182,7 @@ pub fn parse_i64(s: &str) -> Option<i64> {
     Some(if neg { -v } else { v })
 }
 
-pub struct ObjIter<'t, 'i> {
+pub(crate) struct ObjIter<'t, 'i> {
     rest: &'t [Node<'i>],
     left: usize,
 }
@@ -205,7 +205,7 @@ impl<'t, 'i> Iterator for ObjIter<'t, 'i> {
     }
 }
 
-pub struct ArrIter<'t, 'i> {
+pub(crate) struct ArrIter<'t, 'i> {
     rest: &'t [Node<'i>],
     left: usize,
 }

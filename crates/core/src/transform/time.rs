@@ -61,7 +61,7 @@ fn ymd(b: &[u8]) -> Option<(i32, u32, u32)> {
 }
 
 /// Parses a Jira date-time with an offset into the exact UTC instant.
-pub fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {
+pub(crate) fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {
     let b = s.as_bytes();
     let (y, mo, d) = ymd(b)?;
     if !matches!(b.get(10), Some(b'T') | Some(b' ')) || b.get(13) != Some(&b':') {
@@ -121,7 +121,7 @@ pub fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {
 }
 
 /// Parses `YYYY-MM-DD` (nothing else) into a date.
-pub fn parse_date(s: &str) -> Option<NaiveDate> {
+pub(crate) fn parse_date(s: &str) -> Option<NaiveDate> {
     let b = s.as_bytes();
     if b.len() != 10 {
         return None;
@@ -131,7 +131,7 @@ pub fn parse_date(s: &str) -> Option<NaiveDate> {
 }
 
 /// A short ASCII rendering on the stack (timestamps and dates for COPY).
-pub struct Stamp {
+pub(crate) struct Stamp {
     buf: [u8; 32],
     len: usize,
 }
@@ -159,7 +159,7 @@ impl Stamp {
 
 /// `2024-03-10 06:59:59.123000+00`, exactly what `CopyRow::timestamp` writes;
 /// `None` for years outside 0..=9999 (use `CopyRow::timestamp` then).
-pub fn timestamp_text(t: DateTime<Utc>) -> Option<Stamp> {
+pub(crate) fn timestamp_text(t: DateTime<Utc>) -> Option<Stamp> {
     use chrono::{Datelike, Timelike};
     // The naive UTC value once: DateTime's accessors re-apply the offset each call.
     let t = t.naive_utc();
@@ -189,7 +189,7 @@ pub fn timestamp_text(t: DateTime<Utc>) -> Option<Stamp> {
 }
 
 /// `2024-03-10`; `None` for years outside 0..=9999.
-pub fn date_text(d: NaiveDate) -> Option<Stamp> {
+pub(crate) fn date_text(d: NaiveDate) -> Option<Stamp> {
     use chrono::Datelike;
     let y = u32::try_from(d.year()).ok().filter(|y| *y <= 9999)?;
     let mut s = Stamp::new();
@@ -203,7 +203,7 @@ pub fn date_text(d: NaiveDate) -> Option<Stamp> {
 }
 
 /// Writes an optional timestamp column through the fast path.
-pub fn put_ts(row: &mut crate::tables::CopyRow<'_>, t: Option<DateTime<Utc>>) {
+pub(crate) fn put_ts(row: &mut crate::tables::CopyRow<'_>, t: Option<DateTime<Utc>>) {
     match t {
         None => {
             row.null();
@@ -220,7 +220,7 @@ pub fn put_ts(row: &mut crate::tables::CopyRow<'_>, t: Option<DateTime<Utc>>) {
 }
 
 /// Writes an optional date column through the fast path.
-pub fn put_date(row: &mut crate::tables::CopyRow<'_>, d: Option<NaiveDate>) {
+pub(crate) fn put_date(row: &mut crate::tables::CopyRow<'_>, d: Option<NaiveDate>) {
     match d {
         None => {
             row.null();

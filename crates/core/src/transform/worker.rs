@@ -25,7 +25,7 @@ pub fn pool(threads: usize) -> Result<rayon::ThreadPool> {
 }
 
 /// A page read from staging with what typing it needs.
-pub struct PageJob {
+pub(crate) struct PageJob {
     pub page: PageRef,
     pub meta: PageMeta,
     pub body: Vec<u8>,
@@ -34,7 +34,7 @@ pub struct PageJob {
 }
 
 /// What became of a page the worker was asked to prepare.
-pub enum Prepared {
+pub(crate) enum Prepared {
     /// Read and ready to transform.
     Ready(Box<PageJob>),
     /// Unreadable or misnamed: moved to quarantine.
@@ -44,7 +44,7 @@ pub enum Prepared {
 }
 
 /// See the module docs.
-pub struct PageWorker<'a> {
+pub(crate) struct PageWorker<'a> {
     cfg: &'a Config,
     st: &'a Staging,
     catalogs: CatalogCache,
