@@ -330,18 +330,20 @@ impl AsyncWrite for ConnIo {
             CUT_NONE => Poll::Ready(Ok(())),
             CUT_DONE => Poll::Ready(Err(Self::cut_error())),
             how => {
-                if how == CUT_RESET {
-                    // Closing with zero linger sends RST instead of FIN.
-                    let _ = this.inner.set_zero_linger();
-                } else {
-                    ready!(Pin::new(&mut this.inner).poll_shutdown(cx))?;
-                }
-                this.cut.store(CUT_DONE, Ordering::Release);
+                // Counted before the client can see the cut.
                 this.shared
                     .stats
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .cut_connections += 1;
+                this.cut.store(CUT_DONE, Ordering::Release);
+                if how == CUT_RESET {
+                    // Closing with zero linger sends RST instead of FIN.
+                    let _ = this.inner.set_zero_linger();
+                } else {
+                    // A TCP shutdown is one system call, never pending.
+                    let _ = Pin::new(&mut this.inner).poll_shutdown(cx);
+                }
                 Poll::Ready(Err(Self::cut_error()))
             }
         }
@@ -912,6 +914,9 @@ async fn search(sh: &Arc<Shared>, p: SearchParams, auth: &Auth) -> Response {
 
 #[cfg(test)]
 mod tests {
+    use std::io::{ErrorKind, Read, Write};
+    use std::net::TcpStream;
+
     use super::*;
 
     #[test]
@@ -929,5 +934,72 @@ mod tests {
         );
         assert_eq!(percent_decode("100%"), "100%");
         assert_eq!(percent_decode("%E2%9C%93"), "✓");
+    }
+
+    /// One request on a fresh connection, read to EOF or error: (head, body
+    /// bytes received, declared length, the read error if any).
+    fn raw(url: &str, path: &str, close: bool) -> (String, Vec<u8>, usize, Option<ErrorKind>) {
+        let addr = url.trim_start_matches("http://");
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let conn = if close { "Connection: close\r\n" } else { "" };
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer sim-token\r\n{conn}\r\n"
+        )
+        .unwrap();
+        let mut buf = Vec::new();
+        let err = s.read_to_end(&mut buf).err().map(|e| e.kind());
+        let split = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let head = String::from_utf8_lossy(&buf[..split]).into_owned();
+        let declared = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-Length: "))
+            .unwrap()
+            .parse()
+            .unwrap();
+        (head, buf[split + 4..].to_vec(), declared, err)
+    }
+
+    /// The cuts happen on the wire as documented, also for a body larger than
+    /// hyper's write buffer (a page of 100 issues with changelogs, ~1 MB):
+    /// exactly half, then FIN; at most half, then RST; a truncated body is
+    /// complete HTTP and the connection closes after it.
+    #[test]
+    fn cuts_on_the_wire() {
+        let sim = crate::Simulator::start(crate::SimConfig::default().issues(300)).unwrap();
+        let path = "/rest/api/2/search?jql=&maxResults=100&expand=changelog";
+        let (head, good, declared, err) = raw(sim.url(), path, true);
+        assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+        assert_eq!((good.len(), err), (declared, None));
+        assert!(good.len() > 800_000, "{}", good.len());
+        let half = good.len() / 2;
+
+        sim.schedule_search_faults(Fault::CloseMidBody, 1);
+        let (head, body, declared, err) = raw(sim.url(), path, false);
+        assert!(head.contains("Connection: close"), "{head}");
+        assert_eq!((declared, body.len(), err), (good.len(), half, None));
+        assert_eq!(body, good[..half]);
+
+        sim.schedule_search_faults(Fault::ResetMidBody, 1);
+        let (_, body, declared, err) = raw(sim.url(), path, false);
+        assert_eq!(
+            (declared, err),
+            (good.len(), Some(ErrorKind::ConnectionReset))
+        );
+        assert!(
+            body.len() <= half && good.starts_with(&body),
+            "{}",
+            body.len()
+        );
+
+        sim.schedule_search_faults(Fault::TruncatedBody, 1);
+        let (head, body, declared, err) = raw(sim.url(), path, false);
+        assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+        assert_eq!((declared, body.len(), err), (half, half, None));
+
+        let st = sim.stats();
+        assert_eq!(st.cut_connections, 2);
+        assert_eq!(st.bytes_sent, (good.len() + 3 * half) as u64);
     }
 }
