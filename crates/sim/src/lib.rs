@@ -21,7 +21,7 @@
 //! - [`jql`]: the JQL parser, compiler and evaluator.
 //! - [`faults`]: fault kinds, probabilities and schedules.
 //! - [`state`]: mutations, hook, statistics, ground truth ([`SimControl`]).
-//! - [`server`]: the HTTP/1.1 server on its own thread and tokio runtime.
+//! - [`server`]: the HTTP/1.1 server (hyper) on its own thread and tokio runtime.
 //! - [`admin`]: `/_sim/…` endpoints to script mutations and faults over HTTP.
 //!
 //! The modules form a DAG, leaves first: `catalog`, `rng`, `json` → `frags`
