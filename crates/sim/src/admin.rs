@@ -24,102 +24,21 @@ use super::state::{IssueUpdate, SimControl};
 
 /// Handles `/_sim/…`; returns (status, JSON body).
 pub(crate) fn handle(ctl: &SimControl, method: &str, path: &str, body: &[u8]) -> (u16, String) {
-    let req: Value = if body.is_empty() {
-        json!({})
+    let req = if body.is_empty() {
+        Body(json!({}))
     } else {
         match serde_json::from_slice(body) {
-            Ok(v) => v,
+            Ok(v) => Body(v),
             Err(e) => return err(400, &format!("the request body is not JSON: {e}")),
         }
     };
-    let ids = |k: &str| -> Vec<u64> {
-        req.get(k)
-            .and_then(|v| v.as_array())
-            .map(|a| a.iter().filter_map(|x| x.as_u64()).collect())
-            .unwrap_or_default()
-    };
-    let strs = |k: &str| -> Vec<String> {
-        req.get(k)
-            .and_then(|v| v.as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| x.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let s = |k: &str| req.get(k).and_then(|v| v.as_str()).map(str::to_string);
-    let n = |k: &str| req.get(k).and_then(|v| v.as_u64());
     match (method, path) {
-        ("GET", "/_sim/stats") => {
-            let st = ctl.stats();
-            let by: Vec<Value> = st
-                .by_endpoint
-                .iter()
-                .map(|((e, c), n)| json!({"endpoint": e, "status": c, "count": n}))
-                .collect();
-            ok(json!({
-                "requests": st.requests, "rate_limited": st.rate_limited, "faults": st.faults,
-                "cut_connections": st.cut_connections, "bytes_sent": st.bytes_sent,
-                "searches_served": st.searches_served, "by_endpoint": by
-            }))
-        }
-        ("GET", "/_sim/truth") => {
-            let list: Vec<Value> = ctl
-                .ground_truth()
-                .iter()
-                .map(|i| {
-                    json!({
-                        "id": i.id, "key": i.key, "project": i.project_key,
-                        "updated": i.updated_ms, "created": i.created_ms,
-                        "summary": i.summary, "status": i.status_name(), "labels": i.labels,
-                        "link_ids": i.link_ids(), "history_ids": i.history_ids(),
-                    })
-                })
-                .collect();
-            ok(json!({ "issues": list, "deleted": ctl.deleted_ids() }))
-        }
-        ("POST", "/_sim/update") => {
-            let mut u = IssueUpdate::new();
-            if let Some(x) = s("summary") {
-                u = u.summary(x);
-            }
-            if let Some(x) = s("status") {
-                u = u.status(x);
-            }
-            u.add_labels = strs("add_labels");
-            u.remove_labels = strs("remove_labels");
-            u.remove_all_links = req
-                .get("remove_all_links")
-                .and_then(|v| v.as_bool())
-                .unwrap_or(false);
-            let ids = ids("ids");
-            for id in &ids {
-                if let Err(e) = ctl.update_issue(*id, &u) {
-                    return err(400, &e);
-                }
-            }
-            ok(json!({ "updated": ids }))
-        }
-        ("POST", "/_sim/bulk-edit") => {
-            let mut list = ids("ids");
-            if let Some(p) = s("project") {
-                list = ctl.ids_in_project(&p);
-            }
-            if let Some(c) = n("count") {
-                list.truncate(c as usize);
-            }
-            let mut u = IssueUpdate::new();
-            if let Some(l) = s("add_label") {
-                u = u.add_label(l);
-            }
-            match ctl.bulk_edit(&list, &u) {
-                Ok(t) => ok(json!({ "edited": list.len(), "first": t.first(), "last": t.last() })),
-                Err(e) => err(400, &e),
-            }
-        }
+        ("GET", "/_sim/stats") => stats(ctl),
+        ("GET", "/_sim/truth") => truth(ctl),
+        ("POST", "/_sim/update") => update(ctl, &req),
+        ("POST", "/_sim/bulk-edit") => bulk_edit(ctl, &req),
         ("POST", "/_sim/move") => {
-            let (Some(id), Some(p)) = (n("id"), s("project")) else {
+            let (Some(id), Some(p)) = (req.n("id"), req.s("project")) else {
                 return err(400, "give \"id\" and \"project\"");
             };
             match ctl.move_issue(id, &p) {
@@ -127,57 +46,167 @@ pub(crate) fn handle(ctl: &SimControl, method: &str, path: &str, body: &[u8]) ->
                 Err(e) => err(400, &e),
             }
         }
-        ("POST", "/_sim/delete") => match ctl.delete_issues(&ids("ids")) {
-            Ok(()) => ok(json!({ "deleted": ids("ids") })),
+        ("POST", "/_sim/delete") => match ctl.delete_issues(&req.ids("ids")) {
+            Ok(()) => ok(json!({ "deleted": req.ids("ids") })),
             Err(e) => err(400, &e),
         },
-        ("POST", "/_sim/faults") => {
-            let count = n("count").unwrap_or(1) as usize;
-            let fault = match s("fault").as_deref() {
-                Some("429") => Fault::RateLimit {
-                    retry_after_secs: n("retry_after").unwrap_or(1),
-                },
-                Some(c @ ("500" | "502" | "503" | "504")) => {
-                    Fault::Status(c.parse().unwrap_or(500))
-                }
-                Some("html502") => Fault::HtmlBadGateway,
-                Some("html200") => Fault::HtmlLoginPage,
-                Some("reset") => Fault::ResetMidBody,
-                Some("truncate") => Fault::TruncatedBody,
-                Some("close") => Fault::CloseMidBody,
-                Some("slow") => Fault::SlowFirstByte {
-                    ms: n("ms").unwrap_or(2000),
-                },
-                other => return err(400, &format!("unknown fault {other:?}")),
-            };
-            if s("scope").as_deref() == Some("all") {
-                ctl.schedule_faults(fault, count);
-            } else {
-                ctl.schedule_search_faults(fault, count);
-            }
-            ok(json!({ "scheduled": count }))
-        }
+        ("POST", "/_sim/faults") => faults(ctl, &req),
         ("POST", "/_sim/faults/clear") => {
             ctl.clear_faults();
             ok(json!({}))
         }
-        ("POST", "/_sim/poison") => {
-            let kind = match s("kind").as_deref() {
-                Some("wrong_type") => Poison::WrongType,
-                Some("bad_date") => Poison::BadDate,
-                other => return err(400, &format!("unknown poison {other:?}")),
-            };
-            match n("id").map(|id| ctl.poison_issue(id, kind)) {
-                Some(Ok(())) => ok(json!({})),
-                Some(Err(e)) => err(400, &e),
-                None => err(400, "give \"id\""),
-            }
-        }
+        ("POST", "/_sim/poison") => poison(ctl, &req),
         ("POST", "/_sim/latency") => {
-            ctl.set_latency_ms(n("ms").unwrap_or(0));
+            ctl.set_latency_ms(req.n("ms").unwrap_or(0));
             ok(json!({}))
         }
         _ => err(404, &format!("no admin endpoint {method} {path}")),
+    }
+}
+
+/// An admin request's JSON body, read leniently (a missing key is empty).
+struct Body(Value);
+
+impl Body {
+    fn ids(&self, k: &str) -> Vec<u64> {
+        self.0
+            .get(k)
+            .and_then(|v| v.as_array())
+            .map(|a| a.iter().filter_map(|x| x.as_u64()).collect())
+            .unwrap_or_default()
+    }
+    fn strs(&self, k: &str) -> Vec<String> {
+        self.0
+            .get(k)
+            .and_then(|v| v.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+    fn s(&self, k: &str) -> Option<String> {
+        self.0.get(k).and_then(|v| v.as_str()).map(str::to_string)
+    }
+    fn n(&self, k: &str) -> Option<u64> {
+        self.0.get(k).and_then(|v| v.as_u64())
+    }
+}
+
+/// `GET /_sim/stats`.
+fn stats(ctl: &SimControl) -> (u16, String) {
+    let st = ctl.stats();
+    let by: Vec<Value> = st
+        .by_endpoint
+        .iter()
+        .map(|((e, c), n)| json!({"endpoint": e, "status": c, "count": n}))
+        .collect();
+    ok(json!({
+        "requests": st.requests, "rate_limited": st.rate_limited, "faults": st.faults,
+        "cut_connections": st.cut_connections, "bytes_sent": st.bytes_sent,
+        "searches_served": st.searches_served, "by_endpoint": by
+    }))
+}
+
+/// `GET /_sim/truth`.
+fn truth(ctl: &SimControl) -> (u16, String) {
+    let list: Vec<Value> = ctl
+        .ground_truth()
+        .iter()
+        .map(|i| {
+            json!({
+                "id": i.id, "key": i.key, "project": i.project_key,
+                "updated": i.updated_ms, "created": i.created_ms,
+                "summary": i.summary, "status": i.status_name(), "labels": i.labels,
+                "link_ids": i.link_ids(), "history_ids": i.history_ids(),
+            })
+        })
+        .collect();
+    ok(json!({ "issues": list, "deleted": ctl.deleted_ids() }))
+}
+
+/// `POST /_sim/update`.
+fn update(ctl: &SimControl, req: &Body) -> (u16, String) {
+    let mut u = IssueUpdate::new();
+    if let Some(x) = req.s("summary") {
+        u = u.summary(x);
+    }
+    if let Some(x) = req.s("status") {
+        u = u.status(x);
+    }
+    u.add_labels = req.strs("add_labels");
+    u.remove_labels = req.strs("remove_labels");
+    u.remove_all_links = req
+        .0
+        .get("remove_all_links")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
+    let ids = req.ids("ids");
+    for id in &ids {
+        if let Err(e) = ctl.update_issue(*id, &u) {
+            return err(400, &e);
+        }
+    }
+    ok(json!({ "updated": ids }))
+}
+
+/// `POST /_sim/bulk-edit`.
+fn bulk_edit(ctl: &SimControl, req: &Body) -> (u16, String) {
+    let mut list = req.ids("ids");
+    if let Some(p) = req.s("project") {
+        list = ctl.ids_in_project(&p);
+    }
+    if let Some(c) = req.n("count") {
+        list.truncate(c as usize);
+    }
+    let mut u = IssueUpdate::new();
+    if let Some(l) = req.s("add_label") {
+        u = u.add_label(l);
+    }
+    match ctl.bulk_edit(&list, &u) {
+        Ok(t) => ok(json!({ "edited": list.len(), "first": t.first(), "last": t.last() })),
+        Err(e) => err(400, &e),
+    }
+}
+
+/// `POST /_sim/faults`.
+fn faults(ctl: &SimControl, req: &Body) -> (u16, String) {
+    let count = req.n("count").unwrap_or(1) as usize;
+    let fault = match req.s("fault").as_deref() {
+        Some("429") => Fault::RateLimit {
+            retry_after_secs: req.n("retry_after").unwrap_or(1),
+        },
+        Some(c @ ("500" | "502" | "503" | "504")) => Fault::Status(c.parse().unwrap_or(500)),
+        Some("html502") => Fault::HtmlBadGateway,
+        Some("html200") => Fault::HtmlLoginPage,
+        Some("reset") => Fault::ResetMidBody,
+        Some("truncate") => Fault::TruncatedBody,
+        Some("close") => Fault::CloseMidBody,
+        Some("slow") => Fault::SlowFirstByte {
+            ms: req.n("ms").unwrap_or(2000),
+        },
+        other => return err(400, &format!("unknown fault {other:?}")),
+    };
+    if req.s("scope").as_deref() == Some("all") {
+        ctl.schedule_faults(fault, count);
+    } else {
+        ctl.schedule_search_faults(fault, count);
+    }
+    ok(json!({ "scheduled": count }))
+}
+
+/// `POST /_sim/poison`.
+fn poison(ctl: &SimControl, req: &Body) -> (u16, String) {
+    let kind = match req.s("kind").as_deref() {
+        Some("wrong_type") => Poison::WrongType,
+        Some("bad_date") => Poison::BadDate,
+        other => return err(400, &format!("unknown poison {other:?}")),
+    };
+    match req.n("id").map(|id| ctl.poison_issue(id, kind)) {
+        Some(Ok(())) => ok(json!({})),
+        Some(Err(e)) => err(400, &e),
+        None => err(400, "give \"id\""),
     }
 }
 

@@ -522,32 +522,13 @@ async fn handle(sh: &Arc<Shared>, req: &Request, body: &[u8]) -> Response {
         None => (req.target.clone(), String::new()),
     };
     let ep = endpoint_name(&path);
+    if path.starts_with("/_sim/") {
+        return admin(sh, req, &path, body).await;
+    }
     let base_url = {
         let ds = sh.ds.read().unwrap_or_else(|e| e.into_inner());
         ds.base_url().to_string()
     };
-    if path.starts_with("/_sim/") {
-        let authed = req
-            .authorization
-            .as_deref()
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(|t| t.trim() == sh.token)
-            .unwrap_or(false);
-        if !authed {
-            return Response::error(401, "the admin endpoints need the simulator's Bearer token");
-        }
-        let ctl = SimControl { shared: sh.clone() };
-        // Mutations take the dataset's write lock: keep them off the runtime's workers.
-        let (method, p, b) = (req.method.clone(), path.clone(), body.to_vec());
-        let (status, json) =
-            tokio::task::spawn_blocking(move || super::admin::handle(&ctl, &method, &p, &b))
-                .await
-                .unwrap_or((
-                    500,
-                    "{\"errorMessages\":[\"admin task failed\"],\"errors\":{}}".into(),
-                ));
-        return Response::json(status, json);
-    }
     let fault = sh
         .faults
         .lock()
@@ -564,18 +545,8 @@ async fn handle(sh: &Arc<Shared>, req: &Request, body: &[u8]) -> Response {
             let r = match check_auth(sh, req, &base_url) {
                 Err(r) => r,
                 Ok(auth) => {
-                    let mut r = route(sh, req, ep, &path, &query, body, &auth).await;
-                    r.headers.push((
-                        "X-AUSERNAME",
-                        match auth {
-                            Auth::User => super::catalog::SIM_USER.name.to_string(),
-                            Auth::Anonymous => "anonymous".to_string(),
-                        },
-                    ));
-                    if let Auth::User = auth {
-                        r.headers.push(("X-Seraph-LoginReason", "OK".into()));
-                    }
-                    r
+                    let r = route(sh, req, ep, &path, &query, body, &auth).await;
+                    with_user_headers(r, &auth)
                 }
             };
             match fault {
@@ -592,20 +563,62 @@ async fn handle(sh: &Arc<Shared>, req: &Request, body: &[u8]) -> Response {
             sh.searches.load(Ordering::Relaxed)
         ),
     ));
-    {
-        let mut st = sh.stats.lock().unwrap_or_else(|e| e.into_inner());
-        st.requests += 1;
-        *st.by_endpoint
-            .entry((ep.to_string(), resp.status))
-            .or_insert(0) += 1;
-        if resp.status == 429 {
-            st.rate_limited += 1;
-        }
-        if fault.is_some() {
-            st.faults += 1;
-        }
-    }
+    count_request(sh, ep, resp.status, fault.is_some());
     resp
+}
+
+/// The `/_sim/` admin endpoints: the simulator's Bearer token required;
+/// mutations take the dataset's write lock, so they run off the runtime's
+/// workers.
+async fn admin(sh: &Arc<Shared>, req: &Request, path: &str, body: &[u8]) -> Response {
+    let authed = req
+        .authorization
+        .as_deref()
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(|t| t.trim() == sh.token)
+        .unwrap_or(false);
+    if !authed {
+        return Response::error(401, "the admin endpoints need the simulator's Bearer token");
+    }
+    let ctl = SimControl { shared: sh.clone() };
+    let (method, p, b) = (req.method.clone(), path.to_string(), body.to_vec());
+    let (status, json) =
+        tokio::task::spawn_blocking(move || super::admin::handle(&ctl, &method, &p, &b))
+            .await
+            .unwrap_or((
+                500,
+                "{\"errorMessages\":[\"admin task failed\"],\"errors\":{}}".into(),
+            ));
+    Response::json(status, json)
+}
+
+/// The headers Jira adds for the user it served (`X-AUSERNAME`, and the
+/// Seraph login reason for a real user).
+fn with_user_headers(mut r: Response, auth: &Auth) -> Response {
+    r.headers.push((
+        "X-AUSERNAME",
+        match auth {
+            Auth::User => super::catalog::SIM_USER.name.to_string(),
+            Auth::Anonymous => "anonymous".to_string(),
+        },
+    ));
+    if let Auth::User = auth {
+        r.headers.push(("X-Seraph-LoginReason", "OK".into()));
+    }
+    r
+}
+
+/// Counts a served request in the stats.
+fn count_request(sh: &Shared, ep: &str, status: u16, faulted: bool) {
+    let mut st = sh.stats.lock().unwrap_or_else(|e| e.into_inner());
+    st.requests += 1;
+    *st.by_endpoint.entry((ep.to_string(), status)).or_insert(0) += 1;
+    if status == 429 {
+        st.rate_limited += 1;
+    }
+    if faulted {
+        st.faults += 1;
+    }
 }
 
 async fn route(
@@ -618,7 +631,6 @@ async fn route(
     auth: &Auth,
 ) -> Response {
     let params = query_params(query);
-    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     match (req.method.as_str(), ep) {
         ("GET", "myself") => match auth {
             Auth::User => {
@@ -638,91 +650,12 @@ async fn route(
             let ds = sh.ds.read().unwrap_or_else(|e| e.into_inner());
             Response::json(200, render::field_list(&ds))
         }
-        ("GET", "issue") => {
-            let id_or_key = percent_decode(path.trim_start_matches("/rest/api/2/issue/"));
-            if matches!(auth, Auth::Anonymous) {
-                return Response::error(404, "Issue Does Not Exist");
-            }
-            let fields: Vec<String> = params
-                .iter()
-                .filter(|(k, _)| k == "fields")
-                .map(|(_, v)| v.clone())
-                .collect();
-            let sel = FieldSel::parse(&fields, FieldSel::ALL);
-            let changelog = get("expand")
-                .map(|e| e.split(',').any(|x| x.trim() == "changelog"))
-                .unwrap_or(false);
-            let ds = sh.ds.read().unwrap_or_else(|e| e.into_inner());
-            match ds.resolve(&id_or_key) {
-                Some(i) => {
-                    let mut out = Vec::new();
-                    let is = ds.issue(i);
-                    render::write_issue(&ds, &mut out, &is, sel, changelog);
-                    Response::json(200, out)
-                }
-                None => Response::error(404, "Issue Does Not Exist"),
-            }
-        }
-        ("GET", "search") => {
-            let fields: Vec<String> = params
-                .iter()
-                .filter(|(k, _)| k == "fields")
-                .map(|(_, v)| v.clone())
-                .collect();
-            let expand: Vec<String> = params
-                .iter()
-                .filter(|(k, _)| k == "expand")
-                .map(|(_, v)| v.clone())
-                .collect();
-            let sp = SearchParams {
-                jql: get("jql").unwrap_or_default(),
-                start_at: get("startAt"),
-                max_results: get("maxResults"),
-                fields,
-                expand,
-            };
-            search(sh, sp, auth).await
-        }
-        ("POST", "search") => {
-            let v: serde_json::Value = match serde_json::from_slice(body) {
-                Ok(v) => v,
-                Err(e) => {
-                    return Response::error(
-                        400,
-                        &format!("The request body is not valid JSON: {e}"),
-                    );
-                }
-            };
-            let list = |k: &str| -> Vec<String> {
-                match v.get(k) {
-                    Some(serde_json::Value::Array(a)) => a
-                        .iter()
-                        .filter_map(|x| x.as_str().map(str::to_string))
-                        .collect(),
-                    Some(serde_json::Value::String(s)) => vec![s.clone()],
-                    _ => Vec::new(),
-                }
-            };
-            let num = |k: &str| -> Option<String> {
-                match v.get(k) {
-                    Some(serde_json::Value::Number(n)) => Some(n.to_string()),
-                    Some(serde_json::Value::String(s)) => Some(s.clone()),
-                    _ => None,
-                }
-            };
-            let sp = SearchParams {
-                jql: v
-                    .get("jql")
-                    .and_then(|j| j.as_str())
-                    .unwrap_or_default()
-                    .to_string(),
-                start_at: num("startAt"),
-                max_results: num("maxResults"),
-                fields: list("fields"),
-                expand: list("expand"),
-            };
-            search(sh, sp, auth).await
-        }
+        ("GET", "issue") => get_issue(sh, path, &params, auth),
+        ("GET", "search") => search(sh, search_params_get(&params), auth).await,
+        ("POST", "search") => match search_params_post(body) {
+            Ok(sp) => search(sh, sp, auth).await,
+            Err(r) => r,
+        },
         (_, "myself" | "serverInfo" | "field" | "search" | "issue") => {
             Response::error(405, &format!("Method {} is not allowed here.", req.method))
         }
@@ -732,6 +665,89 @@ async fn route(
                 .to_string(),
         ),
     }
+}
+
+/// Every value of the query parameter `k`.
+fn all_of(params: &[(String, String)], k: &str) -> Vec<String> {
+    params
+        .iter()
+        .filter(|(n, _)| n == k)
+        .map(|(_, v)| v.clone())
+        .collect()
+}
+
+/// The first value of the query parameter `k`.
+fn first_of(params: &[(String, String)], k: &str) -> Option<String> {
+    params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+}
+
+/// `GET /rest/api/2/issue/{idOrKey}` (404 `Issue Does Not Exist` for a
+/// deleted or unknown issue, and for an anonymous caller).
+fn get_issue(sh: &Shared, path: &str, params: &[(String, String)], auth: &Auth) -> Response {
+    let id_or_key = percent_decode(path.trim_start_matches("/rest/api/2/issue/"));
+    if matches!(auth, Auth::Anonymous) {
+        return Response::error(404, "Issue Does Not Exist");
+    }
+    let sel = FieldSel::parse(&all_of(params, "fields"), FieldSel::ALL);
+    let changelog = first_of(params, "expand")
+        .map(|e| e.split(',').any(|x| x.trim() == "changelog"))
+        .unwrap_or(false);
+    let ds = sh.ds.read().unwrap_or_else(|e| e.into_inner());
+    match ds.resolve(&id_or_key) {
+        Some(i) => {
+            let mut out = Vec::new();
+            let is = ds.issue(i);
+            render::write_issue(&ds, &mut out, &is, sel, changelog);
+            Response::json(200, out)
+        }
+        None => Response::error(404, "Issue Does Not Exist"),
+    }
+}
+
+/// The search parameters of `GET /rest/api/2/search`.
+fn search_params_get(params: &[(String, String)]) -> SearchParams {
+    SearchParams {
+        jql: first_of(params, "jql").unwrap_or_default(),
+        start_at: first_of(params, "startAt"),
+        max_results: first_of(params, "maxResults"),
+        fields: all_of(params, "fields"),
+        expand: all_of(params, "expand"),
+    }
+}
+
+/// The search parameters of `POST /rest/api/2/search` (a JSON body; lists
+/// may be given as one string, numbers as strings), or the 400.
+fn search_params_post(body: &[u8]) -> Result<SearchParams, Response> {
+    let v: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| Response::error(400, &format!("The request body is not valid JSON: {e}")))?;
+    let list = |k: &str| -> Vec<String> {
+        match v.get(k) {
+            Some(serde_json::Value::Array(a)) => a
+                .iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect(),
+            Some(serde_json::Value::String(s)) => vec![s.clone()],
+            _ => Vec::new(),
+        }
+    };
+    let num = |k: &str| -> Option<String> {
+        match v.get(k) {
+            Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+            Some(serde_json::Value::String(s)) => Some(s.clone()),
+            _ => None,
+        }
+    };
+    Ok(SearchParams {
+        jql: v
+            .get("jql")
+            .and_then(|j| j.as_str())
+            .unwrap_or_default()
+            .to_string(),
+        start_at: num("startAt"),
+        max_results: num("maxResults"),
+        fields: list("fields"),
+        expand: list("expand"),
+    })
 }
 
 struct SearchParams {
@@ -756,49 +772,15 @@ fn thousands(n: u64) -> String {
 }
 
 async fn search(sh: &Arc<Shared>, p: SearchParams, auth: &Auth) -> Response {
-    let parse_int = |name: &str, v: &Option<String>| -> Result<Option<i64>, Response> {
-        match v {
-            None => Ok(None),
-            Some(s) if s.trim().is_empty() => Ok(None),
-            Some(s) => s.trim().parse::<i64>().map(Some).map_err(|_| {
-                Response::error(
-                    400,
-                    &format!("The value '{s}' for '{name}' is not a valid number."),
-                )
-            }),
-        }
-    };
-    let start_at = match parse_int("startAt", &p.start_at) {
-        Ok(v) => v.unwrap_or(0).max(0) as u64,
+    let (start_at, max_results) = match paging(sh, &p) {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    let cap = sh.cap as i64;
-    let max_results = match parse_int("maxResults", &p.max_results) {
-        Ok(None) => 50.min(cap),
-        Ok(Some(m)) if m < 0 => cap,
-        Ok(Some(m)) => m.min(cap),
-        Err(r) => return r,
-    } as u64;
-    if start_at + max_results > SEARCH_WINDOW {
-        return Response::error(
-            500,
-            &format!(
-                "Search limit exceeded. We couldn't complete your search because it requests {} results which exceeded the search platform limit of {}. Narrow the search or page with a query that returns fewer results (startAt + maxResults must not exceed {}).",
-                thousands(start_at + max_results),
-                thousands(SEARCH_WINDOW),
-                thousands(SEARCH_WINDOW)
-            ),
-        );
-    }
     let query = match jql::parse(&p.jql) {
         Ok(q) => q,
         Err(e) => return Response::error(400, &e.0),
     };
-    let changelog = p
-        .expand
-        .iter()
-        .flat_map(|e| e.split(','))
-        .any(|x| x.trim() == "changelog");
+    let changelog = expands(&p, "changelog");
     let sel = FieldSel::parse(&p.fields, FieldSel::ALL);
     let latency = sh.latency_ms.load(Ordering::Relaxed);
     if let Auth::Anonymous = auth {
@@ -809,17 +791,7 @@ async fn search(sh: &Arc<Shared>, p: SearchParams, auth: &Auth) -> Response {
         r.delay_ms = latency;
         return r;
     }
-    // Hook first (it may mutate), then answer from the state it left.
-    let seq = sh.searches.fetch_add(1, Ordering::Relaxed) + 1;
-    let hook = sh.hook.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    if let Some(h) = hook {
-        let ctl = SimControl { shared: sh.clone() };
-        h(&ctl, seq);
-    }
-    sh.stats
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .searches_served += 1;
+    run_search_hook(sh);
     let index = sh
         .index
         .lock()
@@ -846,67 +818,17 @@ async fn search(sh: &Arc<Shared>, p: SearchParams, auth: &Auth) -> Response {
         r.delay_ms = latency;
         return r;
     }
-    let result_key = format!("{gen_}\u{1}{}", p.jql);
-    let cached = sh
-        .results
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(&result_key)
-        .map(|(_, v)| v.clone());
-    let matching = match cached {
-        Some(v) => v,
-        None => {
-            let compiled = match query.compile(ids, sh.user_tz) {
-                Ok(c) => c,
-                Err(e) => return Response::error(400, &e.0),
-            };
-            let v = Arc::new(compiled.run(ids));
-            let mut rc = sh.results.lock().unwrap_or_else(|e| e.into_inner());
-            rc.retain(|_, (g, _)| *g == gen_);
-            if rc.len() > 16 {
-                rc.clear();
-            }
-            rc.insert(result_key, (gen_, v.clone()));
-            v
-        }
+    let matching = match matching_ids(sh, &query, ids, &p.jql) {
+        Ok(v) => v,
+        Err(r) => return r,
     };
-    let total = matching.len() as u64;
-    let from = (start_at as usize).min(matching.len());
-    let to = (from + max_results as usize).min(matching.len());
-    // Found issues are loaded from the live data; ones deleted since the
-    // index saw them are skipped (the page comes out short, as in Jira).
-    let page: Vec<u32> = matching[from..to]
-        .iter()
-        .copied()
-        .filter(|&i| ds.is_live(i))
-        .collect();
-    let mut out = Vec::with_capacity(page.len() * if changelog { 12_000 } else { 7_000 } + 128);
-    render::write_search_page(
-        &ds,
-        &mut out,
-        render::PageHeader {
-            start_at,
-            max_results,
-            total,
-        },
-        &page,
-        sel,
-        changelog,
-    );
+    let header = render::PageHeader {
+        start_at,
+        max_results,
+        total: matching.len() as u64,
+    };
+    let body = render_page(&ds, &p, &matching, header, sel, changelog);
     drop(ds);
-    let want = |x: &str| {
-        p.expand
-            .iter()
-            .flat_map(|e| e.split(','))
-            .any(|e| e.trim() == x)
-    };
-    let (names, schema) = (want("names"), want("schema"));
-    if names || schema {
-        out.pop(); // the closing brace
-        out.extend_from_slice(&render::names_and_schema(sel, names, schema));
-        out.push(b'}');
-    }
-    let body = Bytes::from(out);
     sh.bodies
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -914,6 +836,127 @@ async fn search(sh: &Arc<Shared>, p: SearchParams, auth: &Auth) -> Response {
     let mut r = Response::json(200, body);
     r.delay_ms = latency;
     r
+}
+
+/// True when the request's `expand` names `what`.
+fn expands(p: &SearchParams, what: &str) -> bool {
+    p.expand
+        .iter()
+        .flat_map(|e| e.split(','))
+        .any(|e| e.trim() == what)
+}
+
+/// Search phase: `startAt` and `maxResults` as Jira reads them (the server's
+/// cap applies; a negative `maxResults` means the cap), or the 400 for a bad
+/// number and the 500 for a request past the 10,000-result window.
+fn paging(sh: &Shared, p: &SearchParams) -> Result<(u64, u64), Response> {
+    let parse_int = |name: &str, v: &Option<String>| -> Result<Option<i64>, Response> {
+        match v {
+            None => Ok(None),
+            Some(s) if s.trim().is_empty() => Ok(None),
+            Some(s) => s.trim().parse::<i64>().map(Some).map_err(|_| {
+                Response::error(
+                    400,
+                    &format!("The value '{s}' for '{name}' is not a valid number."),
+                )
+            }),
+        }
+    };
+    let start_at = parse_int("startAt", &p.start_at)?.unwrap_or(0).max(0) as u64;
+    let cap = sh.cap as i64;
+    let max_results = match parse_int("maxResults", &p.max_results)? {
+        None => 50.min(cap),
+        Some(m) if m < 0 => cap,
+        Some(m) => m.min(cap),
+    } as u64;
+    if start_at + max_results > SEARCH_WINDOW {
+        return Err(Response::error(
+            500,
+            &format!(
+                "Search limit exceeded. We couldn't complete your search because it requests {} results which exceeded the search platform limit of {}. Narrow the search or page with a query that returns fewer results (startAt + maxResults must not exceed {}).",
+                thousands(start_at + max_results),
+                thousands(SEARCH_WINDOW),
+                thousands(SEARCH_WINDOW)
+            ),
+        ));
+    }
+    Ok((start_at, max_results))
+}
+
+/// Search phase: the test's hook first (it may mutate the data), then the
+/// request is counted as served.
+fn run_search_hook(sh: &Arc<Shared>) {
+    let seq = sh.searches.fetch_add(1, Ordering::Relaxed) + 1;
+    let hook = sh.hook.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    if let Some(h) = hook {
+        let ctl = SimControl { shared: sh.clone() };
+        h(&ctl, seq);
+    }
+    sh.stats
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .searches_served += 1;
+}
+
+/// Search phase: the indexes of the issues `query` matches in `ids`, cached
+/// per (generation, JQL); a query that cannot be compiled is a 400.
+fn matching_ids(
+    sh: &Shared,
+    query: &jql::Query,
+    ids: &super::data::Dataset,
+    text: &str,
+) -> Result<Arc<Vec<u32>>, Response> {
+    let gen_ = ids.generation();
+    let result_key = format!("{gen_}\u{1}{text}");
+    let cached = sh
+        .results
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&result_key)
+        .map(|(_, v)| v.clone());
+    if let Some(v) = cached {
+        return Ok(v);
+    }
+    let compiled = query
+        .compile(ids, sh.user_tz)
+        .map_err(|e| Response::error(400, &e.0))?;
+    let v = Arc::new(compiled.run(ids));
+    let mut rc = sh.results.lock().unwrap_or_else(|e| e.into_inner());
+    rc.retain(|_, (g, _)| *g == gen_);
+    if rc.len() > 16 {
+        rc.clear();
+    }
+    rc.insert(result_key, (gen_, v.clone()));
+    Ok(v)
+}
+
+/// Search phase: the page's body. Found issues are rendered from the live
+/// data; ones deleted since the index saw them are skipped (the page comes
+/// out short, as in Jira). `names`/`schema` expansions are appended.
+fn render_page(
+    ds: &super::data::Dataset,
+    p: &SearchParams,
+    matching: &[u32],
+    header: render::PageHeader,
+    sel: FieldSel,
+    changelog: bool,
+) -> Bytes {
+    let from = (header.start_at as usize).min(matching.len());
+    let to = (from + header.max_results as usize).min(matching.len());
+    let page: Vec<u32> = matching[from..to]
+        .iter()
+        .copied()
+        .filter(|&i| ds.is_live(i))
+        .collect();
+    let mut out = Vec::with_capacity(page.len() * if changelog { 12_000 } else { 7_000 } + 128);
+    render::write_search_page(ds, &mut out, header, &page, sel, changelog);
+    let (names, schema) = (expands(p, "names"), expands(p, "schema"));
+    if names || schema {
+        out.pop(); // the closing brace
+        out.extend_from_slice(&render::names_and_schema(sel, names, schema));
+        out.push(b'}');
+    }
+    Bytes::from(out)
 }
 
 #[cfg(test)]
