@@ -124,3 +124,23 @@ pub fn config_with(schema: &str, extra: &str) -> String {
         "[database]\nschema = \"{schema}\"\n\n[[scope]]\nname = \"demo\"\nproject = \"DEMO\"\n{extra}"
     )
 }
+
+/// True when some session holds the advisory lock of the test schema.
+pub fn lock_held(s: &mut TestSchema) -> bool {
+    jira_pipeline_core::db::lock_held(&mut s.client, &s.name).unwrap()
+}
+
+/// `pipeline status --format json` in `w`, which must succeed.
+pub fn status_json(w: &Workdir) -> serde_json::Value {
+    let out = w
+        .cmd()
+        .args(["status", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}

@@ -94,19 +94,8 @@ fn spawn(w: &Workdir, sim: &SimHandle, args: &[&str]) -> Child {
 /// After a kill -9, PostgreSQL ends the dead client's session (and frees its
 /// advisory lock) once it notices the closed socket; wait for that.
 fn wait_lock_free(s: &mut TestSchema) {
-    let key = jira_pipeline_core::db::lock_key(&s.name);
     for _ in 0..1000 {
-        let held: i64 = s
-            .client
-            .query_one(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted
-                   AND classid = (($1::bigint >> 32) & 4294967295)::oid
-                   AND objid = ($1::bigint & 4294967295)::oid",
-                &[&key],
-            )
-            .unwrap()
-            .get(0);
-        if held == 0 {
+        if !lock_held(s) {
             return;
         }
         std::thread::sleep(Duration::from_millis(10));
@@ -119,18 +108,7 @@ fn wait_lock_free(s: &mut TestSchema) {
 /// still find it held (exit 5). Every command now releases it before it
 /// exits: checked at once, with no waiting.
 fn assert_lock_released(s: &mut TestSchema) {
-    let key = jira_pipeline_core::db::lock_key(&s.name);
-    let held: i64 = s
-        .client
-        .query_one(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted
-               AND classid = (($1::bigint >> 32) & 4294967295)::oid
-               AND objid = ($1::bigint & 4294967295)::oid",
-            &[&key],
-        )
-        .unwrap()
-        .get(0);
-    assert_eq!(held, 0, "the lock outlived the command that took it");
+    assert!(!lock_held(s), "the lock outlived the command that took it");
 }
 
 fn count_files(dir: &std::path::Path) -> usize {
@@ -219,18 +197,10 @@ fn xorshift(seed: &mut u64) -> u64 {
 
 /// The last `run_history` row's outcome as `pipeline status` shows it.
 fn last_outcome(w: &Workdir) -> String {
-    let out = w
-        .cmd()
-        .args(["status", "--format", "json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["last_run"]["outcome"].as_str().unwrap_or("").to_string()
+    status_json(w)["last_run"]["outcome"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
 }
 
 /// The bounded kill loop: Jira changes between the attempts, and the rerun

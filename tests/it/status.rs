@@ -35,17 +35,7 @@ fn status_reports_checkpoint_waiting_pages_and_quarantine() {
         "not zstd: unknown frame descriptor",
     )
     .unwrap();
-    let out = w
-        .cmd()
-        .args(["status", "--format", "json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = status_json(&w);
     let sc = &v["scopes"][0];
     assert_eq!(sc["scope"], "demo");
     assert_eq!(sc["checkpoint"], "2024-05-01T00:00:00Z");
@@ -129,18 +119,10 @@ fn status_shows_a_run_without_an_end_as_running_or_interrupted() {
         .unwrap();
     let w = Workdir::new(&config_with(&s.name, ""));
     let outcome = |w: &Workdir| -> String {
-        let out = w
-            .cmd()
-            .args(["status", "--format", "json"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        v["last_run"]["outcome"].as_str().unwrap().to_string()
+        status_json(w)["last_run"]["outcome"]
+            .as_str()
+            .unwrap()
+            .to_string()
     };
     assert_eq!(outcome(&w), "interrupted");
     let text = w.cmd().arg("status").output().unwrap();

@@ -282,7 +282,7 @@ pub fn lock_key(schema: &str) -> i64 {
 
 /// True when some session holds the advisory lock of `schema` (a run is
 /// under way). Takes nothing itself.
-pub(crate) fn lock_held(client: &mut Client, schema: &str) -> Result<bool> {
+pub fn lock_held(client: &mut Client, schema: &str) -> Result<bool> {
     let key = lock_key(schema);
     Ok(client
         .query_one(
