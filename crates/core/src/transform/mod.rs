@@ -439,7 +439,6 @@ fn remove_leftovers(st: &Staging, scope: &str) -> Result<()> {
 /// [`run_stage`] over the selected scopes on `opts.threads` threads.
 pub fn run(session: &Session, opts: &RunOptions) -> Result<TransformReport> {
     let _lock = session.lock()?;
-    session.scopes(&opts.scopes)?;
     run_stage(session.config(), &opts.scopes, opts.threads)
 }
 
