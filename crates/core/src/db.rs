@@ -199,7 +199,10 @@ pub fn init(client: &mut Client, schema: &str) -> Result<InitReport> {
     .map_err(Error::db(format!("db init: creating schema {ident}")))?;
     let current: i32 = tx
         .query_one(
-            &format!("SELECT coalesce(max(version), 0) FROM {ident}.{migrations}"),
+            &format!(
+                "SELECT coalesce(max({version}), 0) FROM {ident}.{migrations}",
+                version = Ident::new("version")
+            ),
             &[],
         )
         .map_err(Error::db("db init: reading schema version"))?
@@ -217,7 +220,11 @@ pub fn init(client: &mut Client, schema: &str) -> Result<InitReport> {
         tx.batch_execute(m.sql)
             .map_err(Error::db(format!("db init: migration {}", m.name)))?;
         tx.execute(
-            &format!("INSERT INTO {ident}.{migrations} (version, name) VALUES ($1, $2)"),
+            &format!(
+                "INSERT INTO {ident}.{migrations} ({version}, {name}) VALUES ($1, $2)",
+                version = Ident::new("version"),
+                name = Ident::new("name")
+            ),
             &[&m.version, &m.name],
         )
         .map_err(Error::db(format!(
@@ -249,7 +256,10 @@ pub(crate) fn check_schema(client: &mut Client, schema: &str) -> Result<()> {
     }
     let v: i32 = client
         .query_one(
-            &format!("SELECT coalesce(max(version), 0) FROM {ident}.{migrations}"),
+            &format!(
+                "SELECT coalesce(max({version}), 0) FROM {ident}.{migrations}",
+                version = Ident::new("version")
+            ),
             &[],
         )
         .map_err(Error::db("reading the schema version"))?

@@ -220,8 +220,10 @@ fn read_scope_database(
     s.issues_in_warehouse = Some(
         c.query_one(
             &format!(
-                "SELECT count(*) FROM {schema}.{} WHERE project_key = $1 AND deleted_at IS NULL",
-                crate::tables::ISSUE.ident()
+                "SELECT count(*) FROM {schema}.{} WHERE {} = $1 AND {} IS NULL",
+                crate::tables::ISSUE.ident(),
+                Ident::new("project_key"),
+                Ident::new("deleted_at")
             ),
             &[&sc.project],
         )

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use postgres::GenericClient;
 
-use super::table;
+use super::sql;
 use crate::error::{Error, Result};
 use crate::tables::CHECKPOINT;
 
@@ -18,9 +18,11 @@ pub(crate) fn read_all(
 ) -> Result<HashMap<String, DateTime<Utc>>> {
     let rows = c
         .query(
-            &format!(
-                "SELECT scope, cursor FROM {} WHERE scope = ANY($1)",
-                table(schema, &CHECKPOINT)
+            &sql(
+                schema,
+                &[&CHECKPOINT],
+                &[],
+                "SELECT {scope}, {cursor} FROM {checkpoint} WHERE {scope} = ANY($1)",
             ),
             &[&scopes],
         )
@@ -34,9 +36,11 @@ pub(crate) fn read_all(
 /// The stored cursor of one scope.
 pub fn get(c: &mut impl GenericClient, schema: &str, scope: &str) -> Result<Option<DateTime<Utc>>> {
     Ok(c.query_opt(
-        &format!(
-            "SELECT cursor FROM {} WHERE scope = $1",
-            table(schema, &CHECKPOINT)
+        &sql(
+            schema,
+            &[&CHECKPOINT],
+            &[],
+            "SELECT {cursor} FROM {checkpoint} WHERE {scope} = $1",
         ),
         &[&scope],
     )
@@ -55,14 +59,16 @@ pub(crate) fn advance(
 ) -> Result<DateTime<Utc>> {
     Ok(c
         .query_one(
-            &format!(
-                "INSERT INTO {} AS c (scope, cursor, run_id) VALUES ($1, $2, $3)
-                 ON CONFLICT (scope) DO UPDATE
-                    SET cursor = GREATEST(c.cursor, EXCLUDED.cursor),
-                        run_id = CASE WHEN EXCLUDED.cursor >= c.cursor THEN EXCLUDED.run_id ELSE c.run_id END,
-                        updated_at = now()
-                 RETURNING cursor",
-                table(schema, &CHECKPOINT)
+            &sql(
+                schema,
+                &[&CHECKPOINT],
+                &[],
+                "INSERT INTO {checkpoint} AS c ({scope}, {cursor}, {run_id}) VALUES ($1, $2, $3)
+                 ON CONFLICT ({scope}) DO UPDATE
+                    SET {cursor} = GREATEST(c.{cursor}, EXCLUDED.{cursor}),
+                        {run_id} = CASE WHEN EXCLUDED.{cursor} >= c.{cursor} THEN EXCLUDED.{run_id} ELSE c.{run_id} END,
+                        {updated_at} = now()
+                 RETURNING {cursor}",
             ),
             &[&scope, &proposed, &run_id],
         )

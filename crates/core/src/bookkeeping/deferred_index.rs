@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use postgres::{Client, GenericClient};
 
-use super::table;
+use super::sql;
 use crate::db::Ident;
 use crate::error::{Error, Result};
 use crate::tables::DEFERRED_INDEX;
@@ -30,7 +30,12 @@ const DEFERRABLE_INDEXES: &str = "
 /// How many indexes are deferred (dropped and not rebuilt yet).
 pub fn count(c: &mut impl GenericClient, schema: &str) -> Result<i64> {
     Ok(c.query_one(
-        &format!("SELECT count(*) FROM {}", table(schema, &DEFERRED_INDEX)),
+        &sql(
+            schema,
+            &[&DEFERRED_INDEX],
+            &[],
+            "SELECT count(*) FROM {deferred_index}",
+        ),
         &[],
     )
     .map_err(Error::db("bulk load: reading deferred_index"))?
@@ -40,9 +45,11 @@ pub fn count(c: &mut impl GenericClient, schema: &str) -> Result<i64> {
 /// The names of the deferred indexes, sorted.
 pub fn names(c: &mut impl GenericClient, schema: &str) -> Result<Vec<String>> {
     Ok(c.query(
-        &format!(
-            "SELECT index_name FROM {} ORDER BY 1",
-            table(schema, &DEFERRED_INDEX)
+        &sql(
+            schema,
+            &[&DEFERRED_INDEX],
+            &[],
+            "SELECT {index_name} FROM {deferred_index} ORDER BY 1",
         ),
         &[],
     )
@@ -62,10 +69,12 @@ pub(crate) fn defer(c: &mut impl GenericClient, schema: &str, tables: &[&str]) -
     for r in &rows {
         let (name, def): (String, String) = (r.get(0), r.get(1));
         c.execute(
-            &format!(
-                "INSERT INTO {} (index_name, definition) VALUES ($1, $2)
-                 ON CONFLICT (index_name) DO NOTHING",
-                table(schema, &DEFERRED_INDEX)
+            &sql(
+                schema,
+                &[&DEFERRED_INDEX],
+                &[],
+                "INSERT INTO {deferred_index} ({index_name}, {definition}) VALUES ($1, $2)
+                 ON CONFLICT ({index_name}) DO NOTHING",
             ),
             &[&name, &def],
         )
@@ -80,10 +89,14 @@ pub(crate) fn defer(c: &mut impl GenericClient, schema: &str, tables: &[&str]) -
 /// deleted (none: nothing to do).
 pub(crate) fn rebuild_all(client: &mut Client, schema: &str) -> Result<()> {
     let s = Ident::new(schema);
-    let t = table(schema, &DEFERRED_INDEX);
     let rows = client
         .query(
-            &format!("SELECT index_name, definition FROM {t} ORDER BY 1"),
+            &sql(
+                schema,
+                &[&DEFERRED_INDEX],
+                &[],
+                "SELECT {index_name}, {definition} FROM {deferred_index} ORDER BY 1",
+            ),
             &[],
         )
         .map_err(Error::db("reading deferred_index"))?;
@@ -106,7 +119,13 @@ pub(crate) fn rebuild_all(client: &mut Client, schema: &str) -> Result<()> {
             tx.batch_execute(&format!("SET LOCAL maintenance_work_mem = '256MB'; {def}"))
                 .map_err(Error::db(format!("rebuilding index {name}")))?;
         }
-        tx.execute(&format!("DELETE FROM {t} WHERE index_name = $1"), &[&name])
+        let delete = sql(
+            schema,
+            &[&DEFERRED_INDEX],
+            &[],
+            "DELETE FROM {deferred_index} WHERE {index_name} = $1",
+        );
+        tx.execute(&delete, &[&name])
             .map_err(Error::db(format!("rebuilding index {name}")))?;
         tx.commit()
             .map_err(Error::db(format!("rebuilding index {name}: COMMIT")))?;

@@ -6,8 +6,7 @@ use std::collections::HashMap;
 
 use postgres::GenericClient;
 
-use super::table;
-use crate::db::Ident;
+use super::sql;
 use crate::error::{Error, Result};
 use crate::load::merge::{ACCEPTED, ORD};
 use crate::tables::{ISSUE, ISSUE_DIGEST};
@@ -24,12 +23,13 @@ pub fn stored(
         return Ok(HashMap::new());
     }
     Ok(c.query(
-        &format!(
-            "SELECT i.issue_id, d.digest FROM {} i
-                   LEFT JOIN {} d ON d.issue_id = i.issue_id
-                  WHERE i.issue_id = ANY($1)",
-            table(schema, &ISSUE),
-            table(schema, &ISSUE_DIGEST)
+        &sql(
+            schema,
+            &[&ISSUE, &ISSUE_DIGEST],
+            &[],
+            "SELECT i.{issue_id}, d.{digest} FROM {issue} i
+                   LEFT JOIN {issue_digest} d ON d.{issue_id} = i.{issue_id}
+                  WHERE i.{issue_id} = ANY($1)",
         ),
         &[&ids],
     )
@@ -53,15 +53,17 @@ pub(crate) fn record(
     ctx: &dyn Fn() -> String,
 ) -> Result<()> {
     c.execute(
-        &format!(
-            "INSERT INTO {} AS t (issue_id, digest)
-             SELECT u.i, u.d FROM unnest($1::int8[], $2::int4[], $3::text[]) AS u(i, b, d)
-               JOIN {acc} a ON a.issue_id = u.i AND a.{ord} = u.b
-             ON CONFLICT (issue_id) DO UPDATE SET digest = EXCLUDED.digest
-              WHERE t.digest IS DISTINCT FROM EXCLUDED.digest",
-            table(schema, &ISSUE_DIGEST),
-            acc = Ident::new(ACCEPTED),
-            ord = Ident::new(ORD),
+        &sql(
+            schema,
+            &[&ISSUE_DIGEST],
+            &[ACCEPTED, ORD],
+            &format!(
+                "INSERT INTO {{issue_digest}} AS t ({{issue_id}}, {{digest}})
+                 SELECT u.i, u.d FROM unnest($1::int8[], $2::int4[], $3::text[]) AS u(i, b, d)
+                   JOIN {{{ACCEPTED}}} a ON a.{{issue_id}} = u.i AND a.{{{ORD}}} = u.b
+                 ON CONFLICT ({{issue_id}}) DO UPDATE SET {{digest}} = EXCLUDED.{{digest}}
+                  WHERE t.{{digest}} IS DISTINCT FROM EXCLUDED.{{digest}}"
+            ),
         ),
         &[&ids, &ords, &digests],
     )

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use postgres::GenericClient;
 
-use super::table;
+use super::sql;
 use crate::batch::Batch;
 use crate::error::{Error, Result};
 use crate::tables::PAGE_LEDGER;
@@ -18,9 +18,11 @@ pub fn loaded(
     pages: &[&str],
 ) -> Result<HashSet<String>> {
     Ok(c.query(
-        &format!(
-            "SELECT page FROM {} WHERE scope = $1 AND page = ANY($2)",
-            table(schema, &PAGE_LEDGER)
+        &sql(
+            schema,
+            &[&PAGE_LEDGER],
+            &[],
+            "SELECT {page} FROM {page_ledger} WHERE {scope} = $1 AND {page} = ANY($2)",
         ),
         &[&scope, &pages],
     )
@@ -52,12 +54,14 @@ pub(crate) fn record(
         .map(|b| i64::try_from(b.total_rows()).unwrap_or(i64::MAX))
         .collect();
     c.execute(
-        &format!(
-            "INSERT INTO {} (scope, page, run_id, issue_count, row_count)
+        &sql(
+            schema,
+            &[&PAGE_LEDGER],
+            &[],
+            "INSERT INTO {page_ledger} ({scope}, {page}, {run_id}, {issue_count}, {row_count})
              SELECT $1, p, r, i, n
                FROM unnest($2::text[], $3::text[], $4::int4[], $5::int8[]) AS u(p, r, i, n)
-             ON CONFLICT (scope, page) DO NOTHING",
-            table(schema, &PAGE_LEDGER)
+             ON CONFLICT ({scope}, {page}) DO NOTHING",
         ),
         &[&scope, &p, &r, &i, &n],
     )
@@ -77,9 +81,11 @@ pub(crate) fn run_pages(
     except: &str,
 ) -> Result<i64> {
     Ok(c.query_one(
-        &format!(
-            "SELECT count(*) FROM {} WHERE scope = $1 AND run_id = $2 AND page <> $3",
-            table(schema, &PAGE_LEDGER)
+        &sql(
+            schema,
+            &[&PAGE_LEDGER],
+            &[],
+            "SELECT count(*) FROM {page_ledger} WHERE {scope} = $1 AND {run_id} = $2 AND {page} <> $3",
         ),
         &[&scope, &run_id, &except],
     )
@@ -92,9 +98,11 @@ pub(crate) fn run_pages(
 /// Pages of `scope` in the ledger.
 pub fn count(c: &mut impl GenericClient, schema: &str, scope: &str) -> Result<i64> {
     Ok(c.query_one(
-        &format!(
-            "SELECT count(*) FROM {} WHERE scope = $1",
-            table(schema, &PAGE_LEDGER)
+        &sql(
+            schema,
+            &[&PAGE_LEDGER],
+            &[],
+            "SELECT count(*) FROM {page_ledger} WHERE {scope} = $1",
         ),
         &[&scope],
     )

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use postgres::GenericClient;
 
-use super::table;
+use super::sql;
 use crate::batch::Batch;
 use crate::error::{Error, Result};
 use crate::status::QuarantinedIssueRow;
@@ -37,12 +37,14 @@ pub(crate) fn record(
         reasons.push(r);
     }
     c.execute(
-        &format!(
-            "INSERT INTO {} (scope, page, issue_key, reason)
+        &sql(
+            schema,
+            &[&QUARANTINE],
+            &[],
+            "INSERT INTO {quarantine} ({scope}, {page}, {issue_key}, {reason})
              SELECT $1, p, k, r FROM unnest($2::text[], $3::text[], $4::text[]) AS u(p, k, r)
-             ON CONFLICT (scope, page, issue_key) DO UPDATE
-                SET reason = EXCLUDED.reason, recorded_at = now()",
-            table(schema, &QUARANTINE)
+             ON CONFLICT ({scope}, {page}, {issue_key}) DO UPDATE
+                SET {reason} = EXCLUDED.{reason}, {recorded_at} = now()",
         ),
         &[&scope, &pages, &keys, &reasons],
     )
@@ -59,21 +61,23 @@ pub(crate) fn recent(
     scope: &str,
     limit: i64,
 ) -> Result<Vec<QuarantinedIssueRow>> {
-    Ok(c
-        .query(
-            &format!(
-                "SELECT page, issue_key, reason, recorded_at FROM {} WHERE scope = $1 ORDER BY recorded_at DESC LIMIT $2",
-                table(schema, &QUARANTINE)
-            ),
-            &[&scope, &limit],
-        )
-        .map_err(Error::db("status: reading quarantine"))?
-        .iter()
-        .map(|r| QuarantinedIssueRow {
-            page: r.get(0),
-            issue_key: r.get(1),
-            reason: r.get(2),
-            recorded_at: r.get(3),
-        })
-        .collect())
+    Ok(c.query(
+        &sql(
+            schema,
+            &[&QUARANTINE],
+            &[],
+            "SELECT {page}, {issue_key}, {reason}, {recorded_at} FROM {quarantine}
+                  WHERE {scope} = $1 ORDER BY {recorded_at} DESC LIMIT $2",
+        ),
+        &[&scope, &limit],
+    )
+    .map_err(Error::db("status: reading quarantine"))?
+    .iter()
+    .map(|r| QuarantinedIssueRow {
+        page: r.get(0),
+        issue_key: r.get(1),
+        reason: r.get(2),
+        recorded_at: r.get(3),
+    })
+    .collect())
 }

@@ -3,7 +3,7 @@
 
 use postgres::{Client, GenericClient};
 
-use super::table;
+use super::sql;
 use crate::error::{Error, Result};
 use crate::status::LastRun;
 use crate::tables::RUN_HISTORY;
@@ -13,21 +13,28 @@ use crate::tables::RUN_HISTORY;
 /// a run that died (`kill -9`, a lost connection) without recording one: it
 /// is closed as `interrupted` here (its `ended_at` stays unknown, null).
 pub fn start(client: &mut Client, schema: &str, command: &str) -> Result<i64> {
-    let s = table(schema, &RUN_HISTORY);
     let row = client
         .query_one(
-            &format!("INSERT INTO {s} (command) VALUES ($1) RETURNING run_id"),
+            &sql(
+                schema,
+                &[&RUN_HISTORY],
+                &[],
+                "INSERT INTO {run_history} ({command}) VALUES ($1) RETURNING {run_id}",
+            ),
             &[&command],
         )
         .map_err(Error::db("recording the run start in run_history"))?;
     let run_id: i64 = row.get(0);
     let closed = client
         .execute(
-            &format!(
-                "UPDATE {s} SET outcome = 'interrupted',
-                        summary = coalesce(summary, '{{}}'::jsonb)
+            &sql(
+                schema,
+                &[&RUN_HISTORY],
+                &[],
+                "UPDATE {run_history} SET {outcome} = 'interrupted',
+                        {summary} = coalesce({summary}, '{}'::jsonb)
                                   || jsonb_build_object('error', 'the run ended without recording an end (killed, or its connection was lost); found by run ' || $1::bigint)
-                  WHERE run_id < $1 AND ended_at IS NULL AND outcome IS NULL"
+                  WHERE {run_id} < $1 AND {ended_at} IS NULL AND {outcome} IS NULL",
             ),
             &[&run_id],
         )
@@ -50,11 +57,14 @@ pub fn finish(
     outcome: &str,
     summary: &serde_json::Value,
 ) -> Result<()> {
-    let s = table(schema, &RUN_HISTORY);
     client
         .execute(
-            &format!(
-                "UPDATE {s} SET ended_at = now(), outcome = $2, summary = $3 WHERE run_id = $1"
+            &sql(
+                schema,
+                &[&RUN_HISTORY],
+                &[],
+                "UPDATE {run_history} SET {ended_at} = now(), {outcome} = $2, {summary} = $3
+                  WHERE {run_id} = $1",
             ),
             &[&run_id, &outcome, summary],
         )
@@ -64,20 +74,22 @@ pub fn finish(
 
 /// The latest run recorded (`outcome` is `None` while it has no end).
 pub fn last(c: &mut impl GenericClient, schema: &str) -> Result<Option<LastRun>> {
-    Ok(c
-        .query_opt(
-            &format!(
-                "SELECT command, started_at, ended_at, outcome, summary FROM {} ORDER BY run_id DESC LIMIT 1",
-                table(schema, &RUN_HISTORY)
-            ),
+    Ok(c.query_opt(
+        &sql(
+            schema,
+            &[&RUN_HISTORY],
             &[],
-        )
-        .map_err(Error::db("status: reading run_history"))?
-        .map(|r| LastRun {
-            command: r.get(0),
-            started_at: r.get(1),
-            ended_at: r.get(2),
-            outcome: r.get(3),
-            summary: r.get(4),
-        }))
+            "SELECT {command}, {started_at}, {ended_at}, {outcome}, {summary} FROM {run_history}
+                  ORDER BY {run_id} DESC LIMIT 1",
+        ),
+        &[],
+    )
+    .map_err(Error::db("status: reading run_history"))?
+    .map(|r| LastRun {
+        command: r.get(0),
+        started_at: r.get(1),
+        ended_at: r.get(2),
+        outcome: r.get(3),
+        summary: r.get(4),
+    }))
 }
