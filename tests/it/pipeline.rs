@@ -305,14 +305,8 @@ fn a_run_that_finishes_an_interrupted_run_catches_up_to_its_own_start() {
     let mut kills = 0;
     for attempt in 0..7 {
         let cmd = if attempt < 4 { "backfill" } else { "sync" };
-        let target = 1 + (xorshift(&mut seed) % 10) as usize;
-        let watch_archive = xorshift(&mut seed).is_multiple_of(2);
-        let base = count_all(&root, watch_archive);
         let mut child = spawn(&w, &sim, &[cmd]);
-        if wait_for(&mut child, || {
-            count_all(&root, watch_archive) >= base + target
-        }) {
-            child.kill().unwrap();
+        if kill_at_random(&mut child, &root, &mut seed, 10) {
             kills += 1;
         }
         let _ = child.wait();
@@ -580,18 +574,10 @@ fn crash_loop_30_kills() {
     let mut other_exits: BTreeMap<(Option<i32>, String), u32> = BTreeMap::new();
     while kills < 30 && attempts < 200 {
         attempts += 1;
-        xorshift(&mut seed);
-        // Kill after a pseudo-random number of pages staged or archived since the start.
-        let target = 1 + (seed % 12) as usize;
-        let watch_archive = seed.is_multiple_of(2);
-        let base = count_all(&root, watch_archive);
         // `backfill` re-reads everything each time, so every run is long
         // enough to be killed (a killed one is resumed by the next).
         let mut child = spawn(&w, &sim, &["backfill"]);
-        if wait_for(&mut child, || {
-            count_all(&root, watch_archive) >= base + target
-        }) {
-            child.kill().unwrap();
+        if kill_at_random(&mut child, &root, &mut seed, 12) {
             kills += 1;
             let _ = child.wait();
             wait_lock_free(&mut s);
@@ -610,6 +596,19 @@ fn crash_loop_30_kills() {
     );
     run_ok(&w, &sim, &["run"]);
     assert_eq!(digest(&mut s), reference(&sim));
+}
+
+/// Kills `child` (SIGKILL) after a pseudo-random number (1..=`most`) of
+/// pages staged or archived since now; false when it ended first.
+fn kill_at_random(child: &mut Child, root: &std::path::Path, seed: &mut u64, most: u64) -> bool {
+    let target = 1 + (xorshift(seed) % most) as usize;
+    let watch_archive = xorshift(seed).is_multiple_of(2);
+    let base = count_all(root, watch_archive);
+    if wait_for(child, || count_all(root, watch_archive) >= base + target) {
+        child.kill().unwrap();
+        return true;
+    }
+    false
 }
 
 fn count_all(root: &std::path::Path, archive: bool) -> usize {
