@@ -242,23 +242,12 @@ pub(crate) fn format_catalog(fields: &[FieldInfo], format: Format, width: usize)
                 .map(|f| row(f).iter().map(|c| table::clean(c)).collect())
                 .collect();
             let r = table::render(&headers, &rows, width);
-            let mut s = r.text;
-            let mut foot = format!(
+            let foot = format!(
                 "{} field{}",
                 fields.len(),
                 if fields.len() == 1 { "" } else { "s" }
             );
-            if r.dropped > 0 {
-                foot.push_str(&format!(
-                    "\n{} column(s) left out to fit {width} columns: widen the terminal or use --format csv",
-                    r.dropped
-                ));
-            }
-            for l in foot.lines() {
-                s.push_str(&table::fit(l, width));
-                s.push('\n');
-            }
-            s
+            table::with_footer(r, &foot, width)
         }
     })
 }

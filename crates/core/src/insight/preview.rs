@@ -278,22 +278,11 @@ pub fn render(p: &Preview, format: Format, width: usize) -> Result<String> {
                 .chain(p.columns.iter().map(|c| table::clean(&c.name)))
                 .collect();
             let r = table::render(&headers, &rows(true), width);
-            let mut s = r.text;
-            let mut foot = match p.total {
+            let foot = match p.total {
                 Some(t) => format!("{} of {t} issues", p.issues.len()),
                 None => format!("{} issues", p.issues.len()),
             };
-            if r.dropped > 0 {
-                foot.push_str(&format!(
-                    "\n{} column(s) left out to fit {width} columns: widen the terminal or use --format csv",
-                    r.dropped
-                ));
-            }
-            for l in foot.lines() {
-                s.push_str(&table::fit(l, width));
-                s.push('\n');
-            }
-            s
+            table::with_footer(r, &foot, width)
         }
     })
 }

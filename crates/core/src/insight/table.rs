@@ -46,6 +46,24 @@ pub fn width(s: &str) -> usize {
 }
 
 /// `s` cut to at most `w` display columns, ending in `…` when cut.
+/// A rendered table followed by its footer (`foot`, plus a line saying how
+/// many columns were left out to fit `width`), every line fitted to `width`.
+pub(crate) fn with_footer(r: Rendered, foot: &str, width: usize) -> String {
+    let mut s = r.text;
+    let mut foot = foot.to_string();
+    if r.dropped > 0 {
+        foot.push_str(&format!(
+            "\n{} column(s) left out to fit {width} columns: widen the terminal or use --format csv",
+            r.dropped
+        ));
+    }
+    for l in foot.lines() {
+        s.push_str(&fit(l, width));
+        s.push('\n');
+    }
+    s
+}
+
 pub(crate) fn fit(s: &str, w: usize) -> String {
     if width(s) <= w {
         return s.to_string();
