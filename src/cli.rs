@@ -100,6 +100,9 @@ pub enum Command {
     Sync(SyncArgs),
     /// Full copy: `run --stage all --full` (re-reads every issue from sync.backfill_start).
     Backfill(SyncArgs),
+    /// Census: list every issue of each scope and mark what Jira deleted or
+    /// no scope matches any more (also run by sync every sync.reconcile_every_hours).
+    Reconcile(ReconcileArgs),
     /// Benchmarks.
     #[cfg(feature = "sim")]
     #[command(subcommand)]
@@ -190,6 +193,13 @@ pub struct SyncArgs {
     pub metrics_file: Option<PathBuf>,
 }
 
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    /// Only this scope (repeatable); default: every configured scope.
+    #[arg(long = "scope", value_name = "NAME")]
+    pub scopes: Vec<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum DbCommand {
     /// Create or migrate the warehouse schema (idempotent).
@@ -224,6 +234,16 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Backfill(a) => {
             let opts = a.options("backfill", true, quiet);
             print_report(pipeline::run(&open(config, Signals::Stop)?, &opts)?)
+        }
+        Command::Reconcile(a) => {
+            let opts = RunOptions {
+                scopes: a.scopes,
+                command: "reconcile".into(),
+                quiet,
+                ..Default::default()
+            };
+            let session = open(config, Signals::Stop)?;
+            print_report(jira_pipeline_core::census::run(&session, &opts)?)
         }
         Command::Run(args) => {
             let session = open(config, Signals::Stop)?;

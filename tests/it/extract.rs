@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use jira_pipeline_core::config::{Config, RawConfig, Secret};
 use jira_pipeline_core::error::{Error, ExitCode};
-use jira_pipeline_core::extract::{ExtractOptions, ExtractReport, extract_blocking};
+use jira_pipeline_core::extract::{ExtractOptions, ExtractReport, StoredCursor, extract_blocking};
 use jira_pipeline_core::jira::jql::parse_jira_time;
 use jira_pipeline_core::progress::Display;
 use jira_pipeline_core::staging::{PageKind, Staging, read_page};
@@ -48,9 +48,12 @@ fn run(
     sim: &SimHandle,
     checkpoints: &[(&str, DateTime<Utc>)],
 ) -> Result<ExtractReport, Error> {
-    let cp: HashMap<String, DateTime<Utc>> = checkpoints
+    let cp: HashMap<String, StoredCursor> = checkpoints
         .iter()
-        .map(|(s, t)| (s.to_string(), *t))
+        .map(|(s, t)| {
+            let at = *t;
+            (s.to_string(), StoredCursor { at, fingerprint: None })
+        })
         .collect();
     extract_blocking(&session(cfg), &Secret::new(sim.token()), &cp, opts())
 }

@@ -110,6 +110,7 @@ fn build(
             tables: counts,
             checkpoint: end.map(|e| e.1),
             pages_in_run: end.map(|e| e.0),
+            fingerprint: None,
             quarantined: vec![],
             source_bytes: 0,
         },
@@ -685,6 +686,8 @@ fn write_page_file(st: &Staging, b: &Batch) {
         http_status: 200,
         checkpoint: b.meta.checkpoint,
         pages_in_run: b.meta.pages_in_run,
+        fingerprint: None,
+        extra: Vec::new(),
     };
     let p = st.write_page(&meta, b"{}").unwrap();
     assert_eq!(

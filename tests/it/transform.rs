@@ -75,6 +75,8 @@ fn meta(scope: &str, kind: PageKind, seq: u32) -> PageMeta {
         http_status: 200,
         checkpoint: None,
         pages_in_run: None,
+        fingerprint: None,
+        extra: Vec::new(),
     }
 }
 

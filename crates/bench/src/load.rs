@@ -209,6 +209,7 @@ fn synth_page(scope: &str, run_id: &str, issues: u64, p: u64, links_of: &[Vec<Li
         tables: Vec::new(),
         checkpoint: None,
         pages_in_run: None,
+        fingerprint: None,
         quarantined: Vec::new(),
         source_bytes: 0,
     })
@@ -419,6 +420,7 @@ fn synth_end_page(scope: &str, run_id: &str, issues: u64, pages: u64) -> Batch {
         tables: Vec::new(),
         checkpoint: Some(base_time() + chrono::Duration::seconds(issues as i64 * 37)),
         pages_in_run: Some(pages),
+        fingerprint: None,
         quarantined: Vec::new(),
         source_bytes: 0,
     })

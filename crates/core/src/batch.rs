@@ -85,6 +85,9 @@ pub struct BatchMeta {
     pub checkpoint: Option<DateTime<Utc>>,
     /// `End` pages: how many search pages the run staged.
     pub pages_in_run: Option<u64>,
+    /// `End` pages: the fingerprint of the scope definition the run extracted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
     pub quarantined: Vec<QuarantinedIssue>,
     /// Decompressed size of the source page body.
     pub source_bytes: u64,
@@ -253,6 +256,7 @@ mod tests {
                 }],
                 checkpoint: None,
                 pages_in_run: None,
+                fingerprint: None,
                 quarantined: vec![],
                 source_bytes: 10,
             },

@@ -105,6 +105,9 @@ pub struct RawSync {
     pub safety_window_minutes: u32,
     /// Where a backfill starts: `YYYY-MM-DD` or an RFC 3339 timestamp.
     pub backfill_start: String,
+    /// `sync` and `run` take a census of a scope (`pipeline reconcile`)
+    /// when its last one is older than this many hours; 0 = never automatically.
+    pub reconcile_every_hours: u32,
 }
 
 impl Default for RawSync {
@@ -112,6 +115,7 @@ impl Default for RawSync {
         RawSync {
             safety_window_minutes: 15,
             backfill_start: "2000-01-01".into(),
+            reconcile_every_hours: 24,
         }
     }
 }
@@ -249,6 +253,9 @@ pub struct RetryPolicy {
 pub struct SyncConfig {
     pub safety_window: Duration,
     pub backfill_start: DateTime<Utc>,
+    /// How old a scope's last census may be before `sync`/`run` take one
+    /// (`None`: never automatically).
+    pub reconcile_every: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -458,6 +465,8 @@ impl RawSync {
         };
         Some(SyncConfig {
             safety_window: Duration::from_secs(u64::from(self.safety_window_minutes) * 60),
+            reconcile_every: (self.reconcile_every_hours > 0)
+                .then(|| Duration::from_secs(u64::from(self.reconcile_every_hours) * 3600)),
             backfill_start,
         })
     }

@@ -53,6 +53,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0002_digests",
         sql: include_str!("../../../sql/0002_digests.sql"),
     },
+    Migration {
+        version: 3,
+        name: "0003_mirror",
+        sql: include_str!("../../../sql/0003_mirror.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.

@@ -45,6 +45,8 @@
 //!   merge mode) and the text-COPY row encoder.
 //! - [`bookkeeping`]: every statement about the pipeline's own tables (checkpoint,
 //!   page ledger, quarantine, run history, issue digests, deferred indexes).
+//! - [`census`]: `pipeline reconcile`: lists every issue of a scope and marks
+//!   what Jira deleted or no scope matches any more (the faithful mirror).
 //! - [`batch`]: table batches (transform → load), in memory and on disk.
 //! - [`jira`]: the shared Jira HTTP client (retries, rate limits), JQL building, REST calls.
 //! - [`extract`]: scopes → sliced searches → staged pages, resume state, End pages.
@@ -66,6 +68,7 @@
 
 pub mod batch;
 pub mod bookkeeping;
+pub mod census;
 pub mod config;
 pub mod db;
 pub mod error;

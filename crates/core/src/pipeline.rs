@@ -69,6 +69,14 @@ pub struct RunSummary {
     /// Scopes whose run finished an interrupted run and then caught up
     /// ("scope S: finished the … run … interrupted at …, then caught up from …").
     pub catch_ups: Vec<String>,
+    /// Issues fetched alone because the search cut their changelog short.
+    pub changelogs_refetched: u64,
+    /// Scopes backfilled because their definition changed.
+    pub scopes_changed: Vec<String>,
+    /// The automatic census of the scopes that were due (see
+    /// `sync.reconcile_every_hours`); a census that did not complete is a
+    /// warning here, not a failed run.
+    pub census: crate::census::CensusReport,
     pub interrupted: bool,
     pub error: Option<String>,
 }
@@ -112,6 +120,29 @@ impl RunSummary {
         }
         for line in &self.catch_ups {
             let _ = writeln!(s, "  {line}");
+        }
+        for scope in &self.scopes_changed {
+            let _ = writeln!(
+                s,
+                "  scope {scope}: its definition changed since its checkpoint, so it was backfilled"
+            );
+        }
+        if self.changelogs_refetched > 0 {
+            let _ = writeln!(
+                s,
+                "  {} issues fetched alone because the search cut their changelog short",
+                self.changelogs_refetched
+            );
+        }
+        for c in &self.census.scopes {
+            let _ = writeln!(s, "  {}", crate::census::line(c));
+        }
+        for x in &self.census.failed {
+            let _ = writeln!(
+                s,
+                "  warning: census of scope {} not complete, nothing marked: {}",
+                x.scope, x.message
+            );
         }
         for (scope, c) in &self.checkpoints {
             let _ = writeln!(s, "  checkpoint of scope {scope}: {c}");
@@ -224,8 +255,11 @@ pub fn run(session: &Session, opts: &RunOptions) -> Result<RunSummary> {
     };
     absorb_stages(&mut summary, &progress, &ex, &tr, &ld);
     record_checkpoints(&mut summary, &mut admin, &schema, &names)?;
-    record_metrics(&summary);
     let first_err = cause(ld.err(), tr.err(), ex.err(), session.stop().requested());
+    if first_err.is_none() && !summary.interrupted {
+        summary.census = auto_census(session, &names);
+    }
+    record_metrics(&summary);
     finish_run(
         &mut summary,
         &mut admin,
@@ -234,6 +268,28 @@ pub fn run(session: &Session, opts: &RunOptions) -> Result<RunSummary> {
         first_err,
         metrics_writer,
     )
+}
+
+/// The census of the scopes that are due, after a run that completed; a
+/// census that cannot run at all is one warning per scope.
+fn auto_census(session: &Session, names: &[String]) -> crate::census::CensusReport {
+    match crate::census::run_due(session, names) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!("census skipped: {}", e.one_line());
+            crate::census::CensusReport {
+                scopes: Vec::new(),
+                failed: names
+                    .iter()
+                    .map(|n| crate::census::CensusFailure {
+                        scope: n.clone(),
+                        message: e.one_line(),
+                        exit: e.exit_code(),
+                    })
+                    .collect(),
+            }
+        }
+    }
 }
 
 /// The error a run reports, of its three stages' errors. The most
@@ -332,11 +388,11 @@ fn record_checkpoints(
     let now = chrono::Utc::now();
     for n in names {
         if let Some(c) = now_cp.get(n) {
-            summary.checkpoints.push((n.clone(), c.to_rfc3339()));
+            summary.checkpoints.push((n.clone(), c.at.to_rfc3339()));
             metrics::set(
                 "jira_pipeline_checkpoint_lag_seconds",
                 &[("scope", n)],
-                (now - *c).num_milliseconds() as f64 / 1000.0,
+                (now - c.at).num_milliseconds() as f64 / 1000.0,
             );
         }
     }
@@ -413,6 +469,13 @@ fn absorb_extract(s: &mut RunSummary, r: &ExtractReport) {
     s.retries = r.retries;
     s.throttled = r.throttled;
     s.catch_ups = r.scopes.iter().filter_map(extract::catch_up_line).collect();
+    s.changelogs_refetched = r.scopes.iter().map(|x| x.refetched).sum();
+    s.scopes_changed = r
+        .scopes
+        .iter()
+        .filter(|x| x.scope_changed)
+        .map(|x| x.scope.clone())
+        .collect();
 }
 
 fn absorb_load(s: &mut RunSummary, u: &UnitReport) {
@@ -456,6 +519,20 @@ fn record_metrics(s: &RunSummary) {
         &[("kind", "issue")],
         s.issues_quarantined as f64,
     );
+    metrics::add(
+        "jira_pipeline_changelogs_refetched",
+        &[],
+        s.changelogs_refetched as f64,
+    );
+    for c in &s.census.scopes {
+        for (reason, n) in [("deleted", c.deleted), ("out_of_scope", c.out_of_scope)] {
+            metrics::add(
+                "jira_pipeline_issues_removed",
+                &[("scope", &c.scope), ("reason", reason)],
+                n as f64,
+            );
+        }
+    }
 }
 
 /// Counts of the transform thread.

@@ -22,6 +22,8 @@ pub(crate) struct StageCounters {
     pub expected_issues: AtomicU64,
     /// Nanoseconds spent working.
     pub busy_nanos: AtomicU64,
+    /// Extract: issues fetched alone because the search cut their changelog.
+    pub refetched: AtomicU64,
 }
 
 impl StageCounters {

@@ -198,6 +198,7 @@ mod tests {
                 }],
                 checkpoint: None,
                 pages_in_run: None,
+                fingerprint: None,
                 quarantined: vec![],
                 source_bytes: 0,
             },

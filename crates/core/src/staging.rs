@@ -72,6 +72,52 @@ pub struct PageMeta {
     pub checkpoint: Option<DateTime<Utc>>,
     /// `End` pages: how many search pages the run staged for this scope.
     pub pages_in_run: Option<u64>,
+    /// `End` pages: the fingerprint of the scope definition the run
+    /// extracted (see `extract::fingerprint`); the checkpoint carries it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+    /// Documents appended to the body, in order, each with its length:
+    /// issues fetched alone because the search cut their changelog
+    /// (`issue:<id>`, after a search response), and the project's
+    /// `versions:<KEY>` and `components:<KEY>` (in an `End` page).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra: Vec<ExtraDoc>,
+}
+
+/// One document appended to a page's body (see [`PageMeta::extra`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtraDoc {
+    /// What it is: `issue:<id>`, `versions:<KEY>`, `components:<KEY>`.
+    pub what: String,
+    pub bytes: u64,
+}
+
+/// Splits a page's body into the Jira response and the documents appended
+/// to it ([`PageMeta::extra`]): `body` keeps the response, the documents
+/// are returned in order. A body shorter than its documents is a corrupt page.
+pub fn split_extra(
+    meta: &PageMeta,
+    body: &mut Vec<u8>,
+) -> std::result::Result<Vec<(String, Vec<u8>)>, String> {
+    if meta.extra.is_empty() {
+        return Ok(Vec::new());
+    }
+    let total: u64 = meta.extra.iter().map(|d| d.bytes).sum();
+    let Some(main) = (body.len() as u64).checked_sub(total) else {
+        return Err(format!(
+            "the page is truncated: its {} appended documents need {total} bytes, the body has {}",
+            meta.extra.len(),
+            body.len()
+        ));
+    };
+    let mut rest = body.split_off(main as usize);
+    let mut out = Vec::with_capacity(meta.extra.len());
+    for d in meta.extra.iter().rev() {
+        let doc = rest.split_off(rest.len() - d.bytes as usize);
+        out.push((d.what.clone(), doc));
+    }
+    out.reverse();
+    Ok(out)
 }
 
 impl PageMeta {
@@ -119,6 +165,8 @@ pub fn search_meta(scope: &str, seq: u32, n: u32) -> PageMeta {
         http_status: 200,
         checkpoint: None,
         pages_in_run: None,
+        fingerprint: None,
+        extra: Vec::new(),
     }
 }
 
@@ -403,7 +451,40 @@ mod tests {
             http_status: 200,
             checkpoint: None,
             pages_in_run: None,
+            fingerprint: None,
+            extra: Vec::new(),
         }
+    }
+
+    #[test]
+    fn extra_documents_split_off_the_body_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = Staging::new(dir.path(), 3);
+        let mut m = meta();
+        m.extra = vec![
+            ExtraDoc {
+                what: "issue:1".into(),
+                bytes: 3,
+            },
+            ExtraDoc {
+                what: "issue:2".into(),
+                bytes: 2,
+            },
+        ];
+        let p = st.write_page(&m, b"{\"issues\":[]}abcde").unwrap();
+        let (m2, mut body) = read_page(&p).unwrap();
+        let docs = split_extra(&m2, &mut body).unwrap();
+        assert_eq!(body, b"{\"issues\":[]}");
+        assert_eq!(
+            docs,
+            vec![
+                ("issue:1".to_string(), b"abc".to_vec()),
+                ("issue:2".to_string(), b"de".to_vec())
+            ]
+        );
+        let mut short = b"ab".to_vec();
+        let e = split_extra(&m2, &mut short).unwrap_err();
+        assert!(e.contains("truncated"), "{e}");
     }
 
     #[test]

@@ -12,7 +12,8 @@ use crate::load::merge::{ACCEPTED, ORD};
 use crate::tables::{ISSUE, ISSUE_DIGEST};
 
 /// Of `ids`, those stored in `issue`, each with its digest (`None` when no
-/// digest is recorded).
+/// digest is recorded, and for an issue marked removed: one that arrives
+/// again is written whatever its digest, which makes it live again).
 pub fn stored(
     c: &mut impl GenericClient,
     schema: &str,
@@ -27,7 +28,8 @@ pub fn stored(
             schema,
             &[&ISSUE, &ISSUE_DIGEST],
             &[],
-            "SELECT i.{issue_id}, d.{digest} FROM {issue} i
+            "SELECT i.{issue_id}, CASE WHEN i.{deleted_at} IS NULL THEN d.{digest} END
+                   FROM {issue} i
                    LEFT JOIN {issue_digest} d ON d.{issue_id} = i.{issue_id}
                   WHERE i.{issue_id} = ANY($1)",
         ),

@@ -3,6 +3,7 @@
 //! [`crate::tables`] ([`crate::tables::BOOKKEEPING`]); nothing outside this
 //! module writes SQL about them.
 //!
+//! - [`census`]: the last census of each scope, and its marks on `issue`.
 //! - [`checkpoint`]: where each scope's incremental cursor stands (read by
 //!   extract and status, advanced by the loader's End pages).
 //! - [`page_ledger`]: the pages loaded (exactly-once loading).
@@ -18,6 +19,7 @@
 //! ([`sql`]) whose every table and column name enters the SQL through
 //! [`crate::db::Ident`] and is checked against the specs in debug builds.
 
+pub mod census;
 pub mod checkpoint;
 pub mod deferred_index;
 pub mod issue_digest;

@@ -31,7 +31,6 @@
 pub mod scope;
 pub mod state;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -46,6 +45,8 @@ use crate::progress::{Display, Reporter, StageCounters};
 use crate::session::{Report, RunOptions, Session};
 use crate::staging::{PageKind, PageRef, Staging, read_page};
 use state::{Mode, RunState, StateStore, load, state_path};
+
+pub use crate::bookkeeping::checkpoint::{Checkpoints, StoredCursor};
 
 /// How an extraction runs.
 #[derive(Debug, Clone)]
@@ -111,6 +112,10 @@ pub struct ScopeReport {
     pub slices: usize,
     /// Query restarts (shifted results, full search windows, crowded minutes).
     pub restarts: u64,
+    /// Issues fetched alone because the search cut their changelog short.
+    pub refetched: u64,
+    /// The run is a backfill because the scope's definition changed.
+    pub scope_changed: bool,
 }
 
 /// What an extraction did.
@@ -146,7 +151,26 @@ pub enum Start {
         cursor_staged: bool,
         /// An unfinished run that is not resumed (its query changed, or `--full`).
         abandoned: Option<RunState>,
+        /// The stored cursor belongs to another definition of the scope
+        /// (its fingerprint differs): the scope is backfilled.
+        scope_changed: bool,
     },
+}
+
+/// The fingerprint of a scope's definition: its effective query (project,
+/// issue types, extra JQL) and its field selection, hashed (xxh3, 16 hex
+/// digits). A cursor stored under another fingerprint is not continued: the
+/// scope is backfilled, so every issue of the new definition is loaded.
+pub fn fingerprint(sc: &crate::config::Scope) -> Result<String> {
+    let base = scope_clause(sc)?;
+    let mut fields: Vec<&str> = sc.fields.iter().map(String::as_str).collect();
+    fields.sort_unstable();
+    fields.dedup();
+    let text = format!("jql={base}\nfields={}", fields.join(","));
+    Ok(format!(
+        "{:016x}",
+        xxhash_rust::xxh3::xxh3_64(text.as_bytes())
+    ))
 }
 
 /// Decides how scope `sc` starts (see [`Start`]): resume an unfinished run
@@ -156,24 +180,30 @@ pub(crate) fn start_of(
     staging: &Staging,
     sc: &crate::config::Scope,
     full: bool,
-    checkpoints: &HashMap<String, DateTime<Utc>>,
+    checkpoints: &Checkpoints,
 ) -> Result<Start> {
     let base = scope_clause(sc)?;
+    let fp = fingerprint(sc)?;
     let existing = load(&state_path(&staging.state_dir(), &sc.name))?;
     let mut abandoned = None;
     if let Some(s) = existing.filter(|s| !s.finished) {
-        if s.base_jql == base && !(full && s.mode == Mode::Incremental) {
+        let same = s.base_jql == base && s.fingerprint.as_ref().is_none_or(|f| *f == fp);
+        if same && !(full && s.mode == Mode::Incremental) {
             return Ok(Start::Resume(s));
         }
         abandoned = Some(s);
     }
-    let (db, staged) = if full {
+    // A cursor taken under another definition of the scope does not count.
+    let other = |f: Option<&String>| f.is_some_and(|f| *f != fp);
+    let stored = checkpoints.get(&sc.name);
+    let scope_changed = !full && stored.is_some_and(|c| other(c.fingerprint.as_ref()));
+    let (db, staged) = if full || scope_changed {
         (None, None)
     } else {
-        (
-            checkpoints.get(&sc.name).copied(),
-            staged_checkpoint(staging, &sc.name)?,
-        )
+        let staged = staged_checkpoint(staging, &sc.name)?
+            .filter(|(_, f)| !other(f.as_ref()))
+            .map(|(at, _)| at);
+        (stored.map(|c| c.at), staged)
     };
     let cursor = db.max(staged);
     let (mode, from) = match cursor {
@@ -189,21 +219,28 @@ pub(crate) fn start_of(
         cursor,
         cursor_staged: cursor.is_some() && staged == cursor && db != cursor,
         abandoned,
+        scope_changed,
     })
 }
 
 /// The newest checkpoint proposed by a finished run whose End page is still
-/// waiting in `pages/` (staged, not yet loaded): those pages will be loaded
-/// before anything this run stages, so the next run may start from there.
-pub(crate) fn staged_checkpoint(staging: &Staging, scope: &str) -> Result<Option<DateTime<Utc>>> {
-    let mut best = None;
+/// waiting in `pages/` (staged, not yet loaded), with its fingerprint:
+/// those pages will be loaded before anything this run stages, so the next
+/// run may start from there.
+pub(crate) fn staged_checkpoint(
+    staging: &Staging,
+    scope: &str,
+) -> Result<Option<(DateTime<Utc>, Option<String>)>> {
+    let mut best: Option<(DateTime<Utc>, Option<String>)> = None;
     for name in staging.list_pages(scope)? {
         if !name.ends_with("-zend") {
             continue;
         }
         let (meta, _) = read_page(&staging.page_path(scope, &name))?;
-        if meta.kind == PageKind::End {
-            best = best.max(meta.checkpoint);
+        if let (PageKind::End, Some(at)) = (meta.kind, meta.checkpoint)
+            && best.as_ref().is_none_or(|(b, _)| at > *b)
+        {
+            best = Some((at, meta.fingerprint));
         }
     }
     Ok(best)
@@ -215,7 +252,7 @@ pub(crate) fn staged_checkpoint(staging: &Staging, scope: &str) -> Result<Option
 pub async fn extract(
     cfg: &Config,
     token: &Secret,
-    checkpoints: &HashMap<String, DateTime<Utc>>,
+    checkpoints: &Checkpoints,
     opts: ExtractOptions,
 ) -> Result<ExtractReport> {
     let selected = cfg.select_scopes(&opts.scopes)?;
@@ -271,7 +308,7 @@ pub async fn extract(
             Ok((st, caught_up_after)) => {
                 report
                     .scopes
-                    .push(scope_report(&c.scope, &st, resumed, caught_up_after))
+                    .push(scope_report(c, &st, resumed, caught_up_after))
             }
             Err(e) => {
                 tracing::error!(scope = %c.scope, "{}", e.one_line());
@@ -336,7 +373,7 @@ struct Setup<'a> {
     jira: &'a Connected,
     new_run_id: &'a str,
     opts: &'a ExtractOptions,
-    checkpoints: &'a HashMap<String, DateTime<Utc>>,
+    checkpoints: &'a Checkpoints,
 }
 
 /// Scope phase: how the scope's run starts ([`start_of`]), its resume
@@ -359,6 +396,13 @@ async fn scope_context(
     let base = scope_clause(sc)?;
     let start = start_of(cfg, staging, sc, opts.full, checkpoints)?;
     let resumed = matches!(start, Start::Resume(_));
+    let changed = matches!(
+        start,
+        Start::New {
+            scope_changed: true,
+            ..
+        }
+    );
     let st = match start {
         Start::Resume(s) => {
             tracing::info!(scope = %sc.name, run = %s.run_id, mode = s.mode.as_str(), "resuming the interrupted run");
@@ -368,8 +412,15 @@ async fn scope_context(
             mode,
             from,
             abandoned,
+            scope_changed,
             ..
         } => {
+            if scope_changed {
+                tracing::warn!(
+                    scope = %sc.name,
+                    "the scope's definition (project, issue types, jql or fields) changed since its checkpoint was taken; backfilling it instead of an incremental run"
+                );
+            }
             if let Some(s) = abandoned {
                 tracing::warn!(
                     scope = %sc.name,
@@ -385,6 +436,7 @@ async fn scope_context(
                 started_at: jira.started,
                 from,
                 base_jql: base.clone(),
+                fingerprint: Some(fingerprint(sc)?),
                 time_zone: jira.me.tz.to_string(),
                 planned: false,
                 slices: Vec::new(),
@@ -404,6 +456,8 @@ async fn scope_context(
         client: client.clone(),
         staging: staging.clone(),
         scope: sc.name.clone(),
+        project: sc.project.clone(),
+        scope_changed: changed,
         base,
         tz: jira.me.tz,
         page_size: cfg.jira.page_size,
@@ -453,13 +507,15 @@ async fn stage_catalogues(
 
 /// What one scope's finished run reports.
 fn scope_report(
-    scope: &str,
+    c: &scope::ScopeCtx,
     st: &RunState,
     resumed: bool,
     caught_up_after: Option<FinishedInterrupted>,
 ) -> ScopeReport {
     ScopeReport {
-        scope: scope.to_string(),
+        scope: c.scope.clone(),
+        refetched: c.progress.refetched.load(Ordering::Relaxed),
+        scope_changed: c.scope_changed,
         run_id: st.run_id.clone(),
         mode: st.mode,
         resumed,
@@ -511,6 +567,7 @@ async fn run_scope_caught_up(
         started_at: catch_up.started,
         from,
         base_jql: first.base_jql.clone(),
+        fingerprint: first.fingerprint.clone(),
         time_zone: catch_up.time_zone.clone(),
         planned: false,
         slices: Vec::new(),
@@ -525,6 +582,8 @@ async fn run_scope_caught_up(
         client: ctx.client.clone(),
         staging: ctx.staging.clone(),
         scope: ctx.scope.clone(),
+        project: ctx.project.clone(),
+        scope_changed: ctx.scope_changed,
         base: ctx.base.clone(),
         tz: ctx.tz,
         page_size: ctx.page_size,
@@ -578,7 +637,7 @@ async fn run_scope(ctx: Arc<scope::ScopeCtx>) -> Result<RunState> {
 pub fn extract_blocking(
     session: &Session,
     token: &Secret,
-    checkpoints: &HashMap<String, DateTime<Utc>>,
+    checkpoints: &Checkpoints,
     opts: ExtractOptions,
 ) -> Result<ExtractReport> {
     session.block_on(extract(session.config(), token, checkpoints, opts))?
@@ -589,7 +648,7 @@ pub(crate) fn read_checkpoints(
     client: &mut postgres::Client,
     schema: &str,
     scopes: &[String],
-) -> Result<HashMap<String, DateTime<Utc>>> {
+) -> Result<Checkpoints> {
     crate::bookkeeping::checkpoint::read_all(client, schema, scopes)
 }
 

@@ -29,6 +29,10 @@ pub(crate) struct ScopeCtx {
     pub client: JiraClient,
     pub staging: Staging,
     pub scope: String,
+    /// The scope's project (its versions and components go in the End page).
+    pub project: String,
+    /// This run is a backfill because the scope's definition changed.
+    pub scope_changed: bool,
     pub base: String,
     pub tz: Tz,
     pub page_size: u32,
@@ -654,11 +658,48 @@ async fn fetch_page(
             tracing::debug!(scope = %ctx.scope, page = %name, "resuming from a page staged before the interruption");
             (p, Some(in_pages))
         }
-        None => (
-            ctx.client.search(jql, s.start_at, ctx.page_size).await?,
-            None,
-        ),
+        None => {
+            let mut page = ctx.client.search(jql, s.start_at, ctx.page_size).await?;
+            page.extra = refetch_cut_changelogs(ctx, &page).await?;
+            (page, None)
+        }
     })
+}
+
+/// The issues of `page` whose changelog the search cut short, each fetched
+/// alone (`GET /rest/api/2/issue/{id}?expand=changelog`, which returns the
+/// whole changelog) to be staged with the page; transform uses them instead
+/// of the cut versions, and quarantines an issue still cut (or gone: 404).
+async fn refetch_cut_changelogs(
+    ctx: &ScopeCtx,
+    page: &SearchPage,
+) -> Result<Vec<(String, bytes::Bytes)>> {
+    let cut: Vec<&crate::jira::api::IssueHead> = page
+        .issues
+        .iter()
+        .filter(|i| i.changelog_cut.is_some())
+        .collect();
+    let mut out = Vec::new();
+    for head in cut {
+        let (have, total) = head.changelog_cut.unwrap_or_default();
+        tracing::info!(
+            scope = %ctx.scope, issue = %head.key, have, total,
+            "the search cut the issue's changelog short; fetching the issue alone"
+        );
+        ctx.progress.refetched.fetch_add(1, Ordering::Relaxed);
+        let doc = ctx
+            .client
+            .issue_alone(
+                head.id,
+                crate::jira::api::SEARCH_FIELDS,
+                crate::jira::api::SEARCH_EXPAND,
+            )
+            .await?;
+        if let Some(doc) = doc {
+            out.push((format!("issue:{}", head.id), doc));
+        }
+    }
+    Ok(out)
 }
 
 /// A page fetched (or found staged) for a slice, with its query.
@@ -706,9 +747,11 @@ fn stage_and_record(
             http_status: page.status,
             checkpoint: None,
             pages_in_run: None,
+            fingerprint: None,
+            extra: Vec::new(),
         };
         if already.is_none() {
-            ctx.staging.write_page(&meta, &page.body)?;
+            write_with_extra(&ctx.staging, meta.clone(), &page)?;
         }
         if already != Some(false) {
             sent = Some(PageRef {
@@ -740,6 +783,24 @@ fn stage_and_record(
         send(ctx, r)?;
     }
     Ok(step)
+}
+
+/// Stages a fetched search page with the issues fetched alone appended.
+fn write_with_extra(staging: &Staging, mut meta: PageMeta, page: &SearchPage) -> Result<()> {
+    if page.extra.is_empty() {
+        staging.write_page(&meta, &page.body)?;
+        return Ok(());
+    }
+    let mut body = page.body.to_vec();
+    for (what, doc) in &page.extra {
+        meta.extra.push(crate::staging::ExtraDoc {
+            what: what.clone(),
+            bytes: doc.len() as u64,
+        });
+        body.extend_from_slice(doc);
+    }
+    staging.write_page(&meta, &body)?;
+    Ok(())
 }
 
 /// Hands a page to the next stage; waits while the channel is full, but
@@ -850,11 +911,28 @@ async fn drain_crowded_minute(
     Ok(())
 }
 
-/// Stages the End page of a finished run and marks the run finished.
+/// The project's current versions and components, fetched for the End page.
+async fn project_dimensions(ctx: &ScopeCtx) -> Result<(Vec<crate::staging::ExtraDoc>, Vec<u8>)> {
+    let mut docs = Vec::new();
+    let mut body = Vec::new();
+    for what in ["versions", "components"] {
+        let doc = ctx.client.project_list(&ctx.project, what).await?;
+        docs.push(crate::staging::ExtraDoc {
+            what: format!("{what}:{}", ctx.project),
+            bytes: doc.len() as u64,
+        });
+        body.extend_from_slice(&doc);
+    }
+    Ok((docs, body))
+}
+
+/// Stages the End page of a finished run (with the project's current
+/// versions and components) and marks the run finished.
 pub(crate) async fn finish_run(ctx: &ScopeCtx) -> Result<RunState> {
     let store = ctx.store.clone();
     let staging = ctx.staging.clone();
     let scope = ctx.scope.clone();
+    let (extra, body) = project_dimensions(ctx).await?;
     let (st, name) = blocking(move || -> Result<(RunState, String)> {
         let st = store.snapshot();
         let meta = PageMeta {
@@ -877,8 +955,10 @@ pub(crate) async fn finish_run(ctx: &ScopeCtx) -> Result<RunState> {
             http_status: 200,
             checkpoint: Some(st.started_at),
             pages_in_run: Some(st.pages()),
+            fingerprint: st.fingerprint.clone(),
+            extra,
         };
-        staging.write_page(&meta, b"")?;
+        staging.write_page(&meta, &body)?;
         store.update(|s| s.finished = true)?;
         Ok((store.snapshot(), meta.page_name()))
     })

@@ -157,6 +157,10 @@ pub struct RunState {
     pub from: DateTime<Utc>,
     /// The scope's JQL clause when the run started (a changed scope starts afresh).
     pub base_jql: String,
+    /// The fingerprint of the scope's definition ([`super::fingerprint`]);
+    /// `None` in runs started before fingerprints existed.
+    #[serde(default)]
+    pub fingerprint: Option<String>,
     /// The Jira user's time zone the JQL dates were written in.
     pub time_zone: String,
     pub planned: bool,
@@ -373,6 +377,7 @@ mod tests {
             created: t(0),
             updated: t(min) + Duration::seconds(7),
             updated_raw: String::new(),
+            changelog_cut: None,
         }
     }
 
@@ -493,6 +498,7 @@ mod tests {
             started_at: t(0),
             from: t(0),
             base_jql: "project = \"A\"".into(),
+            fingerprint: Some("f".into()),
             time_zone: "UTC".into(),
             planned: true,
             slices: vec![slice()],

@@ -24,7 +24,7 @@ use serde::Serialize;
 
 use crate::config::{Config, Scope};
 use crate::error::{Error, ExitCode, Result};
-use crate::extract::read_checkpoints;
+use crate::extract::{Checkpoints, read_checkpoints};
 use crate::extract::scope::{ScopeCtx, plan_slices};
 use crate::extract::state::{Mode, RunState, SliceState, StateStore, advance};
 use crate::jira::api::check_search;
@@ -160,6 +160,7 @@ pub(crate) fn pages_needed(slice: &SliceState, total: u64, page: u32) -> u64 {
         created: DateTime::<Utc>::UNIX_EPOCH,
         updated: DateTime::<Utc>::UNIX_EPOCH,
         updated_raw: String::new(),
+        changelog_cut: None,
     };
     let mut n = 0u64;
     // Each page moves at least one issue on, or ends the slice.
@@ -203,7 +204,7 @@ pub fn window(ranges: &[Range]) -> String {
 
 /// The checkpoints of `names` from PostgreSQL, when it can be asked, and a
 /// sentence saying where they came from. Never inside a tokio runtime.
-fn checkpoints(cfg: &Config, names: &[String]) -> (HashMap<String, DateTime<Utc>>, String) {
+fn checkpoints(cfg: &Config, names: &[String]) -> (Checkpoints, String) {
     let none = HashMap::new();
     let url = match crate::config::database_url() {
         Ok(u) => u,
@@ -278,11 +279,11 @@ fn start_of(
     staging: &Staging,
     sc: &Scope,
     full: bool,
-    db_checkpoints: &HashMap<String, DateTime<Utc>>,
+    db_checkpoints: &Checkpoints,
     started: DateTime<Utc>,
     tz: &str,
 ) -> Result<Start> {
-    let (mode, from, cursor, cursor_staged) = match crate::extract::start_of(
+    let (mode, from, cursor, cursor_staged, scope_changed) = match crate::extract::start_of(
         cfg,
         staging,
         sc,
@@ -316,11 +317,13 @@ fn start_of(
             from,
             cursor,
             cursor_staged,
+            scope_changed,
             ..
-        } => (mode, from, cursor, cursor_staged),
+        } => (mode, from, cursor, cursor_staged || scope_changed, scope_changed),
     };
     let reason = match cursor {
         None if full => "--full: backfill from sync.backfill_start".to_string(),
+        None if scope_changed => "the scope's definition (project, issue types, jql or fields) changed since its checkpoint: backfill from sync.backfill_start (fingerprint change pending)".to_string(),
         None => "no checkpoint: backfill from sync.backfill_start".to_string(),
         Some(c) => format!(
             "checkpoint {} ({}) minus the {}-minute safety window",
@@ -342,6 +345,7 @@ fn start_of(
             started_at: started,
             from,
             base_jql: scope_clause(sc)?,
+            fingerprint: Some(crate::extract::fingerprint(sc)?),
             time_zone: tz.to_string(),
             planned: false,
             slices: Vec::new(),
@@ -363,7 +367,7 @@ pub async fn build(
     client: &JiraClient,
     scopes: &[&Scope],
     full: bool,
-    db_checkpoints: &HashMap<String, DateTime<Utc>>,
+    db_checkpoints: &Checkpoints,
     checkpoint_note: String,
 ) -> Result<Plan> {
     let me = client.myself().await?;
@@ -462,6 +466,8 @@ async fn plan_scope(
         client: client.clone(),
         staging: staging.clone(),
         scope: sc.name.clone(),
+        project: sc.project.clone(),
+        scope_changed: false,
         base: st.base_jql.clone(),
         tz,
         page_size: cfg.jira.page_size,
@@ -972,6 +978,7 @@ mod tests {
                 created: DateTime::<Utc>::UNIX_EPOCH,
                 updated: DateTime::<Utc>::UNIX_EPOCH,
                 updated_raw: String::new(),
+                changelog_cut: None,
             })
             .collect();
         advance(&mut s, 0, &heads);

@@ -40,6 +40,9 @@ pub struct IssueHead {
     pub created: DateTime<Utc>,
     pub updated: DateTime<Utc>,
     pub updated_raw: String,
+    /// `(histories carried, changelog.total)` when the search cut the
+    /// issue's changelog short (it carries fewer histories than `total`).
+    pub changelog_cut: Option<(u64, u64)>,
 }
 
 /// A search response: the raw body plus what paging needs from it.
@@ -55,6 +58,9 @@ pub struct SearchPage {
     pub issues: Vec<IssueHead>,
     pub request_id: Option<String>,
     pub fetched_at: DateTime<Utc>,
+    /// Issues fetched alone after the search (`issue:<id>`, raw body),
+    /// staged after the page's body.
+    pub extra: Vec<(String, Bytes)>,
 }
 
 #[derive(Deserialize)]
@@ -98,6 +104,33 @@ struct RawIssue {
     key: Option<String>,
     #[serde(default)]
     fields: Option<RawFields>,
+    #[serde(default)]
+    changelog: Option<RawChangelog>,
+}
+
+#[derive(Deserialize)]
+struct RawChangelog {
+    #[serde(default)]
+    total: Option<u64>,
+    #[serde(default)]
+    histories: Option<Vec<serde::de::IgnoredAny>>,
+}
+
+impl RawChangelog {
+    /// `(carried, total)` when fewer histories are carried than `total` says.
+    fn cut(&self) -> Option<(u64, u64)> {
+        let have = self.histories.as_ref().map_or(0, |h| h.len() as u64);
+        self.total.filter(|&t| t > have).map(|t| (have, t))
+    }
+}
+
+/// One page of a census listing: issue ids only.
+#[derive(Debug, Clone)]
+pub struct IdPage {
+    pub ids: Vec<u64>,
+    pub total: Option<u64>,
+    /// `maxResults` as the server reports it (it may cap what we asked).
+    pub max_results: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -106,6 +139,30 @@ struct RawFields {
     created: Option<String>,
     #[serde(default)]
     updated: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawIdPage {
+    #[serde(default, rename = "maxResults")]
+    max_results: Option<u64>,
+    #[serde(default)]
+    total: Option<u64>,
+    #[serde(default)]
+    issues: Option<Vec<RawId>>,
+}
+
+#[derive(Deserialize)]
+struct RawId {
+    id: serde_json::Value,
+}
+
+/// An issue id as Jira writes it (a string of digits; a number is accepted).
+fn json_id(v: &serde_json::Value) -> Option<u64> {
+    match v {
+        serde_json::Value::String(s) => s.parse::<u64>().ok(),
+        serde_json::Value::Number(n) => n.as_u64(),
+        _ => None,
+    }
 }
 
 /// Checks a `/myself` answer: an empty body, or a user with no name, is an
@@ -168,11 +225,7 @@ pub fn check_search(resp: Response, want_issues: bool) -> std::result::Result<Se
     }
     let mut issues = Vec::with_capacity(issues_raw.len());
     for (i, r) in issues_raw.into_iter().enumerate() {
-        let id = match &r.id {
-            serde_json::Value::String(s) => s.parse::<u64>().ok(),
-            serde_json::Value::Number(n) => n.as_u64(),
-            _ => None,
-        };
+        let id = json_id(&r.id);
         let key = r.key.unwrap_or_default();
         let who = if key.is_empty() {
             format!("issue #{i} of the page")
@@ -199,6 +252,7 @@ pub fn check_search(resp: Response, want_issues: bool) -> std::result::Result<Se
             created,
             updated,
             updated_raw,
+            changelog_cut: r.changelog.as_ref().and_then(RawChangelog::cut),
         });
     }
     Ok(SearchPage {
@@ -210,6 +264,7 @@ pub fn check_search(resp: Response, want_issues: bool) -> std::result::Result<Se
         issues,
         fetched_at: resp.fetched_at,
         body: resp.body,
+        extra: Vec::new(),
     })
 }
 
@@ -264,6 +319,84 @@ impl JiraClient {
             page: Some((start_at, max_results)),
         };
         self.execute(&req, |resp| check_search(resp, true)).await
+    }
+
+    /// One page of issue ids (`fields=id`, no expansion): the census's
+    /// light listing.
+    pub async fn list_ids(&self, jql: &str, start_at: u64, max_results: u32) -> Result<IdPage> {
+        let req = Req {
+            post: true,
+            path: "/rest/api/2/search".into(),
+            query: Vec::new(),
+            json: Some(serde_json::json!({
+                "jql": jql,
+                "startAt": start_at,
+                "maxResults": max_results,
+                "fields": ["id"],
+            })),
+            jql: Some(jql.to_string()),
+            page: Some((start_at, max_results)),
+        };
+        self.execute(&req, |resp| {
+            let raw: RawIdPage = parse_json(&resp)?;
+            let Some(list) = raw.issues else {
+                return Err(Failure::BadBody {
+                    detail: "a search answer without an \"issues\" array".into(),
+                    snippet: super::error::snippet(&resp.body, 80),
+                });
+            };
+            let mut ids = Vec::with_capacity(list.len());
+            for (i, r) in list.iter().enumerate() {
+                ids.push(json_id(&r.id).ok_or_else(|| Failure::Unusable {
+                    detail: format!("issue #{i} of the page has no numeric \"id\""),
+                })?);
+            }
+            Ok(IdPage {
+                ids,
+                total: raw.total,
+                max_results: raw.max_results,
+            })
+        })
+        .await
+    }
+
+    /// `GET /rest/api/2/issue/{id}` with `fields` and `expand` as given:
+    /// the raw body (checked to be a JSON object), or `None` when Jira
+    /// answers 404 (deleted, or not visible to this user).
+    pub async fn issue_alone(&self, id: u64, fields: &str, expand: &str) -> Result<Option<Bytes>> {
+        let mut req = Req::get(&format!("/rest/api/2/issue/{id}"));
+        req.query.push(("fields".into(), fields.into()));
+        if !expand.is_empty() {
+            req.query.push(("expand".into(), expand.into()));
+        }
+        let r = self
+            .execute(&req, move |resp| {
+                let v: RawIssue = parse_json(&resp)?;
+                if json_id(&v.id) != Some(id) {
+                    return Err(Failure::Unusable {
+                        detail: format!("GET issue {id} answered with another issue"),
+                    });
+                }
+                Ok(resp.body)
+            })
+            .await;
+        match r {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.jira_kind() == Some(JiraKind::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `GET /rest/api/2/project/{key}/versions` or `…/components` (`what`):
+    /// the raw body, checked to be a JSON array.
+    pub async fn project_list(&self, key: &str, what: &str) -> Result<Bytes> {
+        let req = Req::get(&format!("/rest/api/2/project/{key}/{what}"));
+        self.execute(&req, |resp| {
+            let v: Vec<serde::de::IgnoredAny> = parse_json(&resp)?;
+            let _ = v;
+            Ok(resp.body)
+        })
+        .await
     }
 
     /// How many issues match `jql` (`maxResults=0`; only for planning).

@@ -147,10 +147,12 @@ fn write_rows(
     report.add_time("(plan)", 0, phase.elapsed());
     report.issues_unchanged += plan.unchanged;
 
-    let catalogue = u
-        .todo
-        .iter()
-        .any(|b| b.row_count(crate::tables::FIELD.name) > 0);
+    // End pages: the field catalogue and the project dimensions.
+    let catalogue = u.todo.iter().any(|b| {
+        crate::tables::ALL
+            .iter()
+            .any(|t| t.merge == crate::tables::MergeMode::Upsert && b.row_count(t.name) > 0)
+    });
     if plan.remaining.is_empty() && !catalogue {
         // Every issue of the unit is stored exactly as it arrives: nothing to
         // COPY or merge (links included: they are as their issues were).
@@ -158,7 +160,7 @@ fn write_rows(
         return Ok(());
     }
     let direct = plan.direct() && try_direct(tx, u, &plan, report)?;
-    // Then the merge: stored issues, links, the field catalogue.
+    // Then the merge: stored issues, links, the catalogue and dimensions.
     load_merged(tx, u, &plan, direct, report, hook)?;
     // The digests of the versions taken.
     let phase = Instant::now();
@@ -254,7 +256,14 @@ fn close_run(
     };
     if complete {
         if let Some(proposed) = m.checkpoint {
-            let cursor = bookkeeping::checkpoint::advance(tx, schema, scope, proposed, &m.run_id)?;
+            let cursor = bookkeeping::checkpoint::advance(
+                tx,
+                schema,
+                scope,
+                proposed,
+                &m.run_id,
+                m.fingerprint.as_deref(),
+            )?;
             report.checkpoint = Some(cursor);
         }
         Ok(true)
@@ -765,6 +774,7 @@ mod tests {
                 tables: vec![],
                 checkpoint: None,
                 pages_in_run: None,
+                fingerprint: None,
                 quarantined: vec![],
                 source_bytes: 0,
             },

@@ -256,6 +256,8 @@ pub const ISSUE: TableSpec = TableSpec {
         col("due_date", Date),
         col("parent_id", Int8),
         col("deleted_at", Timestamptz),
+        col("removed_reason", Text),
+        col("scope", Text),
     ],
     key: &["issue_id"],
     indexes: &[
@@ -408,6 +410,7 @@ pub(crate) const CHECKPOINT: TableSpec = TableSpec {
         col("cursor", Timestamptz).not_null(),
         col("run_id", Text),
         col("updated_at", Timestamptz).not_null().default("now()"),
+        col("fingerprint", Text),
     ],
     key: &["scope"],
     indexes: &[],
@@ -483,6 +486,25 @@ pub(crate) const DEFERRED_INDEX: TableSpec = TableSpec {
     merge: MergeMode::Bookkeeping,
 };
 
+/// The last complete census of each scope ([`crate::bookkeeping::census`]).
+pub(crate) const CENSUS: TableSpec = TableSpec {
+    name: "census",
+    columns: &[
+        col("scope", Text),
+        col("started_at", Timestamptz).not_null(),
+        col("finished_at", Timestamptz).not_null(),
+        col("listed", Int8).not_null(),
+        col("deleted", Int8).not_null(),
+        col("out_of_scope", Int8).not_null(),
+        col("moved", Int8).not_null(),
+        col("revived", Int8).not_null(),
+        col("requests", Int8).not_null(),
+    ],
+    key: &["scope"],
+    indexes: &[],
+    merge: MergeMode::Bookkeeping,
+};
+
 /// The migrations applied: created by `pipeline db init` from this spec
 /// before any migration runs (see [`crate::db::init`]).
 pub const SCHEMA_MIGRATIONS: TableSpec = TableSpec {
@@ -497,9 +519,50 @@ pub const SCHEMA_MIGRATIONS: TableSpec = TableSpec {
     merge: MergeMode::Bookkeeping,
 };
 
+/// The versions of every project in scope, as Jira lists them now (from
+/// `/rest/api/2/project/{key}/versions`, carried by each run's End page).
+pub(crate) const PROJECT_VERSION: TableSpec = TableSpec {
+    name: "project_version",
+    columns: &[
+        col("version_id", Int8),
+        col("project_key", Text).not_null(),
+        col("project_id", Int8),
+        col("name", Text),
+        col("description", Text),
+        col("released", Bool),
+        col("archived", Bool),
+        col("release_date", Date),
+        col("start_date", Date),
+    ],
+    key: &["version_id"],
+    indexes: &[idx("project_version_project_idx", &["project_key"])],
+    merge: MergeMode::Upsert,
+};
+
+/// The components of every project in scope, as Jira lists them now (from
+/// `/rest/api/2/project/{key}/components`, carried by each run's End page).
+pub(crate) const PROJECT_COMPONENT: TableSpec = TableSpec {
+    name: "project_component",
+    columns: &[
+        col("component_id", Int8),
+        col("project_key", Text).not_null(),
+        col("project_id", Int8),
+        col("name", Text),
+        col("description", Text),
+        col("lead_key", Text),
+        col("lead_name", Text),
+        col("assignee_type", Text),
+    ],
+    key: &["component_id"],
+    indexes: &[idx("project_component_project_idx", &["project_key"])],
+    merge: MergeMode::Upsert,
+};
+
 /// Every table a batch can carry, in load order (parents first).
 pub const ALL: &[&TableSpec] = &[
     &FIELD,
+    &PROJECT_VERSION,
+    &PROJECT_COMPONENT,
     &ISSUE,
     &ISSUE_LABEL,
     &ISSUE_COMPONENT,
@@ -523,6 +586,7 @@ pub const BOOKKEEPING: &[&TableSpec] = &[
     &RUN_HISTORY,
     &ISSUE_DIGEST,
     &DEFERRED_INDEX,
+    &CENSUS,
 ];
 
 /// Every table the migrations in `sql/` create, in migration order
@@ -543,6 +607,9 @@ pub const SCHEMA: &[&TableSpec] = &[
     &RUN_HISTORY,
     &ISSUE_DIGEST,
     &DEFERRED_INDEX,
+    &CENSUS,
+    &PROJECT_VERSION,
+    &PROJECT_COMPONENT,
 ];
 
 #[cfg(test)]

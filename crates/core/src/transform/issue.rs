@@ -19,15 +19,17 @@ use crate::tables::{self, CopyRow};
 
 /// Index of each table in [`tables::ALL`] (checked by a test).
 pub(crate) const T_FIELD: usize = 0;
-pub(crate) const T_ISSUE: usize = 1;
-pub(crate) const T_LABEL: usize = 2;
-pub(crate) const T_COMPONENT: usize = 3;
-pub(crate) const T_VERSION: usize = 4;
-pub(crate) const T_LINK: usize = 5;
-pub(crate) const T_CHANGELOG: usize = 6;
-pub(crate) const T_ITEM: usize = 7;
-pub(crate) const T_FIELD_VALUE: usize = 8;
-pub(crate) const N_TABLES: usize = 9;
+pub(crate) const T_PROJECT_VERSION: usize = 1;
+pub(crate) const T_PROJECT_COMPONENT: usize = 2;
+pub(crate) const T_ISSUE: usize = 3;
+pub(crate) const T_LABEL: usize = 4;
+pub(crate) const T_COMPONENT: usize = 5;
+pub(crate) const T_VERSION: usize = 6;
+pub(crate) const T_LINK: usize = 7;
+pub(crate) const T_CHANGELOG: usize = 8;
+pub(crate) const T_ITEM: usize = 9;
+pub(crate) const T_FIELD_VALUE: usize = 10;
+pub(crate) const N_TABLES: usize = 11;
 
 /// The rows of one page being built.
 pub(crate) struct Out {
@@ -37,6 +39,8 @@ pub(crate) struct Out {
     /// same page appears in both; the normalised rows are identical).
     links: HashSet<i64>,
     scratch: String,
+    /// The scope of the page (written into `issue.scope`).
+    pub scope: String,
 }
 
 impl Default for Out {
@@ -52,13 +56,14 @@ impl Out {
             counts: [0; N_TABLES],
             links: HashSet::new(),
             scratch: String::new(),
+            scope: String::new(),
         }
     }
 
     /// Reserves room for the rows of a page of `len` JSON bytes, so buffers
     /// rarely grow (and copy) while rows are written.
     pub(crate) fn reserve_for(&mut self, len: usize) {
-        const SHARE: [usize; N_TABLES] = [0, 16, 256, 256, 128, 64, 32, 8, 16];
+        const SHARE: [usize; N_TABLES] = [0, 0, 0, 16, 256, 256, 128, 64, 32, 8, 16];
         for (b, share) in self.bufs.iter_mut().zip(SHARE) {
             if let Some(n) = len.checked_div(share) {
                 b.reserve(n);
@@ -202,6 +207,26 @@ fn opt_date<W: std::fmt::Display>(
 /// The issue id of an element of `issues`, if it has a usable one.
 pub fn issue_id(issue: V<'_, '_>) -> Option<i64> {
     issue.get("id").and_then(|v| v.id())
+}
+
+/// `(histories carried, changelog.total)` when the issue's changelog is
+/// cut short (fewer histories than `total`).
+pub(crate) fn changelog_cut(issue: V<'_, '_>) -> Option<(u64, u64)> {
+    let c = issue.get("changelog")?;
+    let total = c.get("total")?.id()?;
+    let have = c.get("histories").and_then(|h| h.arr()).map_or(0, |h| h.count()) as i64;
+    (total > have).then_some((have as u64, total as u64))
+}
+
+/// The quarantine record of an issue whose changelog is cut short.
+pub(crate) fn cut_short(issue: V<'_, '_>, index: usize, reason: String) -> QuarantinedIssue {
+    QuarantinedIssue {
+        key: issue
+            .get_str("key")
+            .map_or_else(|| format!("#{index}"), str::to_owned),
+        id: issue_id(issue),
+        reason,
+    }
 }
 
 /// `fields.updated` of an issue, parsed (for choosing among duplicates).
@@ -437,7 +462,8 @@ fn write_issue_row(out: &mut Out, id: i64, key: &str, s: &Slots<'_, '_>, t: &Tim
     put_ts(&mut row, t.updated);
     put_ts(&mut row, t.resolved);
     put_date(&mut row, t.due);
-    row.opt_i64(parent_id).null().end();
+    // deleted_at and removed_reason: a loaded issue is live.
+    row.opt_i64(parent_id).null().null().text(&out.scope).end();
 }
 
 /// `issue_label`: a set, duplicates written once.
@@ -642,6 +668,8 @@ mod tests {
     fn table_indices_match_tables_all() {
         let expect = [
             (T_FIELD, "field"),
+            (T_PROJECT_VERSION, "project_version"),
+            (T_PROJECT_COMPONENT, "project_component"),
             (T_ISSUE, "issue"),
             (T_LABEL, "issue_label"),
             (T_COMPONENT, "issue_component"),

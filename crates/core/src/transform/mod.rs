@@ -15,6 +15,7 @@
 //! custom-field typing), [`time`] (Jira timestamps), [`tape`] (walking the
 //! simd-json tape); `pipeline bench transform` lives in the `jira-pipeline-bench` crate.
 
+mod dims;
 pub mod fields;
 pub mod issue;
 pub mod tape;
@@ -98,11 +99,18 @@ pub fn transform_page_with(
 ) -> std::result::Result<Batch, BadPage> {
     let source_bytes = body.len() as u64;
     let mut out = Out::new();
+    out.scope.clone_from(&meta.scope);
     let mut issues = Vec::new();
     let mut quarantined = Vec::new();
+    let extra = crate::staging::split_extra(meta, body).map_err(bad)?;
     match meta.kind {
         PageKind::End => {
             out.counts[T_FIELD] = catalog.write_field_rows(&mut out.bufs[T_FIELD]);
+            for (what, doc) in &extra {
+                if let Err(e) = dims::write_rows(&mut out, what, doc) {
+                    tracing::warn!(scope = %meta.scope, page = %meta.page_name(), "{e}; the project's {what} stay as they were until the next run");
+                }
+            }
         }
         PageKind::Search => {
             check_json_object(body)?;
@@ -114,14 +122,11 @@ pub fn transform_page_with(
                         "the page body is not valid JSON ({e}); it may be truncated (starts with {head:?})"
                     ))
                 })?;
-                search_rows(
-                    tape,
-                    catalog,
-                    selection,
-                    &mut out,
-                    &mut issues,
-                    &mut quarantined,
-                )
+                let found = Found {
+                    issues: &mut issues,
+                    quarantined: &mut quarantined,
+                };
+                search_rows(tape, catalog, selection, &mut out, found, extra)
             })?;
         }
     }
@@ -183,20 +188,45 @@ fn batch_meta(
         } else {
             None
         },
+        fingerprint: if meta.kind == PageKind::End {
+            meta.fingerprint.clone()
+        } else {
+            None
+        },
         quarantined,
         source_bytes,
     }
 }
 
-/// Rows of every issue of a parsed search response.
+/// Where [`search_rows`] puts the issues it transformed and those it quarantined.
+struct Found<'a> {
+    issues: &'a mut Vec<crate::batch::IssueVersion>,
+    quarantined: &'a mut Vec<crate::batch::QuarantinedIssue>,
+}
+
+/// Rows of every issue of a parsed search response. An issue whose
+/// changelog the search cut short is taken from `extra` (the issue fetched
+/// alone, `issue:<id>`) when the page carries it; without it, or when it is
+/// still cut, the issue is quarantined (a history is never loaded short).
 fn search_rows(
     tape: &simd_json::tape::Tape<'_>,
     catalog: &Catalog,
     selection: &Selection,
     out: &mut Out,
-    issues: &mut Vec<crate::batch::IssueVersion>,
-    quarantined: &mut Vec<crate::batch::QuarantinedIssue>,
+    found: Found<'_>,
+    extra: Vec<(String, Vec<u8>)>,
 ) -> std::result::Result<(), BadPage> {
+    let Found {
+        issues,
+        quarantined,
+    } = found;
+    let mut alone: HashMap<i64, Vec<u8>> = extra
+        .into_iter()
+        .filter_map(|(what, doc)| {
+            let id = what.strip_prefix("issue:")?.parse().ok()?;
+            Some((id, doc))
+        })
+        .collect();
     let root = V::root(tape).ok_or_else(|| bad("the page body is empty"))?;
     let (mut issues_v, mut schema, mut names, mut errors) = (None, None, None, None);
     if let Some(obj) = root.obj() {
@@ -228,12 +258,53 @@ fn search_rows(
         if skip.get(index).copied().unwrap_or(false) {
             continue;
         }
-        match issue::transform_issue(out, &typing, *item, index) {
+        let cut = issue::changelog_cut(*item);
+        let r = match (cut, issue::issue_id(*item).and_then(|id| alone.remove(&id))) {
+            (None, _) => issue::transform_issue(out, &typing, *item, index),
+            (Some(_), Some(doc)) => transform_alone(out, catalog, selection, doc, index),
+            (Some((have, total)), None) => Err(issue::cut_short(
+                *item,
+                index,
+                format!(
+                    "the search returned {have} of the issue's {total} changelog histories and the issue was not fetched alone (it was gone by then: HTTP 404); rerun to fetch it again"
+                ),
+            )),
+        };
+        match r {
             Ok(v) => issues.push(v),
             Err(q) => quarantined.push(q),
         }
     }
     Ok(())
+}
+
+/// Transforms an issue fetched alone (`GET /rest/api/2/issue/{id}`, which
+/// carries the whole changelog); quarantined when its changelog is still cut.
+fn transform_alone(
+    out: &mut Out,
+    catalog: &Catalog,
+    selection: &Selection,
+    mut doc: Vec<u8>,
+    index: usize,
+) -> std::result::Result<crate::batch::IssueVersion, crate::batch::QuarantinedIssue> {
+    let unreadable = |e: String| crate::batch::QuarantinedIssue {
+        key: format!("#{index}"),
+        id: None,
+        reason: format!("the issue fetched alone for its whole changelog is not readable JSON ({e})"),
+    };
+    let tape = simd_json::to_tape(&mut doc).map_err(|e| unreadable(e.to_string()))?;
+    let item = V::root(&tape).ok_or_else(|| unreadable("empty".into()))?;
+    if let Some((have, total)) = issue::changelog_cut(item) {
+        return Err(issue::cut_short(
+            item,
+            index,
+            format!(
+                "Jira returned only {have} of the issue's {total} changelog histories, in the search and when the issue was fetched alone; not loaded, so no history is loaded short"
+            ),
+        ));
+    }
+    let typing = fields::Typing::new(catalog, selection, None, None);
+    issue::transform_issue(out, &typing, item, index)
 }
 
 thread_local! {
@@ -559,6 +630,8 @@ mod tests {
             http_status: 200,
             checkpoint: None,
             pages_in_run: None,
+            fingerprint: None,
+            extra: Vec::new(),
         }
     }
 
