@@ -5,6 +5,10 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use jira_sim::SimHandle;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The test database URL: `TEST_DATABASE_URL`, else the local default.
@@ -144,3 +148,62 @@ pub fn status_json(w: &Workdir) -> serde_json::Value {
     );
     serde_json::from_slice(&out.stdout).unwrap()
 }
+
+/// `pipeline <args>` in `w` with the simulator's token; must succeed; its stdout.
+pub fn run_ok(w: &Workdir, sim: &SimHandle, args: &[&str]) -> String {
+    let out = w
+        .cmd()
+        .env("JIRA_PAT", sim.token())
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "pipeline {args:?} failed ({:?}): {stderr}",
+        out.status.code()
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn spawn(w: &Workdir, sim: &SimHandle, args: &[&str]) -> Child {
+    Command::new(assert_cmd::cargo::cargo_bin("pipeline"))
+        .current_dir(w.path())
+        .env("JIRA_PAT", sim.token())
+        .env("DATABASE_URL", database_url())
+        .env_remove("RUST_LOG")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// After a kill -9, PostgreSQL ends the dead client's session (and frees its
+/// advisory lock) once it notices the closed socket; wait for that.
+pub fn wait_lock_free(s: &mut TestSchema) {
+    for _ in 0..1000 {
+        if !lock_held(s) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("the killed run's session kept the lock for 10 s");
+}
+
+
+/// Waits until `cond` holds or the child exits; true if it held while running.
+pub fn wait_for(child: &mut Child, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if cond() {
+            return child.try_wait().unwrap().is_none();
+        }
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    panic!("condition not reached within 60 s");
+}
+

@@ -3,8 +3,7 @@
 //! ground truth.
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command};
 
 use crate::common::*;
 use jira_sim::{IssueUpdate, SimConfig, SimHandle, Simulator};
@@ -62,47 +61,6 @@ fn config(sim: &SimHandle, schema: &str, page_size: u32) -> String {
     )
 }
 
-fn run_ok(w: &Workdir, sim: &SimHandle, args: &[&str]) -> String {
-    let out = w
-        .cmd()
-        .env("JIRA_PAT", sim.token())
-        .args(args)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        out.status.success(),
-        "pipeline {args:?} failed ({:?}): {stderr}",
-        out.status.code()
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn spawn(w: &Workdir, sim: &SimHandle, args: &[&str]) -> Child {
-    Command::new(assert_cmd::cargo::cargo_bin("pipeline"))
-        .current_dir(w.path())
-        .env("JIRA_PAT", sim.token())
-        .env("DATABASE_URL", database_url())
-        .env_remove("RUST_LOG")
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-/// After a kill -9, PostgreSQL ends the dead client's session (and frees its
-/// advisory lock) once it notices the closed socket; wait for that.
-fn wait_lock_free(s: &mut TestSchema) {
-    for _ in 0..1000 {
-        if !lock_held(s) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    panic!("the killed run's session kept the lock for 10 s");
-}
-
 /// Regression: a command that exited left its advisory lock to be freed
 /// whenever PostgreSQL noticed the closed socket, so the next command could
 /// still find it held (exit 5). Every command now releases it before it
@@ -119,21 +77,6 @@ fn count_files(dir: &std::path::Path) -> usize {
                 .count()
         })
         .unwrap_or(0)
-}
-
-/// Waits until `cond` holds or the child exits; true if it held while running.
-fn wait_for(child: &mut Child, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if cond() {
-            return child.try_wait().unwrap().is_none();
-        }
-        if child.try_wait().unwrap().is_some() {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    panic!("condition not reached within 60 s");
 }
 
 /// The reference: one uninterrupted `run` into a fresh schema.
