@@ -43,17 +43,42 @@ pub struct Project {
     pub id: u64,
     pub key: String,
     pub name: String,
-    pub components: Vec<(u64, String)>,
+    /// `description` of `/rest/api/2/project/{key}`.
+    pub description: String,
+    /// The project lead: an index into [`USERS`].
+    pub lead: usize,
+    /// Index into [`PROJECT_CATEGORIES`] (`None`: no category).
+    pub category: Option<usize>,
+    pub components: Vec<ComponentDef>,
     pub versions: Vec<VersionDef>,
+}
+
+/// A project component.
+#[derive(Debug, Clone)]
+pub struct ComponentDef {
+    pub id: u64,
+    /// The current name (renames show everywhere but in old changelogs).
+    pub name: String,
+    pub description: Option<String>,
+    /// The component lead: an index into [`USERS`].
+    pub lead: Option<usize>,
+    /// The name it was generated with (what generated changelogs say).
+    pub(crate) generated_name: &'static str,
 }
 
 /// A project version.
 #[derive(Debug, Clone)]
 pub struct VersionDef {
     pub id: u64,
+    /// The current name (renames show everywhere but in old changelogs).
     pub name: String,
+    pub description: Option<String>,
+    pub archived: bool,
     pub released: bool,
+    pub start_date: Option<NaiveDate>,
     pub release_date: Option<NaiveDate>,
+    /// The name it was generated with (what generated changelogs say).
+    pub(crate) generated_name: String,
 }
 
 /// The compact per-issue state kept for every issue.
@@ -654,7 +679,10 @@ impl Dataset {
         } else {
             let k = rp.below(3);
             let mut v: Vec<(u64, String)> = (0..k)
-                .map(|_| rp.pick(&base_project.components).clone())
+                .map(|_| {
+                    let c = rp.pick(&base_project.components);
+                    (c.id, c.name.clone())
+                })
                 .collect();
             v.sort();
             v.dedup();
@@ -712,26 +740,52 @@ fn make_project(seed: u64, pi: usize, key: &str) -> Project {
     let components = COMPONENT_NAMES
         .iter()
         .enumerate()
-        .map(|(ci, name)| (10000 + pi as u64 * 100 + ci as u64, name.to_string()))
-        .collect();
-    let mut r = Rng::new(seed, pi as u32, 99);
-    let versions = (0..8)
-        .map(|vi| VersionDef {
-            id: 20000 + pi as u64 * 100 + vi as u64,
-            name: format!("{}.{}", 1 + vi / 4, vi % 4),
-            released: vi < 6,
-            release_date: (vi < 6).then(|| {
-                NaiveDate::from_ymd_opt(2023, 1 + (vi as u32 * 2) % 12, 1 + r.below(28) as u32)
-                    .unwrap_or_default()
-            }),
+        .map(|(ci, name)| ComponentDef {
+            id: 10000 + pi as u64 * 100 + ci as u64,
+            name: name.to_string(),
+            description: ci.is_multiple_of(2).then(|| format!("Everything about {name}")),
+            lead: (ci % 3 != 2).then_some(1 + (pi * 6 + ci) % 9),
+            generated_name: name,
         })
         .collect();
+    let mut r = Rng::new(seed, pi as u32, 99);
+    let versions = (0..8).map(|vi| make_version(&mut r, pi, vi)).collect();
     Project {
         id,
         key: key.to_string(),
         name: format!("{key} project"),
+        description: format!("The {key} project of the simulated Jira"),
+        lead: 1 + pi % 9,
+        category: [Some(0), Some(1), None][pi % 3],
         components,
         versions,
+    }
+}
+
+/// Version `vi` of project `pi`: 0..=5 released in 2023 (every other one
+/// with a start date), 6 unreleased with dates in 2026, 7 without dates;
+/// every third one has a description.
+fn make_version(r: &mut Rng, pi: usize, vi: usize) -> VersionDef {
+    let name = format!("{}.{}", 1 + vi / 4, vi % 4);
+    let release_date = match vi {
+        0..=5 => {
+            NaiveDate::from_ymd_opt(2023, 1 + (vi as u32 * 2) % 12, 1 + r.below(28) as u32)
+        }
+        6 => NaiveDate::from_ymd_opt(2026, 6, 30),
+        _ => None,
+    };
+    let start_date = release_date
+        .filter(|_| vi.is_multiple_of(2))
+        .map(|d| d - chrono::Days::new(45));
+    VersionDef {
+        id: 20000 + pi as u64 * 100 + vi as u64,
+        description: vi.is_multiple_of(3).then(|| format!("Release {name}")),
+        archived: false,
+        released: vi < 6,
+        start_date,
+        release_date,
+        generated_name: name.clone(),
+        name,
     }
 }
 
@@ -1170,7 +1224,7 @@ fn random_text_or_link_item(ds: &Dataset, r: &mut Rng, idx: u32, kind: u64) -> H
                 None,
                 None,
                 Some(v.id.to_string()),
-                Some(v.name.clone()),
+                Some(v.generated_name.clone()),
             )
         }
         _ => {
@@ -1178,8 +1232,8 @@ fn random_text_or_link_item(ds: &Dataset, r: &mut Rng, idx: u32, kind: u64) -> H
             let c = r.pick(&p.components);
             jira(
                 "Component",
-                Some(c.0.to_string()),
-                Some(c.1.clone()),
+                Some(c.id.to_string()),
+                Some(c.generated_name.to_string()),
                 None,
                 None,
             )

@@ -555,6 +555,8 @@ fn write_histories(ds: &Dataset, out: &mut Vec<u8>, hs: &[History]) {
     raw(out, "]}");
 }
 
+/// `fields.fixVersions` or `fields.versions`: the versions' current names,
+/// descriptions, flags and release dates.
 fn write_versions(ds: &Dataset, out: &mut Vec<u8>, is: &Issue, vs: &[(u64, String)]) {
     out.push(b'[');
     for (i, (id, name)) in vs.iter().enumerate() {
@@ -568,13 +570,23 @@ fn write_versions(ds: &Dataset, out: &mut Vec<u8>, is: &Issue, vs: &[(u64, Strin
         raw(
             out,
             &format!(
-                "{{\"self\":\"{}/rest/api/2/version/{id}\",\"id\":\"{id}\",\"name\":",
+                "{{\"self\":\"{}/rest/api/2/version/{id}\",\"id\":\"{id}\",",
                 ds.base_url
             ),
         );
+        if let Some(d) = def.and_then(|d| d.description.as_deref()) {
+            raw(out, "\"description\":");
+            write_json_str(out, d);
+            out.push(b',');
+        }
+        raw(out, "\"name\":");
         write_json_str(out, name);
-        let released = def.map(|d| d.released).unwrap_or(false);
-        raw(out, &format!(",\"archived\":false,\"released\":{released}"));
+        let released = def.is_some_and(|d| d.released);
+        let archived = def.is_some_and(|d| d.archived);
+        raw(
+            out,
+            &format!(",\"archived\":{archived},\"released\":{released}"),
+        );
         if let Some(d) = def.and_then(|d| d.release_date) {
             raw(
                 out,
@@ -757,7 +769,7 @@ fn write_str_array(out: &mut Vec<u8>, items: &[String]) {
     out.push(b']');
 }
 
-/// `fields.components`.
+/// `fields.components`: current names, and descriptions where set.
 fn write_components(ds: &Dataset, out: &mut Vec<u8>, is: &Issue) {
     let b = &ds.base_url;
     out.push(b'[');
@@ -770,6 +782,14 @@ fn write_components(ds: &Dataset, out: &mut Vec<u8>, is: &Issue) {
             &format!("{{\"self\":\"{b}/rest/api/2/component/{id}\",\"id\":\"{id}\",\"name\":"),
         );
         write_json_str(out, name);
+        let def = ds.projects[is.project_index]
+            .components
+            .iter()
+            .find(|c| c.id == *id);
+        if let Some(d) = def.and_then(|c| c.description.as_deref()) {
+            raw(out, ",\"description\":");
+            write_json_str(out, d);
+        }
         out.push(b'}');
     }
     out.push(b']');
