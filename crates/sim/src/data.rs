@@ -91,6 +91,9 @@ pub(crate) struct Core {
     pub itype: u8,
     pub status: u8,
     pub deleted: bool,
+    /// Archived: found by no search, still served by GET issue.
+    pub archived: bool,
+    /// Moved at least once (its components and versions are cleared).
     pub moved: bool,
     pub hist: u8,
 }
@@ -439,6 +442,11 @@ impl Dataset {
         (idx as usize) < self.cores.len() && !self.cores[idx as usize].deleted
     }
 
+    /// Live and not archived: what searches can find.
+    pub(crate) fn is_searchable(&self, idx: u32) -> bool {
+        self.is_live(idx) && !self.cores[idx as usize].archived
+    }
+
     /// The index of the issue with this id, if it exists (deleted or not).
     pub fn index_of_id(&self, id: u64) -> Option<u32> {
         if id < ID_BASE || id - ID_BASE >= self.n as u64 {
@@ -601,9 +609,9 @@ impl Dataset {
         let base = base_core(seed, self.n, self.projects.len() as u32, idx);
         let project = &self.projects[c.project as usize];
         let (base_summary, base_description) = base_text(seed, idx);
-        // Components/versions come from the issue's original project; a moved
-        // issue keeps them only if they belong to its new project (Jira clears them).
-        let a = self.base_attrs(idx, &base, c.project != base.project);
+        // Components/versions come from the issue's original project; a move
+        // clears them (Jira does), also when the issue is moved back later.
+        let a = self.base_attrs(idx, &base, c.moved);
 
         // Base histories decide the resolution date.
         let (histories, base_resolved, base_resolution) = base_histories(self, idx, &base);
@@ -743,7 +751,9 @@ fn make_project(seed: u64, pi: usize, key: &str) -> Project {
         .map(|(ci, name)| ComponentDef {
             id: 10000 + pi as u64 * 100 + ci as u64,
             name: name.to_string(),
-            description: ci.is_multiple_of(2).then(|| format!("Everything about {name}")),
+            description: ci
+                .is_multiple_of(2)
+                .then(|| format!("Everything about {name}")),
             lead: (ci % 3 != 2).then_some(1 + (pi * 6 + ci) % 9),
             generated_name: name,
         })
@@ -768,9 +778,7 @@ fn make_project(seed: u64, pi: usize, key: &str) -> Project {
 fn make_version(r: &mut Rng, pi: usize, vi: usize) -> VersionDef {
     let name = format!("{}.{}", 1 + vi / 4, vi % 4);
     let release_date = match vi {
-        0..=5 => {
-            NaiveDate::from_ymd_opt(2023, 1 + (vi as u32 * 2) % 12, 1 + r.below(28) as u32)
-        }
+        0..=5 => NaiveDate::from_ymd_opt(2023, 1 + (vi as u32 * 2) % 12, 1 + r.below(28) as u32),
         6 => NaiveDate::from_ymd_opt(2026, 6, 30),
         _ => None,
     };
@@ -884,6 +892,7 @@ pub(crate) fn base_core(seed: u64, n: u32, p: u32, i: u32) -> Core {
         itype: itype as u8,
         status: status as u8,
         deleted: false,
+        archived: false,
         moved: false,
         hist,
     }

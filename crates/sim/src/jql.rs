@@ -792,10 +792,11 @@ impl Compiled {
         eval(&self.node, ds, i)
     }
 
-    /// Every live issue that matches, sorted by the query's ORDER BY (then id).
+    /// Every live, unarchived issue that matches, sorted by the query's
+    /// ORDER BY (then id).
     pub fn run(&self, ds: &Dataset) -> Vec<u32> {
         let mut v: Vec<u32> = (0..ds.len())
-            .filter(|&i| ds.is_live(i) && self.matches(ds, i))
+            .filter(|&i| ds.is_searchable(i) && self.matches(ds, i))
             .collect();
         self.sort(ds, &mut v);
         v

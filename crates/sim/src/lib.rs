@@ -44,7 +44,7 @@ pub mod rng;
 pub mod server;
 pub mod state;
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
@@ -99,6 +99,9 @@ pub struct SimConfig {
     pub threads: usize,
     /// Cache of rendered search bodies, MiB.
     pub cache_mib: usize,
+    /// Changelogs in search results cut to this many histories (`None`:
+    /// whole); see [`SimControl::set_changelog_cut`].
+    pub changelog_cut: Option<u32>,
 }
 
 impl Default for SimConfig {
@@ -117,6 +120,7 @@ impl Default for SimConfig {
             captcha_after: 3,
             threads: 2,
             cache_mib: 256,
+            changelog_cut: None,
         }
     }
 }
@@ -173,6 +177,11 @@ impl SimConfig {
     }
     pub fn threads(mut self, n: usize) -> Self {
         self.threads = n.max(1);
+        self
+    }
+    /// Cuts changelogs in search results to `n` histories (`None`: whole).
+    pub fn changelog_cut(mut self, n: Option<u32>) -> Self {
+        self.changelog_cut = n;
         self
     }
 
@@ -249,6 +258,8 @@ impl Simulator {
                 limit: cfg.cache_mib * 1024 * 1024,
                 ..Default::default()
             }),
+            changelog_cut: AtomicU64::new(cfg.changelog_cut.map_or(0, |n| n as u64 + 1)),
+            changelog_cut_on_get: AtomicBool::new(false),
         });
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(cfg.threads.max(1))

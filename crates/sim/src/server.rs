@@ -44,7 +44,7 @@ use tokio::sync::watch;
 
 use super::faults::Fault;
 use super::jql;
-use super::render::{self, FieldSel};
+use super::render::{self, Changelog, FieldSel};
 use super::state::{Shared, SimControl, now_ms};
 
 const MAX_BODY: usize = 16 * 1024 * 1024;
@@ -682,7 +682,9 @@ fn first_of(params: &[(String, String)], k: &str) -> Option<String> {
 }
 
 /// `GET /rest/api/2/issue/{idOrKey}` (404 `Issue Does Not Exist` for a
-/// deleted or unknown issue, and for an anonymous caller).
+/// deleted or unknown issue, and for an anonymous caller; an archived issue
+/// is served). The changelog is whole unless
+/// [`SimControl::set_changelog_cut_on_get`] applies the search cut here too.
 fn get_issue(sh: &Shared, path: &str, params: &[(String, String)], auth: &Auth) -> Response {
     let id_or_key = percent_decode(path.trim_start_matches("/rest/api/2/issue/"));
     if matches!(auth, Auth::Anonymous) {
@@ -692,12 +694,19 @@ fn get_issue(sh: &Shared, path: &str, params: &[(String, String)], auth: &Auth) 
     let changelog = first_of(params, "expand")
         .map(|e| e.split(',').any(|x| x.trim() == "changelog"))
         .unwrap_or(false);
+    let cl = match changelog {
+        false => Changelog::Omit,
+        true if sh.changelog_cut_on_get.load(Ordering::Relaxed) => {
+            Changelog::expanded(sh.changelog_cut())
+        }
+        true => Changelog::Full,
+    };
     let ds = sh.ds.read().unwrap_or_else(|e| e.into_inner());
     match ds.resolve(&id_or_key) {
         Some(i) => {
             let mut out = Vec::new();
             let is = ds.issue(i);
-            render::write_issue(&ds, &mut out, &is, sel, changelog);
+            render::write_issue(&ds, &mut out, &is, sel, cl);
             Response::json(200, out)
         }
         None => Response::error(404, "Issue Does Not Exist"),
@@ -780,7 +789,11 @@ async fn search(sh: &Arc<Shared>, p: SearchParams, auth: &Auth) -> Response {
         Ok(q) => q,
         Err(e) => return Response::error(400, &e.0),
     };
-    let changelog = expands(&p, "changelog");
+    let cl = if expands(&p, "changelog") {
+        Changelog::expanded(sh.changelog_cut())
+    } else {
+        Changelog::Omit
+    };
     let sel = FieldSel::parse(&p.fields, FieldSel::ALL);
     let latency = sh.latency_ms.load(Ordering::Relaxed);
     if let Auth::Anonymous = auth {
@@ -801,8 +814,9 @@ async fn search(sh: &Arc<Shared>, p: SearchParams, auth: &Auth) -> Response {
     // What JQL matches against: the (possibly lagging) index, else the data.
     let ids: &super::data::Dataset = index.as_deref().unwrap_or(&ds);
     let gen_ = ids.generation();
+    // The changelog cut is part of the key: it changes the body.
     let body_key = format!(
-        "{gen_}\u{1}{}\u{1}{}\u{1}{start_at}\u{1}{max_results}\u{1}{:?}\u{1}{:?}",
+        "{gen_}\u{1}{}\u{1}{}\u{1}{start_at}\u{1}{max_results}\u{1}{:?}\u{1}{:?}\u{1}{cl:?}",
         ds.generation(),
         p.jql,
         sel,
@@ -827,7 +841,7 @@ async fn search(sh: &Arc<Shared>, p: SearchParams, auth: &Auth) -> Response {
         max_results,
         total: matching.len() as u64,
     };
-    let body = render_page(&ds, &p, &matching, header, sel, changelog);
+    let body = render_page(&ds, &p, &matching, header, sel, cl);
     drop(ds);
     sh.bodies
         .lock()
@@ -931,25 +945,30 @@ fn matching_ids(
 }
 
 /// Search phase: the page's body. Found issues are rendered from the live
-/// data; ones deleted since the index saw them are skipped (the page comes
-/// out short, as in Jira). `names`/`schema` expansions are appended.
+/// data; ones deleted or archived since the index saw them are skipped (the
+/// page comes out short, as in Jira). `names`/`schema` expansions are appended.
 fn render_page(
     ds: &super::data::Dataset,
     p: &SearchParams,
     matching: &[u32],
     header: render::PageHeader,
     sel: FieldSel,
-    changelog: bool,
+    cl: Changelog,
 ) -> Bytes {
     let from = (header.start_at as usize).min(matching.len());
     let to = (from + header.max_results as usize).min(matching.len());
     let page: Vec<u32> = matching[from..to]
         .iter()
         .copied()
-        .filter(|&i| ds.is_live(i))
+        .filter(|&i| ds.is_searchable(i))
         .collect();
-    let mut out = Vec::with_capacity(page.len() * if changelog { 12_000 } else { 7_000 } + 128);
-    render::write_search_page(ds, &mut out, header, &page, sel, changelog);
+    let per_issue = match (sel == FieldSel::NONE, cl.is_rendered()) {
+        (true, false) => 200,
+        (_, true) => 12_000,
+        (false, false) => 7_000,
+    };
+    let mut out = Vec::with_capacity(page.len() * per_issue + 128);
+    render::write_search_page(ds, &mut out, header, &page, sel, cl);
     let (names, schema) = (expands(p, "names"), expands(p, "schema"));
     if names || schema {
         out.pop(); // the closing brace
