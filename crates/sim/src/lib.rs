@@ -21,11 +21,14 @@
 //! - [`jql`]: the JQL parser, compiler and evaluator.
 //! - [`faults`]: fault kinds, probabilities and schedules.
 //! - [`state`]: mutations, hook, statistics, ground truth ([`SimControl`]).
+//! - [`dims`]: projects, versions, components, statuses, priorities, issue
+//!   types and resolutions as their endpoints serve them, their ground truth
+//!   ([`VersionTruth`], [`ComponentTruth`]) and mutations.
 //! - [`server`]: the HTTP/1.1 server (hyper) on its own thread and tokio runtime.
 //! - [`admin`]: `/_sim/…` endpoints to script mutations and faults over HTTP.
 //!
 //! The modules form a DAG, leaves first: `catalog`, `rng`, `json` → `frags`
-//! → `data` → `render`, `jql`, `faults` → `state` → `server`, `admin`. In particular
+//! → `data` → `render`, `jql`, `faults` → `state` → `dims` → `server`, `admin`. In particular
 //! `data` does not use `render`: what both need (JSON writers, the
 //! pre-rendered fragments a [`Dataset`] owns) lives in `json` and `frags`, and
 //! the renderer adds the rendering methods ([`Issue::custom_values`],
@@ -35,6 +38,7 @@
 pub mod admin;
 pub mod catalog;
 pub mod data;
+pub mod dims;
 pub mod faults;
 mod frags;
 pub mod jql;
@@ -51,6 +55,7 @@ use std::thread::JoinHandle;
 use chrono_tz::Tz;
 
 pub use data::{CfValue, Dataset, History, HistoryItem, Issue, IssueLink, Poison};
+pub use dims::{ComponentTruth, VersionTruth};
 pub use faults::{Fault, FaultConfig, FaultScope};
 pub use render::FieldSel;
 pub use rng::Rng;

@@ -6,7 +6,7 @@
 use chrono::TimeZone;
 
 use super::catalog::*;
-use super::data::{CfValue, Dataset, History, ID_BASE, Issue, Poison, format_ts};
+use super::data::{CfValue, Dataset, History, ID_BASE, Issue, Poison, Project, format_ts};
 pub use super::frags::Frags;
 use super::frags::sprint_string;
 use super::json::{key_field, opt_str, raw};
@@ -776,12 +776,37 @@ fn write_project(ds: &Dataset, out: &mut Vec<u8>, is: &Issue) {
         ),
     );
     write_json_str(out, &p.name);
+    raw(out, ",\"projectTypeKey\":\"software\",");
+    write_project_avatars(b, out);
+    write_project_category(b, out, p);
+    out.push(b'}');
+}
+
+/// `"avatarUrls":{…}` of a project.
+pub(crate) fn write_project_avatars(b: &str, out: &mut Vec<u8>) {
     raw(
         out,
         &format!(
-            ",\"projectTypeKey\":\"software\",\"avatarUrls\":{{\"48x48\":\"{b}/secure/projectavatar?avatarId=10324\",\"24x24\":\"{b}/secure/projectavatar?size=small&avatarId=10324\",\"16x16\":\"{b}/secure/projectavatar?size=xsmall&avatarId=10324\",\"32x32\":\"{b}/secure/projectavatar?size=medium&avatarId=10324\"}}}}"
+            "\"avatarUrls\":{{\"48x48\":\"{b}/secure/projectavatar?avatarId=10324\",\"24x24\":\"{b}/secure/projectavatar?size=small&avatarId=10324\",\"16x16\":\"{b}/secure/projectavatar?size=xsmall&avatarId=10324\",\"32x32\":\"{b}/secure/projectavatar?size=medium&avatarId=10324\"}}"
         ),
     );
+}
+
+/// `"projectCategory":{…}` (with a leading comma) if `p` has a category.
+pub(crate) fn write_project_category(base: &str, out: &mut Vec<u8>, p: &Project) {
+    if let Some(c) = p.category.map(|c| &PROJECT_CATEGORIES[c]) {
+        raw(
+            out,
+            &format!(
+                ",\"projectCategory\":{{\"self\":\"{base}/rest/api/2/projectCategory/{id}\",\"id\":\"{id}\",\"name\":",
+                id = c.id
+            ),
+        );
+        write_json_str(out, c.name);
+        raw(out, ",\"description\":");
+        write_json_str(out, c.description);
+        out.push(b'}');
+    }
 }
 
 /// `fields.resolution`: an object, or `null`.

@@ -43,9 +43,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use super::faults::Fault;
-use super::jql;
 use super::render::{self, Changelog, FieldSel};
 use super::state::{Shared, SimControl, now_ms};
+use super::{dims, jql};
 
 const MAX_BODY: usize = 16 * 1024 * 1024;
 /// DC 10's search window: `startAt + maxResults` may not exceed this.
@@ -407,15 +407,78 @@ fn query_params(q: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The statistics name of a request path (also what `route` dispatches on).
 fn endpoint_name(path: &str) -> &'static str {
     match path {
         "/rest/api/2/myself" => "myself",
         "/rest/api/2/serverInfo" => "serverInfo",
         "/rest/api/2/field" => "field",
         "/rest/api/2/search" => "search",
+        "/rest/api/2/status" => "status",
+        "/rest/api/2/priority" => "priority",
+        "/rest/api/2/issuetype" => "issuetype",
+        "/rest/api/2/resolution" => "resolution",
+        "/rest/api/2/project" => "project",
         p if p.starts_with("/rest/api/2/issue/") => "issue",
-        _ => "other",
+        p => match project_path(p) {
+            Some((_, None)) => "project",
+            Some((_, Some("versions"))) => "versions",
+            Some((_, Some("components"))) => "components",
+            _ => "other",
+        },
     }
+}
+
+/// Is `ep` one of the endpoints [`dimension`] serves?
+fn is_dimension(ep: &str) -> bool {
+    matches!(
+        ep,
+        "project" | "versions" | "components" | "status" | "priority" | "issuetype" | "resolution"
+    )
+}
+
+/// `/rest/api/2/project/{idOrKey}[/{what}]` → (idOrKey, what).
+fn project_path(path: &str) -> Option<(&str, Option<&str>)> {
+    let rest = path.strip_prefix("/rest/api/2/project/")?;
+    match rest.split_once('/') {
+        None if !rest.is_empty() => Some((rest, None)),
+        Some((k, what)) if !k.is_empty() && !what.contains('/') => Some((k, Some(what))),
+        _ => None,
+    }
+}
+
+/// The dimension endpoints: projects (list, one, versions, components),
+/// statuses, priorities, issue types, resolutions. An anonymous caller sees
+/// no projects (an empty list, 404 for one) and no issue types, as in a Jira
+/// whose projects anonymous users cannot browse.
+fn dimension(sh: &Shared, ep: &str, path: &str, auth: &Auth) -> Response {
+    let ds = sh.ds.read().unwrap_or_else(|e| e.into_inner());
+    let anonymous = matches!(auth, Auth::Anonymous);
+    let body = match ep {
+        "status" => dims::statuses_json(&ds),
+        "priority" => dims::priorities_json(&ds),
+        "resolution" => dims::resolutions_json(&ds),
+        "issuetype" | "project" if anonymous && project_path(path).is_none() => b"[]".to_vec(),
+        "issuetype" => dims::issuetypes_json(&ds),
+        "project" if project_path(path).is_none() => dims::projects_json(&ds),
+        _ => {
+            let Some((raw_key, _)) = project_path(path) else {
+                return Response::error(404, "Not found");
+            };
+            let key = percent_decode(raw_key);
+            let found = match ep {
+                _ if anonymous => None,
+                "versions" => dims::versions_json(&ds, &key),
+                "components" => dims::components_json(&ds, &key),
+                _ => dims::project_json(&ds, &key),
+            };
+            match found {
+                Some(b) => b,
+                None => return Response::json(404, dims::no_project(&key)),
+            }
+        }
+    };
+    Response::json(200, body)
 }
 
 enum Auth {
@@ -651,12 +714,14 @@ async fn route(
             Response::json(200, render::field_list(&ds))
         }
         ("GET", "issue") => get_issue(sh, path, &params, auth),
+        ("GET", e) if is_dimension(e) => dimension(sh, ep, path, auth),
         ("GET", "search") => search(sh, search_params_get(&params), auth).await,
         ("POST", "search") => match search_params_post(body) {
             Ok(sp) => search(sh, sp, auth).await,
             Err(r) => r,
         },
-        (_, "myself" | "serverInfo" | "field" | "search" | "issue") => {
+        // A known endpoint with another method.
+        (_, e) if e != "other" => {
             Response::error(405, &format!("Method {} is not allowed here.", req.method))
         }
         _ => Response::json(

@@ -593,7 +593,8 @@ pub struct SimStats {
     /// Requests answered (or failed by a fault), all endpoints.
     pub requests: u64,
     /// (endpoint, HTTP status) → count. Endpoints: myself, serverInfo, field,
-    /// search, issue, other.
+    /// search, issue, project (the list and one project), versions,
+    /// components, status, priority, issuetype, resolution, other.
     pub by_endpoint: BTreeMap<(String, u16), u64>,
     /// 429 responses sent.
     pub rate_limited: u64,
@@ -731,7 +732,9 @@ impl std::fmt::Debug for SimControl {
 }
 
 impl SimControl {
-    fn write<T>(&self, f: impl FnOnce(&mut Dataset) -> T) -> T {
+    /// Runs a mutation under the write lock and queues the new state for a
+    /// lagging search index.
+    pub(crate) fn write<T>(&self, f: impl FnOnce(&mut Dataset) -> T) -> T {
         let mut ds = self.shared.ds.write().unwrap_or_else(|e| e.into_inner());
         let out = f(&mut ds);
         let mut ix = self.shared.index.lock().unwrap_or_else(|e| e.into_inner());

@@ -24,6 +24,21 @@ impl Resp {
 
 /// Sends `method path` with the default token (and `body` as JSON if given).
 pub fn request(url: &str, method: &str, path: &str, body: Option<&str>) -> Resp {
+    send(
+        url,
+        method,
+        path,
+        body,
+        "Authorization: Bearer sim-token\r\n",
+    )
+}
+
+/// `GET path` without credentials (anonymous).
+pub fn get_anonymous(url: &str, path: &str) -> Resp {
+    send(url, "GET", path, None, "")
+}
+
+fn send(url: &str, method: &str, path: &str, body: Option<&str>, auth: &str) -> Resp {
     let addr = url.trim_start_matches("http://");
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(60))).ok();
@@ -35,7 +50,7 @@ pub fn request(url: &str, method: &str, path: &str, body: Option<&str>) -> Resp 
     };
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer sim-token\r\n{ct}Content-Length: {}\r\nConnection: close\r\n\r\n{b}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}{ct}Content-Length: {}\r\nConnection: close\r\n\r\n{b}",
         b.len()
     )
     .expect("write");
