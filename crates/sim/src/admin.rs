@@ -6,7 +6,7 @@
 //! | request | effect |
 //! |---|---|
 //! | `GET /_sim/stats` | request statistics |
-//! | `GET /_sim/truth` | ground truth: every live issue (id, key, project, updated ms, summary, status, labels, link and history ids) |
+//! | `GET /_sim/truth` | ground truth: every live issue but the archived (id, key, project, updated ms, summary, status, labels, link and history ids), the deleted and the archived ids |
 //! | `POST /_sim/update` `{"ids":[…], "summary"?, "status"?, "add_labels"?, "remove_labels"?, "remove_all_links"?}` | updates issues now |
 //! | `POST /_sim/bulk-edit` `{"ids"?:[…], "project"?:"DEMO", "count"?:N, "add_label"?:"x"}` | bulk edit within the current minute |
 //! | `POST /_sim/move` `{"id":N, "project":"ALPHA"}` | move; answers the new key |
@@ -15,6 +15,14 @@
 //! | `POST /_sim/faults/clear` | remove every fault |
 //! | `POST /_sim/latency` `{"ms":N}` | per-page latency |
 //! | `POST /_sim/poison` `{"id":N, "kind":"wrong_type"\|"bad_date"}` | render an issue with a broken field |
+//! | `POST /_sim/archive` `{"ids":[…]}` | archive issues (and their sub-tasks) |
+//! | `POST /_sim/restore` `{"ids":[…]}` | restore archived issues |
+//! | `POST /_sim/changelog-cut` `{"cut":N\|null, "on_get"?:bool}` | cut changelogs in search results (and GET issue) |
+//! | `POST /_sim/version/release` `{"id":N, "date":"2024-03-01"}` | release a version |
+//! | `POST /_sim/version/rename` `{"id":N, "name":"2.0"}` | rename a version |
+//! | `POST /_sim/version/archive` `{"id":N}` | archive a version |
+//! | `POST /_sim/component/rename` `{"id":N, "name":"Core"}` | rename a component |
+//! | `POST /_sim/component/lead` `{"id":N, "lead":"alice"\|null}` | set or clear a component's lead |
 
 use serde_json::{Value, json};
 
@@ -60,8 +68,59 @@ pub(crate) fn handle(ctl: &SimControl, method: &str, path: &str, body: &[u8]) ->
             ctl.set_latency_ms(req.n("ms").unwrap_or(0));
             ok(json!({}))
         }
+        ("POST", "/_sim/changelog-cut") => {
+            ctl.set_changelog_cut(req.n("cut").map(|n| n.min(u32::MAX as u64) as u32));
+            if let Some(on) = req.0.get("on_get").and_then(|v| v.as_bool()) {
+                ctl.set_changelog_cut_on_get(on);
+            }
+            ok(json!({}))
+        }
+        ("POST", "/_sim/archive") => each_id(&req, |id| ctl.archive_issue(id), "archived"),
+        ("POST", "/_sim/restore") => each_id(&req, |id| ctl.restore_issue(id), "restored"),
+        ("POST", p) => dimension(ctl, p, &req)
+            .unwrap_or_else(|| err(404, &format!("no admin endpoint {method} {path}"))),
         _ => err(404, &format!("no admin endpoint {method} {path}")),
     }
+}
+
+/// Applies `f` to every id of `"ids"`, stopping at the first error;
+/// answers `{what: ids}`.
+fn each_id(req: &Body, mut f: impl FnMut(u64) -> Result<(), String>, what: &str) -> (u16, String) {
+    let ids = req.ids("ids");
+    for &id in &ids {
+        if let Err(e) = f(id) {
+            return err(400, &e);
+        }
+    }
+    ok(json!({ what: ids }))
+}
+
+/// `POST /_sim/version/…` and `/_sim/component/…` (`None`: no such endpoint).
+fn dimension(ctl: &SimControl, path: &str, req: &Body) -> Option<(u16, String)> {
+    let kinds = ["/_sim/version/", "/_sim/component/"];
+    if !kinds.iter().any(|k| path.starts_with(k)) {
+        return None;
+    }
+    let Some(id) = req.n("id") else {
+        return Some(err(400, "give \"id\""));
+    };
+    let name = || req.s("name").ok_or_else(|| "give \"name\"".to_string());
+    let done = match path {
+        "/_sim/version/release" => req
+            .s("date")
+            .and_then(|d| chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok())
+            .ok_or_else(|| "give \"date\" as yyyy-MM-dd".to_string())
+            .and_then(|d| ctl.release_version(id, d)),
+        "/_sim/version/rename" => name().and_then(|n| ctl.rename_version(id, &n)),
+        "/_sim/version/archive" => ctl.archive_version(id),
+        "/_sim/component/rename" => name().and_then(|n| ctl.rename_component(id, &n)),
+        "/_sim/component/lead" => ctl.set_component_lead(id, req.s("lead").as_deref()),
+        _ => return None,
+    };
+    Some(match done {
+        Ok(()) => ok(json!({})),
+        Err(e) => err(400, &e),
+    })
 }
 
 /// An admin request's JSON body, read leniently (a missing key is empty).
@@ -123,7 +182,9 @@ fn truth(ctl: &SimControl) -> (u16, String) {
             })
         })
         .collect();
-    ok(json!({ "issues": list, "deleted": ctl.deleted_ids() }))
+    ok(json!({
+        "issues": list, "deleted": ctl.deleted_ids(), "archived": ctl.archived_ids()
+    }))
 }
 
 /// `POST /_sim/update`.

@@ -10,6 +10,8 @@ pub struct IssueType {
     pub subtask: bool,
     pub description: &'static str,
     pub icon: &'static str,
+    /// `avatarId` in `/rest/api/2/issuetype`.
+    pub avatar_id: u32,
 }
 
 pub const BUG: usize = 0;
@@ -25,6 +27,7 @@ pub static ISSUE_TYPES: [IssueType; 5] = [
         subtask: false,
         description: "A problem which impairs or prevents the functions of the product.",
         icon: "bug.svg",
+        avatar_id: 10303,
     },
     IssueType {
         id: "10001",
@@ -32,6 +35,7 @@ pub static ISSUE_TYPES: [IssueType; 5] = [
         subtask: false,
         description: "A user story. Created by Jira Software - do not edit or delete.",
         icon: "story.svg",
+        avatar_id: 10315,
     },
     IssueType {
         id: "3",
@@ -39,6 +43,7 @@ pub static ISSUE_TYPES: [IssueType; 5] = [
         subtask: false,
         description: "A task that needs to be done.",
         icon: "task.svg",
+        avatar_id: 10318,
     },
     IssueType {
         id: "10000",
@@ -46,6 +51,7 @@ pub static ISSUE_TYPES: [IssueType; 5] = [
         subtask: false,
         description: "Created by Jira Software - do not edit or delete. Issue type for a big user story that needs to be broken down.",
         icon: "epic.svg",
+        avatar_id: 10307,
     },
     IssueType {
         id: "5",
@@ -53,6 +59,7 @@ pub static ISSUE_TYPES: [IssueType; 5] = [
         subtask: true,
         description: "The sub-task of the issue",
         icon: "subtask.svg",
+        avatar_id: 10316,
     },
 ];
 
@@ -129,11 +136,15 @@ pub fn status_by_name(name: &str) -> Option<usize> {
         .position(|s| s.name.eq_ignore_ascii_case(name))
 }
 
+/// A priority as `/rest/api/2/priority` describes it.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Priority {
     pub id: &'static str,
     pub name: &'static str,
     pub icon: &'static str,
+    /// `statusColor` (a CSS colour).
+    pub status_color: &'static str,
+    pub description: &'static str,
 }
 
 pub static PRIORITIES: [Priority; 5] = [
@@ -141,29 +152,40 @@ pub static PRIORITIES: [Priority; 5] = [
         id: "1",
         name: "Highest",
         icon: "highest.svg",
+        status_color: "#d04437",
+        description: "This problem will block progress.",
     },
     Priority {
         id: "2",
         name: "High",
         icon: "high.svg",
+        status_color: "#f15C75",
+        description: "Serious problem that could block progress.",
     },
     Priority {
         id: "3",
         name: "Medium",
         icon: "medium.svg",
+        status_color: "#f79232",
+        description: "Has the potential to affect progress.",
     },
     Priority {
         id: "4",
         name: "Low",
         icon: "low.svg",
+        status_color: "#707070",
+        description: "Minor problem or easily worked around.",
     },
     Priority {
         id: "5",
         name: "Lowest",
         icon: "lowest.svg",
+        status_color: "#999999",
+        description: "Trivial problem with little or no impact on progress.",
     },
 ];
 
+/// A resolution as `/rest/api/2/resolution` describes it.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Resolution {
     pub id: &'static str,
@@ -612,6 +634,28 @@ pub static COMPONENT_NAMES: [&str; 6] = [
     "API",
     "Infrastructure",
     "Docs & Help",
+];
+
+/// A project category (`projectCategory` of a project).
+#[derive(Debug, PartialEq, Eq)]
+pub struct ProjectCategory {
+    pub id: &'static str,
+    pub name: &'static str,
+    pub description: &'static str,
+}
+
+/// The project categories; project `i` has category `i % 3` (none for 2).
+pub static PROJECT_CATEGORIES: [ProjectCategory; 2] = [
+    ProjectCategory {
+        id: "10000",
+        name: "Engineering",
+        description: "Product engineering projects",
+    },
+    ProjectCategory {
+        id: "10001",
+        name: "Operations",
+        description: "Run, support & \"keep the lights on\"",
+    },
 ];
 
 /// Project key prefixes used when only a count of projects is given.

@@ -43,17 +43,42 @@ pub struct Project {
     pub id: u64,
     pub key: String,
     pub name: String,
-    pub components: Vec<(u64, String)>,
+    /// `description` of `/rest/api/2/project/{key}`.
+    pub description: String,
+    /// The project lead: an index into [`USERS`].
+    pub lead: usize,
+    /// Index into [`PROJECT_CATEGORIES`] (`None`: no category).
+    pub category: Option<usize>,
+    pub components: Vec<ComponentDef>,
     pub versions: Vec<VersionDef>,
+}
+
+/// A project component.
+#[derive(Debug, Clone)]
+pub struct ComponentDef {
+    pub id: u64,
+    /// The current name (renames show everywhere but in old changelogs).
+    pub name: String,
+    pub description: Option<String>,
+    /// The component lead: an index into [`USERS`].
+    pub lead: Option<usize>,
+    /// The name it was generated with (what generated changelogs say).
+    pub(crate) generated_name: &'static str,
 }
 
 /// A project version.
 #[derive(Debug, Clone)]
 pub struct VersionDef {
     pub id: u64,
+    /// The current name (renames show everywhere but in old changelogs).
     pub name: String,
+    pub description: Option<String>,
+    pub archived: bool,
     pub released: bool,
+    pub start_date: Option<NaiveDate>,
     pub release_date: Option<NaiveDate>,
+    /// The name it was generated with (what generated changelogs say).
+    pub(crate) generated_name: String,
 }
 
 /// The compact per-issue state kept for every issue.
@@ -66,6 +91,9 @@ pub(crate) struct Core {
     pub itype: u8,
     pub status: u8,
     pub deleted: bool,
+    /// Archived: found by no search, still served by GET issue.
+    pub archived: bool,
+    /// Moved at least once (its components and versions are cleared).
     pub moved: bool,
     pub hist: u8,
 }
@@ -414,6 +442,11 @@ impl Dataset {
         (idx as usize) < self.cores.len() && !self.cores[idx as usize].deleted
     }
 
+    /// Live and not archived: what searches can find.
+    pub(crate) fn is_searchable(&self, idx: u32) -> bool {
+        self.is_live(idx) && !self.cores[idx as usize].archived
+    }
+
     /// The index of the issue with this id, if it exists (deleted or not).
     pub fn index_of_id(&self, id: u64) -> Option<u32> {
         if id < ID_BASE || id - ID_BASE >= self.n as u64 {
@@ -576,9 +609,9 @@ impl Dataset {
         let base = base_core(seed, self.n, self.projects.len() as u32, idx);
         let project = &self.projects[c.project as usize];
         let (base_summary, base_description) = base_text(seed, idx);
-        // Components/versions come from the issue's original project; a moved
-        // issue keeps them only if they belong to its new project (Jira clears them).
-        let a = self.base_attrs(idx, &base, c.project != base.project);
+        // Components/versions come from the issue's original project; a move
+        // clears them (Jira does), also when the issue is moved back later.
+        let a = self.base_attrs(idx, &base, c.moved);
 
         // Base histories decide the resolution date.
         let (histories, base_resolved, base_resolution) = base_histories(self, idx, &base);
@@ -654,7 +687,10 @@ impl Dataset {
         } else {
             let k = rp.below(3);
             let mut v: Vec<(u64, String)> = (0..k)
-                .map(|_| rp.pick(&base_project.components).clone())
+                .map(|_| {
+                    let c = rp.pick(&base_project.components);
+                    (c.id, c.name.clone())
+                })
                 .collect();
             v.sort();
             v.dedup();
@@ -712,26 +748,52 @@ fn make_project(seed: u64, pi: usize, key: &str) -> Project {
     let components = COMPONENT_NAMES
         .iter()
         .enumerate()
-        .map(|(ci, name)| (10000 + pi as u64 * 100 + ci as u64, name.to_string()))
-        .collect();
-    let mut r = Rng::new(seed, pi as u32, 99);
-    let versions = (0..8)
-        .map(|vi| VersionDef {
-            id: 20000 + pi as u64 * 100 + vi as u64,
-            name: format!("{}.{}", 1 + vi / 4, vi % 4),
-            released: vi < 6,
-            release_date: (vi < 6).then(|| {
-                NaiveDate::from_ymd_opt(2023, 1 + (vi as u32 * 2) % 12, 1 + r.below(28) as u32)
-                    .unwrap_or_default()
-            }),
+        .map(|(ci, name)| ComponentDef {
+            id: 10000 + pi as u64 * 100 + ci as u64,
+            name: name.to_string(),
+            description: ci
+                .is_multiple_of(2)
+                .then(|| format!("Everything about {name}")),
+            lead: (ci % 3 != 2).then_some(1 + (pi * 6 + ci) % 9),
+            generated_name: name,
         })
         .collect();
+    let mut r = Rng::new(seed, pi as u32, 99);
+    let versions = (0..8).map(|vi| make_version(&mut r, pi, vi)).collect();
     Project {
         id,
         key: key.to_string(),
         name: format!("{key} project"),
+        description: format!("The {key} project of the simulated Jira"),
+        lead: 1 + pi % 9,
+        category: [Some(0), Some(1), None][pi % 3],
         components,
         versions,
+    }
+}
+
+/// Version `vi` of project `pi`: 0..=5 released in 2023 (every other one
+/// with a start date), 6 unreleased with dates in 2026, 7 without dates;
+/// every third one has a description.
+fn make_version(r: &mut Rng, pi: usize, vi: usize) -> VersionDef {
+    let name = format!("{}.{}", 1 + vi / 4, vi % 4);
+    let release_date = match vi {
+        0..=5 => NaiveDate::from_ymd_opt(2023, 1 + (vi as u32 * 2) % 12, 1 + r.below(28) as u32),
+        6 => NaiveDate::from_ymd_opt(2026, 6, 30),
+        _ => None,
+    };
+    let start_date = release_date
+        .filter(|_| vi.is_multiple_of(2))
+        .map(|d| d - chrono::Days::new(45));
+    VersionDef {
+        id: 20000 + pi as u64 * 100 + vi as u64,
+        description: vi.is_multiple_of(3).then(|| format!("Release {name}")),
+        archived: false,
+        released: vi < 6,
+        start_date,
+        release_date,
+        generated_name: name.clone(),
+        name,
     }
 }
 
@@ -830,6 +892,7 @@ pub(crate) fn base_core(seed: u64, n: u32, p: u32, i: u32) -> Core {
         itype: itype as u8,
         status: status as u8,
         deleted: false,
+        archived: false,
         moved: false,
         hist,
     }
@@ -1170,7 +1233,7 @@ fn random_text_or_link_item(ds: &Dataset, r: &mut Rng, idx: u32, kind: u64) -> H
                 None,
                 None,
                 Some(v.id.to_string()),
-                Some(v.name.clone()),
+                Some(v.generated_name.clone()),
             )
         }
         _ => {
@@ -1178,8 +1241,8 @@ fn random_text_or_link_item(ds: &Dataset, r: &mut Rng, idx: u32, kind: u64) -> H
             let c = r.pick(&p.components);
             jira(
                 "Component",
-                Some(c.0.to_string()),
-                Some(c.1.clone()),
+                Some(c.id.to_string()),
+                Some(c.generated_name.to_string()),
                 None,
                 None,
             )

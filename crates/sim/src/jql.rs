@@ -535,7 +535,7 @@ enum Node {
     Labels(Op, Vec<String>),
     Date(DateField, Cmp, i64),
     DateEmpty(DateField, bool),
-    /// Anchor set for =, !=, IN, NOT IN (missing anchors dropped).
+    /// Anchor set for =, !=, IN, NOT IN (missing anchors dropped), sorted.
     KeySet(bool, Vec<u32>),
     /// Range on key numbers within the anchor's project; `None` = missing anchor.
     KeyRange(Cmp, Option<(u16, u32)>),
@@ -764,7 +764,10 @@ fn compile_key(field: &str, op: &Op, values: &[Value], ds: &Dataset) -> Result<N
     Ok(match op {
         Op::Cmp(Cmp::Eq) | Op::Cmp(Cmp::Ne) | Op::In(_) => {
             let neg = matches!(op, Op::Cmp(Cmp::Ne) | Op::In(true));
-            let set: Vec<u32> = values.iter().filter_map(|v| ds.resolve(&v.text)).collect();
+            let mut set: Vec<u32> = values.iter().filter_map(|v| ds.resolve(&v.text)).collect();
+            // Sorted for binary search: `id in (…)` lists run to 1000 ids.
+            set.sort_unstable();
+            set.dedup();
             if set.is_empty() {
                 // A missing or deleted anchor matches nothing (even with != / NOT IN).
                 Node::Nothing
@@ -789,10 +792,11 @@ impl Compiled {
         eval(&self.node, ds, i)
     }
 
-    /// Every live issue that matches, sorted by the query's ORDER BY (then id).
+    /// Every live, unarchived issue that matches, sorted by the query's
+    /// ORDER BY (then id).
     pub fn run(&self, ds: &Dataset) -> Vec<u32> {
         let mut v: Vec<u32> = (0..ds.len())
-            .filter(|&i| ds.is_live(i) && self.matches(ds, i))
+            .filter(|&i| ds.is_searchable(i) && self.matches(ds, i))
             .collect();
         self.sort(ds, &mut v);
         v
@@ -866,7 +870,7 @@ fn eval(n: &Node, ds: &Dataset, i: u32) -> bool {
             };
             empty != *neg
         }
-        Node::KeySet(neg, set) => set.contains(&i) != *neg,
+        Node::KeySet(neg, set) => set.binary_search(&i).is_ok() != *neg,
         Node::KeyRange(cmp, anchor) => match anchor {
             Some((p, num)) => c.project == *p && cmp.holds(c.number, *num),
             None => false,

@@ -21,11 +21,14 @@
 //! - [`jql`]: the JQL parser, compiler and evaluator.
 //! - [`faults`]: fault kinds, probabilities and schedules.
 //! - [`state`]: mutations, hook, statistics, ground truth ([`SimControl`]).
+//! - [`dims`]: projects, versions, components, statuses, priorities, issue
+//!   types and resolutions as their endpoints serve them, their ground truth
+//!   ([`VersionTruth`], [`ComponentTruth`]) and mutations.
 //! - [`server`]: the HTTP/1.1 server (hyper) on its own thread and tokio runtime.
 //! - [`admin`]: `/_sim/…` endpoints to script mutations and faults over HTTP.
 //!
 //! The modules form a DAG, leaves first: `catalog`, `rng`, `json` → `frags`
-//! → `data` → `render`, `jql`, `faults` → `state` → `server`, `admin`. In particular
+//! → `data` → `render`, `jql`, `faults` → `state` → `dims` → `server`, `admin`. In particular
 //! `data` does not use `render`: what both need (JSON writers, the
 //! pre-rendered fragments a [`Dataset`] owns) lives in `json` and `frags`, and
 //! the renderer adds the rendering methods ([`Issue::custom_values`],
@@ -35,6 +38,7 @@
 pub mod admin;
 pub mod catalog;
 pub mod data;
+pub mod dims;
 pub mod faults;
 mod frags;
 pub mod jql;
@@ -44,13 +48,14 @@ pub mod rng;
 pub mod server;
 pub mod state;
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
 use chrono_tz::Tz;
 
 pub use data::{CfValue, Dataset, History, HistoryItem, Issue, IssueLink, Poison};
+pub use dims::{ComponentTruth, VersionTruth};
 pub use faults::{Fault, FaultConfig, FaultScope};
 pub use render::FieldSel;
 pub use rng::Rng;
@@ -99,6 +104,9 @@ pub struct SimConfig {
     pub threads: usize,
     /// Cache of rendered search bodies, MiB.
     pub cache_mib: usize,
+    /// Changelogs in search results cut to this many histories (`None`:
+    /// whole); see [`SimControl::set_changelog_cut`].
+    pub changelog_cut: Option<u32>,
 }
 
 impl Default for SimConfig {
@@ -117,6 +125,7 @@ impl Default for SimConfig {
             captcha_after: 3,
             threads: 2,
             cache_mib: 256,
+            changelog_cut: None,
         }
     }
 }
@@ -173,6 +182,11 @@ impl SimConfig {
     }
     pub fn threads(mut self, n: usize) -> Self {
         self.threads = n.max(1);
+        self
+    }
+    /// Cuts changelogs in search results to `n` histories (`None`: whole).
+    pub fn changelog_cut(mut self, n: Option<u32>) -> Self {
+        self.changelog_cut = n;
         self
     }
 
@@ -249,6 +263,8 @@ impl Simulator {
                 limit: cfg.cache_mib * 1024 * 1024,
                 ..Default::default()
             }),
+            changelog_cut: AtomicU64::new(cfg.changelog_cut.map_or(0, |n| n as u64 + 1)),
+            changelog_cut_on_get: AtomicBool::new(false),
         });
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(cfg.threads.max(1))

@@ -6,7 +6,7 @@
 use chrono::TimeZone;
 
 use super::catalog::*;
-use super::data::{CfValue, Dataset, History, ID_BASE, Issue, Poison, format_ts};
+use super::data::{CfValue, Dataset, History, ID_BASE, Issue, Poison, Project, format_ts};
 pub use super::frags::Frags;
 use super::frags::sprint_string;
 use super::json::{key_field, opt_str, raw};
@@ -511,14 +511,42 @@ pub(crate) fn write_cf_value(ds: &Dataset, out: &mut Vec<u8>, v: &CfValue) {
     }
 }
 
-fn write_histories(ds: &Dataset, out: &mut Vec<u8>, hs: &[History]) {
+/// Whether and how much of an issue's changelog is rendered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Changelog {
+    /// No `changelog` member (no `expand=changelog`).
+    #[default]
+    Omit,
+    /// Every history: `maxResults` = `total` = their count.
+    Full,
+    /// At most this many histories, oldest first, as Jira cuts long
+    /// changelogs: `"startAt":0,"maxResults":N,"total":<true count>` when
+    /// cut (an issue with at most N histories renders as with `Full`).
+    Cut(u32),
+}
+
+impl Changelog {
+    /// `Full`, or `Cut(n)` when `cut` is `Some(n)`.
+    pub fn expanded(cut: Option<u32>) -> Changelog {
+        cut.map_or(Changelog::Full, Changelog::Cut)
+    }
+
+    /// Is a changelog rendered at all?
+    pub fn is_rendered(self) -> bool {
+        self != Changelog::Omit
+    }
+}
+
+/// The `changelog` object of `hs` (oldest first), cut to `cut` histories.
+fn write_histories(ds: &Dataset, out: &mut Vec<u8>, hs: &[History], cut: Option<u32>) {
+    let total = hs.len();
+    // Uncut, maxResults = total; cut, maxResults = what is shown.
+    let shown = cut.map_or(total, |n| total.min(n as usize));
     raw(
         out,
-        &format!(
-            "{{\"startAt\":0,\"maxResults\":{n},\"total\":{n},\"histories\":[",
-            n = hs.len()
-        ),
+        &format!("{{\"startAt\":0,\"maxResults\":{shown},\"total\":{total},\"histories\":["),
     );
+    let hs = &hs[..shown];
     for (i, h) in hs.iter().enumerate() {
         if i > 0 {
             out.push(b',');
@@ -555,6 +583,8 @@ fn write_histories(ds: &Dataset, out: &mut Vec<u8>, hs: &[History]) {
     raw(out, "]}");
 }
 
+/// `fields.fixVersions` or `fields.versions`: the versions' current names,
+/// descriptions, flags and release dates.
 fn write_versions(ds: &Dataset, out: &mut Vec<u8>, is: &Issue, vs: &[(u64, String)]) {
     out.push(b'[');
     for (i, (id, name)) in vs.iter().enumerate() {
@@ -568,13 +598,23 @@ fn write_versions(ds: &Dataset, out: &mut Vec<u8>, is: &Issue, vs: &[(u64, Strin
         raw(
             out,
             &format!(
-                "{{\"self\":\"{}/rest/api/2/version/{id}\",\"id\":\"{id}\",\"name\":",
+                "{{\"self\":\"{}/rest/api/2/version/{id}\",\"id\":\"{id}\",",
                 ds.base_url
             ),
         );
+        if let Some(d) = def.and_then(|d| d.description.as_deref()) {
+            raw(out, "\"description\":");
+            write_json_str(out, d);
+            out.push(b',');
+        }
+        raw(out, "\"name\":");
         write_json_str(out, name);
-        let released = def.map(|d| d.released).unwrap_or(false);
-        raw(out, &format!(",\"archived\":false,\"released\":{released}"));
+        let released = def.is_some_and(|d| d.released);
+        let archived = def.is_some_and(|d| d.archived);
+        raw(
+            out,
+            &format!(",\"archived\":{archived},\"released\":{released}"),
+        );
         if let Some(d) = def.and_then(|d| d.release_date) {
             raw(
                 out,
@@ -586,17 +626,44 @@ fn write_versions(ds: &Dataset, out: &mut Vec<u8>, is: &Issue, vs: &[(u64, Strin
     out.push(b']');
 }
 
-/// One issue object as it appears in `issues[]` of a search (or from GET issue).
-pub fn write_issue(ds: &Dataset, out: &mut Vec<u8>, is: &Issue, sel: FieldSel, changelog: bool) {
-    let b = &ds.base_url;
+/// The opening of an issue object: `{"expand","id","self","key"` (no
+/// closing brace).
+fn write_issue_head(ds: &Dataset, out: &mut Vec<u8>, id: u64, key: &str) {
     raw(
         out,
         &format!(
-            "{{\"expand\":\"operations,versionedRepresentations,editmeta,changelog,renderedFields\",\"id\":\"{id}\",\"self\":\"{b}/rest/api/2/issue/{id}\",\"key\":\"{key}\",\"fields\":{{",
-            id = is.id,
-            key = is.key
+            "{{\"expand\":\"operations,versionedRepresentations,editmeta,changelog,renderedFields\",\"id\":\"{id}\",\"self\":\"{b}/rest/api/2/issue/{id}\",\"key\":\"{key}\"",
+            b = ds.base_url
         ),
     );
+}
+
+/// One issue object as it appears in `issues[]` of a search (or from GET
+/// issue). With no field selected (`fields=id`, `fields=key`) there is no
+/// `fields` member at all, as in Jira.
+pub fn write_issue(ds: &Dataset, out: &mut Vec<u8>, is: &Issue, sel: FieldSel, cl: Changelog) {
+    write_issue_head(ds, out, is.id, &is.key);
+    if sel != FieldSel::NONE {
+        raw(out, ",\"fields\":{");
+        write_fields(ds, out, is, sel);
+        out.push(b'}');
+    }
+    match cl {
+        Changelog::Omit => {}
+        Changelog::Full => {
+            raw(out, ",\"changelog\":");
+            write_histories(ds, out, &is.histories, None);
+        }
+        Changelog::Cut(n) => {
+            raw(out, ",\"changelog\":");
+            write_histories(ds, out, &is.histories, Some(n));
+        }
+    }
+    out.push(b'}');
+}
+
+/// The members of `fields` that `sel` selects.
+fn write_fields(ds: &Dataset, out: &mut Vec<u8>, is: &Issue, sel: FieldSel) {
     let mut first = true;
     let mut sep = |out: &mut Vec<u8>, name: &str| {
         if !first {
@@ -622,12 +689,6 @@ pub fn write_issue(ds: &Dataset, out: &mut Vec<u8>, is: &Issue, sel: FieldSel, c
         sep(out, &cf.id());
         write_custom_field(ds, out, is, ci);
     }
-    out.push(b'}');
-    if changelog {
-        raw(out, ",\"changelog\":");
-        write_histories(ds, out, &is.histories);
-    }
-    out.push(b'}');
 }
 
 /// The value of system field `f` (an index into [`SYSTEM_FIELDS`]) of `is`.
@@ -715,12 +776,37 @@ fn write_project(ds: &Dataset, out: &mut Vec<u8>, is: &Issue) {
         ),
     );
     write_json_str(out, &p.name);
+    raw(out, ",\"projectTypeKey\":\"software\",");
+    write_project_avatars(b, out);
+    write_project_category(b, out, p);
+    out.push(b'}');
+}
+
+/// `"avatarUrls":{…}` of a project.
+pub(crate) fn write_project_avatars(b: &str, out: &mut Vec<u8>) {
     raw(
         out,
         &format!(
-            ",\"projectTypeKey\":\"software\",\"avatarUrls\":{{\"48x48\":\"{b}/secure/projectavatar?avatarId=10324\",\"24x24\":\"{b}/secure/projectavatar?size=small&avatarId=10324\",\"16x16\":\"{b}/secure/projectavatar?size=xsmall&avatarId=10324\",\"32x32\":\"{b}/secure/projectavatar?size=medium&avatarId=10324\"}}}}"
+            "\"avatarUrls\":{{\"48x48\":\"{b}/secure/projectavatar?avatarId=10324\",\"24x24\":\"{b}/secure/projectavatar?size=small&avatarId=10324\",\"16x16\":\"{b}/secure/projectavatar?size=xsmall&avatarId=10324\",\"32x32\":\"{b}/secure/projectavatar?size=medium&avatarId=10324\"}}"
         ),
     );
+}
+
+/// `"projectCategory":{…}` (with a leading comma) if `p` has a category.
+pub(crate) fn write_project_category(base: &str, out: &mut Vec<u8>, p: &Project) {
+    if let Some(c) = p.category.map(|c| &PROJECT_CATEGORIES[c]) {
+        raw(
+            out,
+            &format!(
+                ",\"projectCategory\":{{\"self\":\"{base}/rest/api/2/projectCategory/{id}\",\"id\":\"{id}\",\"name\":",
+                id = c.id
+            ),
+        );
+        write_json_str(out, c.name);
+        raw(out, ",\"description\":");
+        write_json_str(out, c.description);
+        out.push(b'}');
+    }
 }
 
 /// `fields.resolution`: an object, or `null`.
@@ -757,7 +843,7 @@ fn write_str_array(out: &mut Vec<u8>, items: &[String]) {
     out.push(b']');
 }
 
-/// `fields.components`.
+/// `fields.components`: current names, and descriptions where set.
 fn write_components(ds: &Dataset, out: &mut Vec<u8>, is: &Issue) {
     let b = &ds.base_url;
     out.push(b'[');
@@ -770,6 +856,14 @@ fn write_components(ds: &Dataset, out: &mut Vec<u8>, is: &Issue) {
             &format!("{{\"self\":\"{b}/rest/api/2/component/{id}\",\"id\":\"{id}\",\"name\":"),
         );
         write_json_str(out, name);
+        let def = ds.projects[is.project_index]
+            .components
+            .iter()
+            .find(|c| c.id == *id);
+        if let Some(d) = def.and_then(|c| c.description.as_deref()) {
+            raw(out, ",\"description\":");
+            write_json_str(out, d);
+        }
         out.push(b'}');
     }
     out.push(b']');
@@ -842,20 +936,22 @@ pub struct PageHeader {
 }
 
 /// A search response body for the given issue indexes (already paged).
+/// Issues with neither fields nor a changelog (`fields=id`) are written from
+/// the per-issue core alone, without materialising them: the census path.
 pub fn write_search_page(
     ds: &Dataset,
     out: &mut Vec<u8>,
     head: PageHeader,
     page: &[u32],
     sel: FieldSel,
-    changelog: bool,
+    cl: Changelog,
 ) {
     let PageHeader {
         start_at,
         max_results,
         total,
     } = head;
-    let expand = if changelog {
+    let expand = if cl.is_rendered() {
         "changelog,schema,names"
     } else {
         "schema,names"
@@ -866,12 +962,18 @@ pub fn write_search_page(
             "{{\"expand\":\"{expand}\",\"startAt\":{start_at},\"maxResults\":{max_results},\"total\":{total},\"issues\":["
         ),
     );
+    let light = sel == FieldSel::NONE && cl == Changelog::Omit;
     for (i, &idx) in page.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        let is = ds.issue(idx);
-        write_issue(ds, out, &is, sel, changelog);
+        if light {
+            write_issue_head(ds, out, ID_BASE + idx as u64, &ds.key_of(idx));
+            out.push(b'}');
+        } else {
+            let is = ds.issue(idx);
+            write_issue(ds, out, &is, sel, cl);
+        }
     }
     raw(out, "]}");
 }
@@ -1078,7 +1180,9 @@ impl Dataset {
     /// and tests that need pages without HTTP.
     pub fn search_page_body(&self, start: u32, count: u32, changelog: bool) -> Vec<u8> {
         let end = start.saturating_add(count).min(self.n);
-        let page: Vec<u32> = (start.min(end)..end).filter(|&i| self.is_live(i)).collect();
+        let page: Vec<u32> = (start.min(end)..end)
+            .filter(|&i| self.is_searchable(i))
+            .collect();
         let mut out = Vec::with_capacity(page.len() * if changelog { 12_000 } else { 7_000 });
         write_search_page(
             self,
@@ -1090,7 +1194,11 @@ impl Dataset {
             },
             &page,
             FieldSel::ALL,
-            changelog,
+            if changelog {
+                Changelog::Full
+            } else {
+                Changelog::Omit
+            },
         );
         out
     }
@@ -1099,7 +1207,12 @@ impl Dataset {
     pub fn issue_body(&self, idx: u32, changelog: bool) -> Vec<u8> {
         let mut out = Vec::new();
         let is = self.issue(idx);
-        write_issue(self, &mut out, &is, FieldSel::ALL, changelog);
+        let cl = if changelog {
+            Changelog::Full
+        } else {
+            Changelog::Omit
+        };
+        write_issue(self, &mut out, &is, FieldSel::ALL, cl);
         out
     }
 }

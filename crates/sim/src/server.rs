@@ -43,9 +43,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use super::faults::Fault;
-use super::jql;
-use super::render::{self, FieldSel};
+use super::render::{self, Changelog, FieldSel};
 use super::state::{Shared, SimControl, now_ms};
+use super::{dims, jql};
 
 const MAX_BODY: usize = 16 * 1024 * 1024;
 /// DC 10's search window: `startAt + maxResults` may not exceed this.
@@ -407,15 +407,78 @@ fn query_params(q: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The statistics name of a request path (also what `route` dispatches on).
 fn endpoint_name(path: &str) -> &'static str {
     match path {
         "/rest/api/2/myself" => "myself",
         "/rest/api/2/serverInfo" => "serverInfo",
         "/rest/api/2/field" => "field",
         "/rest/api/2/search" => "search",
+        "/rest/api/2/status" => "status",
+        "/rest/api/2/priority" => "priority",
+        "/rest/api/2/issuetype" => "issuetype",
+        "/rest/api/2/resolution" => "resolution",
+        "/rest/api/2/project" => "project",
         p if p.starts_with("/rest/api/2/issue/") => "issue",
-        _ => "other",
+        p => match project_path(p) {
+            Some((_, None)) => "project",
+            Some((_, Some("versions"))) => "versions",
+            Some((_, Some("components"))) => "components",
+            _ => "other",
+        },
     }
+}
+
+/// Is `ep` one of the endpoints [`dimension`] serves?
+fn is_dimension(ep: &str) -> bool {
+    matches!(
+        ep,
+        "project" | "versions" | "components" | "status" | "priority" | "issuetype" | "resolution"
+    )
+}
+
+/// `/rest/api/2/project/{idOrKey}[/{what}]` → (idOrKey, what).
+fn project_path(path: &str) -> Option<(&str, Option<&str>)> {
+    let rest = path.strip_prefix("/rest/api/2/project/")?;
+    match rest.split_once('/') {
+        None if !rest.is_empty() => Some((rest, None)),
+        Some((k, what)) if !k.is_empty() && !what.contains('/') => Some((k, Some(what))),
+        _ => None,
+    }
+}
+
+/// The dimension endpoints: projects (list, one, versions, components),
+/// statuses, priorities, issue types, resolutions. An anonymous caller sees
+/// no projects (an empty list, 404 for one) and no issue types, as in a Jira
+/// whose projects anonymous users cannot browse.
+fn dimension(sh: &Shared, ep: &str, path: &str, auth: &Auth) -> Response {
+    let ds = sh.ds.read().unwrap_or_else(|e| e.into_inner());
+    let anonymous = matches!(auth, Auth::Anonymous);
+    let body = match ep {
+        "status" => dims::statuses_json(&ds),
+        "priority" => dims::priorities_json(&ds),
+        "resolution" => dims::resolutions_json(&ds),
+        "issuetype" | "project" if anonymous && project_path(path).is_none() => b"[]".to_vec(),
+        "issuetype" => dims::issuetypes_json(&ds),
+        "project" if project_path(path).is_none() => dims::projects_json(&ds),
+        _ => {
+            let Some((raw_key, _)) = project_path(path) else {
+                return Response::error(404, "Not found");
+            };
+            let key = percent_decode(raw_key);
+            let found = match ep {
+                _ if anonymous => None,
+                "versions" => dims::versions_json(&ds, &key),
+                "components" => dims::components_json(&ds, &key),
+                _ => dims::project_json(&ds, &key),
+            };
+            match found {
+                Some(b) => b,
+                None => return Response::json(404, dims::no_project(&key)),
+            }
+        }
+    };
+    Response::json(200, body)
 }
 
 enum Auth {
@@ -651,12 +714,14 @@ async fn route(
             Response::json(200, render::field_list(&ds))
         }
         ("GET", "issue") => get_issue(sh, path, &params, auth),
+        ("GET", e) if is_dimension(e) => dimension(sh, ep, path, auth),
         ("GET", "search") => search(sh, search_params_get(&params), auth).await,
         ("POST", "search") => match search_params_post(body) {
             Ok(sp) => search(sh, sp, auth).await,
             Err(r) => r,
         },
-        (_, "myself" | "serverInfo" | "field" | "search" | "issue") => {
+        // A known endpoint with another method.
+        (_, e) if e != "other" => {
             Response::error(405, &format!("Method {} is not allowed here.", req.method))
         }
         _ => Response::json(
@@ -682,7 +747,9 @@ fn first_of(params: &[(String, String)], k: &str) -> Option<String> {
 }
 
 /// `GET /rest/api/2/issue/{idOrKey}` (404 `Issue Does Not Exist` for a
-/// deleted or unknown issue, and for an anonymous caller).
+/// deleted or unknown issue, and for an anonymous caller; an archived issue
+/// is served). The changelog is whole unless
+/// [`SimControl::set_changelog_cut_on_get`] applies the search cut here too.
 fn get_issue(sh: &Shared, path: &str, params: &[(String, String)], auth: &Auth) -> Response {
     let id_or_key = percent_decode(path.trim_start_matches("/rest/api/2/issue/"));
     if matches!(auth, Auth::Anonymous) {
@@ -692,12 +759,19 @@ fn get_issue(sh: &Shared, path: &str, params: &[(String, String)], auth: &Auth) 
     let changelog = first_of(params, "expand")
         .map(|e| e.split(',').any(|x| x.trim() == "changelog"))
         .unwrap_or(false);
+    let cl = match changelog {
+        false => Changelog::Omit,
+        true if sh.changelog_cut_on_get.load(Ordering::Relaxed) => {
+            Changelog::expanded(sh.changelog_cut())
+        }
+        true => Changelog::Full,
+    };
     let ds = sh.ds.read().unwrap_or_else(|e| e.into_inner());
     match ds.resolve(&id_or_key) {
         Some(i) => {
             let mut out = Vec::new();
             let is = ds.issue(i);
-            render::write_issue(&ds, &mut out, &is, sel, changelog);
+            render::write_issue(&ds, &mut out, &is, sel, cl);
             Response::json(200, out)
         }
         None => Response::error(404, "Issue Does Not Exist"),
@@ -780,7 +854,11 @@ async fn search(sh: &Arc<Shared>, p: SearchParams, auth: &Auth) -> Response {
         Ok(q) => q,
         Err(e) => return Response::error(400, &e.0),
     };
-    let changelog = expands(&p, "changelog");
+    let cl = if expands(&p, "changelog") {
+        Changelog::expanded(sh.changelog_cut())
+    } else {
+        Changelog::Omit
+    };
     let sel = FieldSel::parse(&p.fields, FieldSel::ALL);
     let latency = sh.latency_ms.load(Ordering::Relaxed);
     if let Auth::Anonymous = auth {
@@ -801,8 +879,9 @@ async fn search(sh: &Arc<Shared>, p: SearchParams, auth: &Auth) -> Response {
     // What JQL matches against: the (possibly lagging) index, else the data.
     let ids: &super::data::Dataset = index.as_deref().unwrap_or(&ds);
     let gen_ = ids.generation();
+    // The changelog cut is part of the key: it changes the body.
     let body_key = format!(
-        "{gen_}\u{1}{}\u{1}{}\u{1}{start_at}\u{1}{max_results}\u{1}{:?}\u{1}{:?}",
+        "{gen_}\u{1}{}\u{1}{}\u{1}{start_at}\u{1}{max_results}\u{1}{:?}\u{1}{:?}\u{1}{cl:?}",
         ds.generation(),
         p.jql,
         sel,
@@ -827,7 +906,7 @@ async fn search(sh: &Arc<Shared>, p: SearchParams, auth: &Auth) -> Response {
         max_results,
         total: matching.len() as u64,
     };
-    let body = render_page(&ds, &p, &matching, header, sel, changelog);
+    let body = render_page(&ds, &p, &matching, header, sel, cl);
     drop(ds);
     sh.bodies
         .lock()
@@ -931,25 +1010,30 @@ fn matching_ids(
 }
 
 /// Search phase: the page's body. Found issues are rendered from the live
-/// data; ones deleted since the index saw them are skipped (the page comes
-/// out short, as in Jira). `names`/`schema` expansions are appended.
+/// data; ones deleted or archived since the index saw them are skipped (the
+/// page comes out short, as in Jira). `names`/`schema` expansions are appended.
 fn render_page(
     ds: &super::data::Dataset,
     p: &SearchParams,
     matching: &[u32],
     header: render::PageHeader,
     sel: FieldSel,
-    changelog: bool,
+    cl: Changelog,
 ) -> Bytes {
     let from = (header.start_at as usize).min(matching.len());
     let to = (from + header.max_results as usize).min(matching.len());
     let page: Vec<u32> = matching[from..to]
         .iter()
         .copied()
-        .filter(|&i| ds.is_live(i))
+        .filter(|&i| ds.is_searchable(i))
         .collect();
-    let mut out = Vec::with_capacity(page.len() * if changelog { 12_000 } else { 7_000 } + 128);
-    render::write_search_page(ds, &mut out, header, &page, sel, changelog);
+    let per_issue = match (sel == FieldSel::NONE, cl.is_rendered()) {
+        (true, false) => 200,
+        (_, true) => 12_000,
+        (false, false) => 7_000,
+    };
+    let mut out = Vec::with_capacity(page.len() * per_issue + 128);
+    render::write_search_page(ds, &mut out, header, &page, sel, cl);
     let (names, schema) = (expands(p, "names"), expands(p, "schema"));
     if names || schema {
         out.pop(); // the closing brace

@@ -4,7 +4,7 @@
 //! time, request statistics and the ground-truth dump ([`SimControl`]).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -313,6 +313,37 @@ fn update_labels(cur: &Issue, upd: &IssueUpdate, ov: &mut Override, items: &mut 
 }
 
 impl Dataset {
+    /// Ok if issue `idx` can be changed: it exists, is not deleted and is
+    /// not archived (Jira refuses to edit or move an archived issue).
+    fn check_editable(&self, idx: u32) -> Result<(), String> {
+        let id = ID_BASE + idx as u64;
+        if !self.is_live(idx) {
+            return Err(format!("issue {id} does not exist or is deleted"));
+        }
+        if self.core(idx).archived {
+            return Err(format!("issue {id} is archived; restore it first"));
+        }
+        Ok(())
+    }
+
+    /// Archives (`archived`) or restores live issue `idx` and its sub-tasks
+    /// (Jira archives sub-tasks with their parent); `updated` is unchanged.
+    pub(crate) fn set_archived(&mut self, idx: u32, archived: bool) -> Result<(), String> {
+        let id = ID_BASE + idx as u64;
+        if !self.is_live(idx) {
+            return Err(format!("issue {id} does not exist or is deleted"));
+        }
+        if self.core(idx).archived == archived {
+            let state = if archived { "already" } else { "not" };
+            return Err(format!("issue {id} is {state} archived"));
+        }
+        for i in std::iter::once(idx).chain(self.issue(idx).subtasks) {
+            self.cores[i as usize].archived = archived;
+        }
+        self.generation += 1;
+        Ok(())
+    }
+
     fn touch(&mut self, idx: u32, at_ms: i64, items: Vec<HistoryItem>) {
         let c = &mut self.cores[idx as usize];
         c.updated = at_ms.max(c.created);
@@ -339,12 +370,7 @@ impl Dataset {
         upd: &IssueUpdate,
         at_ms: i64,
     ) -> Result<(), String> {
-        if !self.is_live(idx) {
-            return Err(format!(
-                "issue {} does not exist or is deleted",
-                ID_BASE + idx as u64
-            ));
-        }
+        self.check_editable(idx)?;
         let cur = self.issue(idx);
         let mut items = Vec::new();
         // On an error below, the issue's earlier overrides stay removed (and a
@@ -495,12 +521,7 @@ impl Dataset {
 
     /// Moves live issue `idx` (and its sub-tasks) to project `p`; returns the new key.
     pub(crate) fn move_to(&mut self, idx: u32, p: usize, at_ms: i64) -> Result<String, String> {
-        if !self.is_live(idx) {
-            return Err(format!(
-                "issue {} does not exist or is deleted",
-                ID_BASE + idx as u64
-            ));
-        }
+        self.check_editable(idx)?;
         let c = self.cores[idx as usize];
         if c.project as usize == p {
             return Err(format!(
@@ -572,7 +593,8 @@ pub struct SimStats {
     /// Requests answered (or failed by a fault), all endpoints.
     pub requests: u64,
     /// (endpoint, HTTP status) → count. Endpoints: myself, serverInfo, field,
-    /// search, issue, other.
+    /// search, issue, project (the list and one project), versions,
+    /// components, status, priority, issuetype, resolution, other.
     pub by_endpoint: BTreeMap<(String, u16), u64>,
     /// 429 responses sent.
     pub rate_limited: u64,
@@ -656,6 +678,20 @@ pub(crate) struct Shared {
     pub results: Mutex<ResultCache>,
     /// Rendered bodies by request (generation in the key).
     pub bodies: Mutex<BodyCache>,
+    /// Changelog cut of search results: 0 = none, else the limit + 1.
+    pub changelog_cut: AtomicU64,
+    /// Whether GET issue cuts changelogs too.
+    pub changelog_cut_on_get: AtomicBool,
+}
+
+impl Shared {
+    /// The changelog cut of search results (`None`: whole changelogs).
+    pub fn changelog_cut(&self) -> Option<u32> {
+        match self.changelog_cut.load(Ordering::Relaxed) {
+            0 => None,
+            n => Some((n - 1) as u32),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -696,7 +732,9 @@ impl std::fmt::Debug for SimControl {
 }
 
 impl SimControl {
-    fn write<T>(&self, f: impl FnOnce(&mut Dataset) -> T) -> T {
+    /// Runs a mutation under the write lock and queues the new state for a
+    /// lagging search index.
+    pub(crate) fn write<T>(&self, f: impl FnOnce(&mut Dataset) -> T) -> T {
         let mut ds = self.shared.ds.write().unwrap_or_else(|e| e.into_inner());
         let out = f(&mut ds);
         let mut ix = self.shared.index.lock().unwrap_or_else(|e| e.into_inner());
@@ -803,6 +841,54 @@ impl SimControl {
         })
     }
 
+    /// Archives an issue (and its sub-tasks, as Jira does), like Jira DC's
+    /// issue archiving: no search finds it any more (nor counts it in
+    /// `total`), GET issue still answers 200 with it, and it cannot be
+    /// updated or moved until restored. `updated` does not change and no
+    /// history is added.
+    pub fn archive_issue(&self, id: u64) -> Result<(), String> {
+        self.write(|ds| {
+            let i = self.index(ds, id)?;
+            ds.set_archived(i, true)
+        })
+    }
+
+    /// Restores an archived issue (and its sub-tasks): searches find it again,
+    /// unchanged (`updated` as before the archiving).
+    pub fn restore_issue(&self, id: u64) -> Result<(), String> {
+        self.write(|ds| {
+            let i = self.index(ds, id)?;
+            ds.set_archived(i, false)
+        })
+    }
+
+    /// Ids of archived (live) issues, ascending.
+    pub fn archived_ids(&self) -> Vec<u64> {
+        let ds = self.dataset();
+        (0..ds.len())
+            .filter(|&i| ds.is_live(i) && ds.core(i).archived)
+            .map(|i| ID_BASE + i as u64)
+            .collect()
+    }
+
+    /// Cuts long changelogs in search results (`expand=changelog`) to the
+    /// first `n` histories, oldest first, with `"maxResults":n` and the true
+    /// `total`, as Jira does; `None` (the default) renders them whole.
+    pub fn set_changelog_cut(&self, n: Option<u32>) {
+        self.shared
+            .changelog_cut
+            .store(n.map_or(0, |n| n as u64 + 1), Ordering::Relaxed);
+    }
+
+    /// Whether GET issue (`expand=changelog`) cuts changelogs too, by the
+    /// same [`Self::set_changelog_cut`] limit (default false: GET renders the
+    /// whole changelog, the way to complete a cut one).
+    pub fn set_changelog_cut_on_get(&self, on: bool) {
+        self.shared
+            .changelog_cut_on_get
+            .store(on, Ordering::Relaxed);
+    }
+
     /// Installs the hook run before each search request is served.
     pub fn set_search_hook(&self, hook: impl Fn(&SimControl, u64) + Send + Sync + 'static) {
         *self.shared.hook.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(hook));
@@ -883,39 +969,41 @@ impl SimControl {
         *self.shared.stats.lock().unwrap_or_else(|e| e.into_inner()) = SimStats::default();
     }
 
-    /// What Jira holds now: every live issue, in id order.
+    /// What Jira holds now: every live issue, in id order. Archived issues
+    /// are left out (searches cannot find them; see [`Self::archived_ids`]).
     pub fn ground_truth(&self) -> Vec<Issue> {
         let ds = self.dataset();
         (0..ds.len())
-            .filter(|&i| ds.is_live(i))
+            .filter(|&i| ds.is_searchable(i))
             .map(|i| ds.issue(i))
             .collect()
     }
 
     /// Visits every live issue in id order without holding them all in
     /// memory (for large datasets; `ground_truth()` of 1,000,000 issues would
-    /// need gigabytes). The dataset is read-locked during the visit: do not
-    /// mutate from `f`.
+    /// need gigabytes). Archived issues are left out, as in `ground_truth`.
+    /// The dataset is read-locked during the visit: do not mutate from `f`.
     pub fn visit_ground_truth(&self, mut f: impl FnMut(&Issue)) {
         let ds = self.dataset();
         for i in 0..ds.len() {
-            if ds.is_live(i) {
+            if ds.is_searchable(i) {
                 f(&ds.issue(i));
             }
         }
     }
 
     /// (id, key, updated ms) of every live issue, in id order: a compact
-    /// summary for large checks.
+    /// summary for large checks. Archived issues are left out.
     pub fn truth_index(&self) -> Vec<(u64, String, i64)> {
         let ds = self.dataset();
         (0..ds.len())
-            .filter(|&i| ds.is_live(i))
+            .filter(|&i| ds.is_searchable(i))
             .map(|i| (ID_BASE + i as u64, ds.key_of(i), ds.core(i).updated))
             .collect()
     }
 
-    /// One issue as Jira holds it now, by id (`None` if missing or deleted).
+    /// One issue as Jira holds it now, by id (`None` if missing or deleted;
+    /// an archived issue is returned, as GET issue still serves it).
     pub fn issue(&self, id: u64) -> Option<Issue> {
         let ds = self.dataset();
         let i = ds.index_of_id(id)?;
@@ -937,14 +1025,15 @@ impl SimControl {
             .collect()
     }
 
-    /// Ids of the live issues of a project (current keys), in key order.
+    /// Ids of the live issues of a project (current keys), in key order;
+    /// archived issues are left out.
     pub fn ids_in_project(&self, project_key: &str) -> Vec<u64> {
         let ds = self.dataset();
         let Some(p) = ds.project_index(project_key) else {
             return Vec::new();
         };
         let mut v: Vec<(u32, u64)> = (0..ds.len())
-            .filter(|&i| ds.is_live(i) && ds.core(i).project as usize == p)
+            .filter(|&i| ds.is_searchable(i) && ds.core(i).project as usize == p)
             .map(|i| (ds.core(i).number, ID_BASE + i as u64))
             .collect();
         v.sort();
