@@ -142,7 +142,9 @@ fn page(run: &str, seq: u32, issues: &[Iss]) -> Batch {
                 .null()
                 .date(chrono::NaiveDate::from_ymd_opt(2024, 4, 1).unwrap())
                 .null()
-                .null();
+                .null()
+                .null()
+                .text(SCOPE);
         });
         for l in &i.labels {
             r.row("issue_label", |c| {
@@ -1108,7 +1110,9 @@ fn index_exists(e: &mut Env, name: &str) -> bool {
         .get(0)
 }
 
-const DEFERRED: [&str; 7] = [
+const DEFERRED: [&str; 9] = [
+    "project_version_project_idx",
+    "project_component_project_idx",
     "changelog_issue_idx",
     "changelog_item_issue_field_idx",
     "issue_key_idx",

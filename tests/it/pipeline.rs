@@ -19,6 +19,8 @@ const TABLES: &[(&str, &str)] = &[
     ("changelog_item", "history_id, item_seq"),
     ("issue_field_value", "issue_id, field_id, ordinal"),
     ("field", "field_id"),
+    ("project_version", "version_id"),
+    ("project_component", "component_id"),
 ];
 
 /// md5 of every row of every contract table, in key order.

@@ -250,7 +250,9 @@ fn synth_issue(b: &mut Builder, i: i64, n: i64, links: &[Link]) -> IssueVersion 
             .opt_timestamp((rng.below(3) == 0).then_some(updated))
             .opt_date((rng.below(4) == 0).then(|| updated.date_naive()))
             .opt_i64((rng.below(5) == 0).then_some(FIRST_ID + rng.below(n as u64) as i64))
-            .null();
+            .null()
+            .null()
+            .text("bench");
     });
     synth_refs(b, &mut rng, id, created);
     synth_link_rows(b, links);

@@ -59,6 +59,16 @@ pub(crate) const FAMILIES: &[(&str, Kind, &str)] = &[
         "Items quarantined, by kind (page or issue)",
     ),
     (
+        "jira_pipeline_changelogs_refetched",
+        Kind::Counter,
+        "Issues fetched alone because the search cut their changelog short",
+    ),
+    (
+        "jira_pipeline_issues_removed",
+        Kind::Counter,
+        "Issues a census marked removed, by scope and reason (deleted or out_of_scope)",
+    ),
+    (
         "jira_pipeline_stage_busy_seconds",
         Kind::Counter,
         "Time each stage spent working",
