@@ -191,7 +191,6 @@ pub fn wait_lock_free(s: &mut TestSchema) {
     panic!("the killed run's session kept the lock for 10 s");
 }
 
-
 /// Waits until `cond` holds or the child exits; true if it held while running.
 pub fn wait_for(child: &mut Child, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -206,4 +205,3 @@ pub fn wait_for(child: &mut Child, mut cond: impl FnMut() -> bool) -> bool {
     }
     panic!("condition not reached within 60 s");
 }
-

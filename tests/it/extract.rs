@@ -52,7 +52,13 @@ fn run(
         .iter()
         .map(|(s, t)| {
             let at = *t;
-            (s.to_string(), StoredCursor { at, fingerprint: None })
+            (
+                s.to_string(),
+                StoredCursor {
+                    at,
+                    fingerprint: None,
+                },
+            )
         })
         .collect();
     extract_blocking(&session(cfg), &Secret::new(sim.token()), &cp, opts())

@@ -5,6 +5,7 @@ mod extract;
 mod foundation;
 mod insight;
 mod load;
+mod mirror;
 mod pipeline;
 mod sim;
 mod status;

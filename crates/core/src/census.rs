@@ -285,11 +285,7 @@ async fn find_marks(env: &Env<'_>, sc: &Scope, stored: &Stored) -> Result<(Marks
         .copied()
         .filter(|id| listed.contains(id))
         .collect();
-    let not_loaded = listed
-        .iter()
-        .filter(|id| !stored_live.contains(id))
-        .count()
-        - revived.len();
+    let not_loaded = listed.iter().filter(|id| !stored_live.contains(id)).count() - revived.len();
     let seen_changes = (not_loaded + missing.len() + revived.len()) as u64;
     if before.abs_diff(after) > seen_changes {
         return Err(Error::jira(
@@ -439,7 +435,7 @@ async fn scope_homes(env: &Env<'_>, sc: &Scope, ids: &[i64]) -> Result<HashMap<i
             let list: Vec<String> = chunk.iter().map(i64::to_string).collect();
             let jql = format!("{base} AND id in ({})", list.join(", "));
             for id in list_slice(env.client, &other.name, jql).await? {
-                homes.entry(id as i64).or_insert_with(|| other.name.clone());
+                homes.entry(id).or_insert_with(|| other.name.clone());
             }
         }
         left.retain(|id| !homes.contains_key(id));

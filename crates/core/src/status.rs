@@ -10,7 +10,6 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::db::Ident;
 use crate::error::{Error, Result};
 use crate::staging::{self, PAGE_EXT, Staging};
 
@@ -62,7 +61,15 @@ pub struct ScopeStatus {
     pub project: String,
     pub checkpoint: Option<DateTime<Utc>>,
     pub loaded_pages: Option<i64>,
+    /// Live issues the scope answers for (`live_issue`).
     pub issues_in_warehouse: Option<i64>,
+    /// Issues of the scope marked removed (deleted or out of scope).
+    pub issues_removed: Option<i64>,
+    /// When the scope's last complete census finished.
+    pub last_census: Option<DateTime<Utc>>,
+    /// The scope's definition changed since its checkpoint was taken: the
+    /// next run backfills it (its fingerprint differs from the checkpoint's).
+    pub fingerprint_change_pending: bool,
     pub staging: ScopeStaging,
     pub quarantined_pages: Vec<QuarantinedPage>,
     pub quarantined_issues: Vec<QuarantinedIssueRow>,
@@ -143,7 +150,6 @@ pub fn status(
     db_error: Option<String>,
 ) -> Result<Status> {
     let st = Staging::new(&cfg.staging.dir, cfg.staging.compression_level);
-    let schema = Ident::new(&cfg.database.schema);
     let mut scopes = Vec::new();
     let mut last_run = None;
     let mut deferred_indexes = Vec::new();
@@ -168,12 +174,15 @@ pub fn status(
             checkpoint: None,
             loaded_pages: None,
             issues_in_warehouse: None,
+            issues_removed: None,
+            last_census: None,
+            fingerprint_change_pending: false,
             staging: scope_staging(&st, &sc.name)?,
             quarantined_pages: quarantined_pages(&st, &sc.name),
             quarantined_issues: Vec::new(),
         };
         if let Some(c) = client.as_deref_mut() {
-            read_scope_database(c, &schema, cfg, sc, &mut s)?;
+            read_scope_database(c, cfg, sc, &mut s)?;
         }
         scopes.push(s);
     }
@@ -209,7 +218,6 @@ fn read_deferred_indexes(c: &mut postgres::Client, cfg: &Config) -> Result<Vec<S
 /// the warehouse and latest quarantined issues, filled into `s`.
 fn read_scope_database(
     c: &mut postgres::Client,
-    schema: &Ident,
     cfg: &Config,
     sc: &crate::config::Scope,
     s: &mut ScopeStatus,
@@ -217,19 +225,18 @@ fn read_scope_database(
     let name = &cfg.database.schema;
     s.checkpoint = crate::bookkeeping::checkpoint::get(c, name, &sc.name)?;
     s.loaded_pages = Some(crate::bookkeeping::page_ledger::count(c, name, &sc.name)?);
-    s.issues_in_warehouse = Some(
-        c.query_one(
-            &format!(
-                "SELECT count(*) FROM {schema}.{} WHERE {} = $1 AND {} IS NULL",
-                crate::tables::ISSUE.ident(),
-                Ident::new("project_key"),
-                Ident::new("deleted_at")
-            ),
-            &[&sc.project],
-        )
-        .map_err(Error::db("status: counting issues"))?
-        .get(0),
-    );
+    let stored = crate::bookkeeping::census::stored(c, name, &sc.name, &sc.project)?;
+    s.issues_in_warehouse = Some(stored.live.len() as i64);
+    s.issues_removed = Some(stored.removed.len() as i64);
+    let names = [sc.name.clone()];
+    s.last_census = crate::bookkeeping::census::last(c, name, &names)?
+        .remove(&sc.name)
+        .map(|r| r.finished_at);
+    let fp = crate::extract::fingerprint(sc)?;
+    s.fingerprint_change_pending = crate::bookkeeping::checkpoint::read_all(c, name, &names)?
+        .get(&sc.name)
+        .and_then(|c| c.fingerprint.as_ref())
+        .is_some_and(|f| *f != fp);
     s.quarantined_issues = crate::bookkeeping::quarantine::recent(c, name, &sc.name, 50)?;
     Ok(())
 }
@@ -294,9 +301,26 @@ pub fn render_text(s: &Status) -> String {
                 .map(|t| t.to_rfc3339())
                 .unwrap_or_else(|| "none (next run is a backfill)".into())
         );
-        if let (Some(p), Some(i)) = (sc.loaded_pages, sc.issues_in_warehouse) {
-            let _ = writeln!(o, "  warehouse: {i} issues, {p} pages loaded");
+        if sc.fingerprint_change_pending {
+            let _ = writeln!(
+                o,
+                "  definition changed (fingerprint differs from the checkpoint's): the next run backfills the scope"
+            );
         }
+        if let (Some(p), Some(i)) = (sc.loaded_pages, sc.issues_in_warehouse) {
+            let _ = writeln!(
+                o,
+                "  warehouse: {i} live issues, {} removed, {p} pages loaded",
+                sc.issues_removed.unwrap_or(0)
+            );
+        }
+        let _ = writeln!(
+            o,
+            "  last census: {}",
+            sc.last_census
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_else(|| "none".into())
+        );
         let st = &sc.staging;
         let _ = writeln!(
             o,

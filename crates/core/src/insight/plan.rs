@@ -24,9 +24,9 @@ use serde::Serialize;
 
 use crate::config::{Config, Scope};
 use crate::error::{Error, ExitCode, Result};
-use crate::extract::{Checkpoints, read_checkpoints};
 use crate::extract::scope::{ScopeCtx, plan_slices};
 use crate::extract::state::{Mode, RunState, SliceState, StateStore, advance};
+use crate::extract::{Checkpoints, read_checkpoints};
 use crate::jira::api::check_search;
 use crate::jira::client::Response;
 use crate::jira::jql::{DateField, Range, floor_minute, scope_clause, search_jql};
@@ -319,7 +319,13 @@ fn start_of(
             cursor_staged,
             scope_changed,
             ..
-        } => (mode, from, cursor, cursor_staged || scope_changed, scope_changed),
+        } => (
+            mode,
+            from,
+            cursor,
+            cursor_staged || scope_changed,
+            scope_changed,
+        ),
     };
     let reason = match cursor {
         None if full => "--full: backfill from sync.backfill_start".to_string(),

@@ -214,7 +214,10 @@ pub fn issue_id(issue: V<'_, '_>) -> Option<i64> {
 pub(crate) fn changelog_cut(issue: V<'_, '_>) -> Option<(u64, u64)> {
     let c = issue.get("changelog")?;
     let total = c.get("total")?.id()?;
-    let have = c.get("histories").and_then(|h| h.arr()).map_or(0, |h| h.count()) as i64;
+    let have = c
+        .get("histories")
+        .and_then(|h| h.arr())
+        .map_or(0, |h| h.count()) as i64;
     (total > have).then_some((have as u64, total as u64))
 }
 

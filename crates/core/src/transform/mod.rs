@@ -290,7 +290,9 @@ fn transform_alone(
     let unreadable = |e: String| crate::batch::QuarantinedIssue {
         key: format!("#{index}"),
         id: None,
-        reason: format!("the issue fetched alone for its whole changelog is not readable JSON ({e})"),
+        reason: format!(
+            "the issue fetched alone for its whole changelog is not readable JSON ({e})"
+        ),
     };
     let tape = simd_json::to_tape(&mut doc).map_err(|e| unreadable(e.to_string()))?;
     let item = V::root(&tape).ok_or_else(|| unreadable("empty".into()))?;
