@@ -18,6 +18,8 @@ pub enum BenchCommand {
     Load(BenchLoadArgs),
     /// Simulator → PostgreSQL with `run --stage all`, vs each stage alone on the same data.
     E2e(BenchE2eArgs),
+    /// The census (`pipeline reconcile`) of N simulated issues: marking, then nothing to mark.
+    Census(BenchCensusArgs),
 }
 
 /// Runs one benchmark; `config` is only read by `bench load` (when it exists).
@@ -26,6 +28,9 @@ pub fn exec(config: &Path, cmd: BenchCommand) -> Result<ExitCode> {
         BenchCommand::Transform(a) => jira_pipeline_bench::transform::exec(&a.options()),
         BenchCommand::Load(a) => jira_pipeline_bench::load::exec(config, &a.options()),
         BenchCommand::E2e(a) => jira_pipeline_bench::e2e::exec(&a.options()),
+        BenchCommand::Census(a) => jira_pipeline_bench::census::exec(
+            &jira_pipeline_bench::census::BenchCensusOptions { issues: a.issues },
+        ),
     }
 }
 
@@ -115,4 +120,12 @@ impl BenchE2eArgs {
             e2e_only: self.e2e_only,
         }
     }
+}
+
+/// `pipeline bench census` options.
+#[derive(Debug, Args, Clone)]
+pub struct BenchCensusArgs {
+    /// Issues in the simulated instance (all in one scope).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub issues: u32,
 }

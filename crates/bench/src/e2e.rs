@@ -33,7 +33,9 @@ pub fn peak_rss_bytes() -> Option<u64> {
     Some(kb * 1024)
 }
 
-fn bench_config(
+/// The benchmarks' configuration: one scope `bench` over project DEMO; no
+/// automatic census (`bench census` runs its own).
+pub(crate) fn bench_config(
     url: &str,
     schema: &str,
     staging: &std::path::Path,
@@ -41,6 +43,7 @@ fn bench_config(
 ) -> Result<jira_pipeline_core::config::Config> {
     let text = format!(
         "[jira]\nbase_url = \"{url}\"\npage_size = {page_size}\nconcurrency = 8\n\
+         [sync]\nreconcile_every_hours = 0\n\
          [staging]\ndir = {:?}\n[database]\nschema = \"{schema}\"\n\
          [[scope]]\nname = \"bench\"\nproject = \"DEMO\"\n",
         staging.display().to_string()

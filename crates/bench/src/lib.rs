@@ -11,7 +11,9 @@
 //!   parse of the same bytes; also the page corpus the criterion bench uses.
 //! - [`load`]: `pipeline bench load` — merge vs plain COPY vs row-by-row upsert.
 //! - [`e2e`]: `pipeline bench e2e` — the whole pipeline vs each stage alone.
+//! - [`census`]: `pipeline bench census` — a census of N issues, marking and not.
 
+pub mod census;
 pub mod e2e;
 pub mod load;
 pub mod transform;

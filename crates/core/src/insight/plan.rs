@@ -94,6 +94,25 @@ pub struct ScopePlan {
     pub page_requests: u64,
     /// Estimated seconds for this scope alone (planning + pages).
     pub duration_secs: f64,
+    /// What a census of the scope (`pipeline reconcile`, and `sync` when
+    /// due) costs; filled after the sample.
+    pub census: Option<CensusPlan>,
+}
+
+/// The cost of one scope's census, from a count and one timed light page.
+#[derive(Debug, Clone, Serialize)]
+pub struct CensusPlan {
+    /// Issues of the whole scope (every `created`).
+    pub issues: u64,
+    /// Ids per light page the server grants (`fields=id`, 1000 asked).
+    pub ids_per_page: u32,
+    /// Light pages, plus the counts that slice the listing and check it.
+    pub requests: u64,
+    /// Estimated seconds at the configured concurrency (lookups of issues
+    /// the listing does not return come on top: one request each).
+    pub duration_secs: f64,
+    /// `sync.reconcile_every_hours` (0: only `pipeline reconcile`).
+    pub every_hours: u64,
 }
 
 /// The timed sample.
@@ -420,8 +439,16 @@ pub async fn build(
         cores: sample.as_ref().map_or(1, |s| s.cores),
     };
 
-    let (scopes_out, total_pages, longest, planning_requests) =
+    let (mut scopes_out, total_pages, longest, planning_requests) =
         paged_scopes(works, effective, &timing, me.tz);
+    let r0 = requests(client);
+    for sp in &mut scopes_out {
+        let sc = cfg.scopes.iter().find(|s| s.name == sp.scope);
+        if let Some(sc) = sc {
+            sp.census = Some(census_plan(cfg, client, sc).await?);
+        }
+    }
+    plan_only += requests(client) - r0;
     let setup = 2 + u64::from(any_catalog);
     let duration = planning_total + timing.secs(total_pages, longest);
     Ok(Plan {
@@ -439,6 +466,40 @@ pub async fn build(
         planning_secs: planning_total,
         duration_secs: duration,
         plan_only_requests: plan_only,
+    })
+}
+
+/// A census's cost: the scope's count, one timed light page (its server
+/// cap and latency), and the listing's slices (each well inside the search
+/// window) with two counts per slice to plan them.
+async fn census_plan(cfg: &Config, client: &JiraClient, sc: &Scope) -> Result<CensusPlan> {
+    let base = scope_clause(sc)?;
+    let issues = client.count(&base).await?;
+    let t = Instant::now();
+    let page = client
+        .list_ids(
+            &format!("{base} ORDER BY created ASC, key ASC"),
+            0,
+            crate::census::CENSUS_PAGE,
+        )
+        .await?;
+    let per_request = t.elapsed().as_secs_f64();
+    let per_page = page
+        .max_results
+        .filter(|m| *m > 0)
+        .map_or(crate::census::CENSUS_PAGE, |m| {
+            m.min(u64::from(crate::census::CENSUS_PAGE)) as u32
+        });
+    let slice = crate::extract::state::SEARCH_WINDOW * 3 / 5;
+    let slices = issues.div_ceil(slice).max(1);
+    let requests = issues.div_ceil(u64::from(per_page)).max(1) + 2 * slices + 2;
+    let every = cfg.sync.reconcile_every.map_or(0, |d| d.as_secs() / 3600);
+    Ok(CensusPlan {
+        issues,
+        ids_per_page: per_page,
+        requests,
+        duration_secs: requests as f64 * per_request / cfg.jira.concurrency.max(1) as f64,
+        every_hours: every,
     })
 }
 
@@ -625,6 +686,7 @@ fn scope_plan(
         planning_requests,
         page_requests: 0,
         duration_secs: 0.0,
+        census: None,
     }
 }
 
@@ -884,6 +946,21 @@ fn scope_text(s: &mut String, sc: &ScopePlan) {
         sc.page_requests,
         human_secs(sc.duration_secs)
     );
+    if let Some(c) = &sc.census {
+        let _ = writeln!(
+            s,
+            "  census: {} issues, {} requests ({} ids per page), about {}{}",
+            c.issues,
+            c.requests,
+            c.ids_per_page,
+            human_secs(c.duration_secs),
+            if c.every_hours > 0 {
+                format!("; sync takes one when the last is {} hours old", c.every_hours)
+            } else {
+                "; only pipeline reconcile takes one (sync.reconcile_every_hours = 0)".into()
+            }
+        );
+    }
 }
 
 /// Closing section of the text: the sample, the CPU time per page, the totals.
