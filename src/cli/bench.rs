@@ -28,9 +28,11 @@ pub fn exec(config: &Path, cmd: BenchCommand) -> Result<ExitCode> {
         BenchCommand::Transform(a) => jira_pipeline_bench::transform::exec(&a.options()),
         BenchCommand::Load(a) => jira_pipeline_bench::load::exec(config, &a.options()),
         BenchCommand::E2e(a) => jira_pipeline_bench::e2e::exec(&a.options()),
-        BenchCommand::Census(a) => jira_pipeline_bench::census::exec(
-            &jira_pipeline_bench::census::BenchCensusOptions { issues: a.issues },
-        ),
+        BenchCommand::Census(a) => {
+            jira_pipeline_bench::census::exec(&jira_pipeline_bench::census::BenchCensusOptions {
+                issues: a.issues,
+            })
+        }
     }
 }
 

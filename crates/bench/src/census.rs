@@ -35,11 +35,18 @@ pub fn exec(args: &BenchCensusOptions) -> Result<ExitCode> {
     let cfg = crate::e2e::bench_config(sim.url(), &schema, dir.path(), 100)?;
     let mut admin = jira_pipeline_core::db::connect(&db_url, &cfg.database)?;
     admin
-        .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", Ident::new(&schema)))
+        .batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS {} CASCADE",
+            Ident::new(&schema)
+        ))
         .map_err(Error::db("bench: dropping an old schema"))?;
     jira_pipeline_core::db::init(&mut admin, &schema)?;
     // The warehouse holds every issue (the census reads ids and marks only).
-    let ids: Vec<i64> = sim.truth_index().iter().map(|(id, _, _)| *id as i64).collect();
+    let ids: Vec<i64> = sim
+        .truth_index()
+        .iter()
+        .map(|(id, _, _)| *id as i64)
+        .collect();
     admin
         .execute(
             &format!(

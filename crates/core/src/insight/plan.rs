@@ -955,7 +955,10 @@ fn scope_text(s: &mut String, sc: &ScopePlan) {
             c.ids_per_page,
             human_secs(c.duration_secs),
             if c.every_hours > 0 {
-                format!("; sync takes one when the last is {} hours old", c.every_hours)
+                format!(
+                    "; sync takes one when the last is {} hours old",
+                    c.every_hours
+                )
             } else {
                 "; only pipeline reconcile takes one (sync.reconcile_every_hours = 0)".into()
             }
