@@ -1,5 +1,6 @@
 //! Integration tests: one binary, shared helpers in `common`.
 
+mod certs;
 mod common;
 mod extract;
 mod foundation;
@@ -8,4 +9,5 @@ mod load;
 mod pipeline;
 mod sim;
 mod status;
+mod tls;
 mod transform;
