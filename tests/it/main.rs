@@ -1,5 +1,6 @@
 //! Integration tests: one binary, shared helpers in `common`.
 
+mod auth_traps;
 mod certs;
 mod common;
 mod extract;

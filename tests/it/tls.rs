@@ -79,7 +79,7 @@ fn tls_jira_unknown_ca_is_refused_at_once_naming_host_and_setting() {
     );
     assert_eq!(st.tls_handshake_failures, st.tls_handshakes);
     assert_eq!(st.requests, 0);
-    assert!(!stderr.contains("retrying"), "{stderr}");
+    assert!(!stderr.contains("retrying:"), "{stderr}");
 }
 
 #[test]
