@@ -400,7 +400,7 @@ fn outcome(status: u16, headers: HeaderMap, body: Bytes) -> std::result::Result<
 }
 
 fn transport(e: reqwest::Error) -> Failure {
-    if let Some(detail) = certificate_error(&e) {
+    if let Some(detail) = crate::tls::certificate_error(&e).map(|t| t.to_string()) {
         let host = e
             .url()
             .map(|u| match (u.host_str(), u.port()) {
@@ -432,32 +432,6 @@ fn transport(e: reqwest::Error) -> Failure {
         src = s.source();
     }
     Failure::Transport { kind, detail }
-}
-
-/// The rustls error inside a failed request when the server's certificate
-/// was refused. It sits in `io::Error`s nested in each other, whose
-/// `source()` skips the error they wrap, so those are opened with `get_ref`.
-fn certificate_error(e: &reqwest::Error) -> Option<String> {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        if let Some(t) = err.downcast_ref::<rustls::Error>() {
-            return matches!(
-                t,
-                rustls::Error::InvalidCertificate(_)
-                    | rustls::Error::NoCertificatesPresented
-                    | rustls::Error::UnsupportedNameType
-            )
-            .then(|| t.to_string());
-        }
-        cur = match err
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-        {
-            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
-            None => err.source(),
-        };
-    }
-    None
 }
 
 /// Parses a body as JSON of type `T`; anything else is a (retryable) bad
