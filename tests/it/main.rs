@@ -7,6 +7,7 @@ mod extract;
 mod foundation;
 mod insight;
 mod load;
+mod pgcluster;
 mod pipeline;
 mod sim;
 mod status;

@@ -6,6 +6,8 @@
 
 use crate::certs::TestCa;
 use crate::common::*;
+use crate::pgcluster::PgCluster;
+use jira_pipeline_core::config::Secret;
 use jira_sim::{SimConfig, SimHandle, Simulator};
 
 /// An HTTPS simulator serving a certificate for `names`, signed by `ca`.
@@ -141,4 +143,145 @@ fn tls_jira_danger_accept_invalid_certs_works_and_warns_at_every_start() {
         assert!(!stderr.contains(sim.token()), "the token leaked: {stderr}");
     }
     assert_eq!(s.count("issue"), sim.ids_in_project("DEMO").len() as i64);
+}
+
+/// A throwaway cluster with `ssl = on` serving a certificate for `names`
+/// signed by `ca`.
+fn tls_cluster(ca: &TestCa, names: &[&str]) -> PgCluster {
+    PgCluster::start(Some(&ca.server_cert(names)))
+}
+
+/// Connects through the pipeline's own connector; `Ok(true)` when the
+/// session is encrypted.
+fn pg_connect(url: &str, ca_bundle: Option<&std::path::Path>) -> Result<bool, String> {
+    let db = jira_pipeline_core::config::DatabaseConfig {
+        schema: "unused".into(),
+        statement_timeout: std::time::Duration::from_secs(30),
+        ca_bundle: ca_bundle.map(|p| p.to_path_buf()),
+    };
+    let mut c =
+        jira_pipeline_core::db::connect(&Secret::new(url), &db).map_err(|e| e.one_line())?;
+    let row = c
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .map_err(|e| e.to_string())?;
+    Ok(row.get(0))
+}
+
+#[test]
+fn tls_pg_sslmode_require_verify_ca_and_verify_full() {
+    let ca = TestCa::new("pg-test CA");
+    let pg = tls_cluster(&ca, &["localhost", "127.0.0.1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let ca_pem = ca.write_pem(dir.path(), "root.crt");
+    let root = format!("sslrootcert={}", ca_pem.display());
+    // require: encrypted, nothing checked (libpq's meaning).
+    assert_eq!(
+        pg_connect(&pg.url("127.0.0.1", "sslmode=require"), None),
+        Ok(true)
+    );
+    // verify-ca, with the CA in the URL or in database.ca_bundle.
+    let url = pg.url("127.0.0.1", &format!("sslmode=verify-ca&{root}"));
+    assert_eq!(pg_connect(&url, None), Ok(true), "{}", pg.log());
+    let url = pg.url("127.0.0.1", "sslmode=verify-ca");
+    assert_eq!(pg_connect(&url, Some(&ca_pem)), Ok(true));
+    // verify-full by IP address and by name.
+    for host in ["127.0.0.1", "localhost"] {
+        let url = pg.url(host, &format!("sslmode=verify-full&{root}"));
+        assert_eq!(pg_connect(&url, None), Ok(true), "{host}");
+    }
+    // A CA is needed to verify anything: said, not guessed.
+    let e = pg_connect(&pg.url("127.0.0.1", "sslmode=verify-full"), None).unwrap_err();
+    assert!(
+        e.contains("names no CA") && e.contains("database.ca_bundle"),
+        "{e}"
+    );
+    // Another CA: refused, naming the fix.
+    let other = TestCa::new("someone else's CA").write_pem(dir.path(), "other.crt");
+    let e = pg_connect(&pg.url("127.0.0.1", "sslmode=verify-ca"), Some(&other)).unwrap_err();
+    assert!(
+        e.contains("not trusted") && e.contains("database.ca_bundle") && e.contains("127.0.0.1"),
+        "{e}"
+    );
+}
+
+#[test]
+fn tls_pg_verify_full_refuses_a_certificate_for_another_name() {
+    let ca = TestCa::new("pg-test CA");
+    let pg = tls_cluster(&ca, &["db.example.com"]);
+    let dir = tempfile::tempdir().unwrap();
+    let ca_pem = ca.write_pem(dir.path(), "root.crt");
+    let url = pg.url("127.0.0.1", "sslmode=verify-full");
+    let e = pg_connect(&url, Some(&ca_pem)).unwrap_err();
+    assert!(
+        e.starts_with("cannot connect to PostgreSQL at postgres://postgres@127.0.0.1:")
+            && e.contains("not valid for name")
+            && e.contains("verify-ca")
+            && !e.contains('\n'),
+        "{e}"
+    );
+    // The same CA without the name check is fine.
+    let url = pg.url("127.0.0.1", "sslmode=verify-ca");
+    assert_eq!(pg_connect(&url, Some(&ca_pem)), Ok(true));
+    // So is the binary: `db init` through verify-full fails (exit 1, one
+    // line), through verify-ca it works.
+    let w = Workdir::new(&format!(
+        "[database]\nschema = \"tls_pg\"\nca_bundle = \"{}\"\n[[scope]]\nname = \"demo\"\nproject = \"DEMO\"\n",
+        ca_pem.display()
+    ));
+    let out = w
+        .cmd()
+        .env("DATABASE_URL", pg.url("127.0.0.1", "sslmode=verify-full"))
+        .args(["db", "init"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.trim().lines().count() == 1 && stderr.contains("not valid for name"),
+        "{stderr}"
+    );
+    w.cmd()
+        .env("DATABASE_URL", pg.url("127.0.0.1", "sslmode=verify-ca"))
+        .args(["db", "init"])
+        .assert()
+        .success();
+}
+
+#[test]
+fn tls_pg_and_jira_run_end_to_end_over_verified_tls() {
+    let ca = TestCa::new("corp CA");
+    let pg = tls_cluster(&ca, &["localhost", "127.0.0.1"]);
+    let sim = https_sim(&ca, &["localhost", "127.0.0.1"]);
+    let w = Workdir::new("");
+    let ca_pem = ca.write_pem(w.path(), "corp-ca.pem");
+    // One CA for both: jira.ca_bundle, and sslrootcert in DATABASE_URL.
+    let jira_ca = format!("ca_bundle = \"{}\"", ca_pem.display());
+    std::fs::write(w.config_path(), config(&sim, "warehouse", &jira_ca)).unwrap();
+    let url = pg.url(
+        "localhost",
+        &format!("sslmode=verify-full&sslrootcert={}", ca_pem.display()),
+    );
+    for args in [&["db", "init"][..], &["run"][..]] {
+        let out = w
+            .cmd()
+            .env("DATABASE_URL", &url)
+            .env("JIRA_PAT", sim.token())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut c = postgres::Client::connect(&pg.url("127.0.0.1", ""), postgres::NoTls).unwrap();
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM warehouse.issue", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(n, sim.ids_in_project("DEMO").len() as i64);
 }
