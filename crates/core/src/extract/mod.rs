@@ -194,7 +194,9 @@ pub(crate) fn start_of(
 
 /// The newest checkpoint proposed by a finished run whose End page is still
 /// waiting in `pages/` (staged, not yet loaded): those pages will be loaded
-/// before anything this run stages, so the next run may start from there.
+/// before anything this run stages, so the next run may start from there —
+/// unless a page of that run was quarantined (a corrupt file): that run can
+/// never be complete, and its issues must be fetched again.
 pub(crate) fn staged_checkpoint(staging: &Staging, scope: &str) -> Result<Option<DateTime<Utc>>> {
     let mut best = None;
     for name in staging.list_pages(scope)? {
@@ -202,7 +204,7 @@ pub(crate) fn staged_checkpoint(staging: &Staging, scope: &str) -> Result<Option
             continue;
         }
         let (meta, _) = read_page(&staging.page_path(scope, &name))?;
-        if meta.kind == PageKind::End {
+        if meta.kind == PageKind::End && !staging.run_has_quarantined_page(scope, &meta.run_id)? {
             best = best.max(meta.checkpoint);
         }
     }
