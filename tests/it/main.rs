@@ -3,6 +3,7 @@
 mod auth_traps;
 mod certs;
 mod common;
+mod disk_faults;
 mod extract;
 mod foundation;
 mod insight;
