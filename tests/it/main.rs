@@ -6,6 +6,7 @@ mod common;
 mod disk_faults;
 mod extract;
 mod foundation;
+mod fuzz;
 mod insight;
 mod load;
 mod pgcluster;
