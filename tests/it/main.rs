@@ -1,12 +1,18 @@
 //! Integration tests: one binary, shared helpers in `common`.
 
+mod auth_traps;
+mod certs;
 mod common;
+mod disk_faults;
 mod extract;
 mod foundation;
+mod fuzz;
 mod insight;
 mod load;
 mod mirror;
+mod pgcluster;
 mod pipeline;
 mod sim;
 mod status;
+mod tls;
 mod transform;

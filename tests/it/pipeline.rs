@@ -24,7 +24,7 @@ const TABLES: &[(&str, &str)] = &[
 ];
 
 /// md5 of every row of every contract table, in key order.
-fn digest(s: &mut TestSchema) -> BTreeMap<String, (i64, String)> {
+pub(crate) fn digest(s: &mut TestSchema) -> BTreeMap<String, (i64, String)> {
     let mut out = BTreeMap::new();
     for (t, key) in TABLES {
         let row = s

@@ -166,7 +166,9 @@ fn write_synced(path: &Path, data: &[u8]) -> Result<()> {
         .mode(0o600)
         .open(path)
         .map_err(Error::io(path))?;
+    staging::fault::point(staging::fault::Op::Write, path).map_err(Error::io(path))?;
     f.write_all(data).map_err(Error::io(path))?;
+    staging::fault::point(staging::fault::Op::Sync, path).map_err(Error::io(path))?;
     f.sync_all().map_err(Error::io(path))
 }
 
@@ -193,7 +195,12 @@ pub fn read_batch(st: &Staging, scope: &str, page: &str) -> Result<Batch> {
         let path = dir.join(format!("{}.copy.zst", spec.name));
         let rows = staging::read_zstd(&path).map_err(|e| Error::Staging {
             path: path.clone(),
-            msg: format!("{e}; delete the batch directory and rerun transform"),
+            msg: match e {
+                Error::Staging { msg, .. } => {
+                    format!("{msg}; delete the batch directory and rerun transform")
+                }
+                other => format!("{other}; delete the batch directory and rerun transform"),
+            },
         })?;
         data.push((spec.name, rows));
     }

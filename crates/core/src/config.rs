@@ -682,7 +682,7 @@ pub(crate) fn check_database_url(url: &str) -> Result<()> {
             "DATABASE_URL {masked:?} is not a PostgreSQL URL; write postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
         )));
     }
-    url.parse::<postgres::Config>().map_err(|e| {
+    crate::db::driver_url(url).parse::<postgres::Config>().map_err(|e| {
         Error::Config(format!(
             "DATABASE_URL {masked:?} cannot be parsed ({e}); write postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
         ))

@@ -65,12 +65,15 @@ pub(crate) fn latest_version() -> i32 {
     MIGRATIONS.last().map(|m| m.version).unwrap_or(0)
 }
 
-/// Connects to `url`. `sslmode=disable|prefer|require` is honoured as libpq
-/// does: `require` encrypts; the certificate is verified only when a CA bundle
-/// is configured (`database.ca_bundle`), as libpq's `verify-ca`.
+/// Connects to `url`. TLS follows libpq's `sslmode`: `disable` is plain;
+/// `prefer` and `require` encrypt without checking the server, unless a CA
+/// is given (`sslrootcert=` in the URL, else `database.ca_bundle`), when they
+/// check the certificate's chain (as libpq does); `verify-ca` checks the
+/// chain and `verify-full` the chain and the host name, and both need a CA.
 pub fn connect(url: &Secret, db: &DatabaseConfig) -> Result<Client> {
     let masked = mask_url(url.expose());
-    let mut cfg: postgres::Config = url.expose().parse().map_err(|e| {
+    let tls = TlsParams::split(url.expose());
+    let mut cfg: postgres::Config = tls.url.parse().map_err(|e| {
         Error::Config(format!(
             "DATABASE_URL {masked:?} cannot be parsed ({e}); write postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
         ))
@@ -83,51 +86,237 @@ pub fn connect(url: &Secret, db: &DatabaseConfig) -> Result<Client> {
     if cfg.get_connect_timeout().is_none() {
         cfg.connect_timeout(std::time::Duration::from_secs(10));
     }
-    let connect_err = |e: postgres::Error| {
-        Error::Database(format!(
-            "cannot connect to PostgreSQL at {masked} ({}); check DATABASE_URL and that the server is running (e.g. pg_ctlcluster <version> main start)",
-            crate::error::Error::Db {
-                context: String::new(),
-                source: e
-            }
-            .one_line()
-            .trim_start_matches(": ")
-        ))
-    };
-    let client = match cfg.get_ssl_mode() {
-        SslMode::Disable => cfg.connect(postgres::NoTls).map_err(connect_err)?,
-        _ => {
-            let tls = tls_connector(db)?;
-            cfg.connect(tls).map_err(connect_err)?
+    let connect_err = |e: postgres::Error| connect_error(&masked, e);
+    let root = tls.root_cert.as_deref().or(db.ca_bundle.as_deref());
+    let client = match (cfg.get_ssl_mode(), tls.verify) {
+        (SslMode::Disable, Verify::Nothing) => cfg.connect(postgres::NoTls).map_err(connect_err)?,
+        (_, verify) => {
+            let verify = match (verify, root) {
+                (Verify::Nothing, Some(_)) => Verify::Chain,
+                (v, _) => v,
+            };
+            cfg.connect(tls_connector(verify, root, &masked)?)
+                .map_err(connect_err)?
         }
     };
     Ok(client)
 }
 
-fn tls_connector(db: &DatabaseConfig) -> Result<tokio_postgres_rustls::MakeRustlsConnect> {
+/// The one-line error of a failed connection, with what to do.
+fn connect_error(masked: &str, e: postgres::Error) -> Error {
+    if let Some(cert) = crate::tls::certificate_error(&e) {
+        let hint = if crate::tls::is_wrong_name(&cert) {
+            "connect with a host name the certificate holds, or use sslmode=verify-ca to check the CA only"
+        } else {
+            "set database.ca_bundle (or sslrootcert= in DATABASE_URL) to the PEM file of the CA that signed it"
+        };
+        return Error::Database(format!(
+            "cannot connect to PostgreSQL at {masked}: its TLS certificate is not trusted ({cert}); {hint}"
+        ));
+    }
+    Error::Database(format!(
+        "cannot connect to PostgreSQL at {masked} ({}); check DATABASE_URL and that the server is running (e.g. pg_ctlcluster <version> main start)",
+        crate::error::Error::Db {
+            context: String::new(),
+            source: e
+        }
+        .one_line()
+        .trim_start_matches(": ")
+    ))
+}
+
+/// What a TLS connection checks of the server's certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verify {
+    /// Nothing (libpq's `require` without a CA): encrypted, not authenticated.
+    Nothing,
+    /// That a configured CA signed it (libpq's `verify-ca`).
+    Chain,
+    /// That, and that it names the host connected to (libpq's `verify-full`).
+    ChainAndName,
+}
+
+/// The libpq TLS settings the `postgres` crate does not read
+/// (`sslmode=verify-ca|verify-full`, `sslrootcert`), taken out of a
+/// connection string (URL or `key=value` form) that it can then parse.
+#[derive(Debug, PartialEq, Eq)]
+struct TlsParams {
+    /// The connection string without them (`verify-*` becomes `require`).
+    url: String,
+    verify: Verify,
+    root_cert: Option<std::path::PathBuf>,
+}
+
+impl TlsParams {
+    fn split(url: &str) -> TlsParams {
+        let mut out = TlsParams {
+            url: String::new(),
+            verify: Verify::Nothing,
+            root_cert: None,
+        };
+        let mut keep = |k: &str, v: &str| -> Option<String> {
+            match (k, v) {
+                ("sslmode", "verify-ca") => out.verify = Verify::Chain,
+                ("sslmode", "verify-full") => out.verify = Verify::ChainAndName,
+                ("sslrootcert", path) => out.root_cert = Some(percent_decode(path).into()),
+                _ => return Some(format!("{k}={v}")),
+            }
+            (k == "sslmode").then(|| "sslmode=require".to_string())
+        };
+        let rebuilt = if url.contains("://") {
+            match url.split_once('?') {
+                Some((base, query)) => {
+                    let params: Vec<String> = query
+                        .split('&')
+                        .filter_map(|p| {
+                            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                            keep(k, v)
+                        })
+                        .collect();
+                    if params.is_empty() {
+                        base.to_string()
+                    } else {
+                        format!("{base}?{}", params.join("&"))
+                    }
+                }
+                None => url.to_string(),
+            }
+        } else {
+            url.split_whitespace()
+                .filter_map(|p| match p.split_once('=') {
+                    Some((k, v)) => keep(k, v),
+                    None => Some(p.to_string()),
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        out.url = rebuilt;
+        out
+    }
+}
+
+/// `url` as the `postgres` driver reads it: without the libpq TLS settings
+/// it does not know (see [`connect`]).
+pub(crate) fn driver_url(url: &str) -> String {
+    TlsParams::split(url).url
+}
+
+/// `%XX` escapes of a URL query value (a path given as `sslrootcert=`).
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = (b[i] == b'%' && i + 2 < b.len())
+            .then(|| u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).ok()?, 16).ok())
+            .flatten();
+        match hex {
+            Some(v) => {
+                out.push(v);
+                i += 3;
+            }
+            None => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn tls_connector(
+    verify: Verify,
+    root: Option<&std::path::Path>,
+    masked: &str,
+) -> Result<tokio_postgres_rustls::MakeRustlsConnect> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::Other(format!("TLS setup failed: {e}")))?;
-    let config = match &db.ca_bundle {
-        Some(path) => {
+    let config = match (verify, root) {
+        (Verify::Nothing, _) => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerify::new()))
+            .with_no_client_auth(),
+        (_, None) => {
+            return Err(Error::Config(format!(
+                "DATABASE_URL {masked:?} asks to verify the server's certificate but names no CA; set database.ca_bundle (or sslrootcert= in the URL) to the CA's PEM file"
+            )));
+        }
+        (_, Some(path)) => {
             let mut roots = rustls::RootCertStore::empty();
             for cert in crate::tls::read_pem_certs(path)? {
                 roots.add(cert).map_err(|e| {
                     Error::Config(format!(
-                        "{}: database.ca_bundle holds a certificate rustls rejects ({e})",
+                        "{}: the CA bundle holds a certificate rustls rejects ({e})",
                         path.display()
                     ))
                 })?;
             }
-            builder.with_root_certificates(roots).with_no_client_auth()
+            let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .map_err(|e| Error::Config(format!("{}: unusable CA bundle ({e})", path.display())))?;
+            let verifier: Arc<dyn rustls::client::danger::ServerCertVerifier> = match verify {
+                Verify::Chain => Arc::new(ChainOnly(webpki)),
+                _ => webpki,
+            };
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(verifier)
+                .with_no_client_auth()
         }
-        None => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerify::new()))
-            .with_no_client_auth(),
     };
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+/// libpq's `verify-ca`: the chain must lead to a configured CA; the name in
+/// the certificate is not compared with the host.
+#[derive(Debug)]
+struct ChainOnly(Arc<rustls::client::WebPkiServerVerifier>);
+
+impl rustls::client::danger::ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> std::result::Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        // webpki checks the chain first and the name last: a name error
+        // means the chain was good.
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
+            Err(e) if crate::tls::is_wrong_name(&e) => {
+                Ok(rustls::client::danger::ServerCertVerified::assertion())
+            }
+            other => other,
+        }
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
 }
 
 /// libpq's `sslmode=require` semantics: encrypt, do not verify the server.
@@ -364,6 +553,34 @@ pub fn try_lock(client: &mut Client, schema: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// libpq's `verify-*` modes and `sslrootcert` are taken out of both forms
+    /// of connection string; everything else stays as written.
+    #[test]
+    fn tls_params_split_off_what_the_driver_cannot_read() {
+        let t = TlsParams::split(
+            "postgres://u:p@db:5432/x?sslmode=verify-full&sslrootcert=%2Fetc%2Fca%20x.pem&application_name=a",
+        );
+        assert_eq!(t.verify, Verify::ChainAndName);
+        assert_eq!(t.root_cert, Some("/etc/ca x.pem".into()));
+        assert_eq!(
+            t.url,
+            "postgres://u:p@db:5432/x?sslmode=require&application_name=a"
+        );
+        let t = TlsParams::split("postgres://db/x?sslrootcert=/ca.pem");
+        assert_eq!(
+            (t.verify, t.url.as_str()),
+            (Verify::Nothing, "postgres://db/x")
+        );
+        let t = TlsParams::split("host=db sslmode=verify-ca dbname=x");
+        assert_eq!(t.verify, Verify::Chain);
+        assert_eq!(t.url, "host=db sslmode=require dbname=x");
+        let t = TlsParams::split("postgres://db/x?sslmode=require");
+        assert_eq!(
+            (t.verify, t.url.as_str()),
+            (Verify::Nothing, "postgres://db/x?sslmode=require")
+        );
+    }
 
     #[test]
     fn ident_quotes() {

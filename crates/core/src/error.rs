@@ -61,7 +61,7 @@ pub enum Error {
     #[error("{0}")]
     Locked(String),
     /// A file in the staging area could not be read or written (exit 1).
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {source}{}", path.display(), io_hint(source))]
     Io {
         path: PathBuf,
         #[source]
@@ -105,6 +105,25 @@ pub enum JiraKind {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What to do about an I/O error whose cause is the file system (full,
+/// read-only), appended to [`Error::Io`]'s message.
+fn io_hint(e: &std::io::Error) -> &'static str {
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        K::StorageFull | K::QuotaExceeded => {
+            "; its file system is full: free space there (staging.dir says where the staging area lives) and rerun — nothing half-written was kept"
+        }
+        K::ReadOnlyFilesystem | K::PermissionDenied => {
+            "; it cannot be written: make it writable for this user, or point staging.dir elsewhere, and rerun — nothing half-written was kept"
+        }
+        // EIO: the device failed the write or the fsync.
+        _ if e.raw_os_error() == Some(5) => {
+            "; the disk reported an I/O error: check it (dmesg, SMART) before rerunning — nothing half-written was kept"
+        }
+        _ => "",
+    }
+}
 
 impl Error {
     /// The documented exit code for this error.

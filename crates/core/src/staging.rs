@@ -308,6 +308,15 @@ impl Staging {
         move_file(&from, &to)
     }
 
+    /// True when a page of extract run `run_id` of `scope` is in the
+    /// quarantine: that run can never be loaded whole.
+    pub(crate) fn run_has_quarantined_page(&self, scope: &str, run_id: &str) -> Result<bool> {
+        let prefix = format!("{run_id}-");
+        Ok(list_with_ext(&self.quarantine_dir(scope), PAGE_EXT)?
+            .iter()
+            .any(|p| p.starts_with(&prefix)))
+    }
+
     /// Moves a bad page to the quarantine with a reason file next to it.
     pub fn quarantine_page(&self, scope: &str, page: &str, reason: &str) -> Result<PathBuf> {
         let from = self.page_path(scope, page);
@@ -365,7 +374,10 @@ pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
         .prefix(".tmp-")
         .tempfile_in(dir)
         .map_err(Error::io(dir))?;
-    tmp.write_all(data).map_err(Error::io(tmp.path()))?;
+    // Errors name the file being written, not its temporary name.
+    fault::point(fault::Op::Write, path).map_err(Error::io(path))?;
+    tmp.as_file_mut().write_all(data).map_err(Error::io(path))?;
+    fault::point(fault::Op::Sync, path).map_err(Error::io(path))?;
     tmp.as_file().sync_all().map_err(Error::io(path))?;
     tmp.persist(path).map_err(|e| Error::io(path)(e.error))?;
     sync_dir(dir)
@@ -385,12 +397,80 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     d.sync_all().map_err(Error::io(dir))
 }
 
-/// Moves a file, creating the destination directory; durable.
+/// Moves a file, creating the destination directory; durable. Across file
+/// systems (e.g. `archive/` mounted elsewhere), where a rename cannot go, it
+/// is copied atomically (temp name, fsync, rename) and then removed.
 pub(crate) fn move_file(from: &Path, to: &Path) -> Result<()> {
     let dir = parent_dir(to);
     fs::create_dir_all(dir).map_err(Error::io(dir))?;
-    fs::rename(from, to).map_err(Error::io(from))?;
-    sync_dir(dir)
+    match fs::rename(from, to) {
+        Ok(()) => sync_dir(dir),
+        Err(e) if e.kind() == std::io::ErrorKind::CrossesDevices => {
+            let data = fs::read(from).map_err(Error::io(from))?;
+            write_atomic(to, &data)?;
+            fs::remove_file(from).map_err(Error::io(from))?;
+            sync_dir(parent_dir(from))
+        }
+        Err(e) => Err(Error::io(from)(e)),
+    }
+}
+
+/// The fault-injection seam of the staging writers, compiled only with the
+/// `fault-injection` feature (the integration tests turn it on; release
+/// builds never have it): `JIRA_PIPELINE_STAGING_FAULT=<op>:<error>:<n>`
+/// makes the `n`-th staged write (`op` = `write`) or fsync (`sync`) of this
+/// process fail with `enospc` or `eio`, for the faults a real disk cannot be
+/// made to show on cue (a full disk or an I/O error at one exact point).
+#[cfg(feature = "fault-injection")]
+pub(crate) mod fault {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(crate) enum Op {
+        Write,
+        Sync,
+    }
+
+    static WRITES: AtomicU64 = AtomicU64::new(0);
+    static SYNCS: AtomicU64 = AtomicU64::new(0);
+
+    /// Fails when the configured fault is due here.
+    pub(crate) fn point(op: Op, path: &std::path::Path) -> std::io::Result<()> {
+        let Ok(spec) = std::env::var("JIRA_PIPELINE_STAGING_FAULT") else {
+            return Ok(());
+        };
+        let mut parts = spec.split(':');
+        let (want, error, nth) = (parts.next(), parts.next(), parts.next());
+        let counter = match (op, want) {
+            (Op::Write, Some("write")) => &WRITES,
+            (Op::Sync, Some("sync")) => &SYNCS,
+            _ => return Ok(()),
+        };
+        let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+        if nth.and_then(|s| s.parse::<u64>().ok()) != Some(n) {
+            return Ok(());
+        }
+        tracing::warn!(path = %path.display(), "fault injection: failing this {op:?}");
+        Err(match error {
+            Some("eio") => std::io::Error::from_raw_os_error(5),
+            _ => std::io::Error::from_raw_os_error(28),
+        })
+    }
+}
+
+/// Without the `fault-injection` feature the seam is nothing.
+#[cfg(not(feature = "fault-injection"))]
+pub(crate) mod fault {
+    #[derive(Debug, Clone, Copy)]
+    pub(crate) enum Op {
+        Write,
+        Sync,
+    }
+
+    #[inline(always)]
+    pub(crate) fn point(_op: Op, _path: &std::path::Path) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 fn list_with_ext(dir: &Path, ext: &str) -> Result<Vec<String>> {

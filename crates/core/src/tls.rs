@@ -1,5 +1,6 @@
-//! TLS material shared by the database connector ([`crate::db`]) and the
-//! Jira client ([`crate::jira::client`]): reading a configured CA bundle.
+//! TLS shared by the database connector ([`crate::db`]) and the Jira client
+//! ([`crate::jira::client`]): reading a configured CA bundle, and finding
+//! a refused certificate behind a failed connection (never worth a retry).
 
 use crate::error::{Error, Result};
 
@@ -28,4 +29,42 @@ pub(crate) fn read_pem_certs(
         )));
     }
     Ok(certs)
+}
+
+/// The rustls error behind a failed connection, when the server's
+/// certificate was refused (unknown issuer, wrong name, expired…). It sits
+/// in `io::Error`s nested in each other, whose `source()` skips the error
+/// they wrap, so those are opened with `get_ref`.
+pub(crate) fn certificate_error(e: &(dyn std::error::Error + 'static)) -> Option<rustls::Error> {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(t) = err.downcast_ref::<rustls::Error>() {
+            return matches!(
+                t,
+                rustls::Error::InvalidCertificate(_)
+                    | rustls::Error::NoCertificatesPresented
+                    | rustls::Error::UnsupportedNameType
+            )
+            .then(|| t.clone());
+        }
+        cur = match err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
+    }
+    None
+}
+
+/// True when a refused certificate was otherwise fine but names another host.
+pub(crate) fn is_wrong_name(e: &rustls::Error) -> bool {
+    matches!(
+        e,
+        rustls::Error::InvalidCertificate(
+            rustls::CertificateError::NotValidForName
+                | rustls::CertificateError::NotValidForNameContext { .. }
+        )
+    )
 }

@@ -123,6 +123,8 @@ pub(crate) struct FaultState {
     pub search_schedule: VecDeque<Fault>,
     /// Faults for the next requests of any endpoint.
     pub any_schedule: VecDeque<Fault>,
+    /// The authentication trap answering every request, if any.
+    pub trap: Option<super::traps::AuthTrap>,
     draws: u64,
 }
 

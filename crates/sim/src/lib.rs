@@ -26,6 +26,9 @@
 //!   ([`VersionTruth`], [`ComponentTruth`]) and mutations.
 //! - [`server`]: the HTTP/1.1 server (hyper) on its own thread and tokio runtime.
 //! - [`admin`]: `/_sim/…` endpoints to script mutations and faults over HTTP.
+//! - [`traps`]: authentication traps ([`AuthTrap`]): anonymous proxy, SSO
+//!   login page or redirect, CAPTCHA, expired token, on every endpoint.
+//! - [`tls`]: HTTPS ([`TlsMaterial`]): the same server behind a TLS handshake.
 //!
 //! The modules form a DAG, leaves first: `catalog`, `rng`, `json` → `frags`
 //! → `data` → `render`, `jql`, `faults` → `state` → `dims` → `server`, `admin`. In particular
@@ -47,6 +50,8 @@ pub mod render;
 pub mod rng;
 pub mod server;
 pub mod state;
+pub mod tls;
+pub mod traps;
 
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, RwLock};
@@ -60,6 +65,8 @@ pub use faults::{Fault, FaultConfig, FaultScope};
 pub use render::FieldSel;
 pub use rng::Rng;
 pub use state::{IssueUpdate, SearchHook, SimControl, SimStats};
+pub use tls::TlsMaterial;
+pub use traps::AuthTrap;
 
 /// Why a simulator could not start.
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +114,8 @@ pub struct SimConfig {
     /// Changelogs in search results cut to this many histories (`None`:
     /// whole); see [`SimControl::set_changelog_cut`].
     pub changelog_cut: Option<u32>,
+    /// Serve HTTPS with this certificate instead of plain HTTP.
+    pub tls: Option<TlsMaterial>,
 }
 
 impl Default for SimConfig {
@@ -126,6 +135,7 @@ impl Default for SimConfig {
             threads: 2,
             cache_mib: 256,
             changelog_cut: None,
+            tls: None,
         }
     }
 }
@@ -189,6 +199,11 @@ impl SimConfig {
         self.changelog_cut = n;
         self
     }
+    /// Serves HTTPS (`https://127.0.0.1:port`) with this certificate.
+    pub fn tls(mut self, m: TlsMaterial) -> Self {
+        self.tls = Some(m);
+        self
+    }
 
     fn zone(name: &str) -> Result<Tz> {
         name.parse::<Tz>().map_err(|_| {
@@ -242,7 +257,9 @@ impl Simulator {
         let addr = listener
             .local_addr()
             .map_err(|e| Error::Other(format!("simulator socket: {e}")))?;
-        let url = format!("http://127.0.0.1:{}", addr.port());
+        let tls = cfg.tls.as_ref().map(TlsMaterial::acceptor).transpose()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://127.0.0.1:{}", addr.port());
         let ds = cfg.dataset(&url)?;
         let shared = Arc::new(state::Shared {
             ds: RwLock::new(ds),
@@ -280,7 +297,7 @@ impl Simulator {
             .spawn(move || {
                 rt.block_on(async move {
                     match tokio::net::TcpListener::from_std(listener) {
-                        Ok(l) => server::serve(l, sh, rx).await,
+                        Ok(l) => server::serve(l, sh, rx, tls).await,
                         Err(e) => tracing::error!("simulator cannot use its socket: {e}"),
                     }
                 });

@@ -45,6 +45,7 @@ use tokio::sync::watch;
 use super::faults::Fault;
 use super::render::{self, Changelog, FieldSel};
 use super::state::{Shared, SimControl, now_ms};
+use super::traps::AuthTrap;
 use super::{dims, jql};
 
 const MAX_BODY: usize = 16 * 1024 * 1024;
@@ -94,11 +95,13 @@ impl Response {
     }
 }
 
-/// Accepts connections until `shutdown` flips.
+/// Accepts connections until `shutdown` flips; with `tls`, each is an
+/// HTTPS connection ([`super::tls`]).
 pub(crate) async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) {
     let mut http = http1::Builder::new();
     // Header names as a Java servlet container writes them (`Content-Type`,
@@ -109,23 +112,41 @@ pub(crate) async fn serve(
             r = listener.accept() => {
                 if let Ok((stream, _)) = r {
                     let _ = stream.set_nodelay(true);
-                    let sh = shared.clone();
-                    let http = http.clone();
-                    tokio::spawn(async move {
-                        let cut = Arc::new(AtomicU8::new(CUT_NONE));
-                        let io = TokioIo::new(ConnIo {
-                            inner: stream,
-                            cut: cut.clone(),
-                            shared: sh.clone(),
-                        });
-                        let svc = service_fn(move |req| respond(sh.clone(), cut.clone(), req));
-                        let _ = http.serve_connection(io, svc).await;
-                    });
+                    let (sh, http) = (shared.clone(), http.clone());
+                    match &tls {
+                        None => tokio::spawn(serve_connection(stream, sh, http)),
+                        Some(acceptor) => tokio::spawn(super::tls::serve_tls(acceptor.clone(), stream, sh, http)),
+                    };
                 }
             }
             _ = shutdown.changed() => break,
         }
     }
+}
+
+/// A connection's byte stream (TCP, or TLS over TCP) that a cut mid-body can
+/// turn into a reset.
+pub(crate) trait Socket: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    /// Makes the close of the underlying TCP socket a reset (RST).
+    fn zero_linger(&self);
+}
+
+impl Socket for TcpStream {
+    fn zero_linger(&self) {
+        let _ = self.set_zero_linger();
+    }
+}
+
+/// Serves one keep-alive connection until it closes.
+pub(crate) async fn serve_connection<S: Socket>(stream: S, sh: Arc<Shared>, http: http1::Builder) {
+    let cut = Arc::new(AtomicU8::new(CUT_NONE));
+    let io = TokioIo::new(ConnIo {
+        inner: stream,
+        cut: cut.clone(),
+        shared: sh.clone(),
+    });
+    let svc = service_fn(move |req| respond(sh.clone(), cut.clone(), req));
+    let _ = http.serve_connection(io, svc).await;
 }
 
 /// One request: read the body, answer, apply the response's delay, and hand
@@ -273,13 +294,13 @@ impl Body for SimBody {
 /// A connection's socket as hyper sees it: passes everything through, except
 /// that a flush after a cut was armed (by a [`SimBody`]) ends the connection
 /// the way the fault says, then fails so hyper gives up on it.
-struct ConnIo {
-    inner: TcpStream,
+struct ConnIo<S> {
+    inner: S,
     cut: Arc<AtomicU8>,
     shared: Arc<Shared>,
 }
 
-impl ConnIo {
+impl<S> ConnIo<S> {
     fn cut_error() -> std::io::Error {
         std::io::Error::new(
             std::io::ErrorKind::ConnectionAborted,
@@ -288,7 +309,7 @@ impl ConnIo {
     }
 }
 
-impl AsyncRead for ConnIo {
+impl<S: Socket> AsyncRead for ConnIo<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -298,7 +319,7 @@ impl AsyncRead for ConnIo {
     }
 }
 
-impl AsyncWrite for ConnIo {
+impl<S: Socket> AsyncWrite for ConnIo<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -343,7 +364,7 @@ impl AsyncWrite for ConnIo {
                 this.cut.store(CUT_DONE, Ordering::Release);
                 if how == CUT_RESET {
                     // Closing with zero linger sends RST instead of FIN.
-                    let _ = this.inner.set_zero_linger();
+                    this.inner.zero_linger();
                 } else {
                     // A TCP shutdown is one system call, never pending.
                     let _ = Pin::new(&mut this.inner).poll_shutdown(cx);
@@ -579,6 +600,70 @@ fn fault_response(f: Fault, base: Response) -> Response {
     }
 }
 
+/// The answer of an authentication trap other than the anonymous proxy
+/// (which routes the request as anonymous instead: `None`).
+fn trap_response(t: AuthTrap, path: &str, base_url: &str) -> Option<Response> {
+    let html = |status: u16, body: &'static [u8]| Response {
+        status,
+        headers: Vec::new(),
+        content_type: "text/html;charset=UTF-8",
+        body: Bytes::from_static(body),
+        wire: Wire::Normal,
+        delay_ms: 0,
+    };
+    match t {
+        AuthTrap::AnonymousProxy => None,
+        AuthTrap::LoginPage => Some(fault_response(
+            Fault::HtmlLoginPage,
+            Response::json(200, Bytes::new()),
+        )),
+        AuthTrap::RedirectToLogin => {
+            let mut r = html(302, b"");
+            r.headers.push((
+                "Location",
+                format!(
+                    "{base_url}/login.jsp?os_destination={}",
+                    path.replace('/', "%2F")
+                ),
+            ));
+            Some(r)
+        }
+        AuthTrap::Captcha => {
+            let mut r = Response::error(
+                403,
+                "CAPTCHA_CHALLENGE: too many failed logins; log in through the web UI to answer the CAPTCHA.",
+            );
+            r.headers.push((
+                "X-Authentication-Denied-Reason",
+                format!("CAPTCHA_CHALLENGE; login-url={base_url}/login.jsp"),
+            ));
+            r.headers
+                .push(("X-Seraph-LoginReason", "AUTHENTICATION_DENIED".into()));
+            Some(r)
+        }
+        AuthTrap::ExpiredToken => {
+            let mut r = Response::error(401, "The personal access token has expired.");
+            r.headers
+                .push(("X-Seraph-LoginReason", "AUTHENTICATED_FAILED".into()));
+            r.headers.push((
+                "WWW-Authenticate",
+                "Bearer realm=\"jira\", error=\"invalid_token\", error_description=\"The access token expired\"".into(),
+            ));
+            Some(r)
+        }
+    }
+}
+
+/// A response to a caller whose token a proxy dropped: what Jira answers
+/// anonymously, with status 200 (`{}` where Jira would refuse).
+fn anonymous_200(mut r: Response) -> Response {
+    if r.status != 200 {
+        r.status = 200;
+        r.body = Bytes::from_static(b"{}");
+    }
+    r
+}
+
 async fn handle(sh: &Arc<Shared>, req: &Request, body: &[u8]) -> Response {
     let (path, query) = match req.target.split_once('?') {
         Some((p, q)) => (p.to_string(), q.to_string()),
@@ -592,11 +677,16 @@ async fn handle(sh: &Arc<Shared>, req: &Request, body: &[u8]) -> Response {
         let ds = sh.ds.read().unwrap_or_else(|e| e.into_inner());
         ds.base_url().to_string()
     };
-    let fault = sh
-        .faults
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .next(ep == "search");
+    let (fault, trap) = {
+        let mut f = sh.faults.lock().unwrap_or_else(|e| e.into_inner());
+        (f.next(ep == "search"), f.trap)
+    };
+    if let Some(mut r) = trap.and_then(|t| trap_response(t, &path, &base_url)) {
+        r.headers
+            .push(("X-AREQUESTID", format!("trap{}", now_ms() % 100_000)));
+        count_request(sh, ep, r.status, true);
+        return r;
+    }
     let mut resp = match fault {
         Some(
             f @ (Fault::RateLimit { .. }
@@ -605,11 +695,17 @@ async fn handle(sh: &Arc<Shared>, req: &Request, body: &[u8]) -> Response {
             | Fault::HtmlLoginPage),
         ) => fault_response(f, Response::json(200, Bytes::new())),
         _ => {
-            let r = match check_auth(sh, req, &base_url) {
+            let auth = match trap {
+                // The proxy dropped the token: Jira sees nobody.
+                Some(AuthTrap::AnonymousProxy) => Ok(Auth::Anonymous),
+                _ => check_auth(sh, req, &base_url),
+            };
+            let r = match auth {
                 Err(r) => r,
                 Ok(auth) => {
                     let r = route(sh, req, ep, &path, &query, body, &auth).await;
-                    with_user_headers(r, &auth)
+                    let r = with_user_headers(r, &auth);
+                    if trap.is_some() { anonymous_200(r) } else { r }
                 }
             };
             match fault {

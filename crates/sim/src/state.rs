@@ -606,6 +606,10 @@ pub struct SimStats {
     pub bytes_sent: u64,
     /// Search requests served normally (the hook's sequence numbers).
     pub searches_served: u64,
+    /// TLS handshakes attempted (HTTPS simulators only).
+    pub tls_handshakes: u64,
+    /// TLS handshakes that failed (e.g. the client refused the certificate).
+    pub tls_handshake_failures: u64,
 }
 
 impl SimStats {

@@ -226,7 +226,9 @@ pub(crate) fn start_of(
 /// The newest checkpoint proposed by a finished run whose End page is still
 /// waiting in `pages/` (staged, not yet loaded), with its fingerprint:
 /// those pages will be loaded before anything this run stages, so the next
-/// run may start from there.
+/// run may start from there — unless a page of that run was quarantined (a
+/// corrupt file): that run can never be complete, and its issues must be
+/// fetched again.
 pub(crate) fn staged_checkpoint(
     staging: &Staging,
     scope: &str,
@@ -239,6 +241,7 @@ pub(crate) fn staged_checkpoint(
         let (meta, _) = read_page(&staging.page_path(scope, &name))?;
         if let (PageKind::End, Some(at)) = (meta.kind, meta.checkpoint)
             && best.as_ref().is_none_or(|(b, _)| at > *b)
+            && !staging.run_has_quarantined_page(scope, &meta.run_id)?
         {
             best = Some((at, meta.fingerprint));
         }

@@ -256,7 +256,7 @@ fn replace_file(path: &std::path::Path, data: &[u8]) -> Result<()> {
         .prefix(".tmp-")
         .tempfile_in(dir)
         .map_err(Error::io(dir))?;
-    tmp.write_all(data).map_err(Error::io(tmp.path()))?;
+    tmp.as_file_mut().write_all(data).map_err(Error::io(path))?;
     tmp.persist(path).map_err(|e| Error::io(path)(e.error))?;
     Ok(())
 }

@@ -458,11 +458,14 @@ mod tests {
             assert!(matches!(f, Failure::Anonymous { .. }), "{body:?}: {f:?}");
             assert!(!f.is_retryable());
         }
+        // A login page instead of JSON: an SSO gateway kept the token out,
+        // which no retry changes.
+        let f = check_myself(resp("<html><title>Log in</title></html>")).unwrap_err();
         assert!(
-            check_myself(resp("<html>login</html>"))
-                .unwrap_err()
-                .is_retryable()
+            matches!(f, Failure::LoginPage { .. }) && !f.is_retryable(),
+            "{f:?}"
         );
+        assert!(f.short().contains("Log in"), "{f:?}");
     }
 
     #[test]

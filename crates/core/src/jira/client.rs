@@ -181,6 +181,7 @@ impl JiraClient {
             }
         };
         let status = resp.status().as_u16();
+
         crate::metrics::inc(
             "jira_pipeline_requests",
             &[("endpoint", endpoint), ("status", &status.to_string())],
@@ -349,17 +350,20 @@ impl JiraClient {
 }
 
 /// Outcome phase of an attempt: a 2xx answer is the response (unless Jira
-/// answered anonymously), anything else the failure it describes.
+/// answered anonymously, or a login page came instead of Jira), anything
+/// else the failure it describes.
 fn outcome(status: u16, headers: HeaderMap, body: Bytes) -> std::result::Result<Response, Failure> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     if (200..300).contains(&status) {
-        if headers
-            .get("x-ausername")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|u| u.eq_ignore_ascii_case("anonymous"))
-        {
+        if header("x-ausername").is_some_and(|u| u.eq_ignore_ascii_case("anonymous")) {
             return Err(Failure::Anonymous {
                 detail: "X-AUSERNAME: anonymous".into(),
             });
+        }
+        if header("content-type").is_some_and(|t| t.to_ascii_lowercase().starts_with("text/html"))
+            && let Some(detail) = super::error::login_page(&body)
+        {
+            return Err(Failure::LoginPage { detail });
         }
         return Ok(Response {
             status,
@@ -368,27 +372,45 @@ fn outcome(status: u16, headers: HeaderMap, body: Bytes) -> std::result::Result<
             fetched_at: Utc::now(),
         });
     }
-    let retry_after = headers
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(parse_retry_after);
-    let header_says_captcha = headers
-        .get("x-authentication-denied-reason")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.to_ascii_uppercase().contains("CAPTCHA"));
+    let retry_after = header("retry-after").and_then(parse_retry_after);
+    let denied = header("x-authentication-denied-reason").unwrap_or_default();
+    let header_says_captcha = denied.to_ascii_uppercase().contains("CAPTCHA");
     let body_says_captcha = String::from_utf8_lossy(&body[..body.len().min(4096)])
         .to_ascii_uppercase()
         .contains("CAPTCHA_CHALLENGE");
+    let location = if (300..400).contains(&status) {
+        header("location")
+    } else {
+        denied
+            .split(';')
+            .find_map(|p| p.trim().strip_prefix("login-url="))
+    };
+    let mut messages = jira_messages(&body);
+    if let Some(w) = header("www-authenticate").filter(|w| w.contains("error")) {
+        messages.push(format!("WWW-Authenticate: {}", snippet(w.as_bytes(), 160)));
+    }
     Err(Failure::Http {
         status,
         retry_after,
-        messages: jira_messages(&body),
+        messages,
         snippet: snippet(&body, 200),
         captcha: header_says_captcha || (status == 403 && body_says_captcha),
+        location: location.map(|l| snippet(l.split('?').next().unwrap_or(l).as_bytes(), 200)),
     })
 }
 
 fn transport(e: reqwest::Error) -> Failure {
+    if let Some(detail) = crate::tls::certificate_error(&e).map(|t| t.to_string()) {
+        let host = e
+            .url()
+            .map(|u| match (u.host_str(), u.port()) {
+                (Some(h), Some(p)) => format!("{h}:{p}"),
+                (Some(h), None) => h.to_string(),
+                _ => u.to_string(),
+            })
+            .unwrap_or_else(|| "the Jira server".into());
+        return Failure::Certificate { host, detail };
+    }
     let kind = if e.is_timeout() {
         TransportKind::Timeout
     } else if e.is_connect() {
@@ -412,7 +434,8 @@ fn transport(e: reqwest::Error) -> Failure {
     Failure::Transport { kind, detail }
 }
 
-/// Parses a body as JSON of type `T`; anything else is a (retryable) bad body.
+/// Parses a body as JSON of type `T`; anything else is a (retryable) bad
+/// body, except an HTML login page (see [`Failure::LoginPage`]).
 pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
     resp: &Response,
 ) -> std::result::Result<T, Failure> {
@@ -422,9 +445,12 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
             snippet: String::new(),
         });
     }
-    serde_json::from_slice(&resp.body).map_err(|e| Failure::BadBody {
-        detail: format!("not valid JSON ({e})"),
-        snippet: snippet(&resp.body, 80),
+    serde_json::from_slice(&resp.body).map_err(|e| match super::error::login_page(&resp.body) {
+        Some(detail) => Failure::LoginPage { detail },
+        None => Failure::BadBody {
+            detail: format!("not valid JSON ({e})"),
+            snippet: snippet(&resp.body, 80),
+        },
     })
 }
 

@@ -39,7 +39,16 @@ pub enum Failure {
         snippet: String,
         /// `X-Authentication-Denied-Reason: CAPTCHA_CHALLENGE` (or the body says so).
         captcha: bool,
+        /// Where a redirect (3xx) points, or the CAPTCHA's `login-url`,
+        /// without its query string.
+        location: Option<String>,
     },
+    /// The server's TLS certificate was refused (unknown issuer, wrong
+    /// name, expired): the same on every attempt.
+    Certificate { host: String, detail: String },
+    /// A 2xx answer that is an HTML login page (a single-sign-on gateway in
+    /// front of Jira that did not take the token); `detail` is its title.
+    LoginPage { detail: String },
     /// A 200 whose body is not the JSON we expect (an HTML page, a truncated
     /// or empty body).
     BadBody { detail: String, snippet: String },
@@ -86,7 +95,11 @@ impl Failure {
                     _ => false,
                 }
             }
-            Failure::Anonymous { .. } | Failure::Unusable { .. } | Failure::Interrupted => false,
+            Failure::Anonymous { .. }
+            | Failure::Certificate { .. }
+            | Failure::LoginPage { .. }
+            | Failure::Unusable { .. }
+            | Failure::Interrupted => false,
         }
     }
 
@@ -112,6 +125,8 @@ impl Failure {
             } => format!("HTTP {status} {snippet}"),
             Failure::BadBody { detail, .. } => detail.clone(),
             Failure::Anonymous { detail } => detail.clone(),
+            Failure::Certificate { host, detail } => format!("TLS certificate of {host}: {detail}"),
+            Failure::LoginPage { detail } => format!("an HTML login page ({detail})"),
             Failure::Unusable { detail } => detail.clone(),
             Failure::Interrupted => "interrupted".into(),
         }
@@ -128,9 +143,31 @@ impl Failure {
                 messages,
                 snippet,
                 captcha,
+                location,
                 ..
             } => http_error(
-                what, &jql_part, attempts, status, &messages, &snippet, captcha,
+                what,
+                &jql_part,
+                attempts,
+                HttpAnswer {
+                    status,
+                    messages: &messages,
+                    snippet: &snippet,
+                    captcha,
+                    location: location.as_deref(),
+                },
+            ),
+            Failure::Certificate { host, detail } => Error::jira(
+                JiraKind::Transport,
+                format!(
+                    "{what}: the TLS certificate of {host} is not trusted ({detail}); set jira.ca_bundle to the PEM file of the CA that signed it — not retried"
+                ),
+            ),
+            Failure::LoginPage { detail } => Error::jira(
+                JiraKind::Auth,
+                format!(
+                    "{what}: got an HTML login page ({detail}) instead of Jira's JSON: a single-sign-on gateway in front of Jira did not accept the token; have /rest/ exempted from SSO for personal access tokens, or check jira.base_url and JIRA_PAT — not retried"
+                ),
             ),
             Failure::Transport { kind, detail } => {
                 let hint = match kind {
@@ -156,7 +193,7 @@ impl Failure {
             Failure::Anonymous { detail } => Error::jira(
                 JiraKind::Auth,
                 format!(
-                    "{what}: Jira answered as an anonymous user ({detail}), so the token was not accepted; check JIRA_PAT"
+                    "{what}: Jira answered as an anonymous user ({detail}): the token did not reach Jira or was not accepted; check JIRA_PAT, and that no proxy in front of Jira drops the Authorization header — not retried"
                 ),
             ),
             Failure::Unusable { detail } => {
@@ -166,18 +203,34 @@ impl Failure {
     }
 }
 
+/// What an HTTP error answer said (see [`http_error`]).
+struct HttpAnswer<'a> {
+    status: u16,
+    messages: &'a [String],
+    snippet: &'a str,
+    captcha: bool,
+    location: Option<&'a str>,
+}
+
 /// The final error of an HTTP error status, by status (see
 /// [`Failure::into_error`]).
-fn http_error(
-    what: &str,
-    jql_part: &str,
-    attempts: u32,
-    status: u16,
-    messages: &[String],
-    snippet: &str,
-    captcha: bool,
-) -> Error {
+fn http_error(what: &str, jql_part: &str, attempts: u32, a: HttpAnswer<'_>) -> Error {
+    let HttpAnswer {
+        status,
+        messages,
+        snippet,
+        captcha,
+        location,
+    } = a;
     match status {
+        300..=399 => redirect_error(what, status, location),
+        401 if mentions_expiry(messages, snippet) => Error::jira(
+            JiraKind::Auth,
+            format!(
+                "{what}: Jira says the token has expired (HTTP 401: {}); create a new personal access token (Jira profile → Personal Access Tokens) and put it in JIRA_PAT — not retried",
+                detail_of(messages, snippet)
+            ),
+        ),
         401 => Error::jira(
             JiraKind::Auth,
             format!(
@@ -187,7 +240,8 @@ fn http_error(
         _ if captcha => Error::jira(
             JiraKind::Auth,
             format!(
-                "{what}: Jira demands a CAPTCHA for this user (HTTP 403 CAPTCHA_CHALLENGE) — stopped at once, because retrying deepens the lockout; log in once in a browser to clear it, then check JIRA_PAT"
+                "{what}: Jira demands a CAPTCHA for this user (HTTP 403 CAPTCHA_CHALLENGE) — stopped at once, because retrying deepens the lockout; log in once in a browser{} to clear it, then check JIRA_PAT",
+                location.map(|l| format!(" at {l}")).unwrap_or_default()
             ),
         ),
         403 => Error::jira(
@@ -224,6 +278,70 @@ fn http_error(
             ),
         ),
     }
+}
+
+/// A redirect: to a login page (a single-sign-on gateway that did not take
+/// the token), or elsewhere (the base URL is not where Jira answers).
+fn redirect_error(what: &str, status: u16, location: Option<&str>) -> Error {
+    let to = location.unwrap_or("no Location");
+    if location.is_some_and(looks_like_login) {
+        Error::jira(
+            JiraKind::Auth,
+            format!(
+                "{what}: redirected to a login page ({to}, HTTP {status}): a single-sign-on gateway in front of Jira did not accept the token; have /rest/ exempted from SSO for personal access tokens, or check JIRA_PAT — not retried"
+            ),
+        )
+    } else {
+        Error::jira(
+            JiraKind::NotFound,
+            format!(
+                "{what}: redirected to {to} (HTTP {status}); set jira.base_url to the address Jira answers at (https://, context path) — not retried"
+            ),
+        )
+    }
+}
+
+/// True when a 401 says the token expired (Jira's message or the
+/// `WWW-Authenticate` error description).
+fn mentions_expiry(messages: &[String], snippet: &str) -> bool {
+    messages
+        .iter()
+        .map(String::as_str)
+        .chain([snippet])
+        .any(|m| m.to_ascii_lowercase().contains("expired"))
+}
+
+/// True for a URL or page text that is about logging in.
+pub(crate) fn looks_like_login(text: &str) -> bool {
+    let l = text.to_ascii_lowercase();
+    [
+        "login", "log in", "log-in", "signin", "sign in", "sign-in", "sso", "saml", "oauth",
+        "password",
+    ]
+    .iter()
+    .any(|w| l.contains(w))
+}
+
+/// The title of an HTML login page, or `None` when `body` is not HTML about
+/// logging in.
+pub(crate) fn login_page(body: &[u8]) -> Option<String> {
+    let head = String::from_utf8_lossy(&body[..body.len().min(16 * 1024)]);
+    let t = head.trim_start();
+    let lower = t.to_ascii_lowercase();
+    let is_html = lower.starts_with("<!doctype html") || lower.starts_with("<html");
+    if !is_html || !looks_like_login(&lower) {
+        return None;
+    }
+    let title = lower
+        .find("<title>")
+        .and_then(|i| {
+            let rest = &t[i + 7..];
+            rest.find("</").map(|j| rest[..j].trim().to_string())
+        })
+        .filter(|s| !s.is_empty())
+        .map(|s| format!("title {s:?}"))
+        .unwrap_or_else(|| "a page with a password field".into());
+    Some(snippet(title.as_bytes(), 80))
 }
 
 fn detail_of(messages: &[String], snippet: &str) -> String {
@@ -306,6 +424,7 @@ mod tests {
             messages: jira_messages(snippet.as_bytes()),
             snippet: snippet.into(),
             captcha: false,
+            location: None,
         }
     }
 
@@ -330,6 +449,7 @@ mod tests {
             messages: vec![],
             snippet: String::new(),
             captcha: true,
+            location: None,
         };
         assert!(!captcha.is_retryable());
         assert!(

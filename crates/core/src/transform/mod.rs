@@ -116,6 +116,7 @@ pub fn transform_page_with(
             check_json_object(body)?;
             out.reserve_for(body.len());
             let head = preview(body);
+            replace_lone_surrogates(body);
             with_tape(body, |tape| {
                 let tape = tape.map_err(|e| {
                     bad(format!(
@@ -607,9 +608,48 @@ fn transform_to_disk(
     Ok(r)
 }
 
+/// Replaces each `\uD800`–`\uDFFF` escape that is not half of a valid
+/// surrogate pair with `\uFFFD` (same length, in place). Java — so Jira —
+/// writes such lone halves (a string cut inside an emoji), and simd-json
+/// refuses them, which would quarantine every issue of the page for one bad
+/// character; U+FFFD keeps the rest of the text and the page.
+fn replace_lone_surrogates(body: &mut [u8]) {
+    let unit = |b: &[u8], i: usize| -> Option<u16> {
+        if b.get(i) != Some(&b'\\') || b.get(i + 1) != Some(&b'u') {
+            return None;
+        }
+        let hex = std::str::from_utf8(b.get(i + 2..i + 6)?).ok()?;
+        u16::from_str_radix(hex, 16).ok()
+    };
+    let mut i = 0;
+    while let Some(off) = body[i..].iter().position(|&b| b == b'\\') {
+        i += off;
+        match unit(body, i) {
+            Some(0xD800..=0xDBFF) if matches!(unit(body, i + 6), Some(0xDC00..=0xDFFF)) => i += 12,
+            Some(0xD800..=0xDFFF) => {
+                body[i + 2..i + 6].copy_from_slice(b"FFFD");
+                i += 6;
+            }
+            // Any other escape: skip it whole (`\\u` is a backslash, then u).
+            _ => i += 2,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lone_surrogates_become_replacement_characters() {
+        let mut b =
+            br#"{"a":"x\ud800y","b":"\ud83d\ude00","c":"\\ud800","d":"\udc00\uD800"}"#.to_vec();
+        replace_lone_surrogates(&mut b);
+        assert_eq!(
+            String::from_utf8(b).unwrap(),
+            r#"{"a":"x\uFFFDy","b":"\ud83d\ude00","c":"\\ud800","d":"\uFFFD\uFFFD"}"#
+        );
+    }
 
     fn meta(kind: PageKind) -> PageMeta {
         PageMeta {
