@@ -11,12 +11,12 @@ fn db_init_twice_creates_every_contract_table() {
         .args(["db", "init"])
         .assert()
         .success()
-        .stdout(predicate::str::contains("migrated from version 0 to 3"));
+        .stdout(predicate::str::contains("migrated from version 0 to 4"));
     w.cmd()
         .args(["db", "init"])
         .assert()
         .success()
-        .stdout(predicate::str::contains("up to date at version 3"));
+        .stdout(predicate::str::contains("up to date at version 4"));
     // Every table spec (bookkeeping included) matches the migrated columns,
     // types and nullability.
     let specs = jira_pipeline_core::tables::SCHEMA

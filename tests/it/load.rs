@@ -111,6 +111,7 @@ fn build(
             checkpoint: end.map(|e| e.1),
             pages_in_run: end.map(|e| e.0),
             fingerprint: None,
+            notes: Default::default(),
             quarantined: vec![],
             source_bytes: 0,
         },
@@ -145,6 +146,9 @@ fn page(run: &str, seq: u32, issues: &[Iss]) -> Batch {
                 .null()
                 .null()
                 .text(SCOPE);
+            for _ in 0..13 {
+                c.null();
+            }
         });
         for l in &i.labels {
             r.row("issue_label", |c| {

@@ -210,6 +210,7 @@ fn synth_page(scope: &str, run_id: &str, issues: u64, p: u64, links_of: &[Vec<Li
         checkpoint: None,
         pages_in_run: None,
         fingerprint: None,
+        notes: Default::default(),
         quarantined: Vec::new(),
         source_bytes: 0,
     })
@@ -253,6 +254,15 @@ fn synth_issue(b: &mut Builder, i: i64, n: i64, links: &[Link]) -> IssueVersion 
             .null()
             .null()
             .text("bench");
+        for _ in 0..3 {
+            c.text(&format!("JIRAUSER{}", 10_000 + rng.below(200)));
+        }
+        for n in [6, 5, 4, 2] {
+            c.i64(1 + rng.below(n) as i64);
+        }
+        for _ in 0..6 {
+            c.opt_i64((rng.below(3) == 0).then(|| 3600 * rng.below(40) as i64));
+        }
     });
     synth_refs(b, &mut rng, id, created);
     synth_link_rows(b, links);
@@ -423,6 +433,7 @@ fn synth_end_page(scope: &str, run_id: &str, issues: u64, pages: u64) -> Batch {
         checkpoint: Some(base_time() + chrono::Duration::seconds(issues as i64 * 37)),
         pages_in_run: Some(pages),
         fingerprint: None,
+        notes: Default::default(),
         quarantined: Vec::new(),
         source_bytes: 0,
     })

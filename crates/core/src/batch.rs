@@ -88,9 +88,29 @@ pub struct BatchMeta {
     /// `End` pages: the fingerprint of the scope definition the run extracted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
+    /// What the page's issues told about the reporting model.
+    #[serde(default)]
+    pub notes: ModelNotes,
     pub quarantined: Vec<QuarantinedIssue>,
     /// Decompressed size of the source page body.
     pub source_bytes: u64,
+}
+
+/// Counts the transform reports about the reporting model of a page.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelNotes {
+    /// Fields of the changelog whose name maps to no field or to several
+    /// (their history is kept under `?<name>`), counted once per issue.
+    pub unmapped_fields: u64,
+    /// Issues whose changelog does not end in their current status.
+    pub status_mismatches: u64,
+}
+
+impl std::ops::AddAssign for ModelNotes {
+    fn add_assign(&mut self, o: Self) {
+        self.unmapped_fields += o.unmapped_fields;
+        self.status_mismatches += o.status_mismatches;
+    }
 }
 
 /// A batch: metadata plus text-COPY rows per table, in [`tables::ALL`] order.
@@ -264,6 +284,7 @@ mod tests {
                 checkpoint: None,
                 pages_in_run: None,
                 fingerprint: None,
+                notes: Default::default(),
                 quarantined: vec![],
                 source_bytes: 10,
             },

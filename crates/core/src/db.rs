@@ -58,6 +58,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0003_mirror",
         sql: include_str!("../../../sql/0003_mirror.sql"),
     },
+    Migration {
+        version: 4,
+        name: "0004_model",
+        sql: include_str!("../../../sql/0004_model.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.

@@ -199,6 +199,7 @@ mod tests {
                 checkpoint: None,
                 pages_in_run: None,
                 fingerprint: None,
+                notes: Default::default(),
                 quarantined: vec![],
                 source_bytes: 0,
             },

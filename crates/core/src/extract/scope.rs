@@ -911,17 +911,39 @@ async fn drain_crowded_minute(
     Ok(())
 }
 
-/// The project's current versions and components, fetched for the End page.
+/// Requests each End page makes for its dimensions (versions and
+/// components of the project, and [`DIMENSIONS`]).
+pub(crate) const END_PAGE_REQUESTS: u64 = 2 + DIMENSIONS.len() as u64;
+
+/// The dimensions every End page carries, by the name transform knows
+/// them by, and their list endpoints.
+const DIMENSIONS: [(&str, &str); 5] = [
+    ("statuses", "/rest/api/2/status"),
+    ("priorities", "/rest/api/2/priority"),
+    ("issuetypes", "/rest/api/2/issuetype"),
+    ("resolutions", "/rest/api/2/resolution"),
+    ("projects", "/rest/api/2/project"),
+];
+
+/// The dimensions fetched for the End page: the project's current versions
+/// and components, and the instance's statuses, priorities, issue types,
+/// resolutions and projects.
 async fn project_dimensions(ctx: &ScopeCtx) -> Result<(Vec<crate::staging::ExtraDoc>, Vec<u8>)> {
     let mut docs = Vec::new();
     let mut body = Vec::new();
-    for what in ["versions", "components"] {
-        let doc = ctx.client.project_list(&ctx.project, what).await?;
+    let mut push = |what: String, doc: bytes::Bytes| {
         docs.push(crate::staging::ExtraDoc {
-            what: format!("{what}:{}", ctx.project),
+            what,
             bytes: doc.len() as u64,
         });
         body.extend_from_slice(&doc);
+    };
+    for what in ["versions", "components"] {
+        let doc = ctx.client.project_list(&ctx.project, what).await?;
+        push(format!("{what}:{}", ctx.project), doc);
+    }
+    for (what, path) in DIMENSIONS {
+        push(what.to_string(), ctx.client.json_list(path).await?);
     }
     Ok((docs, body))
 }

@@ -151,6 +151,10 @@ pub struct Plan {
     pub scopes: Vec<ScopePlan>,
     /// `/myself`, `/serverInfo` and the field catalogue.
     pub setup_requests: u64,
+    /// The dimensions each run's End page fetches (the project's versions
+    /// and components, statuses, priorities, issue types, resolutions,
+    /// projects): per scope, per run (a catch-up is a second run).
+    pub dimension_requests: u64,
     /// Every request of the run: setup + planning + pages.
     pub requests: u64,
     pub sample: Option<Sample>,
@@ -450,6 +454,12 @@ pub async fn build(
     }
     plan_only += requests(client) - r0;
     let setup = 2 + u64::from(any_catalog);
+    let dimension_requests: u64 = scopes_out
+        .iter()
+        .map(|sp| {
+            crate::extract::scope::END_PAGE_REQUESTS * (1 + u64::from(sp.catch_up_from.is_some()))
+        })
+        .sum();
     let duration = planning_total + timing.secs(total_pages, longest);
     Ok(Plan {
         user: me.name,
@@ -461,7 +471,8 @@ pub async fn build(
         effective_page_size: effective,
         scopes: scopes_out,
         setup_requests: setup,
-        requests: setup + planning_requests + total_pages,
+        dimension_requests,
+        requests: setup + planning_requests + total_pages + dimension_requests,
         sample,
         planning_secs: planning_total,
         duration_secs: duration,
@@ -1000,11 +1011,12 @@ fn totals_text(s: &mut String, p: &Plan) {
     }
     let _ = writeln!(
         s,
-        "total: {} requests ({} setup, {} to plan, {} pages); estimated {} at concurrency {}",
+        "total: {} requests ({} setup, {} to plan, {} pages, {} for dimensions); estimated {} at concurrency {}",
         p.requests,
         p.setup_requests,
         p.scopes.iter().map(|x| x.planning_requests).sum::<u64>(),
         p.scopes.iter().map(|x| x.page_requests).sum::<u64>(),
+        p.dimension_requests,
         human_secs(p.duration_secs),
         p.concurrency
     );

@@ -390,7 +390,14 @@ impl JiraClient {
     /// `GET /rest/api/2/project/{key}/versions` or `…/components` (`what`):
     /// the raw body, checked to be a JSON array.
     pub async fn project_list(&self, key: &str, what: &str) -> Result<Bytes> {
-        let req = Req::get(&format!("/rest/api/2/project/{key}/{what}"));
+        self.json_list(&format!("/rest/api/2/project/{key}/{what}"))
+            .await
+    }
+
+    /// `GET path` of a list endpoint (`/rest/api/2/status`, …): the raw
+    /// body, checked to be a JSON array.
+    pub async fn json_list(&self, path: &str) -> Result<Bytes> {
+        let req = Req::get(path);
         self.execute(&req, |resp| {
             let v: Vec<serde::de::IgnoredAny> = parse_json(&resp)?;
             let _ = v;

@@ -22,6 +22,9 @@
 //!   `*_issue_id` column: a link belongs to both its source and its target.
 //! - [`MergeMode::InsertOnce`]: rows whose key is not stored are inserted.
 //! - [`MergeMode::Upsert`]: latest batch wins per key; rewritten only when different.
+//! - [`MergeMode::Coalesce`]: per key and column, the latest non-null value
+//!   of the unit, else the stored one (`last_seen`: the latest); rewritten
+//!   only when different.
 //!
 //! [`Path`]: when every incoming issue is accepted and appears once in the
 //! unit (the usual case), the staging tables are used as they are; otherwise
@@ -45,6 +48,9 @@ use std::fmt::Write as _;
 
 use crate::db::Ident;
 use crate::tables::{MergeMode, TableSpec};
+
+/// The column a [`MergeMode::Coalesce`] merge keeps the latest of.
+const LAST_SEEN: &str = "last_seen";
 
 /// The batch-ordinal column of the staging tables.
 pub(crate) const ORD: &str = "_b";
@@ -219,10 +225,52 @@ fn source(spec: &TableSpec, path: Path) -> String {
         }
         (MergeMode::ReplacePerIssue, Path::Full) => owned_winners(spec),
         (MergeMode::InsertOnce, Path::Full) | (MergeMode::Upsert, _) => latest_batch,
+        (MergeMode::Coalesce, _) => unreachable!("coalesce_source builds its source"),
         (MergeMode::Bookkeeping, _) => {
             unreachable!("table {} is not loaded from batches", spec.name)
         }
     }
+}
+
+/// The incoming rows of a [`MergeMode::Coalesce`] table (users), one per
+/// key: each column the latest batch's non-null value, else the stored one
+/// (`last_seen`: the latest of all); the stored row is read by its key.
+fn coalesce_source(t: &str, spec: &TableSpec) -> String {
+    let (st, ord) = (stg(spec), q(ORD));
+    let nk = nonkey(spec);
+    let agg: Vec<String> = nk
+        .iter()
+        .map(|name| {
+            let c = q(name);
+            if *name == LAST_SEEN {
+                format!("max(s.{c}) AS {c}")
+            } else {
+                format!("(array_agg(s.{c} ORDER BY s.{ord} DESC) FILTER (WHERE s.{c} IS NOT NULL))[1] AS {c}")
+            }
+        })
+        .collect();
+    let merged: Vec<String> = nk
+        .iter()
+        .map(|name| {
+            let c = q(name);
+            if *name == LAST_SEEN {
+                format!("greatest(a.{c}, t.{c}) AS {c}")
+            } else {
+                format!("coalesce(a.{c}, t.{c}) AS {c}")
+            }
+        })
+        .collect();
+    format!(
+        "SELECT {akey}, {merged}
+           FROM (SELECT {skey}, {agg} FROM {st} s GROUP BY {skey}) a
+           LEFT JOIN LATERAL (SELECT {tnk} FROM {t} t WHERE {keq} OFFSET 0) t ON true",
+        akey = list("a.", spec.key),
+        skey = list("s.", spec.key),
+        agg = agg.join(", "),
+        merged = merged.join(", "),
+        tnk = list("t.", &nk),
+        keq = key_eq(spec, "t", "a"),
+    )
 }
 
 /// The full path of a `ReplacePerIssue` table: the rows of each accepted
@@ -276,8 +324,13 @@ pub fn merge(schema: &Ident, spec: &TableSpec, path: Path) -> String {
     let t = target(schema, spec);
     let nk = nonkey(spec);
     let compare = !nk.is_empty() && spec.merge != MergeMode::InsertOnce;
+    let src = if spec.merge == MergeMode::Coalesce {
+        coalesce_source(&t, spec)
+    } else {
+        source(spec, path)
+    };
     let mut ctes = vec![
-        format!("src AS ({})", source(spec, path)),
+        format!("src AS ({src})"),
         probe_cte(&t, spec, compare),
         insert_cte(&t, spec),
     ];

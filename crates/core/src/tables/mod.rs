@@ -163,8 +163,12 @@ pub enum MergeMode {
     ReplacePerIssue,
     /// Immutable history: inserted once by key, never updated.
     InsertOnce,
-    /// Metadata (the field catalogue): upsert by key, rewritten only when different.
+    /// Metadata (the field catalogue, dimensions): upsert by key, rewritten only when different.
     Upsert,
+    /// Users: one row per key from every batch of the unit, each column the
+    /// latest non-null value (`last_seen` the latest instant); upserted so a
+    /// value seen replaces the stored one and a value not seen keeps it.
+    Coalesce,
     /// Not carried by batches: the pipeline's own state, written only through
     /// [`crate::bookkeeping`].
     Bookkeeping,
@@ -258,6 +262,19 @@ pub const ISSUE: TableSpec = TableSpec {
         col("deleted_at", Timestamptz),
         col("removed_reason", Text),
         col("scope", Text),
+        col("assignee_key", Text),
+        col("reporter_key", Text),
+        col("creator_key", Text),
+        col("status_id", Int8),
+        col("priority_id", Int8),
+        col("issue_type_id", Int8),
+        col("resolution_id", Int8),
+        col("original_estimate_seconds", Int8),
+        col("remaining_estimate_seconds", Int8),
+        col("time_spent_seconds", Int8),
+        col("aggregate_original_estimate_seconds", Int8),
+        col("aggregate_remaining_estimate_seconds", Int8),
+        col("aggregate_time_spent_seconds", Int8),
     ],
     key: &["issue_id"],
     indexes: &[
@@ -558,11 +575,129 @@ pub(crate) const PROJECT_COMPONENT: TableSpec = TableSpec {
     merge: MergeMode::Upsert,
 };
 
+/// Every user the pipeline has seen, by user key: merged column by column
+/// (a value seen replaces the stored one, a value not seen keeps it).
+pub(crate) const JIRA_USER: TableSpec = TableSpec {
+    name: "jira_user",
+    columns: &[
+        col("user_key", Text),
+        col("user_name", Text),
+        col("display_name", Text),
+        col("email", Text),
+        col("active", Bool),
+        col("time_zone", Text),
+        col("last_seen", Timestamptz),
+    ],
+    key: &["user_key"],
+    indexes: &[],
+    merge: MergeMode::Coalesce,
+};
+
+/// Statuses (`/rest/api/2/status`), with their category.
+pub(crate) const STATUS: TableSpec = TableSpec {
+    name: "status",
+    columns: &[
+        col("status_id", Int8),
+        col("name", Text),
+        col("category_key", Text),
+        col("category_name", Text),
+    ],
+    key: &["status_id"],
+    indexes: &[],
+    merge: MergeMode::Upsert,
+};
+
+/// Priorities (`/rest/api/2/priority`).
+pub(crate) const PRIORITY: TableSpec = TableSpec {
+    name: "priority",
+    columns: &[col("priority_id", Int8), col("name", Text)],
+    key: &["priority_id"],
+    indexes: &[],
+    merge: MergeMode::Upsert,
+};
+
+/// Issue types (`/rest/api/2/issuetype`).
+pub(crate) const ISSUE_TYPE: TableSpec = TableSpec {
+    name: "issue_type",
+    columns: &[
+        col("issue_type_id", Int8),
+        col("name", Text),
+        col("subtask", Bool),
+    ],
+    key: &["issue_type_id"],
+    indexes: &[],
+    merge: MergeMode::Upsert,
+};
+
+/// Resolutions (`/rest/api/2/resolution`).
+pub(crate) const RESOLUTION: TableSpec = TableSpec {
+    name: "resolution",
+    columns: &[col("resolution_id", Int8), col("name", Text)],
+    key: &["resolution_id"],
+    indexes: &[],
+    merge: MergeMode::Upsert,
+};
+
+/// Projects (`/rest/api/2/project`).
+pub(crate) const PROJECT: TableSpec = TableSpec {
+    name: "project",
+    columns: &[
+        col("project_id", Int8),
+        col("project_key", Text),
+        col("name", Text),
+        col("project_type", Text),
+    ],
+    key: &["project_id"],
+    indexes: &[],
+    merge: MergeMode::Upsert,
+};
+
+/// Time in status: an issue's stays in each status, from its changelog.
+pub(crate) const ISSUE_STATUS_INTERVAL: TableSpec = TableSpec {
+    name: "issue_status_interval",
+    columns: &[
+        col("issue_id", Int8),
+        col("seq", Int4),
+        col("status_id", Int8),
+        col("status_name", Text),
+        col("entered_at", Timestamptz),
+        col("left_at", Timestamptz),
+        col("seconds", Int8),
+    ],
+    key: &["issue_id", "seq"],
+    indexes: &[],
+    merge: MergeMode::ReplacePerIssue,
+};
+
+/// What each field of an issue held when, from its changelog.
+pub(crate) const ISSUE_FIELD_HISTORY: TableSpec = TableSpec {
+    name: "issue_field_history",
+    columns: &[
+        col("issue_id", Int8),
+        col("field_id", Text),
+        col("field_name", Text),
+        col("seq", Int4),
+        col("value", Text),
+        col("value_display", Text),
+        col("valid_from", Timestamptz),
+        col("valid_to", Timestamptz),
+    ],
+    key: &["issue_id", "field_id", "seq"],
+    indexes: &[],
+    merge: MergeMode::ReplacePerIssue,
+};
+
 /// Every table a batch can carry, in load order (parents first).
 pub const ALL: &[&TableSpec] = &[
     &FIELD,
     &PROJECT_VERSION,
     &PROJECT_COMPONENT,
+    &STATUS,
+    &PRIORITY,
+    &ISSUE_TYPE,
+    &RESOLUTION,
+    &PROJECT,
+    &JIRA_USER,
     &ISSUE,
     &ISSUE_LABEL,
     &ISSUE_COMPONENT,
@@ -571,6 +706,8 @@ pub const ALL: &[&TableSpec] = &[
     &CHANGELOG,
     &CHANGELOG_ITEM,
     &ISSUE_FIELD_VALUE,
+    &ISSUE_STATUS_INTERVAL,
+    &ISSUE_FIELD_HISTORY,
 ];
 
 /// Looks a table up by name.
@@ -610,6 +747,14 @@ pub const SCHEMA: &[&TableSpec] = &[
     &CENSUS,
     &PROJECT_VERSION,
     &PROJECT_COMPONENT,
+    &JIRA_USER,
+    &STATUS,
+    &PRIORITY,
+    &ISSUE_TYPE,
+    &RESOLUTION,
+    &PROJECT,
+    &ISSUE_STATUS_INTERVAL,
+    &ISSUE_FIELD_HISTORY,
 ];
 
 #[cfg(test)]

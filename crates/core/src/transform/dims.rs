@@ -7,7 +7,10 @@ use chrono::NaiveDate;
 use serde::Deserialize;
 use serde_json::Value as Json;
 
-use super::issue::{Out, T_PROJECT_COMPONENT, T_PROJECT_VERSION};
+use super::issue::{
+    Out, T_ISSUE_TYPE, T_PRIORITY, T_PROJECT, T_PROJECT_COMPONENT, T_PROJECT_VERSION, T_RESOLUTION,
+    T_STATUS,
+};
 use crate::tables::{self, CopyRow};
 
 #[derive(Deserialize)]
@@ -65,12 +68,82 @@ fn date_of(s: Option<&str>) -> Option<NaiveDate> {
     s.and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
 }
 
-/// Writes the rows of one End-page document (`versions:<KEY>` or
-/// `components:<KEY>`); an unknown kind writes nothing. Returns the rows
-/// written, or why the document is unusable (then it writes nothing).
+/// One entry of a global dimension list (`/status`, `/priority`,
+/// `/issuetype`, `/resolution`, `/project`): the members any of them has.
+#[derive(Deserialize)]
+struct RawDim {
+    id: Json,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
+    subtask: Option<bool>,
+    #[serde(default, rename = "statusCategory")]
+    category: Option<RawCategory>,
+    #[serde(default, rename = "projectTypeKey")]
+    project_type: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawCategory {
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// Rows of a global dimension list (`statuses`, `priorities`, `issuetypes`,
+/// `resolutions`, `projects`).
+fn write_dimension(out: &mut Out, what: &str, doc: &[u8]) -> Result<u64, String> {
+    let list: Vec<RawDim> = serde_json::from_slice(doc)
+        .map_err(|e| format!("the {what} list is not readable ({e})"))?;
+    let (t, spec) = match what {
+        "statuses" => (T_STATUS, &tables::STATUS),
+        "priorities" => (T_PRIORITY, &tables::PRIORITY),
+        "issuetypes" => (T_ISSUE_TYPE, &tables::ISSUE_TYPE),
+        "resolutions" => (T_RESOLUTION, &tables::RESOLUTION),
+        "projects" => (T_PROJECT, &tables::PROJECT),
+        _ => return Ok(0),
+    };
+    let mut n = 0;
+    for d in &list {
+        let Some(id) = id_of(&d.id) else { continue };
+        let mut row = CopyRow::of(spec, &mut out.bufs[t]);
+        row.i64(id);
+        match what {
+            "statuses" => {
+                let c = d.category.as_ref();
+                row.opt_text(d.name.as_deref())
+                    .opt_text(c.and_then(|c| c.key.as_deref()))
+                    .opt_text(c.and_then(|c| c.name.as_deref()));
+            }
+            "issuetypes" => {
+                row.opt_text(d.name.as_deref()).opt_bool(d.subtask);
+            }
+            "projects" => {
+                row.opt_text(d.key.as_deref())
+                    .opt_text(d.name.as_deref())
+                    .opt_text(d.project_type.as_deref());
+            }
+            _ => {
+                row.opt_text(d.name.as_deref());
+            }
+        }
+        row.end();
+        n += 1;
+    }
+    out.counts[t] += n;
+    Ok(n)
+}
+
+/// Writes the rows of one End-page document (`versions:<KEY>`,
+/// `components:<KEY>`, or a global list such as `statuses`); an unknown
+/// kind writes nothing. Returns the rows written, or why the document is
+/// unusable (then it writes nothing).
 pub(crate) fn write_rows(out: &mut Out, what: &str, doc: &[u8]) -> Result<u64, String> {
     let Some((kind, project)) = what.split_once(':') else {
-        return Ok(0);
+        return write_dimension(out, what, doc);
     };
     match kind {
         "versions" => {
@@ -156,5 +229,34 @@ mod tests {
         let rows = decode_rows(&out.bufs[T_PROJECT_COMPONENT]);
         assert_eq!(rows[0][5].as_deref(), Some("JIRAUSER1"));
         assert!(write_rows(&mut out, "versions:DEMO", b"<html>").is_err());
+    }
+
+    #[test]
+    fn global_dimensions_become_rows() {
+        let mut out = Out::new();
+        let st = br#"[{"self":"x","id":"3","name":"In Progress","statusCategory":{"id":4,"key":"indeterminate","name":"In Progress"}}]"#;
+        assert_eq!(write_rows(&mut out, "statuses", st), Ok(1));
+        let it = br#"[{"id":"5","name":"Sub-task","subtask":true}]"#;
+        assert_eq!(write_rows(&mut out, "issuetypes", it), Ok(1));
+        let pr = br#"[{"id":"10000","key":"DEMO","name":"Demo","projectTypeKey":"software"}]"#;
+        assert_eq!(write_rows(&mut out, "projects", pr), Ok(1));
+        let rows = decode_rows(&out.bufs[T_STATUS]);
+        assert_eq!(
+            rows[0],
+            vec![
+                Some("3".into()),
+                Some("In Progress".into()),
+                Some("indeterminate".into()),
+                Some("In Progress".into())
+            ]
+        );
+        assert_eq!(
+            decode_rows(&out.bufs[T_ISSUE_TYPE])[0][2].as_deref(),
+            Some("t")
+        );
+        assert_eq!(
+            decode_rows(&out.bufs[T_PROJECT])[0][1].as_deref(),
+            Some("DEMO")
+        );
     }
 }

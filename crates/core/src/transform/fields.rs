@@ -210,6 +210,23 @@ impl Catalog {
         self.fields.is_empty()
     }
 
+    /// The id of the one field named `name` (custom or system as asked);
+    /// `None` when no field or several carry the name.
+    pub(crate) fn unique_by_name(&self, name: &str, custom: bool) -> Option<&str> {
+        let ids: Vec<&str> = self
+            .by_name
+            .get(name)?
+            .iter()
+            .map(|&i| &self.fields[i])
+            .filter(|f| f.custom.unwrap_or(f.id.starts_with("customfield_")) == custom)
+            .map(|f| f.id.as_str())
+            .collect();
+        match ids.as_slice() {
+            [one] => Some(one),
+            _ => None,
+        }
+    }
+
     /// `field` table rows, one per catalogue entry, sorted by id.
     pub(crate) fn write_field_rows(&self, out: &mut Vec<u8>) -> u64 {
         for f in &self.fields {

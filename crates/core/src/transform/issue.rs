@@ -21,15 +21,23 @@ use crate::tables::{self, CopyRow};
 pub(crate) const T_FIELD: usize = 0;
 pub(crate) const T_PROJECT_VERSION: usize = 1;
 pub(crate) const T_PROJECT_COMPONENT: usize = 2;
-pub(crate) const T_ISSUE: usize = 3;
-pub(crate) const T_LABEL: usize = 4;
-pub(crate) const T_COMPONENT: usize = 5;
-pub(crate) const T_VERSION: usize = 6;
-pub(crate) const T_LINK: usize = 7;
-pub(crate) const T_CHANGELOG: usize = 8;
-pub(crate) const T_ITEM: usize = 9;
-pub(crate) const T_FIELD_VALUE: usize = 10;
-pub(crate) const N_TABLES: usize = 11;
+pub(crate) const T_STATUS: usize = 3;
+pub(crate) const T_PRIORITY: usize = 4;
+pub(crate) const T_ISSUE_TYPE: usize = 5;
+pub(crate) const T_RESOLUTION: usize = 6;
+pub(crate) const T_PROJECT: usize = 7;
+pub(crate) const T_USER: usize = 8;
+pub(crate) const T_ISSUE: usize = 9;
+pub(crate) const T_LABEL: usize = 10;
+pub(crate) const T_COMPONENT: usize = 11;
+pub(crate) const T_VERSION: usize = 12;
+pub(crate) const T_LINK: usize = 13;
+pub(crate) const T_CHANGELOG: usize = 14;
+pub(crate) const T_ITEM: usize = 15;
+pub(crate) const T_FIELD_VALUE: usize = 16;
+pub(crate) const T_STATUS_INTERVAL: usize = 17;
+pub(crate) const T_FIELD_HISTORY: usize = 18;
+pub(crate) const N_TABLES: usize = 19;
 
 /// The rows of one page being built.
 pub(crate) struct Out {
@@ -41,6 +49,10 @@ pub(crate) struct Out {
     scratch: String,
     /// The scope of the page (written into `issue.scope`).
     pub scope: String,
+    /// Users seen in the page's issues (written once, at the end of the page).
+    pub users: std::collections::HashMap<String, super::model::UserSeen>,
+    /// What the page's issues told about the model (counted in the summary).
+    pub notes: crate::batch::ModelNotes,
 }
 
 impl Default for Out {
@@ -57,13 +69,17 @@ impl Out {
             links: HashSet::new(),
             scratch: String::new(),
             scope: String::new(),
+            users: std::collections::HashMap::new(),
+            notes: crate::batch::ModelNotes::default(),
         }
     }
 
     /// Reserves room for the rows of a page of `len` JSON bytes, so buffers
     /// rarely grow (and copy) while rows are written.
     pub(crate) fn reserve_for(&mut self, len: usize) {
-        const SHARE: [usize; N_TABLES] = [0, 0, 0, 16, 256, 256, 128, 64, 32, 8, 16];
+        const SHARE: [usize; N_TABLES] = [
+            0, 0, 0, 0, 0, 0, 0, 0, 256, 12, 256, 256, 128, 64, 32, 8, 16, 64, 16,
+        ];
         for (b, share) in self.bufs.iter_mut().zip(SHARE) {
             if let Some(n) = len.checked_div(share) {
                 b.reserve(n);
@@ -147,7 +163,19 @@ struct Slots<'t, 'i> {
     fix_versions: Option<V<'t, 'i>>,
     versions: Option<V<'t, 'i>>,
     issuelinks: Option<V<'t, 'i>>,
+    /// `timeoriginalestimate`, `timeestimate`, `timespent` and their aggregates.
+    time: [Option<V<'t, 'i>>; 6],
 }
+
+/// The time tracking fields, in the order of `issue`'s `*_seconds` columns.
+const TIME_FIELDS: [&str; 6] = [
+    "timeoriginalestimate",
+    "timeestimate",
+    "timespent",
+    "aggregatetimeoriginalestimate",
+    "aggregatetimeestimate",
+    "aggregatetimespent",
+];
 
 /// Text of a value that is a string, or an object's `name` (issue type, status, …).
 fn named<'i>(v: Option<V<'_, 'i>>) -> Option<&'i str> {
@@ -377,7 +405,40 @@ fn write_issue<'t, 'i>(
     write_versions(out, id, s.versions, "affects", "versions")?;
     write_links(out, id, key, s.issuelinks, added_links)?;
     write_changelog(out, id, changelog)?;
+    write_model(out, typing, id, key, &s, &times, changelog);
     Ok(times.updated)
+}
+
+/// The reporting model's rows of one issue (time in status, field
+/// history) and the users it names.
+fn write_model<'i>(
+    out: &mut Out,
+    typing: &Typing<'_, '_, 'i>,
+    id: i64,
+    key: &str,
+    s: &Slots<'_, 'i>,
+    times: &Times,
+    changelog: Option<V<'_, 'i>>,
+) {
+    use super::model;
+    let cs = model::changes(changelog);
+    let current = model::Current {
+        id: s.status.and_then(|v| v.get("id")).and_then(|v| v.id()),
+        name: named(s.status),
+    };
+    if !model::write_status_intervals(out, id, times.created, current, &cs) {
+        out.notes.status_mismatches += 1;
+        tracing::warn!(
+            issue = key,
+            "the issue's changelog does not end in its current status; its time in status is as the changelog says, and the last stay is not guessed"
+        );
+    }
+    out.notes.unmapped_fields +=
+        model::write_field_history(out, id, times.created, typing.catalog, &cs);
+    for u in [s.assignee, s.reporter, s.creator].into_iter().flatten() {
+        model::note_user(&mut out.users, u, times.updated);
+    }
+    model::note_changelog_users(&mut out.users, changelog, &cs);
 }
 
 /// Sorts the members of `fields` into [`Slots`], writing the
@@ -421,12 +482,16 @@ fn scan_fields<'t, 'i>(
             "versions" => &mut s.versions,
             "issuelinks" => &mut s.issuelinks,
             k if k.starts_with("customfield_") && !v.is_null() && typing.wants(k) => {
+                super::model::note_field_users(&mut out.users, v);
                 let ty = typing.type_of(k);
                 out.counts[T_FIELD_VALUE] +=
                     write_custom(&mut out.bufs[T_FIELD_VALUE], &mut out.scratch, id, k, ty, v);
                 continue;
             }
-            _ => continue,
+            k => match TIME_FIELDS.iter().position(|t| *t == k) {
+                Some(i) => &mut s.time[i],
+                None => continue,
+            },
         };
         *slot = Some(v);
     }
@@ -466,7 +531,17 @@ fn write_issue_row(out: &mut Out, id: i64, key: &str, s: &Slots<'_, '_>, t: &Tim
     put_ts(&mut row, t.resolved);
     put_date(&mut row, t.due);
     // deleted_at and removed_reason: a loaded issue is live.
-    row.opt_i64(parent_id).null().null().text(&out.scope).end();
+    row.opt_i64(parent_id).null().null().text(&out.scope);
+    for u in [s.assignee, s.reporter, s.creator] {
+        row.opt_text(u.and_then(|u| u.get_str("key")));
+    }
+    for d in [s.status, s.priority, s.issuetype, s.resolution] {
+        row.opt_i64(d.and_then(|d| d.get("id")).and_then(|v| v.id()));
+    }
+    for t in s.time {
+        row.opt_i64(t.and_then(|t| t.i64()));
+    }
+    row.end();
 }
 
 /// `issue_label`: a set, duplicates written once.
@@ -673,6 +748,12 @@ mod tests {
             (T_FIELD, "field"),
             (T_PROJECT_VERSION, "project_version"),
             (T_PROJECT_COMPONENT, "project_component"),
+            (T_STATUS, "status"),
+            (T_PRIORITY, "priority"),
+            (T_ISSUE_TYPE, "issue_type"),
+            (T_RESOLUTION, "resolution"),
+            (T_PROJECT, "project"),
+            (T_USER, "jira_user"),
             (T_ISSUE, "issue"),
             (T_LABEL, "issue_label"),
             (T_COMPONENT, "issue_component"),
@@ -681,6 +762,8 @@ mod tests {
             (T_CHANGELOG, "changelog"),
             (T_ITEM, "changelog_item"),
             (T_FIELD_VALUE, "issue_field_value"),
+            (T_STATUS_INTERVAL, "issue_status_interval"),
+            (T_FIELD_HISTORY, "issue_field_history"),
         ];
         assert_eq!(tables::ALL.len(), N_TABLES);
         for (i, name) in expect {

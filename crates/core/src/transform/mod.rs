@@ -18,6 +18,7 @@
 mod dims;
 pub mod fields;
 pub mod issue;
+mod model;
 pub mod tape;
 pub mod time;
 pub mod worker;
@@ -129,13 +130,15 @@ pub fn transform_page_with(
                 };
                 search_rows(tape, catalog, selection, &mut out, found, extra)
             })?;
+            let users = std::mem::take(&mut out.users);
+            model::write_users(&mut out, &users);
         }
     }
+    let notes = out.notes;
     let (data, counts) = out.into_data();
-    Ok(Batch {
-        meta: batch_meta(meta, counts, issues, quarantined, source_bytes),
-        data,
-    })
+    let mut meta = batch_meta(meta, counts, issues, quarantined, source_bytes);
+    meta.notes = notes;
+    Ok(Batch { meta, data })
 }
 
 /// Body check: rejects a search page whose body cannot be a JSON object
@@ -194,6 +197,7 @@ fn batch_meta(
         } else {
             None
         },
+        notes: Default::default(),
         quarantined,
         source_bytes,
     }
