@@ -71,6 +71,10 @@ pub struct RunSummary {
     pub catch_ups: Vec<String>,
     /// Issues fetched alone because the search cut their changelog short.
     pub changelogs_refetched: u64,
+    /// Changelog field names that map to no field or to several (per issue).
+    pub unmapped_field_names: u64,
+    /// Issues whose changelog does not end in their current status.
+    pub status_history_mismatches: u64,
     /// Scopes backfilled because their definition changed.
     pub scopes_changed: Vec<String>,
     /// The automatic census of the scopes that were due (see
@@ -132,6 +136,20 @@ impl RunSummary {
                 s,
                 "  {} issues fetched alone because the search cut their changelog short",
                 self.changelogs_refetched
+            );
+        }
+        if self.unmapped_field_names > 0 {
+            let _ = writeln!(
+                s,
+                "  {} changelog field names map to no field or to several: their history is kept under field_id '?<name>'",
+                self.unmapped_field_names
+            );
+        }
+        if self.status_history_mismatches > 0 {
+            let _ = writeln!(
+                s,
+                "  {} issues have a changelog that does not end in their current status (their time in status is as the changelog says; see the log)",
+                self.status_history_mismatches
             );
         }
         for c in &self.census.scopes {
@@ -484,6 +502,8 @@ fn absorb_load(s: &mut RunSummary, u: &UnitReport) {
     s.issues_quarantined = u.quarantined;
     s.issues_rejected_older = u.issues_rejected_older;
     s.issues_unchanged = u.issues_unchanged;
+    s.unmapped_field_names = u.notes.unmapped_fields;
+    s.status_history_mismatches = u.notes.status_mismatches;
     s.rows_by_table = u
         .tables
         .iter()

@@ -81,6 +81,8 @@ pub struct UnitReport {
     pub issues_unchanged: u64,
     /// Quarantined issues recorded.
     pub quarantined: u64,
+    /// What the loaded batches told about the reporting model.
+    pub notes: crate::batch::ModelNotes,
     /// Rows COPYed into the staging tables.
     pub rows_in: u64,
     /// Times the unit was redone after a lost connection.
@@ -143,6 +145,7 @@ impl UnitReport {
         self.issues_rejected_older += o.issues_rejected_older;
         self.issues_unchanged += o.issues_unchanged;
         self.quarantined += o.quarantined;
+        self.notes += o.notes;
         self.rows_in += o.rows_in;
         self.retries += o.retries;
         if o.checkpoint.is_some() {

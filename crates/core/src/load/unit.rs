@@ -86,6 +86,9 @@ pub(crate) fn run(
     let phase = Instant::now();
     record_pages(&mut tx, &u, &mut out)?;
     out.report.quarantined += bookkeeping::quarantine::record(&mut tx, u.schema(), scope, &u.todo)?;
+    for b in &u.todo {
+        out.report.notes += b.meta.notes;
+    }
     hook(HookPoint::BeforeCommit);
     tx.commit()
         .map_err(Error::db(format!("{}: COMMIT", u.pages())))?;

@@ -168,9 +168,7 @@ pub(crate) fn field_id<'c>(
             return Some(Cow::Owned(c.field.to_string()));
         }
     }
-    catalog
-        .unique_by_name(c.field, c.custom)
-        .map(Cow::Borrowed)
+    catalog.unique_by_name(c.field, c.custom).map(Cow::Borrowed)
 }
 
 /// `issue_field_history`: per field, the value before its first change
@@ -366,5 +364,131 @@ pub(crate) fn write_users(out: &mut Out, users: &HashMap<String, UserSeen>) {
             .opt_text(u.time_zone.as_deref());
         put_ts(&mut row, u.last_seen);
         row.end();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tables::decode_rows;
+
+    fn with_changelog<R>(json: &str, f: impl FnOnce(Option<V<'_, '_>>) -> R) -> R {
+        let mut buf = json.as_bytes().to_vec();
+        let tape = simd_json::to_tape(&mut buf).unwrap();
+        f(V::root(&tape))
+    }
+
+    fn t(s: &str) -> Option<DateTime<Utc>> {
+        parse_datetime(s)
+    }
+
+    const LOG: &str = r#"{"histories":[
+        {"id":"12","created":"2024-01-03T00:00:00.000+0000","items":[
+            {"field":"status","fieldtype":"jira","from":"3","fromString":"In Progress","to":"10001","toString":"Done"}]},
+        {"id":"11","created":"2024-01-02T00:00:00.000+0000","items":[
+            {"field":"assignee","fieldtype":"jira","from":null,"fromString":null,"to":"JIRAUSER1","toString":"Alice A"},
+            {"field":"status","fieldtype":"jira","from":"1","fromString":"Open","to":"3","toString":"In Progress"}]},
+        {"id":"13","created":"2024-01-03T00:00:00.000+0000","items":[
+            {"field":"Story Points","fieldtype":"custom","from":null,"fromString":null,"to":"5","toString":"5"}]}]}"#;
+
+    #[test]
+    fn stays_follow_the_status_changes_in_time_then_id_order() {
+        with_changelog(LOG, |log| {
+            let cs = changes(log);
+            assert_eq!(
+                cs.iter().map(|c| c.hid).collect::<Vec<_>>(),
+                vec![11, 11, 12, 13]
+            );
+            let mut out = Out::new();
+            let cur = Current {
+                id: Some(10001),
+                name: Some("Done"),
+            };
+            assert!(write_status_intervals(
+                &mut out,
+                7,
+                t("2024-01-01T00:00:00.000+0000"),
+                cur,
+                &cs
+            ));
+            let rows = decode_rows(&out.bufs[T_STATUS_INTERVAL]);
+            let ids: Vec<_> = rows.iter().map(|r| r[2].clone()).collect();
+            assert_eq!(
+                ids,
+                vec![Some("1".into()), Some("3".into()), Some("10001".into())]
+            );
+            assert_eq!(rows[0][6].as_deref(), Some("86400"));
+            assert_eq!(rows[2][5], None, "the current stay is open");
+            // A changelog that does not end in the current status is reported.
+            let other = Current {
+                id: Some(1),
+                name: Some("Open"),
+            };
+            assert!(!write_status_intervals(
+                &mut Out::new(),
+                7,
+                None,
+                other,
+                &cs
+            ));
+        });
+    }
+
+    #[test]
+    fn an_issue_that_never_changed_status_has_one_open_stay() {
+        let mut out = Out::new();
+        let cur = Current {
+            id: Some(1),
+            name: Some("Open"),
+        };
+        assert!(write_status_intervals(
+            &mut out,
+            7,
+            t("2024-01-01T00:00:00.000+0000"),
+            cur,
+            &[]
+        ));
+        let rows = decode_rows(&out.bufs[T_STATUS_INTERVAL]);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0][3].as_deref(), Some("Open"));
+    }
+
+    #[test]
+    fn field_history_starts_at_created_and_maps_names_to_ids() {
+        let cat = Catalog::parse(
+            br#"[{"id":"assignee","name":"Assignee","custom":false},
+                 {"id":"customfield_10002","name":"Story Points","custom":true,"schema":{"type":"number"}}]"#,
+        )
+        .unwrap();
+        with_changelog(LOG, |log| {
+            let cs = changes(log);
+            let mut out = Out::new();
+            let unmapped =
+                write_field_history(&mut out, 7, t("2024-01-01T00:00:00.000+0000"), &cat, &cs);
+            assert_eq!(unmapped, 0);
+            let rows = decode_rows(&out.bufs[T_FIELD_HISTORY]);
+            let a: Vec<_> = rows
+                .iter()
+                .filter(|r| r[1].as_deref() == Some("assignee"))
+                .collect();
+            assert_eq!(a.len(), 2);
+            assert_eq!(a[0][4], None, "unassigned before the first change");
+            assert!(a[0][6].as_deref().unwrap().starts_with("2024-01-01"));
+            assert_eq!(a[1][5].as_deref(), Some("Alice A"));
+            assert_eq!(a[1][7], None, "the last value is open");
+            assert!(
+                rows.iter()
+                    .any(|r| r[1].as_deref() == Some("customfield_10002"))
+            );
+            // Without the catalogue the custom field's name cannot be mapped.
+            let mut out = Out::new();
+            let unmapped = write_field_history(&mut out, 7, None, &Catalog::default(), &cs);
+            assert_eq!(unmapped, 1);
+            let rows = decode_rows(&out.bufs[T_FIELD_HISTORY]);
+            assert!(
+                rows.iter()
+                    .any(|r| r[1].as_deref() == Some("?Story Points"))
+            );
+        });
     }
 }
