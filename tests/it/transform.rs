@@ -177,6 +177,19 @@ fn fixture_issue_rows() {
     assert_eq!(get(tst2, "due_date"), None);
     assert_eq!(get(tst2, "parent_id"), None);
     assert_eq!(get(tst2, "deleted_at"), None);
+    // The reporting model's columns: ids of the dimensions, user keys (a
+    // Jira 5 user has no key: its name is the key), time tracking.
+    assert_eq!(get(tst2, "status_id"), Some("3"));
+    assert_eq!(get(tst2, "priority_id"), Some("3"));
+    assert_eq!(get(tst2, "issue_type_id"), Some("1"));
+    assert_eq!(get(tst2, "assignee_key"), Some("wseliga"));
+    assert_eq!(get(tst2, "time_spent_seconds"), Some("8700"));
+    assert_eq!(get(tst2, "original_estimate_seconds"), Some("0"));
+    assert_eq!(get(tst2, "aggregate_time_spent_seconds"), Some("8700"));
+    assert_eq!(get(tst2, "scope"), Some("s"), "the page's scope");
+    let tst13 = one(&issues, &[("issue_key", "TST-13")]);
+    assert_eq!(get(tst13, "time_spent_seconds"), Some("10800"));
+    assert_eq!(get(tst13, "original_estimate_seconds"), None);
     let hst1 = one(&issues, &[("issue_key", "HST-1")]);
     assert_eq!(get(hst1, "due_date"), Some("2012-04-13"));
     assert_eq!(get(hst1, "project_key"), Some("HST"));

@@ -532,8 +532,9 @@ fn write_issue_row(out: &mut Out, id: i64, key: &str, s: &Slots<'_, '_>, t: &Tim
     put_date(&mut row, t.due);
     // deleted_at and removed_reason: a loaded issue is live.
     row.opt_i64(parent_id).null().null().text(&out.scope);
+    // The user key (Jira 5 and 6 users have none: their name is the key).
     for u in [s.assignee, s.reporter, s.creator] {
-        row.opt_text(u.and_then(|u| u.get_str("key")));
+        row.opt_text(u.and_then(|u| u.get_str("key").or_else(|| u.get_str("name"))));
     }
     for d in [s.status, s.priority, s.issuetype, s.resolution] {
         row.opt_i64(d.and_then(|d| d.get("id")).and_then(|v| v.id()));
