@@ -215,8 +215,14 @@ pub struct DbInitArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
-    /// Load and validate the configuration; print the effective settings with secrets masked.
-    Check,
+    /// Load and validate the configuration; print the effective settings with
+    /// secrets masked; check every scope's project, issue types and fields
+    /// against the Jira server.
+    Check {
+        /// Skip the checks against the Jira server.
+        #[arg(long)]
+        offline: bool,
+    },
 }
 
 /// Runs the parsed command; returns the exit code for success-like outcomes.
@@ -276,9 +282,14 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             &open(config, Signals::Default)?,
             &args.options(),
         ),
-        Command::Config(ConfigCommand::Check) => {
+        Command::Config(ConfigCommand::Check { offline }) => {
             let cfg = Config::load(config)?;
             print!("{}", report::effective_config(&cfg));
+            if !offline {
+                let session = open(config, Signals::Stop)?;
+                jira_pipeline_core::insight::check::run(&session)?;
+                println!("scopes: every project, issue type and field exists on the Jira server");
+            }
             Ok(ExitCode::Success)
         }
     }

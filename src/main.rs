@@ -28,12 +28,18 @@ fn limit_malloc_arenas() {}
 fn main() -> std::process::ExitCode {
     limit_malloc_arenas();
     let cli = Cli::parse();
-    if let Err(e) = jira_pipeline_core::config::load_dotenv() {
-        eprintln!("error: {}", e.one_line());
-        return std::process::ExitCode::from(e.exit_code() as u8);
-    }
+    let env_warning = match jira_pipeline_core::config::load_dotenv() {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("error: {}", e.one_line());
+            return std::process::ExitCode::from(e.exit_code() as u8);
+        }
+    };
     let verbosity = cli.verbose as i8 - cli.quiet as i8;
     jira_pipeline_core::logging::init(cli.log_format.into(), verbosity);
+    if let Some(w) = env_warning {
+        jira_pipeline_core::logging::warn(&w);
+    }
     match cli::dispatch(cli) {
         Ok(code) => std::process::ExitCode::from(code as u8),
         Err(e) => {

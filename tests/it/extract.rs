@@ -820,11 +820,52 @@ fn extract_token_never_in_logs_or_staged_files() {
 }
 
 #[test]
+fn unknown_projects_issue_types_and_fields_stop_the_run_before_any_search() {
+    let sim = Simulator::start(SimConfig::default().issues(50).projects(1)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[jira]\nbase_url = \"{}\"\n[staging]\ndir = \"{}\"\n[[scope]]\nname = \"demo\"\nproject = \"DEMOO\"\nissue_types = [\"bug\", \"Stroy\"]\nfields = [\"story points\", \"Story Pionts\"]\n",
+        sim.url(),
+        dir.path().display()
+    );
+    let p = dir.path().join("p.toml");
+    let cfg = RawConfig::parse(&text, &p).unwrap().validate(&p).unwrap();
+    let e = run(&cfg, &sim, &[]).unwrap_err();
+    let m = e.to_string();
+    assert_eq!(e.exit_code(), ExitCode::Usage, "{m}");
+    // Case-insensitive: "bug" and "story points" are fine; the misspelt
+    // ones are named with the closest known names.
+    assert!(m.contains("3 unknown names"), "{m}");
+    assert!(
+        m.contains("project \"DEMOO\"") && m.contains("\"DEMO\""),
+        "{m}"
+    );
+    assert!(
+        m.contains("\"Stroy\"") && m.contains("did you mean \"Story\""),
+        "{m}"
+    );
+    assert!(
+        m.contains("\"Story Pionts\"") && m.contains("\"Story Points\""),
+        "{m}"
+    );
+    assert!(!m.contains("\"bug\""), "{m}");
+    assert_eq!(
+        sim.stats().endpoint_total("search"),
+        0,
+        "no search was sent"
+    );
+    assert!(
+        !dir.path().join("pages").exists()
+            || std::fs::read_dir(dir.path().join("pages")).unwrap().count() == 0
+    );
+}
+
+#[test]
 fn extract_bad_jql_shows_jira_messages_and_the_query() {
     let sim = Simulator::start(SimConfig::default().issues(50).projects(1)).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
-        "[jira]\nbase_url = \"{}\"\n[staging]\ndir = \"{}\"\n[[scope]]\nname = \"demo\"\nproject = \"DEMO\"\nissue_types = [\"No \\\"Such\\\" Type\"]\n",
+        "[jira]\nbase_url = \"{}\"\n[staging]\ndir = \"{}\"\n[[scope]]\nname = \"demo\"\nproject = \"DEMO\"\njql = 'nosuchfield = \"No \\\"Such\\\" Value\"'\n",
         sim.url(),
         dir.path().display()
     );
@@ -834,9 +875,9 @@ fn extract_bad_jql_shows_jira_messages_and_the_query() {
     let m = e.to_string();
     assert_eq!(e.exit_code(), ExitCode::Jira);
     assert!(m.contains("HTTP 400"), "{m}");
-    // Jira's own words, and the JQL with the quoted issue type.
+    // Jira's own words, and the JQL with the quoted value.
     assert!(
-        m.contains("No \"Such\" Type") && m.contains("issuetype in (\"No \\\"Such\\\" Type\")"),
+        m.contains("nosuchfield") && m.contains("(nosuchfield = \"No \\\"Such\\\" Value\")"),
         "{m}"
     );
     // Planning sends three queries at once: each refused once, none retried.

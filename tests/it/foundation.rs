@@ -259,9 +259,16 @@ fn config_check_masks_secrets_at_every_verbosity() {
     let token = "SEKRIT-token-4f1d9a";
     let w = Workdir::new(&config_with("jira", ""));
     for args in [
-        vec!["config", "check"],
-        vec!["-vv", "--log-format", "json", "config", "check"],
-        vec!["-v", "config", "check"],
+        vec!["config", "check", "--offline"],
+        vec![
+            "-vv",
+            "--log-format",
+            "json",
+            "config",
+            "check",
+            "--offline",
+        ],
+        vec!["-v", "config", "check", "--offline"],
     ] {
         let out = w
             .cmd()
@@ -345,4 +352,58 @@ fn second_lock_holder_is_refused_with_exit_5() {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     assert!(released, "the lock was not released with the session");
+}
+
+#[test]
+fn config_check_asks_jira_about_every_scope_and_warns_about_a_shared_env_file() {
+    let sim =
+        jira_sim::Simulator::start(jira_sim::SimConfig::default().issues(20).port(0)).unwrap();
+    let scope = |fields: &str| {
+        format!(
+            "[jira]\nbase_url = \"{}\"\n[[scope]]\nname = \"demo\"\nproject = \"DEMO\"\nissue_types = [\"BUG\"]\nfields = [{fields}]\n",
+            sim.url()
+        )
+    };
+    let w = Workdir::new(&scope("\"story points\""));
+    let out = w
+        .cmd()
+        .env("JIRA_PAT", sim.token())
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("every project, issue type and field exists"),
+        "{text}"
+    );
+
+    let w = Workdir::new(&scope("\"Story Pionts\""));
+    // A .env readable by others (it holds the token) gets a warning.
+    let env = w.path().join(".env");
+    std::fs::write(&env, format!("JIRA_PAT={}\n", sim.token())).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&env, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let out = w.cmd().args(["config", "check"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(
+            "scope \"demo\": field \"Story Pionts\" does not exist (did you mean \"Story Points\""
+        ),
+        "{err}"
+    );
+    assert!(err.contains("readable by other users"), "{err}");
+    assert!(!err.contains(sim.token()), "{err}");
+    // --offline skips the server.
+    let out = w
+        .cmd()
+        .args(["config", "check", "--offline"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
 }

@@ -642,14 +642,38 @@ impl Config {
     }
 }
 
-/// Loads `.env` from the working directory if present; variables already set win.
-pub fn load_dotenv() -> Result<()> {
+/// Loads `.env` from the working directory if present; variables already set
+/// win. Returns a warning to log (logging starts after `.env` is read) when
+/// the file is readable by its group or others: it holds the token.
+pub fn load_dotenv() -> Result<Option<String>> {
     match dotenvy::dotenv() {
-        Ok(_) => Ok(()),
-        Err(dotenvy::Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Ok(path) => Ok(shared_warning(&path)),
+        Err(dotenvy::Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::Config(format!(
             ".env: cannot be read ({e}); fix the line or remove the file"
         ))),
+    }
+}
+
+/// A `.env` readable by group or others gets a warning (never an error:
+/// some deployments mount secrets that way on purpose).
+fn shared_warning(path: &std::path::Path) -> Option<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).ok()?.permissions().mode();
+        (mode & 0o077 != 0).then(|| {
+            format!(
+                "{}: readable by other users (mode {:o}) but it holds secrets; run chmod 600 on it",
+                path.display(),
+                mode & 0o777
+            )
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
     }
 }
 

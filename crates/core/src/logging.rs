@@ -37,3 +37,8 @@ pub fn init(format: LogFormat, verbosity: i8) {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
 }
+
+/// Logs a warning found before logging started (e.g. about `.env`).
+pub fn warn(msg: &str) {
+    tracing::warn!("{msg}");
+}

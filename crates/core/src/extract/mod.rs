@@ -261,6 +261,7 @@ pub async fn extract(
     let selected = cfg.select_scopes(&opts.scopes)?;
     let client = JiraClient::new(&cfg.jira, token, opts.stop.clone())?;
     let jira = connect(&client).await?;
+    let known = crate::insight::check::check_scopes(&client, &selected).await?;
     let staging = Staging::new(&cfg.staging.dir, cfg.staging.compression_level);
     let new_run_id = crate::staging::run_id(jira.started);
     let setup = Setup {
@@ -279,7 +280,14 @@ pub async fn extract(
         resumed_flags.push(resumed);
         ctxs.push(ctx);
     }
-    stage_catalogues(&client, &staging, &ctxs, jira.started, &new_run_id).await?;
+    stage_catalogues(
+        &known.field_body,
+        &staging,
+        &ctxs,
+        jira.started,
+        &new_run_id,
+    )
+    .await?;
     let reporter = Reporter::for_display(
         ctxs.iter()
             .map(|c| (c.scope.clone(), c.progress.clone()))
@@ -477,7 +485,7 @@ async fn scope_context(
 /// including the catch-up run that follows a resumed run started before
 /// this one (`new_run_id`).
 async fn stage_catalogues(
-    client: &JiraClient,
+    body: &bytes::Bytes,
     staging: &Staging,
     ctxs: &[Arc<scope::ScopeCtx>],
     started: DateTime<Utc>,
@@ -497,7 +505,6 @@ async fn stage_catalogues(
     if need.is_empty() {
         return Ok(());
     }
-    let body = client.fields().await?;
     for r in need {
         let st = staging.clone();
         let body = body.clone();

@@ -11,6 +11,7 @@
 //!   extractor's own planner.
 //! - [`table`]: aligned tables that fit a terminal width, and CSV.
 
+pub mod check;
 pub mod fields;
 pub mod plan;
 pub mod preview;

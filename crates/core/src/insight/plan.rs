@@ -149,7 +149,8 @@ pub struct Plan {
     /// What the server grants per page (its `maxResults` cap), from the sample.
     pub effective_page_size: u32,
     pub scopes: Vec<ScopePlan>,
-    /// `/myself`, `/serverInfo` and the field catalogue.
+    /// `/myself`, `/serverInfo`, the scope check (`/project`, `/issuetype`,
+    /// `/field`) and the field catalogue.
     pub setup_requests: u64,
     /// The dimensions each run's End page fetches (the project's versions
     /// and components, statuses, priorities, issue types, resolutions,
@@ -292,7 +293,6 @@ struct Start {
     state: RunState,
     reason: String,
     resumed: bool,
-    needs_catalog: bool,
 }
 
 /// The extractor's decision ([`crate::extract::start_of`]), with the reason
@@ -314,7 +314,6 @@ fn start_of(
         db_checkpoints,
     )? {
         crate::extract::Start::Resume(s) => {
-            let needs_catalog = !staging.catalog_path(&s.run_id).is_file();
             return Ok(Start {
                 reason: format!(
                     "continues the interrupted {} run {} ({} pages staged){}",
@@ -331,7 +330,6 @@ fn start_of(
                     }
                 ),
                 resumed: true,
-                needs_catalog,
                 state: s,
             });
         }
@@ -382,7 +380,6 @@ fn start_of(
         },
         reason,
         resumed: false,
-        needs_catalog: true,
     })
 }
 
@@ -412,7 +409,6 @@ pub async fn build(
 
     let mut works = Vec::new();
     let mut plan_only = 0u64;
-    let mut any_catalog = false;
     let mut planning_total = 0.0;
     for sc in scopes {
         let start = start_of(
@@ -425,7 +421,6 @@ pub async fn build(
             &me.tz.to_string(),
         )?;
         let w = plan_scope(cfg, client, &staging, sc, start, started, me.tz).await?;
-        any_catalog |= w.needs_catalog;
         plan_only += w.plan_only;
         planning_total += w.planning_secs;
         works.push(w);
@@ -453,7 +448,9 @@ pub async fn build(
         }
     }
     plan_only += requests(client) - r0;
-    let setup = 2 + u64::from(any_catalog);
+    // /myself, /serverInfo and the scope check (/project, /issuetype, /field,
+    // which is also the catalogue a run stages).
+    let setup = 5;
     let dimension_requests: u64 = scopes_out
         .iter()
         .map(|sp| {
@@ -522,8 +519,6 @@ struct Work {
     planning_secs: f64,
     /// Requests made only by the plan (the counts of a resumed run's slices).
     plan_only: u64,
-    /// The run fetches the field catalogue for this scope.
-    needs_catalog: bool,
 }
 
 /// Scope phase: the slices of the scope's next run with their counts (and
@@ -537,7 +532,6 @@ async fn plan_scope(
     started: DateTime<Utc>,
     tz: chrono_tz::Tz,
 ) -> Result<Work> {
-    let mut needs_catalog = start.needs_catalog;
     let mut plan_only = 0u64;
     let st = start.state.clone();
     let ctx = ScopeCtx {
@@ -582,7 +576,6 @@ async fn plan_scope(
         let (slices, from, n) = catch_up(cfg, client, ctx, &st, started).await?;
         planning_requests += n;
         raw.extend(slices);
-        needs_catalog = true;
         catch_up_from = Some(from);
     }
     let planning_secs = if planning_requests > 0 {
@@ -596,7 +589,6 @@ async fn plan_scope(
         raw,
         planning_secs,
         plan_only,
-        needs_catalog,
     })
 }
 

@@ -268,7 +268,14 @@ impl Selection {
             if catalog.by_id.contains_key(f.as_str()) || f.starts_with("customfield_") {
                 sel.ids.insert(f.clone());
             }
-            match catalog.by_name.get(f.as_str()) {
+            let by_name = catalog.by_name.get(f.as_str()).or_else(|| {
+                catalog
+                    .by_name
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(f))
+                    .map(|(_, v)| v)
+            });
+            match by_name {
                 Some(idx) => {
                     for &i in idx {
                         sel.ids.insert(catalog.fields[i].id.clone());
