@@ -483,11 +483,11 @@ fn check_reads(toks: &[Tok], m: &Model, what: &str) {
         let Some(mut name) = word(j) else {
             continue;
         };
-        if toks.get(j + 1) == Some(&Tok::Punct('.')) {
-            if let Some(n) = word(j + 2) {
-                name = n;
-                j += 2;
-            }
+        if toks.get(j + 1) == Some(&Tok::Punct('.'))
+            && let Some(n) = word(j + 2)
+        {
+            name = n;
+            j += 2;
         }
         if toks.get(j + 1) == Some(&Tok::Punct('(')) {
             continue;
@@ -547,13 +547,14 @@ fn split_statements(sql: &str) -> Vec<String> {
     while i < chars.len() {
         let c = chars[i];
         i += 1;
-        if !in_comment && !in_str {
-            if let Some(end) = dollar_quoted_end(&chars, i - 1) {
-                cur.extend(&chars[i - 1..end]);
-                i = end;
-                prev = '$';
-                continue;
-            }
+        if !in_comment
+            && !in_str
+            && let Some(end) = dollar_quoted_end(&chars, i - 1)
+        {
+            cur.extend(&chars[i - 1..end]);
+            i = end;
+            prev = '$';
+            continue;
         }
         if in_comment {
             in_comment = c != '\n';
