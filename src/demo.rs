@@ -1,8 +1,9 @@
 //! `pipeline demo`: the quick start. Starts the Jira simulator in-process with
 //! a modest dataset, copies it into a fresh schema (`jira_demo`) of
 //! `DATABASE_URL` with the full pipeline (backfill), edits a few issues in the
-//! simulator, runs an incremental sync, and prints a summary and example
-//! queries. Needs no config file and no Jira.
+//! simulator, runs an incremental sync, and prints a summary, two of the
+//! reports (docs/reports.md) and example queries. Needs no config file and
+//! no Jira.
 
 use std::path::PathBuf;
 
@@ -90,6 +91,7 @@ pub fn exec(args: &DemoArgs, quiet: bool) -> Result<ExitCode> {
     print!("{second}");
 
     show_warehouse(&mut client, &args.schema, edited)?;
+    show_reports(&mut client, &args.schema)?;
     show_queries(&args.schema);
     Ok(first.exit_code().max_with(second.exit_code()))
 }
@@ -135,7 +137,7 @@ fn show_warehouse(
             .query_one(&format!("SELECT count(*) FROM {s}.{}", t.name), &[])
             .map_err(Error::db(format!("counting {}", t.name)))?
             .get(0);
-        println!("  {:<18} {n:>8} rows", t.name);
+        println!("  {:<22} {n:>8} rows", t.name);
     }
     let edited_now: i64 = client
         .query_one(
@@ -154,6 +156,48 @@ fn show_warehouse(
     Ok(())
 }
 
+/// Two reports, short: the issues longest in progress, and the issues done
+/// per week of the last weeks that had any.
+fn show_reports(client: &mut jira_pipeline_core::db::Client, schema: &str) -> Result<()> {
+    let s = Ident::new(schema);
+    println!("\nreports (docs/reports.md):");
+    println!("  longest in an 'indeterminate' status, days (report_time_in_status_category):");
+    let rows = client
+        .query(
+            &format!(
+                "SELECT issue_key, round(seconds / 86400.0, 1)::float8, is_current
+                   FROM {s}.report_time_in_status_category
+                  WHERE category_key = 'indeterminate'
+                  ORDER BY seconds DESC, issue_key LIMIT 5"
+            ),
+            &[],
+        )
+        .map_err(Error::db("reading report_time_in_status_category"))?;
+    for r in &rows {
+        let (key, days, now): (String, f64, bool) = (r.get(0), r.get(1), r.get(2));
+        let still = if now { "  (still in progress)" } else { "" };
+        println!("    {key:<12} {days:>8.1}{still}");
+    }
+    println!("  issues done per ISO week, last 5 weeks with any (report_throughput_weekly):");
+    let rows = client
+        .query(
+            &format!(
+                "SELECT format('%s-W%s', iso_year, lpad(iso_week::text, 2, '0')),
+                        string_agg(project_key || ' ' || issues, ', ' ORDER BY project_key)
+                   FROM {s}.report_throughput_weekly
+                  GROUP BY iso_year, iso_week
+                  ORDER BY iso_year DESC, iso_week DESC LIMIT 5"
+            ),
+            &[],
+        )
+        .map_err(Error::db("reading report_throughput_weekly"))?;
+    for r in &rows {
+        let (week, counts): (String, String) = (r.get(0), r.get(1));
+        println!("    {week}  {counts}");
+    }
+    Ok(())
+}
+
 /// Example queries to try in `psql`.
 fn show_queries(schema: &str) {
     let sch = schema;
@@ -165,6 +209,10 @@ fn show_queries(schema: &str) {
     println!("  -- time from creation to the first move to Done, per issue type");
     println!(
         "  SELECT i.issue_type, avg(c.created - i.created) AS to_done FROM {sch}.issue i JOIN {sch}.changelog c USING (issue_id) JOIN {sch}.changelog_item ci USING (history_id) WHERE ci.field = 'status' AND ci.to_string = 'Done' GROUP BY 1;"
+    );
+    println!("  -- median cycle time (first start to done) per project, in days");
+    println!(
+        "  SELECT project_key, percentile_cont(0.5) WITHIN GROUP (ORDER BY cycle_seconds) / 86400 FROM {sch}.report_cycle_time GROUP BY 1;"
     );
     println!("  -- the most used labels");
     println!(

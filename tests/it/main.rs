@@ -12,6 +12,7 @@ mod load;
 mod mirror;
 mod pgcluster;
 mod pipeline;
+mod reports;
 mod sim;
 mod status;
 mod tls;

@@ -592,6 +592,19 @@ fn demo_runs_end_to_end() {
     assert_eq!(nums.len(), 2, "{line}");
     assert!(nums[1] > 0 && nums[0] == nums[1], "{line}");
     assert!(stdout.contains("SELECT label, count(*)"), "{stdout}");
+    // Two reports: each heading followed by its (indented) lines.
+    for (heading, at_least) in [
+        ("(report_time_in_status_category):", 5),
+        ("(report_throughput_weekly):", 1),
+    ] {
+        let lines = stdout
+            .lines()
+            .skip_while(|l| !l.ends_with(heading))
+            .skip(1)
+            .take_while(|l| l.starts_with("    "))
+            .count();
+        assert!(lines >= at_least, "{heading} {lines} lines: {stdout}");
+    }
 }
 
 #[test]

@@ -63,6 +63,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0004_model",
         sql: include_str!("../../../sql/0004_model.sql"),
     },
+    Migration {
+        version: 5,
+        name: "0005_reports",
+        sql: include_str!("../../../sql/0005_reports.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.

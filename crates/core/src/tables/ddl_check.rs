@@ -3,12 +3,15 @@
 //! A small parser for the subset of DDL the migrations use — `CREATE TABLE
 //! [IF NOT EXISTS]` (column types, `NOT NULL`, `DEFAULT`, `CHECK`, inline or
 //! table `PRIMARY KEY`), `ALTER TABLE … ADD COLUMN [IF NOT EXISTS]`, `CREATE
-//! INDEX [IF NOT EXISTS] … ON t (cols) [WHERE …]` — replays every migration
-//! of [`crate::db::MIGRATIONS`] in order into a model of the schema, and
-//! compares it with [`super::SCHEMA`]: table names, column names and order,
-//! types, nullability, defaults, primary keys, secondary indexes. `CHECK`
-//! constraints are skipped. Any other statement fails the test: extend the
-//! parser when a migration needs more.
+//! INDEX [IF NOT EXISTS] … ON t (cols) [WHERE …]`, `CREATE OR REPLACE VIEW
+//! … AS SELECT …` and `CREATE OR REPLACE FUNCTION … AS $$ … $$` — replays
+//! every migration of [`crate::db::MIGRATIONS`] in order into a model of the
+//! schema, and compares it with [`super::SCHEMA`]: table names, column names
+//! and order, types, nullability, defaults, primary keys, secondary indexes.
+//! `CHECK` constraints are skipped. Views and function bodies are not specs:
+//! they are only checked to read tables and views created before them. Any
+//! other statement fails the test: extend the parser when a migration needs
+//! more.
 
 use super::{Column, PgType, SCHEMA, SCHEMA_MIGRATIONS, TableSpec, create_table};
 use crate::db::Ident;
@@ -35,6 +38,9 @@ fn tokenize(sql: &str) -> Vec<Tok> {
             while i < b.len() && b[i] != '\n' {
                 i += 1;
             }
+        } else if let Some(end) = dollar_quoted_end(&b, i) {
+            out.push(Tok::Str(b[i..end].iter().collect()));
+            i = end;
         } else if c == '\'' {
             let start = i;
             i += 1;
@@ -87,6 +93,30 @@ fn tokenize(sql: &str) -> Vec<Tok> {
     out
 }
 
+/// Where the dollar-quoted string (`$$…$$`, `$tag$…$tag$`) starting at
+/// `b[i]` ends (exclusive; the end of the text if unclosed), or `None` when
+/// no dollar quote starts there (`$1` is a parameter, not a quote).
+fn dollar_quoted_end(b: &[char], i: usize) -> Option<usize> {
+    let in_word = i > 0 && (b[i - 1].is_alphanumeric() || b[i - 1] == '_');
+    if b[i] != '$' || in_word || b.get(i + 1).is_some_and(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let mut j = i + 1;
+    while j < b.len() && (b[j].is_alphanumeric() || b[j] == '_') {
+        j += 1;
+    }
+    if b.get(j) != Some(&'$') {
+        return None;
+    }
+    let tag = &b[i..=j];
+    let body = j + 1;
+    Some(
+        (body..=b.len().saturating_sub(tag.len()))
+            .find(|&k| &b[k..k + tag.len()] == tag)
+            .map_or(b.len(), |k| k + tag.len()),
+    )
+}
+
 /// Tokens back to normalised text: single spaces, none inside parentheses
 /// or before a comma.
 fn render(toks: &[Tok]) -> String {
@@ -116,6 +146,15 @@ fn norm(sql: &str) -> String {
 #[derive(Debug, Default, PartialEq)]
 struct Model {
     tables: Vec<Table>,
+    views: Vec<String>,
+    functions: Vec<String>,
+}
+
+impl Model {
+    /// A table or view of this name exists.
+    fn has_relation(&self, name: &str) -> bool {
+        self.tables.iter().any(|t| t.name == name) || self.views.iter().any(|v| v == name)
+    }
 }
 
 #[derive(Debug, Default, PartialEq)]
@@ -374,6 +413,92 @@ fn create_index_stmt(p: &mut P<'_>, m: &mut Model) {
     }
 }
 
+/// Views are not specs: they only have to read known tables and views.
+fn create_view_stmt(p: &mut P<'_>, m: &mut Model) {
+    let name = p.table_name();
+    p.what = format!("view {name}");
+    p.expect("as");
+    p.expect("select");
+    check_reads(&p.t[p.i..], m, &p.what);
+    p.i = p.t.len();
+    assert!(
+        m.tables.iter().all(|t| t.name != name),
+        "view {name}: a table has that name"
+    );
+    if !m.views.contains(&name) {
+        m.views.push(name);
+    }
+}
+
+/// `CREATE OR REPLACE FUNCTION name(…) … AS $$ body $$ …`: the signature is
+/// not parsed; the body only has to read known tables and views.
+fn create_function_stmt(p: &mut P<'_>, m: &mut Model) {
+    let name = p.table_name();
+    p.what = format!("function {name}");
+    let mut bodies = 0;
+    for t in &p.t[p.i..] {
+        if let Tok::Str(s) = t {
+            // `$tag$body$tag$`: the tag is `$` … the next `$`.
+            if let Some(inner) = s.strip_prefix('$').and_then(|r| r.find('$')) {
+                let tag = &s[..inner + 2];
+                let body = s[tag.len()..].strip_suffix(tag).unwrap_or_else(|| {
+                    panic!("{}: unclosed {tag} quote", p.what);
+                });
+                check_reads(&tokenize(body), m, &p.what);
+                bodies += 1;
+            }
+        }
+    }
+    assert_eq!(bodies, 1, "{}: expected one $$-quoted body", p.what);
+    p.i = p.t.len();
+    if !m.functions.contains(&name) {
+        m.functions.push(name);
+    }
+}
+
+/// Checks that every relation a query reads (the name after `FROM` or
+/// `JOIN`, optionally schema-qualified) is a table or view of `m`. A
+/// subquery `FROM (…)` or `JOIN LATERAL (…)` is scanned in place; `FROM f(…)`
+/// is a set-returning function and not checked; the `FROM` of `extract(x
+/// FROM …)` and `IS [NOT] DISTINCT FROM` reads nothing. Not handled: `WITH`
+/// (a CTE name would be refused) and the second relation of `FROM a, b`
+/// (not checked).
+fn check_reads(toks: &[Tok], m: &Model, what: &str) {
+    let word = |i: usize| match toks.get(i) {
+        Some(Tok::Word(w)) => Some(w.as_str()),
+        _ => None,
+    };
+    for i in 0..toks.len() {
+        if !matches!(word(i), Some("from" | "join")) {
+            continue;
+        }
+        let in_extract = i >= 3 && word(i - 3) == Some("extract") && toks[i - 2] == Tok::Punct('(');
+        if in_extract || (i >= 1 && word(i - 1) == Some("distinct")) {
+            continue;
+        }
+        let mut j = i + 1;
+        if word(j) == Some("lateral") {
+            j += 1;
+        }
+        let Some(mut name) = word(j) else {
+            continue;
+        };
+        if toks.get(j + 1) == Some(&Tok::Punct('.'))
+            && let Some(n) = word(j + 2)
+        {
+            name = n;
+            j += 2;
+        }
+        if toks.get(j + 1) == Some(&Tok::Punct('(')) {
+            continue;
+        }
+        assert!(
+            m.has_relation(name),
+            "{what}: reads {name}, which no migration created before it"
+        );
+    }
+}
+
 /// Replays migrations (SQL texts, in order) into a model.
 fn replay(migrations: &[(&str, &str)]) -> Model {
     let mut m = Model::default();
@@ -395,21 +520,9 @@ fn replay(migrations: &[(&str, &str)]) -> Model {
             } else if p.eat_all(&["create", "index"]) {
                 create_index_stmt(&mut p, &mut m);
             } else if p.eat_all(&["create", "or", "replace", "view"]) {
-                // Views are not specs: they only have to name a known table.
-                let name = p.table_name();
-                p.expect("as");
-                p.expect("select");
-                while !p.done() {
-                    if p.eat("from") {
-                        let t = p.table_name();
-                        assert!(
-                            m.tables.iter().any(|x| x.name == t),
-                            "view {name}: selects from {t}, which no migration created"
-                        );
-                    } else {
-                        p.i += 1;
-                    }
-                }
+                create_view_stmt(&mut p, &mut m);
+            } else if p.eat_all(&["create", "or", "replace", "function"]) {
+                create_function_stmt(&mut p, &mut m);
             } else {
                 panic!(
                     "{}: statement not parsed; extend tables/ddl_check.rs",
@@ -422,13 +535,27 @@ fn replay(migrations: &[(&str, &str)]) -> Model {
     m
 }
 
-/// Splits on `;` outside string literals and comments.
+/// Splits on `;` outside string literals, dollar-quoted strings (function
+/// bodies) and comments.
 fn split_statements(sql: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let (mut in_str, mut in_comment) = (false, false);
     let mut prev = '\0';
-    for c in sql.chars() {
+    let chars: Vec<char> = sql.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        i += 1;
+        if !in_comment
+            && !in_str
+            && let Some(end) = dollar_quoted_end(&chars, i - 1)
+        {
+            cur.extend(&chars[i - 1..end]);
+            i = end;
+            prev = '$';
+            continue;
+        }
         if in_comment {
             in_comment = c != '\n';
         } else if in_str {
@@ -548,4 +675,46 @@ fn the_parser_sees_what_it_must() {
             Some("d is not null".into())
         )]
     );
+}
+
+#[test]
+fn views_and_function_bodies_read_only_known_relations() {
+    let m = replay(&[(
+        "t",
+        "CREATE TABLE x (a bigint PRIMARY KEY, t timestamptz);
+         CREATE TABLE y (a bigint PRIMARY KEY);
+         CREATE OR REPLACE VIEW v AS SELECT x.a, extract(epoch FROM now() - x.t) AS s
+           FROM x JOIN y ON y.a = x.a
+           LEFT JOIN LATERAL (SELECT count(*) FROM s.y WHERE y.a IS DISTINCT FROM x.a) c ON true;
+         CREATE OR REPLACE VIEW w AS SELECT * FROM v UNION ALL SELECT a, 0 FROM generate_series(1, 2) a;
+         CREATE OR REPLACE FUNCTION f(p text) RETURNS TABLE (a bigint) LANGUAGE sql
+           SET search_path FROM CURRENT AS $$ SELECT a FROM w; SELECT ';' FROM x $$;
+         CREATE OR REPLACE FUNCTION g() RETURNS int LANGUAGE sql AS $body$ SELECT 1 $body$;",
+    )]);
+    assert_eq!(m.views, vec!["v", "w"]);
+    assert_eq!(m.functions, vec!["f", "g"]);
+    assert_eq!(
+        split_statements("SELECT $1; CREATE FUNCTION f() AS $q$ a; 'b $$ ; $q$; x").len(),
+        3,
+        "a dollar-quoted body is one piece of its statement; $1 is no quote"
+    );
+}
+
+#[test]
+#[should_panic(expected = "reads nope, which no migration created before it")]
+fn a_view_joining_an_unknown_table_fails() {
+    replay(&[(
+        "t",
+        "CREATE TABLE x (a bigint PRIMARY KEY);
+         CREATE OR REPLACE VIEW v AS SELECT * FROM x JOIN nope ON true;",
+    )]);
+}
+
+#[test]
+#[should_panic(expected = "reads nope, which no migration created before it")]
+fn a_function_body_reading_an_unknown_table_fails() {
+    replay(&[(
+        "t",
+        "CREATE OR REPLACE FUNCTION f() RETURNS int LANGUAGE sql AS $$ SELECT 1 FROM nope $$;",
+    )]);
 }
