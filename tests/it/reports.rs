@@ -9,7 +9,7 @@ use std::path::Path;
 
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 use jira_pipeline_core::load::Loader;
-use jira_pipeline_core::staging::{PageKind, PageMeta, Staging};
+use jira_pipeline_core::staging::{PageMeta, Staging};
 use jira_pipeline_core::transform::{Catalog, transform_page};
 use jira_sim::catalog::{PRIORITIES, STATUSES, USERS};
 use jira_sim::{HistoryItem, Issue, IssueUpdate, SimConfig, SimHandle, Simulator};
@@ -659,29 +659,10 @@ fn fixture(name: &str) -> Value {
 }
 
 fn page_meta(seq: u32) -> PageMeta {
-    PageMeta {
-        format: 1,
-        kind: PageKind::Search,
-        scope: "s".into(),
-        run_id: "20240310T120000000Z".into(),
-        mode: "backfill".into(),
-        slice: 0,
-        seq,
-        jql: "project = TST".into(),
-        start_at: 0,
-        max_results: 50,
-        issue_count: 0,
-        total: None,
-        first_updated: None,
-        last_updated: None,
-        fetched_at: Utc::now(),
-        request_id: None,
-        http_status: 200,
-        checkpoint: None,
-        pages_in_run: None,
-        fingerprint: None,
-        extra: Vec::new(),
-    }
+    let mut m = jira_pipeline_core::staging::search_meta("s", seq, 50);
+    m.run_id = "20240310T120000000Z".into();
+    m.jql = "project = TST".into();
+    m
 }
 
 /// Jira's timestamp format, as the fixtures write it.

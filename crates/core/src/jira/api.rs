@@ -268,6 +268,33 @@ pub fn check_search(resp: Response, want_issues: bool) -> std::result::Result<Se
     })
 }
 
+/// `POST /rest/api/2/search` of `jql` at `(startAt, maxResults)` with one
+/// `fields` entry and, optionally, one expansion.
+fn search_req(
+    jql: &str,
+    (start_at, max_results): (u64, u32),
+    fields: &str,
+    expand: Option<&str>,
+) -> Req {
+    let mut body = serde_json::json!({
+        "jql": jql,
+        "startAt": start_at,
+        "maxResults": max_results,
+        "fields": [fields],
+    });
+    if let Some(e) = expand {
+        body["expand"] = serde_json::json!([e]);
+    }
+    Req {
+        post: true,
+        path: "/rest/api/2/search".into(),
+        query: Vec::new(),
+        json: Some(body),
+        jql: Some(jql.to_string()),
+        page: Some((start_at, max_results)),
+    }
+}
+
 /// Fields and expansions every search asks for.
 pub(crate) const SEARCH_FIELDS: &str = "*all";
 pub(crate) const SEARCH_EXPAND: &str = "changelog";
@@ -304,39 +331,19 @@ impl JiraClient {
 
     /// `POST /rest/api/2/search` for one page.
     pub async fn search(&self, jql: &str, start_at: u64, max_results: u32) -> Result<SearchPage> {
-        let req = Req {
-            post: true,
-            path: "/rest/api/2/search".into(),
-            query: Vec::new(),
-            json: Some(serde_json::json!({
-                "jql": jql,
-                "startAt": start_at,
-                "maxResults": max_results,
-                "fields": [SEARCH_FIELDS],
-                "expand": [SEARCH_EXPAND],
-            })),
-            jql: Some(jql.to_string()),
-            page: Some((start_at, max_results)),
-        };
+        let req = search_req(
+            jql,
+            (start_at, max_results),
+            SEARCH_FIELDS,
+            Some(SEARCH_EXPAND),
+        );
         self.execute(&req, |resp| check_search(resp, true)).await
     }
 
     /// One page of issue ids (`fields=id`, no expansion): the census's
     /// light listing.
     pub async fn list_ids(&self, jql: &str, start_at: u64, max_results: u32) -> Result<IdPage> {
-        let req = Req {
-            post: true,
-            path: "/rest/api/2/search".into(),
-            query: Vec::new(),
-            json: Some(serde_json::json!({
-                "jql": jql,
-                "startAt": start_at,
-                "maxResults": max_results,
-                "fields": ["id"],
-            })),
-            jql: Some(jql.to_string()),
-            page: Some((start_at, max_results)),
-        };
+        let req = search_req(jql, (start_at, max_results), "id", None);
         self.execute(&req, |resp| {
             let raw: RawIdPage = parse_json(&resp)?;
             let Some(list) = raw.issues else {
@@ -408,19 +415,7 @@ impl JiraClient {
 
     /// How many issues match `jql` (`maxResults=0`; only for planning).
     pub async fn count(&self, jql: &str) -> Result<u64> {
-        let req = Req {
-            post: true,
-            path: "/rest/api/2/search".into(),
-            query: Vec::new(),
-            json: Some(serde_json::json!({
-                "jql": jql,
-                "startAt": 0,
-                "maxResults": 0,
-                "fields": ["id"],
-            })),
-            jql: Some(jql.to_string()),
-            page: Some((0, 0)),
-        };
+        let req = search_req(jql, (0, 0), "id", None);
         let page = self.execute(&req, |resp| check_search(resp, false)).await?;
         page.total.ok_or_else(|| {
             Error::jira(

@@ -238,28 +238,25 @@ fn source(spec: &TableSpec, path: Path) -> String {
 fn coalesce_source(t: &str, spec: &TableSpec) -> String {
     let (st, ord) = (stg(spec), q(ORD));
     let nk = nonkey(spec);
-    let agg: Vec<String> = nk
+    // Per column: how the unit's batches are folded, and how the fold
+    // meets the stored value.
+    let (agg, merged): (Vec<String>, Vec<String>) = nk
         .iter()
         .map(|name| {
             let c = q(name);
             if *name == LAST_SEEN {
-                format!("max(s.{c}) AS {c}")
+                (
+                    format!("max(s.{c}) AS {c}"),
+                    format!("greatest(a.{c}, t.{c}) AS {c}"),
+                )
             } else {
-                format!("(array_agg(s.{c} ORDER BY s.{ord} DESC) FILTER (WHERE s.{c} IS NOT NULL))[1] AS {c}")
+                (
+                    format!("(array_agg(s.{c} ORDER BY s.{ord} DESC) FILTER (WHERE s.{c} IS NOT NULL))[1] AS {c}"),
+                    format!("coalesce(a.{c}, t.{c}) AS {c}"),
+                )
             }
         })
-        .collect();
-    let merged: Vec<String> = nk
-        .iter()
-        .map(|name| {
-            let c = q(name);
-            if *name == LAST_SEEN {
-                format!("greatest(a.{c}, t.{c}) AS {c}")
-            } else {
-                format!("coalesce(a.{c}, t.{c}) AS {c}")
-            }
-        })
-        .collect();
+        .unzip();
     format!(
         "SELECT {akey}, {merged}
            FROM (SELECT {skey}, {agg} FROM {st} s GROUP BY {skey}) a
