@@ -205,3 +205,222 @@ pub fn wait_for(child: &mut Child, mut cond: impl FnMut() -> bool) -> bool {
     }
     panic!("condition not reached within 60 s");
 }
+
+pub fn count_files(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".ndjson.zst"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+pub fn xorshift(seed: &mut u64) -> u64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    *seed
+}
+
+/// Kills `child` (SIGKILL) after a pseudo-random number (1..=`most`) of
+/// pages staged or archived since now; false when it ended first.
+pub fn kill_at_random(
+    child: &mut Child,
+    root: &std::path::Path,
+    seed: &mut u64,
+    most: u64,
+) -> bool {
+    let target = 1 + (xorshift(seed) % most) as usize;
+    let watch_archive = xorshift(seed).is_multiple_of(2);
+    let base = count_all(root, watch_archive);
+    if wait_for(child, || count_all(root, watch_archive) >= base + target) {
+        child.kill().unwrap();
+        return true;
+    }
+    false
+}
+
+pub fn count_all(root: &std::path::Path, archive: bool) -> usize {
+    let dir = root.join(if archive { "archive" } else { "pages" });
+    ["demo", "alpha"]
+        .iter()
+        .map(|s| count_files(&dir.join(s)))
+        .sum()
+}
+
+/// A tmpfs mounted on a temp directory for one test; unmounted on drop.
+pub struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    /// A tmpfs of `size` (mount's syntax: `160k`, `64m`) on a new temp directory.
+    pub fn mount(size: &str) -> Tmpfs {
+        Self::mount_in(&std::env::temp_dir(), &format!("size={size},mode=0755"))
+    }
+
+    /// A tmpfs with mount options `opts` on a new directory inside `parent`.
+    pub fn mount_in(parent: &Path, opts: &str) -> Tmpfs {
+        let dir = tempfile::tempdir_in(parent).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", opts])
+            .arg("tmpfs")
+            .arg(dir.path())
+            .output()
+            .expect("running mount");
+        assert!(
+            out.status.success(),
+            "fault tests mount a small tmpfs to make a real full or read-only disk, and `mount -t tmpfs` failed ({}); run them as root (CAP_SYS_ADMIN)",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        Tmpfs { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `mount -o remount,<opts>`.
+    pub fn remount(&self, opts: &str) {
+        let out = Command::new("mount")
+            .args(["-o", &format!("remount,{opts}")])
+            .arg(self.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "remount {opts}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(self.path()).status();
+    }
+}
+
+/// The filter of tables that hold no issue's rows (it names `$1` too).
+const ALL: &str = "cardinality($1::bigint[]) >= 0";
+
+/// What [`warehouse_digest`] compares: (table, key order, the row's text,
+/// the filter that leaves out rows of excluded issues). `issue` is compared
+/// whole except for when a census marked it (`deleted_at` becomes "is
+/// live"); `jira_user` except for `last_seen` (when a run saw the user).
+/// State tables (checkpoints, ledger, run history, census) hold run times
+/// and are left out.
+const WAREHOUSE: &[(&str, &str, &str, &str)] = &[
+    (
+        "issue",
+        "issue_id",
+        "(to_jsonb(x) - 'deleted_at' || jsonb_build_object('live', x.deleted_at IS NULL))::text",
+        "NOT x.issue_id = ANY($1)",
+    ),
+    (
+        "issue_label",
+        "issue_id, label",
+        "x::text",
+        "NOT x.issue_id = ANY($1)",
+    ),
+    (
+        "issue_component",
+        "issue_id, component_id",
+        "x::text",
+        "NOT x.issue_id = ANY($1)",
+    ),
+    (
+        "issue_version",
+        "issue_id, version_id, relation",
+        "x::text",
+        "NOT x.issue_id = ANY($1)",
+    ),
+    (
+        "issue_link",
+        "link_id",
+        "x::text",
+        "NOT (x.source_issue_id = ANY($1) OR x.target_issue_id = ANY($1))",
+    ),
+    (
+        "changelog",
+        "history_id",
+        "x::text",
+        "NOT x.issue_id = ANY($1)",
+    ),
+    (
+        "changelog_item",
+        "history_id, item_seq",
+        "x::text",
+        "x.history_id NOT IN (SELECT history_id FROM {s}.changelog WHERE issue_id = ANY($1))",
+    ),
+    (
+        "issue_field_value",
+        "issue_id, field_id, ordinal",
+        "x::text",
+        "NOT x.issue_id = ANY($1)",
+    ),
+    (
+        "issue_status_interval",
+        "issue_id, seq",
+        "x::text",
+        "NOT x.issue_id = ANY($1)",
+    ),
+    (
+        "issue_field_history",
+        "issue_id, field_id, seq",
+        "x::text",
+        "NOT x.issue_id = ANY($1)",
+    ),
+    ("field", "field_id", "x::text", ALL),
+    ("project_version", "version_id", "x::text", ALL),
+    ("project_component", "component_id", "x::text", ALL),
+    (
+        "jira_user",
+        "user_key",
+        "(to_jsonb(x) - 'last_seen')::text",
+        ALL,
+    ),
+    ("status", "status_id", "x::text", ALL),
+    ("priority", "priority_id", "x::text", ALL),
+    ("issue_type", "issue_type_id", "x::text", ALL),
+    ("resolution", "resolution_id", "x::text", ALL),
+    ("project", "project_id", "x::text", ALL),
+];
+
+/// Row count and md5 of every row, in key order, of every contract,
+/// dimension and model table of `schema` (see [`WAREHOUSE`]), leaving out
+/// the rows of the issues in `exclude` (their child rows, and links with
+/// either end among them). Works on any connection (the shared database or
+/// a throwaway cluster).
+pub fn warehouse_digest(
+    client: &mut postgres::Client,
+    schema: &str,
+    exclude: &[i64],
+) -> std::collections::BTreeMap<String, (i64, String)> {
+    let s = format!("\"{schema}\"");
+    let mut out = std::collections::BTreeMap::new();
+    for (table, key, text, filter) in WAREHOUSE {
+        let sql = format!(
+            "SELECT count(*), coalesce(md5(string_agg({text}, '|' ORDER BY {key})), '') \
+               FROM {s}.{table} x WHERE {}",
+            filter.replace("{s}", &s)
+        );
+        let row = client
+            .query_one(&sql, &[&exclude])
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        out.insert(table.to_string(), (row.get(0), row.get(1)));
+    }
+    out
+}
+
+/// The tables whose digests differ, with both (count, md5): empty when equal.
+pub fn digest_diff(
+    got: &std::collections::BTreeMap<String, (i64, String)>,
+    want: &std::collections::BTreeMap<String, (i64, String)>,
+) -> Vec<String> {
+    want.iter()
+        .filter(|(t, w)| got.get(*t) != Some(w))
+        .map(|(t, w)| format!("{t}: got {:?}, want {w:?}", got.get(t)))
+        .collect()
+}

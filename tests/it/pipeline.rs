@@ -3,7 +3,7 @@
 //! ground truth.
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command};
+use std::process::Command;
 
 use crate::common::*;
 use jira_sim::{IssueUpdate, SimConfig, SimHandle, Simulator};
@@ -71,16 +71,6 @@ fn assert_lock_released(s: &mut TestSchema) {
     assert!(!lock_held(s), "the lock outlived the command that took it");
 }
 
-fn count_files(dir: &std::path::Path) -> usize {
-    std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .filter(|e| e.file_name().to_string_lossy().ends_with(".ndjson.zst"))
-                .count()
-        })
-        .unwrap_or(0)
-}
-
 /// The reference: one uninterrupted `run` into a fresh schema.
 fn reference(sim: &SimHandle) -> BTreeMap<String, (i64, String)> {
     let mut s = TestSchema::initialised();
@@ -131,13 +121,6 @@ fn edit_some(sim: &SimHandle, seed: &mut u64, n: usize) {
             .summary(format!("edited {k} ({seed})"));
         sim.update_issue(id, &upd).unwrap();
     }
-}
-
-fn xorshift(seed: &mut u64) -> u64 {
-    *seed ^= *seed << 13;
-    *seed ^= *seed >> 7;
-    *seed ^= *seed << 17;
-    *seed
 }
 
 /// The last `run_history` row's outcome as `pipeline status` shows it.
@@ -541,27 +524,6 @@ fn crash_loop_30_kills() {
     );
     run_ok(&w, &sim, &["run"]);
     assert_eq!(digest(&mut s), reference(&sim));
-}
-
-/// Kills `child` (SIGKILL) after a pseudo-random number (1..=`most`) of
-/// pages staged or archived since now; false when it ended first.
-fn kill_at_random(child: &mut Child, root: &std::path::Path, seed: &mut u64, most: u64) -> bool {
-    let target = 1 + (xorshift(seed) % most) as usize;
-    let watch_archive = xorshift(seed).is_multiple_of(2);
-    let base = count_all(root, watch_archive);
-    if wait_for(child, || count_all(root, watch_archive) >= base + target) {
-        child.kill().unwrap();
-        return true;
-    }
-    false
-}
-
-fn count_all(root: &std::path::Path, archive: bool) -> usize {
-    let dir = root.join(if archive { "archive" } else { "pages" });
-    ["demo", "alpha"]
-        .iter()
-        .map(|s| count_files(&dir.join(s)))
-        .sum()
 }
 
 /// The README's quick start: `pipeline demo` (smaller, into a random schema).
