@@ -3,6 +3,7 @@
 mod auth_traps;
 mod certs;
 mod common;
+mod crash;
 mod db_faults;
 mod disk_faults;
 mod extract;

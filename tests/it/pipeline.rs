@@ -485,47 +485,6 @@ fn sync_after_edits_matches_the_simulator_and_metrics_match_the_summary() {
     );
 }
 
-/// The long crash loop: ≥ 30 kill -9 at pseudo-random points of `run`, then
-/// a rerun, Jira edited after every kill; the warehouse equals a fresh run
-/// taken after the rerun. Run with
-/// `cargo test --release --test it crash_loop -- --ignored`.
-#[test]
-#[ignore]
-fn crash_loop_30_kills() {
-    let sim = sim(6000, 10);
-    let mut s = TestSchema::initialised();
-    let w = Workdir::new(&config(&sim, &s.name, 50));
-    let root = w.path().join("staging");
-    let mut seed: u64 = 0x9e3779b97f4a7c15;
-    let mut kills = 0;
-    let mut attempts = 0;
-    let mut other_exits: BTreeMap<(Option<i32>, String), u32> = BTreeMap::new();
-    while kills < 30 && attempts < 200 {
-        attempts += 1;
-        // `backfill` re-reads everything each time, so every run is long
-        // enough to be killed (a killed one is resumed by the next).
-        let mut child = spawn(&w, &sim, &["backfill"]);
-        if kill_at_random(&mut child, &root, &mut seed, 12) {
-            kills += 1;
-            let _ = child.wait();
-            wait_lock_free(&mut s);
-            let mut edit_seed = seed;
-            edit_some(&sim, &mut edit_seed, 100);
-        } else {
-            let out = child.wait_with_output().unwrap();
-            let err = String::from_utf8_lossy(&out.stderr);
-            let last = err.lines().last().unwrap_or("").to_string();
-            *other_exits.entry((out.status.code(), last)).or_insert(0) += 1;
-        }
-    }
-    assert!(
-        kills >= 30,
-        "only {kills} kills landed mid-run; other exits: {other_exits:#?}"
-    );
-    run_ok(&w, &sim, &["run"]);
-    assert_eq!(digest(&mut s), reference(&sim));
-}
-
 /// The README's quick start: `pipeline demo` (smaller, into a random schema).
 #[test]
 fn demo_runs_end_to_end() {
