@@ -16,6 +16,7 @@ mod pgcluster;
 mod pipeline;
 mod reports;
 mod sim;
+mod soak;
 mod status;
 mod tls;
 mod transform;
