@@ -12,58 +12,10 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use crate::common::*;
 use crate::pipeline::digest;
 use jira_sim::{SimConfig, SimHandle, Simulator};
-
-/// A tmpfs mounted on a temp directory for one test; unmounted on drop.
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    fn mount(size: &str) -> Tmpfs {
-        let dir = tempfile::tempdir().unwrap();
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0755")])
-            .arg("tmpfs")
-            .arg(dir.path())
-            .output()
-            .expect("running mount");
-        assert!(
-            out.status.success(),
-            "disk-fault tests mount a small tmpfs to make a real full or read-only disk, and `mount -t tmpfs` failed ({}); run them as root (CAP_SYS_ADMIN)",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-        Tmpfs { dir }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// `mount -o remount,<opts>`.
-    fn remount(&self, opts: &str) {
-        let out = Command::new("mount")
-            .args(["-o", &format!("remount,{opts}")])
-            .arg(self.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "remount {opts}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(self.path()).status();
-    }
-}
 
 fn sim() -> SimHandle {
     Simulator::start(SimConfig::default().issues(400).projects(1).seed(16)).unwrap()

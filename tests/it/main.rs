@@ -3,6 +3,8 @@
 mod auth_traps;
 mod certs;
 mod common;
+mod crash;
+mod db_faults;
 mod disk_faults;
 mod extract;
 mod foundation;
@@ -14,6 +16,7 @@ mod pgcluster;
 mod pipeline;
 mod reports;
 mod sim;
+mod soak;
 mod status;
 mod tls;
 mod transform;

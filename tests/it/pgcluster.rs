@@ -1,5 +1,5 @@
 //! A throwaway PostgreSQL cluster for tests that need a server of their own
-//! (TLS settings, later database faults): `initdb` and `pg_ctl` of the
+//! (TLS settings, database faults): `initdb` and `pg_ctl` of the
 //! installed PostgreSQL (`/usr/lib/postgresql/<version>/bin`, newest first,
 //! or `PG_BIN`), a temp directory holding the data directory and the unix
 //! socket, a free port on 127.0.0.1, trust authentication, and optionally
@@ -226,6 +226,49 @@ impl PgCluster {
             format!("?{params}")
         };
         format!("postgres://postgres@{host}:{}/postgres{q}", self.port)
+    }
+
+    /// `pg_ctl restart -m fast`: every session is ended, the server stops
+    /// and starts again; returns once it accepts connections.
+    pub fn restart(&self) {
+        let log = self.dir.path().join("server.log");
+        let out = self.program(
+            "pg_ctl",
+            &[
+                "-D",
+                &self.data().to_string_lossy(),
+                "-l",
+                &log.to_string_lossy(),
+                "-m",
+                "fast",
+                "-w",
+                "-t",
+                "60",
+                "restart",
+            ],
+        );
+        self.check("pg_ctl restart", out);
+    }
+
+    /// The temp directory holding the cluster (PostgreSQL's user can reach
+    /// anything made inside it for that user, e.g. a tablespace).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The uid and gid the server runs as.
+    pub fn server_ids(&self) -> (u32, u32) {
+        match &self.run_as {
+            Some(u) => ids_of(u).expect("the server's user"),
+            // SAFETY: getuid and getgid have no preconditions and cannot fail.
+            None => unsafe { (libc::getuid(), libc::getgid()) },
+        }
+    }
+
+    /// A plain connection as `postgres` to the `postgres` database.
+    pub fn connect(&self) -> postgres::Client {
+        postgres::Client::connect(&self.url("127.0.0.1", ""), postgres::NoTls)
+            .unwrap_or_else(|e| panic!("pgcluster: cannot connect ({e}): {}", self.log()))
     }
 
     /// The server's log so far (for failure messages).

@@ -3,7 +3,7 @@
 //! ground truth.
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command};
+use std::process::Command;
 
 use crate::common::*;
 use jira_sim::{IssueUpdate, SimConfig, SimHandle, Simulator};
@@ -71,16 +71,6 @@ fn assert_lock_released(s: &mut TestSchema) {
     assert!(!lock_held(s), "the lock outlived the command that took it");
 }
 
-fn count_files(dir: &std::path::Path) -> usize {
-    std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .filter(|e| e.file_name().to_string_lossy().ends_with(".ndjson.zst"))
-                .count()
-        })
-        .unwrap_or(0)
-}
-
 /// The reference: one uninterrupted `run` into a fresh schema.
 fn reference(sim: &SimHandle) -> BTreeMap<String, (i64, String)> {
     let mut s = TestSchema::initialised();
@@ -131,13 +121,6 @@ fn edit_some(sim: &SimHandle, seed: &mut u64, n: usize) {
             .summary(format!("edited {k} ({seed})"));
         sim.update_issue(id, &upd).unwrap();
     }
-}
-
-fn xorshift(seed: &mut u64) -> u64 {
-    *seed ^= *seed << 13;
-    *seed ^= *seed >> 7;
-    *seed ^= *seed << 17;
-    *seed
 }
 
 /// The last `run_history` row's outcome as `pipeline status` shows it.
@@ -500,68 +483,6 @@ fn sync_after_edits_matches_the_simulator_and_metrics_match_the_summary() {
         summary["issues_unchanged"].as_u64().unwrap() >= 30,
         "{summary}"
     );
-}
-
-/// The long crash loop: ≥ 30 kill -9 at pseudo-random points of `run`, then
-/// a rerun, Jira edited after every kill; the warehouse equals a fresh run
-/// taken after the rerun. Run with
-/// `cargo test --release --test it crash_loop -- --ignored`.
-#[test]
-#[ignore]
-fn crash_loop_30_kills() {
-    let sim = sim(6000, 10);
-    let mut s = TestSchema::initialised();
-    let w = Workdir::new(&config(&sim, &s.name, 50));
-    let root = w.path().join("staging");
-    let mut seed: u64 = 0x9e3779b97f4a7c15;
-    let mut kills = 0;
-    let mut attempts = 0;
-    let mut other_exits: BTreeMap<(Option<i32>, String), u32> = BTreeMap::new();
-    while kills < 30 && attempts < 200 {
-        attempts += 1;
-        // `backfill` re-reads everything each time, so every run is long
-        // enough to be killed (a killed one is resumed by the next).
-        let mut child = spawn(&w, &sim, &["backfill"]);
-        if kill_at_random(&mut child, &root, &mut seed, 12) {
-            kills += 1;
-            let _ = child.wait();
-            wait_lock_free(&mut s);
-            let mut edit_seed = seed;
-            edit_some(&sim, &mut edit_seed, 100);
-        } else {
-            let out = child.wait_with_output().unwrap();
-            let err = String::from_utf8_lossy(&out.stderr);
-            let last = err.lines().last().unwrap_or("").to_string();
-            *other_exits.entry((out.status.code(), last)).or_insert(0) += 1;
-        }
-    }
-    assert!(
-        kills >= 30,
-        "only {kills} kills landed mid-run; other exits: {other_exits:#?}"
-    );
-    run_ok(&w, &sim, &["run"]);
-    assert_eq!(digest(&mut s), reference(&sim));
-}
-
-/// Kills `child` (SIGKILL) after a pseudo-random number (1..=`most`) of
-/// pages staged or archived since now; false when it ended first.
-fn kill_at_random(child: &mut Child, root: &std::path::Path, seed: &mut u64, most: u64) -> bool {
-    let target = 1 + (xorshift(seed) % most) as usize;
-    let watch_archive = xorshift(seed).is_multiple_of(2);
-    let base = count_all(root, watch_archive);
-    if wait_for(child, || count_all(root, watch_archive) >= base + target) {
-        child.kill().unwrap();
-        return true;
-    }
-    false
-}
-
-fn count_all(root: &std::path::Path, archive: bool) -> usize {
-    let dir = root.join(if archive { "archive" } else { "pages" });
-    ["demo", "alpha"]
-        .iter()
-        .map(|s| count_files(&dir.join(s)))
-        .sum()
 }
 
 /// The README's quick start: `pipeline demo` (smaller, into a random schema).

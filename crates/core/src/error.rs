@@ -182,6 +182,24 @@ impl Error {
             }
             src = s.source();
         }
+        out.push_str(self.db_hint());
         out.replace(['\n', '\r'], " ")
+    }
+
+    /// What to do about a database error whose cause the server names, for
+    /// [`Error::one_line`] (empty when there is nothing to add).
+    fn db_hint(&self) -> &'static str {
+        let Error::Db { source, .. } = self else {
+            return "";
+        };
+        match source.as_db_error() {
+            Some(db)
+                if *db.code() == postgres::error::SqlState::QUERY_CANCELED
+                    && db.message().contains("statement timeout") =>
+            {
+                "; a statement ran longer than database.statement_timeout_secs: look for a session holding the warehouse's tables (pg_stat_activity, pg_locks), or raise the setting (0 = none), and rerun — the unfinished transaction was rolled back"
+            }
+            _ => "",
+        }
     }
 }

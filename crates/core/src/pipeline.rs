@@ -272,10 +272,12 @@ pub fn run(session: &Session, opts: &RunOptions) -> Result<RunSummary> {
         ..Default::default()
     };
     absorb_stages(&mut summary, &progress, &ex, &tr, &ld);
+    reconnect_if_lost(session, &mut admin)?;
     record_checkpoints(&mut summary, &mut admin, &schema, &names)?;
     let first_err = cause(ld.err(), tr.err(), ex.err(), session.stop().requested());
     if first_err.is_none() && !summary.interrupted {
         summary.census = auto_census(session, &names);
+        reconnect_if_lost(session, &mut admin)?;
     }
     record_metrics(&summary);
     finish_run(
@@ -286,6 +288,17 @@ pub fn run(session: &Session, opts: &RunOptions) -> Result<RunSummary> {
         first_err,
         metrics_writer,
     )
+}
+
+/// Replaces `admin` with a new connection when it was lost while the stages
+/// ran (a server restart, a terminated backend): the loader reconnects and
+/// finishes on its own, and the run's outcome must still be recorded.
+fn reconnect_if_lost(session: &Session, admin: &mut postgres::Client) -> Result<()> {
+    if admin.is_valid(Duration::from_secs(10)).is_err() {
+        tracing::warn!("the bookkeeping connection to PostgreSQL was lost; reconnecting");
+        *admin = session.connect()?;
+    }
+    Ok(())
 }
 
 /// The census of the scopes that are due, after a run that completed; a
