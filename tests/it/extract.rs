@@ -835,7 +835,10 @@ fn unknown_projects_issue_types_and_fields_stop_the_run_before_any_search() {
     assert_eq!(e.exit_code(), ExitCode::Usage, "{m}");
     // Case-insensitive: "bug" and "story points" are fine; the misspelt
     // ones are named with the closest known names.
-    assert!(m.contains("3 unknown names"), "{m}");
+    assert!(
+        m.contains("3 unknown names") && m.contains("correct the scope"),
+        "{m}"
+    );
     assert!(
         m.contains("project \"DEMOO\"") && m.contains("\"DEMO\""),
         "{m}"

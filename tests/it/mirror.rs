@@ -505,8 +505,7 @@ fn kill_9_during_a_census_then_rerun_gives_the_same_marks() {
     let mut kills = 0;
     for _ in 0..3 {
         let base = sim.stats().endpoint_total("search");
-        let wait = 2 + seed % 20;
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+        let wait = 2 + xorshift(&mut seed) % 20;
         let mut child = spawn(&w, &sim, &["reconcile"]);
         let killed = wait_for(&mut child, || {
             sim.stats().endpoint_total("search") >= base + wait
