@@ -581,8 +581,8 @@ fn plan_of_an_interrupted_run_counts_only_what_is_left() {
         "the catch-up's slices are planned too: {sc}"
     );
     assert_eq!(
-        plan["setup_requests"], 5,
-        "/myself, /serverInfo and the scope check (whose /field is every run's catalogue)"
+        plan["setup_requests"], 8,
+        "/myself, /serverInfo, the scope check (whose /field is every run's catalogue) and /status, /priority, /resolution"
     );
     let planned = plan["requests"].as_u64().unwrap();
 

@@ -368,6 +368,7 @@ fn slicing_ctx(env: &Env<'_>, sc: &Scope, base: &str) -> ScopeCtx {
         scope: sc.name.clone(),
         project: sc.project.clone(),
         scope_changed: false,
+        dimensions: Arc::default(),
         base: base.to_string(),
         tz: env.tz,
         page_size: CENSUS_PAGE,

@@ -262,6 +262,7 @@ pub async fn extract(
     let client = JiraClient::new(&cfg.jira, token, opts.stop.clone())?;
     let jira = connect(&client).await?;
     let known = crate::insight::check::check_scopes(&client, &selected).await?;
+    let dimensions = Arc::new(scope::instance_dimensions(&client, &known).await?);
     let staging = Staging::new(&cfg.staging.dir, cfg.staging.compression_level);
     let new_run_id = crate::staging::run_id(jira.started);
     let setup = Setup {
@@ -272,6 +273,7 @@ pub async fn extract(
         new_run_id: &new_run_id,
         opts: &opts,
         checkpoints,
+        dimensions: &dimensions,
     };
     let mut ctxs = Vec::new();
     let mut resumed_flags = Vec::new();
@@ -385,6 +387,8 @@ struct Setup<'a> {
     new_run_id: &'a str,
     opts: &'a ExtractOptions,
     checkpoints: &'a Checkpoints,
+    /// The instance's dimension lists every End page carries.
+    dimensions: &'a Arc<Vec<(&'static str, bytes::Bytes)>>,
 }
 
 /// Scope phase: how the scope's run starts ([`start_of`]), its resume
@@ -403,6 +407,7 @@ async fn scope_context(
         new_run_id,
         opts,
         checkpoints,
+        dimensions,
     } = *setup;
     let base = scope_clause(sc)?;
     let start = start_of(cfg, staging, sc, opts.full, checkpoints)?;
@@ -469,6 +474,7 @@ async fn scope_context(
         scope: sc.name.clone(),
         project: sc.project.clone(),
         scope_changed: changed,
+        dimensions: dimensions.clone(),
         base,
         tz: jira.me.tz,
         page_size: cfg.jira.page_size,
@@ -594,6 +600,7 @@ async fn run_scope_caught_up(
         scope: ctx.scope.clone(),
         project: ctx.project.clone(),
         scope_changed: ctx.scope_changed,
+        dimensions: ctx.dimensions.clone(),
         base: ctx.base.clone(),
         tz: ctx.tz,
         page_size: ctx.page_size,

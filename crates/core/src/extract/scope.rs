@@ -33,6 +33,9 @@ pub(crate) struct ScopeCtx {
     pub project: String,
     /// This run is a backfill because the scope's definition changed.
     pub scope_changed: bool,
+    /// The instance's dimension lists, fetched once per extraction, that
+    /// every End page carries ([`instance_dimensions`]).
+    pub dimensions: Arc<Vec<(&'static str, bytes::Bytes)>>,
     pub base: String,
     pub tz: Tz,
     pub page_size: u32,
@@ -911,39 +914,54 @@ async fn drain_crowded_minute(
     Ok(())
 }
 
-/// Requests each End page makes for its dimensions (versions and
-/// components of the project, and [`DIMENSIONS`]).
-pub(crate) const END_PAGE_REQUESTS: u64 = 2 + DIMENSIONS.len() as u64;
+/// Requests each End page makes for its dimensions: the project's versions
+/// and components (the instance-wide lists are fetched once per extraction,
+/// [`instance_dimensions`]).
+pub(crate) const END_PAGE_REQUESTS: u64 = 2;
 
-/// The dimensions every End page carries, by the name transform knows
-/// them by, and their list endpoints.
-const DIMENSIONS: [(&str, &str); 5] = [
-    ("statuses", "/rest/api/2/status"),
-    ("priorities", "/rest/api/2/priority"),
-    ("issuetypes", "/rest/api/2/issuetype"),
-    ("resolutions", "/rest/api/2/resolution"),
-    ("projects", "/rest/api/2/project"),
-];
+/// Requests [`instance_dimensions`] makes (the other two lists come with the
+/// scope check).
+pub(crate) const INSTANCE_DIMENSION_REQUESTS: u64 = 3;
 
-/// The dimensions fetched for the End page: the project's current versions
-/// and components, and the instance's statuses, priorities, issue types,
-/// resolutions and projects.
+/// The instance's dimension lists every End page carries, by the name
+/// transform knows them by (raw bodies): statuses, priorities and
+/// resolutions fetched here, issue types and projects as the scope check
+/// fetched them.
+pub(crate) async fn instance_dimensions(
+    client: &JiraClient,
+    known: &crate::insight::check::Known,
+) -> Result<Vec<(&'static str, bytes::Bytes)>> {
+    let mut out = Vec::with_capacity(5);
+    for (what, path) in [
+        ("statuses", "/rest/api/2/status"),
+        ("priorities", "/rest/api/2/priority"),
+        ("resolutions", "/rest/api/2/resolution"),
+    ] {
+        out.push((what, client.json_list(path).await?));
+    }
+    out.push(("issuetypes", known.issuetype_body.clone()));
+    out.push(("projects", known.project_body.clone()));
+    Ok(out)
+}
+
+/// The dimensions the End page carries: the project's current versions and
+/// components, and the instance's lists ([`ScopeCtx::dimensions`]).
 async fn project_dimensions(ctx: &ScopeCtx) -> Result<(Vec<crate::staging::ExtraDoc>, Vec<u8>)> {
     let mut docs = Vec::new();
     let mut body = Vec::new();
-    let mut push = |what: String, doc: bytes::Bytes| {
+    let mut push = |what: String, doc: &[u8]| {
         docs.push(crate::staging::ExtraDoc {
             what,
             bytes: doc.len() as u64,
         });
-        body.extend_from_slice(&doc);
+        body.extend_from_slice(doc);
     };
     for what in ["versions", "components"] {
         let doc = ctx.client.project_list(&ctx.project, what).await?;
-        push(format!("{what}:{}", ctx.project), doc);
+        push(format!("{what}:{}", ctx.project), &doc);
     }
-    for (what, path) in DIMENSIONS {
-        push(what.to_string(), ctx.client.json_list(path).await?);
+    for (what, doc) in ctx.dimensions.iter() {
+        push(what.to_string(), doc);
     }
     Ok((docs, body))
 }

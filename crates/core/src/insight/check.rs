@@ -32,6 +32,10 @@ pub struct Known {
     pub field_names: Vec<String>,
     /// The raw `/rest/api/2/field` body (the run stages it as its catalogue).
     pub field_body: bytes::Bytes,
+    /// The raw `/rest/api/2/project` and `/issuetype` bodies (End pages
+    /// carry them as the `projects` and `issuetypes` dimensions).
+    pub project_body: bytes::Bytes,
+    pub issuetype_body: bytes::Bytes,
 }
 
 impl Known {
@@ -41,14 +45,10 @@ impl Known {
             serde_json::from_slice(body)
                 .map_err(|e| Error::Other(format!("{what}: the list is not readable ({e})")))
         };
-        let projects = parse(
-            "/rest/api/2/project",
-            &client.json_list("/rest/api/2/project").await?,
-        )?;
-        let types = parse(
-            "/rest/api/2/issuetype",
-            &client.json_list("/rest/api/2/issuetype").await?,
-        )?;
+        let project_body = client.json_list("/rest/api/2/project").await?;
+        let projects = parse("/rest/api/2/project", &project_body)?;
+        let issuetype_body = client.json_list("/rest/api/2/issuetype").await?;
+        let types = parse("/rest/api/2/issuetype", &issuetype_body)?;
         let field_body = client.fields().await?;
         let fields = parse("/rest/api/2/field", &field_body)?;
         Ok(Known {
@@ -57,6 +57,8 @@ impl Known {
             field_ids: fields.iter().filter_map(|f| f.id.clone()).collect(),
             field_names: fields.into_iter().filter_map(|f| f.name).collect(),
             field_body,
+            project_body,
+            issuetype_body,
         })
     }
 }
@@ -99,7 +101,7 @@ pub async fn check_scopes(client: &JiraClient, scopes: &[&Scope]) -> Result<Know
         return Ok(known);
     }
     Err(Error::Config(format!(
-        "pipeline.toml: {} unknown name{} on the Jira server: {}",
+        "pipeline.toml: {} unknown name{} on the Jira server: {}; correct the scope (pipeline fields lists the field names)",
         p.len(),
         if p.len() == 1 { "" } else { "s" },
         p.join("; ")
@@ -191,6 +193,8 @@ mod tests {
             field_ids: v(&["summary", "customfield_10002"]),
             field_names: v(&["Summary", "Story Points"]),
             field_body: bytes::Bytes::new(),
+            project_body: bytes::Bytes::new(),
+            issuetype_body: bytes::Bytes::new(),
         }
     }
 

@@ -150,11 +150,11 @@ pub struct Plan {
     pub effective_page_size: u32,
     pub scopes: Vec<ScopePlan>,
     /// `/myself`, `/serverInfo`, the scope check (`/project`, `/issuetype`,
-    /// `/field`) and the field catalogue.
+    /// `/field`, also the field catalogue) and `/status`, `/priority`,
+    /// `/resolution`.
     pub setup_requests: u64,
     /// The dimensions each run's End page fetches (the project's versions
-    /// and components, statuses, priorities, issue types, resolutions,
-    /// projects): per scope, per run (a catch-up is a second run).
+    /// and components): per scope, per run (a catch-up is a second run).
     pub dimension_requests: u64,
     /// Every request of the run: setup + planning + pages.
     pub requests: u64,
@@ -448,9 +448,10 @@ pub async fn build(
         }
     }
     plan_only += requests(client) - r0;
-    // /myself, /serverInfo and the scope check (/project, /issuetype, /field,
-    // which is also the catalogue a run stages).
-    let setup = 5;
+    // /myself, /serverInfo, the scope check (/project, /issuetype, /field,
+    // which is also the catalogue a run stages) and the instance's other
+    // dimension lists (/status, /priority, /resolution).
+    let setup = 5 + crate::extract::scope::INSTANCE_DIMENSION_REQUESTS;
     let dimension_requests: u64 = scopes_out
         .iter()
         .map(|sp| {
@@ -540,6 +541,7 @@ async fn plan_scope(
         scope: sc.name.clone(),
         project: sc.project.clone(),
         scope_changed: false,
+        dimensions: Arc::default(),
         base: st.base_jql.clone(),
         tz,
         page_size: cfg.jira.page_size,
